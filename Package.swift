@@ -1,0 +1,59 @@
+// swift-tools-version: 6.1
+//
+// bam-mix: Branch-Train-MiX and Branch-Attend-Mix on CPU.
+//
+// Module graph (imports point one way only):
+//   BamTensors (tensors, dtypes, kernels; no I/O)
+//     -> BamFormats (safetensors, GGUF, PyTorch .bin, HF configs, .npy)
+//     -> BamTokenizers (tokenizer.json)            [depends on nothing but Foundation]
+//     -> BamModels (forward / backward of dense, Mixtral/BTX and BAM models)
+//     -> BamMixing, BamTraining, BamEvaluation
+//     -> BamMixCLI (the `bam-mix` executable; the only module that parses arguments or draws on a terminal)
+import PackageDescription
+
+// The numeric kernels are unusable at -Onone (10-50x slower), which would make even the tiny test
+// models slow; they are compiled optimised in every configuration.
+let optimised: [SwiftSetting] = [.unsafeFlags(["-O", "-Xcc", "-mf16c"])]
+
+let package = Package(
+    name: "bam-mix",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "bam-mix", targets: ["BamMixCLI"]),
+        .library(name: "BamMix", targets: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels",
+                                           "BamMixing", "BamTraining", "BamEvaluation"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "BamTensors", dependencies: ["CBLAS"], swiftSettings: optimised),
+        .target(name: "BamFormats", dependencies: ["BamTensors", "CZlib"], swiftSettings: optimised),
+        .target(name: "BamTokenizers", swiftSettings: optimised),
+        .target(name: "BamModels", dependencies: ["BamTensors", "BamFormats", "CBLAS"], swiftSettings: optimised),
+        .target(name: "BamMixing", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers"],
+                swiftSettings: optimised),
+        .target(name: "BamTraining", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers", "CBLAS"],
+                swiftSettings: optimised),
+        .target(name: "BamEvaluation", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers"],
+                swiftSettings: optimised),
+        .executableTarget(
+            name: "BamMixCLI",
+            dependencies: [
+                "BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining", "BamEvaluation",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: optimised),
+        .executableTarget(
+            name: "BamBench",
+            dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamEvaluation", "CBLAS"],
+            swiftSettings: optimised),
+        .testTarget(
+            name: "BamMixTests",
+            dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining",
+                           "BamEvaluation"],
+            swiftSettings: optimised),
+    ]
+)

@@ -1,0 +1,71 @@
+import BamTensors
+import Foundation
+
+/// A model on disk: its architecture and its tensors under HF names, whatever the container.
+/// PATH forms (cli.md): an HF directory (config.json + safetensors), a `.gguf` file, or a
+/// directory of PyTorch `pytorch_model*.bin` files (read-only).
+public final class Checkpoint: @unchecked Sendable {
+    public enum Container: String, Sendable { case safetensors, gguf, pytorch, memory }
+
+    public let path: URL
+    public let container: Container
+    public let config: ModelConfig
+    public let store: any TensorStore
+    /// tokenizer.json when the checkpoint has one (HF directories; GGUF vocabularies are rebuilt).
+    public let tokenizerURL: URL?
+
+    public init(path: URL, container: Container, config: ModelConfig, store: any TensorStore, tokenizerURL: URL?) {
+        self.path = path
+        self.container = container
+        self.config = config
+        self.store = store
+        self.tokenizerURL = tokenizerURL
+    }
+
+    /// Opens any supported checkpoint, with an error that says what was found when nothing fits.
+    public static func open(_ pathString: String) throws -> Checkpoint {
+        let url = URL(fileURLWithPath: pathString).standardizedFileURL
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw BamError.io("\(url.path): no such file or directory")
+        }
+        if !isDir.boolValue {
+            if url.pathExtension.lowercased() == "gguf" { return try CheckpointOpeners.gguf(url) }
+            if url.lastPathComponent == "config.json" { return try open(url.deletingLastPathComponent().path) }
+            throw BamError.format(url.path, "not a model: expected an HF directory (config.json + *.safetensors), a .gguf file, or a directory of pytorch_model*.bin files")
+        }
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
+        let tokenizer = files.contains("tokenizer.json") ? url.appendingPathComponent("tokenizer.json") : nil
+        if files.contains(where: { $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }) {
+            let config = try ModelConfig.load(directory: url)
+            let store = try SafetensorsStore(directory: url)
+            return Checkpoint(path: url, container: .safetensors, config: config, store: store, tokenizerURL: tokenizer)
+        }
+        if files.contains(where: { $0.hasPrefix("pytorch_model") && $0.hasSuffix(".bin") }) {
+            return try CheckpointOpeners.pytorch(url)
+        }
+        let ggufs = files.filter { $0.hasSuffix(".gguf") }
+        if ggufs.count == 1 { return try CheckpointOpeners.gguf(url.appendingPathComponent(ggufs[0])) }
+        throw BamError.format(url.path, "no weights found: expected *.safetensors (with config.json), pytorch_model*.bin, or a single .gguf file; found \(files.isEmpty ? "an empty directory" : files.sorted().prefix(8).joined(separator: ", "))")
+    }
+
+    /// tokenizer_config.json beside the weights, if any.
+    public var tokenizerConfigURL: URL? {
+        let u = (container == .gguf ? path.deletingLastPathComponent() : path).appendingPathComponent("tokenizer_config.json")
+        return FileManager.default.fileExists(atPath: u.path) ? u : nil
+    }
+
+    /// The directory holding the checkpoint's side files (tokenizer, generation config).
+    public var directory: URL { container == .gguf ? path.deletingLastPathComponent() : path }
+}
+
+/// Openers for containers implemented in their own files (GGUF, PyTorch .bin).
+enum CheckpointOpeners {
+    static func gguf(_ url: URL) throws -> Checkpoint {
+        throw BamError.unsupported("\(url.path): reading GGUF files is not implemented yet")
+    }
+
+    static func pytorch(_ url: URL) throws -> Checkpoint {
+        throw BamError.unsupported("\(url.path): reading PyTorch .bin checkpoints is not implemented yet; convert with transformers' save_pretrained(safe_serialization=True)")
+    }
+}

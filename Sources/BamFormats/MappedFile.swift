@@ -1,0 +1,135 @@
+import BamTensors
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A whole file mapped into memory, unmapped on deinit. Foundation's `.mappedIfSafe` reads the
+/// whole file on Linux (style.md), so this calls mmap directly. The mapping is private
+/// (copy-on-write): tensors borrowed from it may be written (e.g. by the optimiser) without ever
+/// touching the file.
+public final class MappedFile: @unchecked Sendable {
+    public let path: String
+    public let size: Int
+    public let base: UnsafeMutableRawPointer?
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw BamError.io("\(path): cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw BamError.io("\(path): cannot stat: \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw BamError.io("\(path): not a regular file") }
+        size = Int(st.st_size)
+        if size == 0 {
+            base = nil
+            return
+        }
+        let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else {
+            throw BamError.io("\(path): mmap of \(size) bytes failed: \(String(cString: strerror(errno)))")
+        }
+        base = p
+    }
+
+    deinit {
+        if let base { munmap(base, size) }
+    }
+
+    /// Bytes [offset, offset + count), which the caller has validated against `size`.
+    public func bytes(at offset: Int, count: Int) -> UnsafeRawBufferPointer {
+        precondition(offset >= 0 && count >= 0 && offset + count <= size, "MappedFile: range outside \(path)")
+        guard let base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + offset, count: count)
+    }
+
+    /// Tells the kernel the given range will not be needed soon (streaming readers call this so
+    /// resident memory stays bounded by what is in flight).
+    public func release(offset: Int, count: Int) {
+        guard let base, count > 0 else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (offset / page) * page
+        let end = min(size, offset + count)
+        madvise(base + start, end - start, MADV_DONTNEED)
+    }
+}
+
+/// Writes a file under a temporary name in the same directory and renames it into place when
+/// `commit()` is called, so an interrupted run never leaves a file that looks complete.
+public final class AtomicFileWriter {
+    public let finalURL: URL
+    public let temporaryURL: URL
+    private let handle: FileHandle
+    private var buffer = [UInt8]()
+    private let bufferLimit = 1 << 22
+    private var committed = false
+    public private(set) var bytesWritten = 0
+
+    public init(url: URL) throws {
+        finalURL = url
+        temporaryURL = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        guard FileManager.default.createFile(atPath: temporaryURL.path, contents: nil) else {
+            throw BamError.io("\(temporaryURL.path): cannot create (is the directory writable?)")
+        }
+        handle = try FileHandle(forWritingTo: temporaryURL)
+        buffer.reserveCapacity(bufferLimit)
+    }
+
+    deinit {
+        if !committed {
+            try? handle.close()
+            try? FileManager.default.removeItem(at: temporaryURL)
+        }
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        if buffer.count + bytes.count > bufferLimit { try flush() }
+        if bytes.count >= bufferLimit {
+            try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: bytes.baseAddress!),
+                                              count: bytes.count, deallocator: .none))
+        } else {
+            buffer.append(contentsOf: bytes)
+        }
+        bytesWritten += bytes.count
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    public func write(_ string: String) throws { try write(Array(string.utf8)) }
+
+    public func writeZeros(_ count: Int) throws { try write([UInt8](repeating: 0, count: count)) }
+
+    public func write<T: FixedWidthInteger>(littleEndian value: T) throws {
+        try withUnsafeBytes(of: value.littleEndian) { try write($0) }
+    }
+
+    private func flush() throws {
+        guard !buffer.isEmpty else { return }
+        try handle.write(contentsOf: buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Flushes, syncs and renames onto the final name (replacing what was there).
+    public func commit() throws {
+        try flush()
+        try handle.synchronize()
+        try handle.close()
+        if FileManager.default.fileExists(atPath: finalURL.path) {
+            _ = try FileManager.default.replaceItemAt(finalURL, withItemAt: temporaryURL)
+        } else {
+            try FileManager.default.moveItem(at: temporaryURL, to: finalURL)
+        }
+        committed = true
+    }
+}
+
+/// Writes a whole small file atomically (configs, JSON, .npy).
+public func writeFileAtomically(_ data: Data, to url: URL) throws {
+    let w = try AtomicFileWriter(url: url)
+    try data.withUnsafeBytes { try w.write($0) }
+    try w.commit()
+}

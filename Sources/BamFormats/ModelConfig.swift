@@ -1,0 +1,323 @@
+import BamTensors
+import Foundation
+
+/// Architecture families bam-mix runs. The `model_type` of config.json picks one.
+public enum ModelFamily: String, Sendable, CaseIterable {
+    case llama, mistral, qwen2, cohere, mixtral, bam
+}
+
+public enum NormKind: String, Sendable { case rms, layer }
+
+/// BAM attention experts (methods.md): each expert owns Q, K, V, O, or only Q and O with one K/V
+/// projection shared by all.
+public enum AttentionExpertKind: String, Sendable { case expertKV = "expert_kv", sharedKV = "shared_kv" }
+
+/// BAM attention routing: every expert with a dense softmax (the paper's soft MoA, the default),
+/// or the top-k experts per token with the softmax taken over the chosen ones.
+public enum AttentionRouting: String, Sendable { case soft, topK = "top_k" }
+
+/// The FFN mixture-of-experts of a Mixtral/BTX or BAM layer.
+public struct MoEConfig: Sendable, Equatable {
+    public var experts: Int            // E
+    public var topK: Int               // K
+    /// true: softmax -> top-k -> renormalise (Mixtral, BTX). false: top-k of the dense softmax
+    /// without renormalisation (Switch, BAM).
+    public var renormalize: Bool
+    public var routerAuxLossCoef: Double
+    public var routerZLossCoef: Double
+    public var routerJitterNoise: Double
+
+    public init(experts: Int, topK: Int, renormalize: Bool, routerAuxLossCoef: Double = 0.01,
+                routerZLossCoef: Double = 0.001, routerJitterNoise: Double = 0) {
+        self.experts = experts
+        self.topK = topK
+        self.renormalize = renormalize
+        self.routerAuxLossCoef = routerAuxLossCoef
+        self.routerZLossCoef = routerZLossCoef
+        self.routerJitterNoise = routerJitterNoise
+    }
+}
+
+/// The soft mixture of attention experts of a BAM layer.
+public struct MoAConfig: Sendable, Equatable {
+    public var experts: Int
+    public var kind: AttentionExpertKind
+    public var routing: AttentionRouting
+    /// Experts per token for `.topK` routing.
+    public var topK: Int
+
+    public init(experts: Int, kind: AttentionExpertKind, routing: AttentionRouting, topK: Int) {
+        self.experts = experts
+        self.kind = kind
+        self.routing = routing
+        self.topK = topK
+    }
+}
+
+/// A model's architecture, normalised from an HF config.json (or a GGUF's metadata).
+/// Field names follow the dimension glossary in BamTensors/Tensor.swift.
+public struct ModelConfig: Sendable {
+    public var family: ModelFamily
+    /// For BAM models: the family of the dense experts it was mixed from (norms, RoPE, biases).
+    public var baseFamily: ModelFamily
+    public var vocabSize: Int          // V
+    public var hidden: Int             // C
+    public var intermediate: Int       // F
+    public var layers: Int             // L
+    public var heads: Int              // NH
+    public var kvHeads: Int            // NKV
+    public var headDim: Int            // HS
+    public var norm: NormKind
+    public var normEps: Float
+    public var ropeTheta: Float
+    public var ropeStyle: RopeStyle
+    public var ropeScaling: RopeScaling
+    public var parallelBlock: Bool
+    public var qkvBias: Bool
+    public var oBias: Bool
+    public var mlpBias: Bool
+    public var tieEmbeddings: Bool
+    public var logitScale: Float
+    public var maxPositions: Int
+    /// Attention window (Mistral/Qwen2 sliding window); sequences longer than it are refused.
+    public var slidingWindow: Int?
+    public var bosTokenId: Int?
+    public var eosTokenIds: [Int]
+    public var moe: MoEConfig?
+    public var moa: MoAConfig?
+    /// The dtype config.json says the weights are stored in.
+    public var storedDType: DType?
+    /// The config as read, to be rewritten with changes (mixing, conversion) without losing keys.
+    public var raw: JSONObject
+
+    public var qDim: Int { heads * headDim }
+    public var kvDim: Int { kvHeads * headDim }
+    public var isDense: Bool { moe == nil && moa == nil }
+
+    public var blockDescription: String { parallelBlock ? "parallel" : "sequential" }
+}
+
+extension ModelConfig {
+    public static func load(directory: URL) throws -> ModelConfig {
+        let url = directory.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw BamError.format(directory.path, "no config.json — an HF model directory needs one (or pass a .gguf file)")
+        }
+        guard case let .object(obj) = try readJSONFile(url) else {
+            throw BamError.format(url.path, "config.json is not a JSON object")
+        }
+        return try ModelConfig(json: obj, file: url.path)
+    }
+
+    /// Parses an HF config; `file` names the source in errors.
+    public init(json obj: JSONObject, file: String = "config.json") throws {
+        func err(_ key: String, _ what: String) -> BamError { BamError.config(file, key: key, what) }
+        func int(_ key: String) throws -> Int {
+            guard let v = obj[key] else { throw err(key, "missing (an integer is required)") }
+            guard let i = v.intValue, i >= 0 else { throw err(key, "expected a non-negative integer, found \(v.serialized(indent: nil))") }
+            return i
+        }
+        func optInt(_ key: String) throws -> Int? {
+            guard let v = obj[key], !v.isNull else { return nil }
+            guard let i = v.intValue else { throw err(key, "expected an integer or null, found \(v.serialized(indent: nil))") }
+            return i
+        }
+        func double(_ key: String, default d: Double?) throws -> Double {
+            guard let v = obj[key], !v.isNull else {
+                if let d { return d }
+                throw err(key, "missing (a number is required)")
+            }
+            guard let x = v.doubleValue else { throw err(key, "expected a number, found \(v.serialized(indent: nil))") }
+            return x
+        }
+        func bool(_ key: String, default d: Bool) throws -> Bool {
+            guard let v = obj[key], !v.isNull else { return d }
+            guard let b = v.boolValue else { throw err(key, "expected true or false, found \(v.serialized(indent: nil))") }
+            return b
+        }
+        func string(_ key: String) -> String? { obj[key]?.stringValue }
+
+        guard let modelType = string("model_type") else {
+            throw err("model_type", "missing; bam-mix reads \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let family = ModelFamily(rawValue: modelType) else {
+            throw err("model_type", "`\(modelType)` is not supported; bam-mix reads \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        self.family = family
+        raw = obj
+
+        var base = family
+        if family == .bam {
+            guard let s = string("base_model_type"), let b = ModelFamily(rawValue: s), b != .bam, b != .mixtral else {
+                throw err("base_model_type", "a BAM config must name the dense family it was mixed from (llama, mistral, qwen2 or cohere)")
+            }
+            base = b
+        }
+        baseFamily = base
+
+        vocabSize = try int("vocab_size")
+        hidden = try int("hidden_size")
+        intermediate = try int("intermediate_size")
+        layers = try int("num_hidden_layers")
+        heads = try int("num_attention_heads")
+        kvHeads = try optInt("num_key_value_heads") ?? heads
+        guard hidden > 0, heads > 0, kvHeads > 0, layers > 0, vocabSize > 0, intermediate > 0 else {
+            throw err("hidden_size", "hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads and vocab_size must all be positive")
+        }
+        guard heads % kvHeads == 0 else {
+            throw err("num_key_value_heads", "\(kvHeads) does not divide num_attention_heads = \(heads) (grouped-query attention needs whole groups)")
+        }
+        if let hd = try optInt("head_dim") {
+            headDim = hd
+        } else {
+            guard hidden % heads == 0 else { throw err("num_attention_heads", "\(heads) does not divide hidden_size = \(hidden) and no head_dim is given") }
+            headDim = hidden / heads
+        }
+        guard headDim % 2 == 0, headDim > 0 else { throw err("head_dim", "must be even for rotary embeddings, found \(headDim)") }
+
+        if let act = string("hidden_act") ?? string("hidden_activation"), act != "silu" && act != "swish" {
+            throw err("hidden_act", "`\(act)` is not supported; bam-mix implements SwiGLU with silu")
+        }
+
+        // RoPE: classic `rope_theta` + `rope_scaling`, or transformers 5's `rope_parameters`.
+        var theta = try double("rope_theta", default: nil as Double?) as Double?
+        var scalingObj: JSONObject? = nil
+        var scalingKey = "rope_scaling"
+        if let rp = obj["rope_parameters"], !rp.isNull {
+            guard let rpo = rp.objectValue else { throw err("rope_parameters", "expected an object") }
+            if let t = rpo["rope_theta"]?.doubleValue { theta = t }
+            scalingObj = rpo
+            scalingKey = "rope_parameters"
+        }
+        if let rs = obj["rope_scaling"], !rs.isNull {
+            guard let rso = rs.objectValue else { throw err("rope_scaling", "expected an object or null") }
+            scalingObj = rso
+            scalingKey = "rope_scaling"
+        }
+        ropeTheta = Float(theta ?? 10000)
+        ropeScaling = .none
+        if let s = scalingObj {
+            let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue ?? "default"
+            func f(_ k: String) throws -> Float {
+                guard let v = s[k]?.doubleValue else { throw err("\(scalingKey).\(k)", "missing number for rope type `\(type)`") }
+                return Float(v)
+            }
+            switch type {
+            case "default": break
+            case "linear": ropeScaling = .linear(factor: try f("factor"))
+            case "llama3":
+                guard let orig = s["original_max_position_embeddings"]?.intValue else {
+                    throw err("\(scalingKey).original_max_position_embeddings", "missing for rope type llama3")
+                }
+                ropeScaling = .llama3(factor: try f("factor"), lowFreqFactor: try f("low_freq_factor"),
+                                      highFreqFactor: try f("high_freq_factor"), originalMaxPositions: orig)
+            default:
+                throw err("\(scalingKey).rope_type", "`\(type)` is not supported (bam-mix implements default, linear and llama3 RoPE)")
+            }
+        }
+        if let prf = obj["partial_rotary_factor"]?.doubleValue, prf != 1 {
+            throw err("partial_rotary_factor", "\(prf) is not supported (bam-mix rotates the whole head)")
+        }
+
+        maxPositions = try optInt("max_position_embeddings") ?? 4096
+        bosTokenId = try optInt("bos_token_id")
+        if let e = obj["eos_token_id"] {
+            if let i = e.intValue { eosTokenIds = [i] } else { eosTokenIds = (e.arrayValue ?? []).compactMap(\.intValue) }
+        } else {
+            eosTokenIds = []
+        }
+        if let d = string("torch_dtype") ?? string("dtype") {
+            storedDType = DType(userName: d) ?? (d == "float64" ? .f64 : nil)
+        } else {
+            storedDType = nil
+        }
+
+        slidingWindow = nil
+        logitScale = 1
+        parallelBlock = false
+        ropeStyle = .rotateHalf
+        norm = .rms
+        moe = nil
+        moa = nil
+
+        switch base {
+        case .llama, .mistral, .mixtral:
+            normEps = Float(try double("rms_norm_eps", default: 1e-6))
+            let ab = try bool("attention_bias", default: false)
+            qkvBias = ab
+            oBias = ab
+            mlpBias = try bool("mlp_bias", default: false)
+            tieEmbeddings = try bool("tie_word_embeddings", default: false)
+            if base != .llama { slidingWindow = try optInt("sliding_window") }
+        case .qwen2:
+            normEps = Float(try double("rms_norm_eps", default: 1e-6))
+            qkvBias = true
+            oBias = false
+            mlpBias = false
+            tieEmbeddings = try bool("tie_word_embeddings", default: false)
+            if try bool("use_sliding_window", default: false) { slidingWindow = try optInt("sliding_window") }
+        case .cohere:
+            norm = .layer
+            normEps = Float(try double("layer_norm_eps", default: 1e-5))
+            let ab = try bool("attention_bias", default: false)
+            qkvBias = ab
+            oBias = ab
+            mlpBias = false
+            tieEmbeddings = try bool("tie_word_embeddings", default: true)
+            logitScale = Float(try double("logit_scale", default: 0.0625))
+            parallelBlock = true
+            ropeStyle = .interleaved
+            if try bool("use_qk_norm", default: false) {
+                throw err("use_qk_norm", "true is not supported (Command R+ style per-head Q/K LayerNorm)")
+            }
+        case .bam:
+            fatalError("unreachable: BAM's base family is checked above")
+        }
+
+        if family == .mixtral {
+            let e = try int("num_local_experts")
+            let k = try int("num_experts_per_tok")
+            guard e >= 1, k >= 1, k <= e else { throw err("num_experts_per_tok", "must be between 1 and num_local_experts = \(e), found \(k)") }
+            moe = MoEConfig(experts: e, topK: k, renormalize: true,
+                            routerAuxLossCoef: try double("router_aux_loss_coef", default: 0.001),
+                            routerZLossCoef: try double("router_z_loss_coef", default: 0),
+                            routerJitterNoise: try double("router_jitter_noise", default: 0))
+        }
+        if family == .bam {
+            let e = try int("num_local_experts")
+            let k = try int("num_experts_per_tok")
+            guard e >= 1, k >= 1, k <= e else { throw err("num_experts_per_tok", "must be between 1 and num_local_experts = \(e), found \(k)") }
+            moe = MoEConfig(experts: e, topK: k, renormalize: try bool("router_renormalize", default: false),
+                            routerAuxLossCoef: try double("router_aux_loss_coef", default: 0.01),
+                            routerZLossCoef: try double("router_z_loss_coef", default: 0.001),
+                            routerJitterNoise: try double("router_jitter_noise", default: 0))
+            guard let kindName = string("attention_experts"), let kind = AttentionExpertKind(rawValue: kindName) else {
+                throw err("attention_experts", "must be \"expert_kv\" or \"shared_kv\"")
+            }
+            let routingName = string("attention_routing") ?? "soft"
+            guard let routing = AttentionRouting(rawValue: routingName) else {
+                throw err("attention_routing", "`\(routingName)` is not supported; use \"soft\" or \"top_k\"")
+            }
+            let ak = try optInt("num_attention_experts_per_tok") ?? e
+            guard ak >= 1, ak <= e else { throw err("num_attention_experts_per_tok", "must be between 1 and \(e), found \(ak)") }
+            moa = MoAConfig(experts: e, kind: kind, routing: routing, topK: routing == .soft ? e : ak)
+            parallelBlock = try bool("parallel_block", default: parallelBlock)
+            // Non-Cohere bases keep their own norm; a parallel BAM of a Llama seed keeps RMSNorm.
+        }
+        guard qDim > 0 else { throw err("head_dim", "invalid") }
+    }
+
+    /// Refuses sequences the model's attention window does not cover (we do not implement
+    /// sliding-window attention; within the window it is identical to full attention).
+    public func checkSequenceLength(_ n: Int) throws {
+        if let w = slidingWindow, n > w {
+            throw BamError.unsupported("config `sliding_window` = \(w) is shorter than the \(n)-token sequence; bam-mix does not implement sliding-window attention — use a context of at most \(w) tokens")
+        }
+    }
+
+    /// A short human-readable architecture name (inspect, compare).
+    public var architectureName: String {
+        if let a = raw["architectures"]?.arrayValue?.first?.stringValue { return a }
+        return family.rawValue
+    }
+}

@@ -1,0 +1,81 @@
+import BamTensors
+import Foundation
+
+/// NumPy .npy files (format version 1.0, https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html):
+/// magic `\x93NUMPY`, version 1 0, u16 header length, a Python-dict header padded with spaces and
+/// ending in `\n` so that the data starts at a multiple of 64, then the data (C order).
+public enum NumPy {
+    public static func write(_ values: UnsafePointer<Float>, shape: [Int], to url: URL) throws {
+        let count = shape.reduce(1, *)
+        let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
+        bytes += [UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
+        bytes += Array(header.utf8)
+        let w = try AtomicFileWriter(url: url)
+        try w.write(bytes)
+        try w.write(UnsafeRawBufferPointer(start: values, count: count * 4))
+        try w.commit()
+    }
+
+    /// Reads a little-endian float32 or int64/int32 .npy (C order) as float32 values and its shape.
+    public static func readFloat(_ url: URL) throws -> (shape: [Int], values: [Float]) {
+        let (shape, descr, data) = try readRaw(url)
+        let n = shape.reduce(1, *)
+        switch descr {
+        case "<f4":
+            guard data.count == n * 4 else { throw BamError.format(url.path, "holds \(data.count) data bytes, \(n * 4) expected") }
+            return (shape, data.withUnsafeBytes { p in (0..<n).map { p.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) } })
+        default:
+            throw BamError.unsupported("\(url.path): dtype \(descr); expected <f4")
+        }
+    }
+
+    /// Reads an integer .npy (<i8 or <i4) as Ints.
+    public static func readInts(_ url: URL) throws -> (shape: [Int], values: [Int]) {
+        let (shape, descr, data) = try readRaw(url)
+        let n = shape.reduce(1, *)
+        switch descr {
+        case "<i8":
+            guard data.count == n * 8 else { throw BamError.format(url.path, "truncated") }
+            return (shape, data.withUnsafeBytes { p in (0..<n).map { Int(p.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self)) } })
+        case "<i4":
+            guard data.count == n * 4 else { throw BamError.format(url.path, "truncated") }
+            return (shape, data.withUnsafeBytes { p in (0..<n).map { Int(p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) } })
+        default:
+            throw BamError.unsupported("\(url.path): dtype \(descr); expected <i8 or <i4")
+        }
+    }
+
+    private static func readRaw(_ url: URL) throws -> (shape: [Int], descr: String, data: Data) {
+        let d = try Data(contentsOf: url)
+        guard d.count >= 10, d.prefix(6) == Data([0x93] + Array("NUMPY".utf8)) else {
+            throw BamError.format(url.path, "not a .npy file (bad magic)")
+        }
+        let major = d[d.startIndex + 6]
+        let headerLen: Int
+        let headerStart: Int
+        if major == 1 {
+            headerLen = Int(d[d.startIndex + 8]) | Int(d[d.startIndex + 9]) << 8
+            headerStart = 10
+        } else {
+            guard d.count >= 12 else { throw BamError.format(url.path, "truncated header") }
+            headerLen = (0..<4).reduce(0) { $0 | Int(d[d.startIndex + 8 + $1]) << (8 * $1) }
+            headerStart = 12
+        }
+        guard headerStart + headerLen <= d.count else { throw BamError.format(url.path, "header runs past the end") }
+        let header = String(decoding: d[(d.startIndex + headerStart)..<(d.startIndex + headerStart + headerLen)], as: UTF8.self)
+        guard let dr = header.range(of: "'descr': '"), let de = header[dr.upperBound...].firstIndex(of: "'") else {
+            throw BamError.format(url.path, "header has no descr")
+        }
+        let descr = String(header[dr.upperBound..<de])
+        if header.contains("'fortran_order': True") { throw BamError.unsupported("\(url.path): Fortran order") }
+        guard let sr = header.range(of: "'shape': ("), let se = header[sr.upperBound...].firstIndex(of: ")") else {
+            throw BamError.format(url.path, "header has no shape")
+        }
+        let shape = header[sr.upperBound..<se].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return (shape, descr, d.subdata(in: (d.startIndex + headerStart + headerLen)..<d.endIndex))
+    }
+}

@@ -1,0 +1,177 @@
+import BamTensors
+import Foundation
+
+/// A checkpoint's tensors under their HF (transformers) names, whatever the container: safetensors
+/// (single or sharded), GGUF or PyTorch .bin. Everything above the formats layer reads weights
+/// through this, so models, mixing and conversion never care where the bytes came from.
+public protocol TensorStore: AnyObject, Sendable {
+    /// A human-readable description of where the tensors come from (a directory or file path).
+    var location: String { get }
+    /// Tensor names, in storage order.
+    var names: [String] { get }
+    func info(_ name: String) -> TensorInfo?
+    /// The stored bytes, in `info(name).dtype`, valid while the store lives. Stores whose tensors
+    /// need transformation to match HF layout (GGUF's permuted Q/K) return the transformed bytes.
+    func bytes(_ name: String) throws -> UnsafeRawBufferPointer
+    /// The tensor as float32: zero-copy when stored as aligned F32, converted otherwise.
+    func tensor(_ name: String) throws -> Tensor
+    /// Hints that a tensor's bytes will not be needed again soon (streaming).
+    func release(_ name: String)
+}
+
+extension TensorStore {
+    public func contains(_ name: String) -> Bool { info(name) != nil }
+
+    /// The tensor, checked against the shape the caller expects.
+    public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
+        guard let i = info(name) else {
+            throw BamError.format(location, "missing tensor `\(name)` (expected shape \(shape))")
+        }
+        guard i.shape == shape else {
+            throw BamError.mismatch("\(i.file): tensor `\(name)` has shape \(i.shape); the config implies \(shape)")
+        }
+        return try tensor(name)
+    }
+
+    /// Float32 decoding shared by stores: borrows aligned F32 bytes, converts anything else.
+    public func decodeFloat32(_ name: String, owner: AnyObject) throws -> Tensor {
+        guard let i = info(name) else { throw BamError.format(location, "missing tensor `\(name)`") }
+        let raw = try bytes(name)
+        if i.dtype == .f32, let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            return Tensor(shape: i.shape, borrowing: UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Float.self)),
+                          owner: owner)
+        }
+        let t = Tensor(shape: i.shape)
+        if i.count > 0 {
+            do {
+                try DTypeConversion.toFloat32(raw.baseAddress!, dtype: i.dtype, count: i.count, into: t.data)
+            } catch let e as TensorError {
+                throw BamError(.unsupported, "\(i.file): tensor `\(name)`: \(e.description)")
+            }
+        }
+        return t
+    }
+}
+
+/// An HF safetensors checkpoint: `model.safetensors`, or shards listed by
+/// `model.safetensors.index.json`, or (without an index) every `*.safetensors` in the directory.
+public final class SafetensorsStore: TensorStore, @unchecked Sendable {
+    public let location: String
+    public let files: [SafetensorsFile]
+    private let map: [String: Int]   // tensor name -> index in `files`
+    public let names: [String]
+
+    public init(directory: URL) throws {
+        location = directory.path
+        let fm = FileManager.default
+        let indexURL = directory.appendingPathComponent("model.safetensors.index.json")
+        var shardNames: [String]
+        var declared: [String: String]? = nil
+        if fm.fileExists(atPath: indexURL.path) {
+            let index = try readJSONFile(indexURL)
+            guard let wm = index["weight_map"]?.objectValue else {
+                throw BamError.format(indexURL.path, "missing object `weight_map`")
+            }
+            var d: [String: String] = [:]
+            for (k, v) in wm.pairs {
+                guard let f = v.stringValue else { throw BamError.format(indexURL.path, "weight_map.\(k) is not a file name") }
+                guard !f.contains("/") && f != ".." else {
+                    throw BamError.format(indexURL.path, "weight_map.\(k) = \(f) points outside the checkpoint directory")
+                }
+                d[k] = f
+            }
+            declared = d
+            shardNames = Array(Set(d.values)).sorted()
+        } else {
+            let all = (try? fm.contentsOfDirectory(atPath: directory.path)) ?? []
+            shardNames = all.filter { $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") }.sorted()
+            if shardNames.contains("model.safetensors") { shardNames = ["model.safetensors"] }
+        }
+        guard !shardNames.isEmpty else {
+            throw BamError.format(directory.path, "no *.safetensors files found")
+        }
+        var files: [SafetensorsFile] = []
+        var map: [String: Int] = [:]
+        var names: [String] = []
+        for (i, s) in shardNames.enumerated() {
+            let url = directory.appendingPathComponent(s)
+            guard fm.fileExists(atPath: url.path) else {
+                throw BamError.format(indexURL.path, "lists shard \(s), which does not exist in \(directory.path)")
+            }
+            let f = try SafetensorsFile(path: url.path)
+            for n in f.names {
+                if map[n] != nil {
+                    throw BamError.format(url.path, "tensor `\(n)` also appears in \(files[map[n]!].path)")
+                }
+                map[n] = i
+                names.append(n)
+            }
+            files.append(f)
+        }
+        if let declared {
+            for (n, f) in declared {
+                guard let i = map[n] else {
+                    throw BamError.format(indexURL.path, "weight_map names `\(n)` in \(f), but that shard does not contain it")
+                }
+                guard (files[i].path as NSString).lastPathComponent == f else {
+                    throw BamError.format(indexURL.path, "weight_map puts `\(n)` in \(f), but it is in \(files[i].path)")
+                }
+            }
+            for n in names where declared[n] == nil {
+                throw BamError.format(indexURL.path, "tensor `\(n)` is in a shard but missing from weight_map")
+            }
+        }
+        self.files = files
+        self.map = map
+        self.names = names
+    }
+
+    public func info(_ name: String) -> TensorInfo? { map[name].flatMap { files[$0].entry(name)?.info } }
+
+    public func bytes(_ name: String) throws -> UnsafeRawBufferPointer {
+        guard let i = map[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        return try files[i].bytes(name)
+    }
+
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let i = map[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        return try decodeFloat32(name, owner: files[i].file)
+    }
+
+    public func release(_ name: String) {
+        if let i = map[name] { files[i].release(name) }
+    }
+}
+
+/// Tensors held in memory under their names (tests, training checkpoints, conversions).
+public final class MemoryStore: TensorStore, @unchecked Sendable {
+    public let location: String
+    public private(set) var names: [String] = []
+    private var tensors: [String: Tensor] = [:]
+
+    public init(location: String = "<memory>", _ pairs: [(String, Tensor)] = []) {
+        self.location = location
+        for (n, t) in pairs { set(n, t) }
+    }
+
+    public func set(_ name: String, _ t: Tensor) {
+        if tensors[name] == nil { names.append(name) }
+        tensors[name] = t
+    }
+
+    public func info(_ name: String) -> TensorInfo? {
+        tensors[name].map { TensorInfo(name: name, dtype: .f32, shape: $0.shape, byteCount: $0.byteCount, file: location) }
+    }
+
+    public func bytes(_ name: String) throws -> UnsafeRawBufferPointer {
+        guard let t = tensors[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        return UnsafeRawBufferPointer(start: t.data, count: t.byteCount)
+    }
+
+    public func tensor(_ name: String) throws -> Tensor {
+        guard let t = tensors[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        return t
+    }
+
+    public func release(_ name: String) {}
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// Causal multi-head attention with grouped-query heads over a key/value cache.
+///
+/// q:      (T, NH, HS)    queries of the T new tokens, RoPE already applied
+/// kCache: (NKV, S, HS)   keys of positions 0..<past+T (the new tokens' keys already written)
+/// vCache: (NKV, S, HS)   values, same layout
+/// out:    (T, NH, HS)
+/// Query t sits at absolute position past + t and attends to positions 0...past+t.
+/// Query head h reads key/value head h / (NH / NKV) (transformers' repeat_kv).
+public struct AttentionShape: Sendable {
+    public var T: Int, past: Int, NH: Int, NKV: Int, HS: Int, S: Int
+    public var scale: Float
+    public init(T: Int, past: Int, NH: Int, NKV: Int, HS: Int, S: Int, scale: Float? = nil) {
+        self.T = T; self.past = past; self.NH = NH; self.NKV = NKV; self.HS = HS; self.S = S
+        self.scale = scale ?? 1 / Float(HS).squareRoot()
+    }
+    public var keys: Int { past + T }
+}
+
+/// Optimised: per head, scores = q_h K^T and out_h = P V are two GEMMs; heads are fanned out
+/// over Dispatch workers with BLAS single-threaded (see `BLASThreads`).
+/// `scores` must hold NH * T * (past + T) floats.
+public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>,
+                             _ kCache: UnsafePointer<Float>, _ vCache: UnsafePointer<Float>,
+                             scores: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
+    let group = s.NH / s.NKV
+    let keys = s.keys
+    let rowStride = s.NH * s.HS
+    let outP = SendablePointer(out), qP = SendablePointer(UnsafeMutablePointer(mutating: q))
+    let kP = SendablePointer(UnsafeMutablePointer(mutating: kCache))
+    let vP = SendablePointer(UnsafeMutablePointer(mutating: vCache))
+    let scP = SendablePointer(scores)
+    // Each head writes its own column block of `out` and its own slice of `scores`.
+    BLASThreads.fanOut(s.NH) { h in
+        let kv = h / group
+        let sc = scP.pointer + h * s.T * keys
+        let k = kP.pointer + kv * s.S * s.HS
+        let v = vP.pointer + kv * s.S * s.HS
+        gemm(sc, qP.pointer + h * s.HS, k, m: s.T, n: keys, k: s.HS, transB: true, alpha: s.scale,
+             lda: rowStride, ldb: s.HS, ldc: keys)
+        softmaxRows(sc, rows: s.T, n: keys, valid: { t in s.past + t + 1 })
+        gemm(outP.pointer + h * s.HS, sc, v, m: s.T, n: s.HS, k: keys, lda: keys, ldb: s.HS, ldc: rowStride)
+    }
+}
+
+/// Naive twin of `attentionForward`: explicit loops, double accumulation.
+public func attentionForwardNaive(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>,
+                                  _ kCache: UnsafePointer<Float>, _ vCache: UnsafePointer<Float>,
+                                  shape s: AttentionShape) {
+    let group = s.NH / s.NKV
+    for t in 0..<s.T {
+        let n = s.past + t + 1
+        for h in 0..<s.NH {
+            let kv = h / group
+            let qv = q + (t * s.NH + h) * s.HS
+            var w = [Double](repeating: 0, count: n)
+            var mx = -Double.infinity
+            for j in 0..<n {
+                let kr = kCache + (kv * s.S + j) * s.HS
+                var d: Double = 0
+                for i in 0..<s.HS { d += Double(qv[i]) * Double(kr[i]) }
+                w[j] = d * Double(s.scale)
+                mx = max(mx, w[j])
+            }
+            var sum: Double = 0
+            for j in 0..<n { w[j] = exp(w[j] - mx); sum += w[j] }
+            let o = out + (t * s.NH + h) * s.HS
+            for i in 0..<s.HS {
+                var acc: Double = 0
+                for j in 0..<n { acc += w[j] / sum * Double(vCache[(kv * s.S + j) * s.HS + i]) }
+                o[i] = Float(acc)
+            }
+        }
+    }
+}

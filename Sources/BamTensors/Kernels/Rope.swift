@@ -1,0 +1,125 @@
+import Foundation
+
+/// How rotary embeddings pair up the dimensions of a head.
+public enum RopeStyle: String, Sendable, Codable {
+    /// Llama/NEOX (transformers' `rotate_half`): dimension i pairs with i + HS/2.
+    case rotateHalf = "rotate_half"
+    /// GPT-J / Cohere / llama.cpp's llama architecture: dimension 2i pairs with 2i + 1.
+    case interleaved
+}
+
+/// RoPE frequency scaling (config `rope_scaling` / `rope_parameters`).
+public enum RopeScaling: Sendable, Equatable {
+    case none
+    /// Positions divided by `factor` (transformers "linear").
+    case linear(factor: Float)
+    /// Llama 3.1's wavelength-dependent scaling (transformers `_compute_llama3_parameters`).
+    case llama3(factor: Float, lowFreqFactor: Float, highFreqFactor: Float, originalMaxPositions: Int)
+}
+
+/// The inverse frequencies transformers computes in float32:
+/// inv_freq[i] = 1 / theta^(2i / HS), then adjusted by the scaling rule.
+public func ropeInverseFrequencies(headSize HS: Int, theta: Float, scaling: RopeScaling) -> [Float] {
+    var inv = (0..<(HS / 2)).map { i in 1 / powf(theta, Float(2 * i) / Float(HS)) }
+    switch scaling {
+    case .none: break
+    case let .linear(factor):
+        inv = inv.map { $0 / factor }
+    case let .llama3(factor, low, high, original):
+        let lowWavelen = Float(original) / low
+        let highWavelen = Float(original) / high
+        inv = inv.map { f in
+            let wavelen = 2 * Float.pi / f
+            let scaled = wavelen > lowWavelen ? f / factor : f
+            let isMedium = !(wavelen < highWavelen) && !(wavelen > lowWavelen)
+            if !isMedium { return scaled }
+            let smooth = (Float(original) / wavelen - low) / (high - low)
+            return (1 - smooth) * scaled / factor + smooth * scaled
+        }
+    }
+    return inv
+}
+
+/// Cos/sin of position x inverse frequency, cached per position: (P, HS/2) each.
+public final class RopeTable: @unchecked Sendable {
+    public let headSize: Int
+    public let style: RopeStyle
+    public let inverseFrequencies: [Float]
+    public private(set) var positions = 0
+    private var cosTable: [Float] = []   // (P, HS/2)
+    private var sinTable: [Float] = []   // (P, HS/2)
+
+    public init(headSize: Int, theta: Float, style: RopeStyle, scaling: RopeScaling = .none) {
+        self.headSize = headSize
+        self.style = style
+        self.inverseFrequencies = ropeInverseFrequencies(headSize: headSize, theta: theta, scaling: scaling)
+    }
+
+    /// Makes sure positions 0..<n are tabulated.
+    public func ensure(_ n: Int) {
+        guard n > positions else { return }
+        let half = headSize / 2
+        let newCount = max(n, positions * 2)
+        cosTable.reserveCapacity(newCount * half)
+        sinTable.reserveCapacity(newCount * half)
+        for p in positions..<newCount {
+            for i in 0..<half {
+                // transformers multiplies in float32 (inv_freq @ position_ids), then cos/sin.
+                let angle = Float(p) * inverseFrequencies[i]
+                cosTable.append(cosf(angle))
+                sinTable.append(sinf(angle))
+            }
+        }
+        positions = newCount
+    }
+
+    /// Rotates x: (T, NH, HS) in place; token t sits at position `start + t`.
+    public func apply(_ x: UnsafeMutablePointer<Float>, T: Int, heads NH: Int, start: Int) {
+        ensure(start + T)
+        let half = headSize / 2
+        cosTable.withUnsafeBufferPointer { cp in
+            sinTable.withUnsafeBufferPointer { sp in
+                for t in 0..<T {
+                    let c = cp.baseAddress! + (start + t) * half
+                    let s = sp.baseAddress! + (start + t) * half
+                    for h in 0..<NH {
+                        let v = x + (t * NH + h) * headSize
+                        switch style {
+                        case .rotateHalf:
+                            for i in 0..<half {
+                                let a = v[i], b = v[i + half]
+                                v[i] = a * c[i] - b * s[i]
+                                v[i + half] = b * c[i] + a * s[i]
+                            }
+                        case .interleaved:
+                            for i in 0..<half {
+                                let a = v[2 * i], b = v[2 * i + 1]
+                                v[2 * i] = a * c[i] - b * s[i]
+                                v[2 * i + 1] = b * c[i] + a * s[i]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Naive twin of `RopeTable.apply`: recomputes every angle in double precision.
+public func ropeApplyNaive(_ x: UnsafeMutablePointer<Float>, T: Int, heads NH: Int, headSize HS: Int,
+                           start: Int, inverseFrequencies inv: [Float], style: RopeStyle) {
+    let half = HS / 2
+    for t in 0..<T {
+        for h in 0..<NH {
+            let v = x + (t * NH + h) * HS
+            for i in 0..<half {
+                let angle = Double(start + t) * Double(inv[i])
+                let c = cos(angle), s = sin(angle)
+                let (ia, ib) = style == .rotateHalf ? (i, i + half) : (2 * i, 2 * i + 1)
+                let a = Double(v[ia]), b = Double(v[ib])
+                v[ia] = Float(a * c - b * s)
+                v[ib] = Float(b * c + a * s)
+            }
+        }
+    }
+}
