@@ -180,7 +180,7 @@ extension ModelConfig {
         }
 
         // RoPE: classic `rope_theta` + `rope_scaling`, or transformers 5's `rope_parameters`.
-        var theta = try double("rope_theta", default: nil as Double?) as Double?
+        var theta: Double? = obj["rope_theta"].flatMap { $0.isNull ? nil : $0.doubleValue }
         var scalingObj: JSONObject? = nil
         var scalingKey = "rope_scaling"
         if let rp = obj["rope_parameters"], !rp.isNull {

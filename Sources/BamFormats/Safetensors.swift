@@ -11,6 +11,14 @@ public struct TensorInfo: Sendable, Equatable {
     public var file: String
 
     public var count: Int { shape.reduce(1, *) }
+
+    public init(name: String, dtype: DType, shape: [Int], byteCount: Int, file: String) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.byteCount = byteCount
+        self.file = file
+    }
 }
 
 /// safetensors (https://github.com/huggingface/safetensors, "Format" in its README):

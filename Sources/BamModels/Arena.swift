@@ -1,0 +1,21 @@
+import BamTensors
+
+/// A bump allocator for one forward call's activations: one allocation, many disjoint views,
+/// freed together. Contents are uninitialised until written (every user writes before reading).
+final class Arena: @unchecked Sendable {
+    private var blocks: [UnsafeMutablePointer<Float>] = []
+
+    deinit { for b in blocks { b.deallocate() } }
+
+    func take(_ n: Int) -> UnsafeMutablePointer<Float> {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
+        blocks.append(p)
+        return p
+    }
+
+    func zeros(_ n: Int) -> UnsafeMutablePointer<Float> {
+        let p = take(n)
+        p.initialize(repeating: 0, count: max(1, n))
+        return p
+    }
+}

@@ -1,0 +1,2 @@
+@_exported import BamFormats
+@_exported import BamTensors

@@ -1,0 +1,298 @@
+import BamFormats
+import BamTensors
+import Foundation
+
+/// How a forward pass uses the cores (style.md: decide per region, keep the choice in one place).
+public struct ExecutionOptions: Sendable {
+    /// Parallel blocks: run the attention branch and the FFN branch concurrently on Dispatch
+    /// workers (each with single-threaded BLAS), instead of one after the other with all BLAS threads.
+    public var concurrentBranches: Bool
+    /// Mixture layers: run experts concurrently (single-threaded BLAS each) instead of one after
+    /// the other with multi-threaded BLAS. `nil` decides per call from the token count.
+    public var fanOutExperts: Bool?
+
+    public init(concurrentBranches: Bool = true, fanOutExperts: Bool? = nil) {
+        self.concurrentBranches = concurrentBranches
+        self.fanOutExperts = fanOutExperts
+    }
+
+    /// Reads BAM_MIX_BRANCHES=sequential|concurrent and BAM_MIX_EXPERTS=sequential|concurrent
+    /// (benchmarks compare the two settings in the same binary).
+    public static var fromEnvironment: ExecutionOptions {
+        let env = ProcessInfo.processInfo.environment
+        var o = ExecutionOptions()
+        if env["BAM_MIX_BRANCHES"] == "sequential" { o.concurrentBranches = false }
+        switch env["BAM_MIX_EXPERTS"] {
+        case "sequential": o.fanOutExperts = false
+        case "concurrent": o.fanOutExperts = true
+        default: break
+        }
+        return o
+    }
+
+    /// Small token counts (decode) gain from running experts side by side; large ones (prefill)
+    /// already keep every core busy inside each GEMM.
+    func fanOut(tokens T: Int) -> Bool { fanOutExperts ?? (T <= 16) }
+}
+
+/// A decoder-only transformer: dense (Llama, Mistral, Qwen2, Cohere), Mixtral/BTX, or BAM.
+/// Sequential blocks: x += Attn(norm1(x)); x += FFN(norm2(x)).
+/// Parallel blocks:   x += Attn(norm(x)) + FFN(norm(x))   (Cohere, BAM's parallel attention block).
+public final class Transformer: @unchecked Sendable {
+    public let config: ModelConfig
+    public let weights: TransformerWeights
+    public var options: ExecutionOptions
+    let rope: RopeTable
+
+    public init(config: ModelConfig, weights: TransformerWeights, options: ExecutionOptions = .fromEnvironment) {
+        self.config = config
+        self.weights = weights
+        self.options = options
+        rope = RopeTable(headSize: config.headDim, theta: config.ropeTheta, style: config.ropeStyle, scaling: config.ropeScaling)
+    }
+
+    public static func load(_ checkpoint: Checkpoint, options: ExecutionOptions = .fromEnvironment) throws -> Transformer {
+        let w = try TransformerWeights.load(config: checkpoint.config, store: checkpoint.store)
+        return Transformer(config: checkpoint.config, weights: w, options: options)
+    }
+
+    public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
+
+    /// Runs `tokens` at positions cache.length ..< cache.length + T, appends their keys and values
+    /// to `cache`, and returns the logits of the rows in `outputRows` (positions relative to the
+    /// first new token; default all): (rows, V). Only those rows pass through the final norm and
+    /// the output projection (perplexity scores half a chunk, generation one token).
+    public func forward(tokens: [Int], cache: KVCache, outputRows: Range<Int>? = nil,
+                        observer: ((ForwardEvent) -> Void)? = nil) throws -> Tensor {
+        let T = tokens.count
+        let C = config.hidden, V = config.vocabSize
+        let rows = outputRows ?? 0..<T
+        guard T > 0 else { throw BamError.usage("forward needs at least one token") }
+        guard rows.lowerBound >= 0, rows.upperBound <= T else {
+            throw BamError.usage("output rows \(rows) outside the \(T) tokens")
+        }
+        try config.checkSequenceLength(cache.length + T)
+        for (i, id) in tokens.enumerated() where id < 0 || id >= V {
+            throw BamError.usage("token id \(id) at position \(i) is outside the vocabulary (0..<\(V))")
+        }
+        cache.reserve(additional: T)
+        let arena = Arena()
+        let x = arena.take(T * C)                   // (T, C) residual stream
+        for (t, id) in tokens.enumerated() { (x + t * C).update(from: weights.embed.data + id * C, count: C) }
+
+        let xn = arena.take(T * C)                  // (T, C) normalised input of a branch
+        let attnOut = arena.take(T * C)             // (T, C)
+        let ffnOut = arena.take(T * C)              // (T, C)
+        for (l, block) in weights.blocks.enumerated() {
+            observer?(.hidden(layer: l, x: x, T: T, C: C))
+            norm(xn, x, block.inputNorm, T: T)
+            if config.parallelBlock {
+                let attention = { (_: Void) in
+                    self.attentionLayer(attnOut, xn, block.attention, layer: l, T: T, cache: cache, observer: observer)
+                }
+                let feedForward = { (_: Void) in
+                    self.feedForwardLayer(ffnOut, xn, block.feedForward, layer: l, T: T, observer: observer)
+                }
+                if options.concurrentBranches {
+                    // Two branches, two workers; each branch writes only its own output buffer.
+                    let branches = UnsafeSendableBox([attention, feedForward])
+                    BLASThreads.fanOut(2) { i in branches.value[i](()) }
+                } else {
+                    attention(())
+                    feedForward(())
+                }
+                for i in 0..<(T * C) { x[i] += attnOut[i] + ffnOut[i] }
+            } else {
+                attentionLayer(attnOut, xn, block.attention, layer: l, T: T, cache: cache, observer: observer)
+                for i in 0..<(T * C) { x[i] += attnOut[i] }
+                norm(xn, x, block.postAttentionNorm!, T: T)
+                feedForwardLayer(ffnOut, xn, block.feedForward, layer: l, T: T, observer: observer)
+                for i in 0..<(T * C) { x[i] += ffnOut[i] }
+            }
+        }
+        cache.advance(T)
+        return logits(x + rows.lowerBound * C, rows: rows.count, arena: arena)
+    }
+
+    /// Final norm and output projection of `rows` positions of the residual stream.
+    func logits(_ x: UnsafeMutablePointer<Float>, rows n: Int, arena: Arena) -> Tensor {
+        let C = config.hidden, V = config.vocabSize
+        let out = Tensor(shape: [n, V])
+        guard n > 0 else { return out }
+        let xn = arena.take(n * C)
+        norm(xn, x, weights.finalNorm, T: n)
+        linearForward(out.data, xn, weights.lmHead.data, nil, T: n, C: C, OC: V)
+        if config.logitScale != 1 {
+            for i in 0..<out.count { out.data[i] *= config.logitScale }
+        }
+        return out
+    }
+
+    func norm(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: Tensor, T: Int) {
+        switch config.norm {
+        case .rms: rmsnormForward(out, inp, w.data, T: T, C: config.hidden, eps: config.normEps)
+        case .layer: layernormForward(out, inp, w.data, T: T, C: config.hidden, eps: config.normEps)
+        }
+    }
+
+    // MARK: attention side
+
+    /// out (T, C) = Attn(xn): one expert, or BAM's mixture of attention
+    /// MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x) (soft) or over the top-k (methods.md).
+    func attentionLayer(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: AttentionLayerWeights,
+                        layer l: Int, T: Int, cache: KVCache, observer: ((ForwardEvent) -> Void)?) {
+        let C = config.hidden, KV = config.kvDim, Q = config.qDim
+        let arena = Arena()
+        guard let router = layer.router else {
+            attentionExpert(out, xn, layer.experts[0], layer: l, set: 0, shared: nil, gate: nil, T: T, cache: cache,
+                            accumulate: false, arena: arena)
+            return
+        }
+        let E = layer.experts.count
+        let logits = arena.take(T * E)
+        linearForward(logits, xn, router.data, nil, T: T, C: C, OC: E)
+        let moa = config.moa!
+        let decision = route(logits: logits, T: T, E: E, topK: moa.routing == .soft ? E : moa.topK,
+                             renormalize: true)
+        observer?(.attentionRouting(layer: l, decision))
+        var shared: (k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>)? = nil
+        if let sk = layer.sharedK, let sv = layer.sharedV {
+            // Shared-KV: one K and one V projection, one cache set, read by every expert's queries.
+            let k = arena.take(T * KV), v = arena.take(T * KV)
+            linearForward(k, xn, sk.data, layer.sharedKBias?.data, T: T, C: C, OC: KV)
+            linearForward(v, xn, sv.data, layer.sharedVBias?.data, T: T, C: C, OC: KV)
+            rope.apply(k, T: T, heads: config.kvHeads, start: cache.length)
+            cache.store(layer: l, set: 0, k: k, v: v, T: T)
+            shared = (k, v)
+        }
+        _ = Q
+        for i in 0..<(T * C) { out[i] = 0 }
+        decision.weights.withUnsafeBufferPointer { w in
+            for e in 0..<E {
+                // Expert e's gate per token; a top-k expert no token chose still writes its keys
+                // and values (later tokens may choose it and attend over the whole prefix).
+                var gate = [Float](repeating: 0, count: T)
+                for t in 0..<T { gate[t] = w[t * E + e] }
+                attentionExpert(out, xn, layer.experts[e], layer: l, set: shared == nil ? e : 0, shared: shared,
+                                gate: gate, T: T, cache: cache, accumulate: true, arena: arena)
+            }
+        }
+    }
+
+    /// One attention expert: q, k, v projections (+ biases), RoPE, the new keys/values into the
+    /// cache set, causal GQA attention, and the output projection. With `gate` the attention
+    /// output rows are scaled by the gate before the output projection (linear, so this equals
+    /// scaling the expert's output) and the result is added to `out`.
+    func attentionExpert(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ w: AttentionWeights,
+                         layer l: Int, set: Int, shared: (k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>)?,
+                         gate: [Float]?, T: Int, cache: KVCache, accumulate: Bool, arena: Arena) {
+        let C = config.hidden, Q = config.qDim, KV = config.kvDim
+        let past = cache.length
+        let q = arena.take(T * Q)
+        linearForward(q, xn, w.q.data, w.qBias?.data, T: T, C: C, OC: Q)
+        rope.apply(q, T: T, heads: config.heads, start: past)
+        if shared == nil {
+            let k = arena.take(T * KV), v = arena.take(T * KV)
+            linearForward(k, xn, w.k!.data, w.kBias?.data, T: T, C: C, OC: KV)
+            linearForward(v, xn, w.v!.data, w.vBias?.data, T: T, C: C, OC: KV)
+            rope.apply(k, T: T, heads: config.kvHeads, start: past)
+            cache.store(layer: l, set: set, k: k, v: v, T: T)
+        }
+        let att = arena.take(T * Q)
+        let keys = past + T
+        let scores = arena.take(config.heads * T * keys)
+        attentionForward(att, q, cache.keys[l][set].data, cache.values[l][set].data, scores: scores,
+                         shape: AttentionShape(T: T, past: past, NH: config.heads, NKV: config.kvHeads,
+                                               HS: config.headDim, S: cache.capacity))
+        if let gate {
+            for t in 0..<T {
+                let g = gate[t]
+                let row = att + t * Q
+                for i in 0..<Q { row[i] *= g }
+            }
+        }
+        linearForward(out, att, w.o.data, nil, T: T, C: Q, OC: C, accumulate: accumulate)
+        if let b = w.oBias {
+            for t in 0..<T {
+                let g = gate?[t] ?? 1
+                let row = out + t * C
+                for i in 0..<C { row[i] += g * b.data[i] }
+            }
+        }
+    }
+
+    // MARK: feed-forward side
+
+    /// out (T, C) = FFN(xn): one SwiGLU expert, or a mixture
+    /// FF_MoE(x) = sum_{i in TopK} g_i(x) FF_i(x) with tokens grouped per expert (one GEMM each).
+    func feedForwardLayer(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: FeedForwardLayerWeights,
+                          layer l: Int, T: Int, observer: ((ForwardEvent) -> Void)?) {
+        let C = config.hidden, F = config.intermediate
+        guard let router = layer.router else {
+            let arena = Arena()
+            feedForwardExpert(out, xn, layer.experts[0], rows: T, arena: arena)
+            return
+        }
+        let moe = config.moe!
+        let E = layer.experts.count
+        let arena = Arena()
+        let logits = arena.take(T * E)
+        linearForward(logits, xn, router.data, nil, T: T, C: C, OC: E)
+        let decision = route(logits: logits, T: T, E: E, topK: moe.topK, renormalize: moe.renormalize)
+        observer?(.feedForwardRouting(layer: l, decision))
+        // Group token rows per expert.
+        var members = [[Int]](repeating: [], count: E)
+        for t in 0..<T { for e in decision.chosen[t] { members[e].append(t) } }
+        let active = (0..<E).filter { !members[$0].isEmpty }
+        // Per active expert: gathered inputs (n_e, C) and outputs (n_e, C), each its own buffer.
+        var inputs: [UnsafeMutablePointer<Float>] = Array(repeating: xn.withMemoryRebound(to: Float.self, capacity: 1) { UnsafeMutablePointer(mutating: $0) }, count: E)
+        var outputs: [UnsafeMutablePointer<Float>] = inputs
+        var arenas: [Arena] = []
+        for e in active {
+            let n = members[e].count
+            let inp = arena.take(n * C)
+            for (r, t) in members[e].enumerated() { (inp + r * C).update(from: xn + t * C, count: C) }
+            inputs[e] = inp
+            outputs[e] = arena.take(n * C)
+            arenas.append(Arena())
+        }
+        _ = F
+        let work = UnsafeSendableBox((inputs, outputs, members, active, arenas))
+        let run: @Sendable (Int) -> Void = { i in
+            let (inputs, outputs, members, active, arenas) = work.value
+            let e = active[i]
+            self.feedForwardExpert(outputs[e], inputs[e], layer.experts[e], rows: members[e].count, arena: arenas[i])
+        }
+        if options.fanOut(tokens: T) {
+            BLASThreads.fanOut(active.count, run)
+        } else {
+            for i in 0..<active.count { run(i) }
+        }
+        for i in 0..<(T * C) { out[i] = 0 }
+        for e in active {
+            for (r, t) in members[e].enumerated() {
+                let g = decision.weights[t * E + e]
+                let src = outputs[e] + r * C, dst = out + t * C
+                for i in 0..<C { dst[i] += g * src[i] }
+            }
+        }
+    }
+
+    /// down(silu(gate x) * up x) for `rows` rows.
+    func feedForwardExpert(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: FeedForwardWeights,
+                           rows n: Int, arena: Arena) {
+        let C = config.hidden, F = config.intermediate
+        let g = arena.take(n * F), u = arena.take(n * F)
+        linearForward(g, x, w.gate.data, w.gateBias?.data, T: n, C: C, OC: F)
+        linearForward(u, x, w.up.data, w.upBias?.data, T: n, C: C, OC: F)
+        swigluForward(g, g, u, count: n * F)
+        linearForward(out, g, w.down.data, w.downBias?.data, T: n, C: F, OC: C)
+    }
+}
+
+/// Carries non-Sendable values into a Dispatch region whose iterations only read them (and
+/// write disjoint buffers) — the one place such a promise is made.
+struct UnsafeSendableBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}

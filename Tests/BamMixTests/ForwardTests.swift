@@ -1,0 +1,90 @@
+import BamModels
+import Foundation
+import Testing
+
+/// Tiny transformers models with the logits transformers computed for them (tools/make_model_fixtures.py).
+let referenceModels = [
+    "llama_gqa_classic_rope", "llama_tied_bf16", "llama_head_dim_sharded", "llama_biases_f16", "llama3_rope_scaling",
+    "mistral", "qwen2_tied", "cohere_parallel", "mixtral_legacy", "mixtral_fused",
+]
+
+struct ReferenceModel {
+    let checkpoint: Checkpoint
+    let ids: [Int]
+    let logits: [Float]   // (T, V)
+
+    init(_ name: String) throws {
+        let dir = Fixtures.url("models/\(name)")
+        checkpoint = try Checkpoint.open(dir.path)
+        ids = try NumPy.readInts(dir.appendingPathComponent("ids.npy")).values
+        logits = try NumPy.readFloat(dir.appendingPathComponent("logits.npy")).values
+    }
+}
+
+@Suite("Forward pass equals transformers")
+struct ForwardTests {
+    @Test("prefill logits within 1e-4 of transformers", arguments: referenceModels)
+    func prefill(name: String) throws {
+        let ref = try ReferenceModel(name)
+        let model = try Transformer.load(ref.checkpoint)
+        let out = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: ref.ids.count))
+        #expect(out.shape == [ref.ids.count, ref.checkpoint.config.vocabSize])
+        let (maxDiff, firstBad) = compare(out.array, ref.logits, tolerance: 1e-4)
+        #expect(firstBad == nil, "\(name): max |diff| \(maxDiff), first at \(firstBad.map { "row \($0 / out.shape[1]) col \($0 % out.shape[1])" } ?? "-")")
+    }
+
+    @Test("token-by-token decode with the KV cache equals prefill", arguments: referenceModels)
+    func decode(name: String) throws {
+        let ref = try ReferenceModel(name)
+        let model = try Transformer.load(ref.checkpoint)
+        let V = ref.checkpoint.config.vocabSize
+        // Start with a short prefill so the cache grows past its initial capacity on the way.
+        let cache = model.makeCache(capacity: 2)
+        var rows = try model.forward(tokens: Array(ref.ids.prefix(3)), cache: cache).array
+        for t in 3..<ref.ids.count {
+            rows += try model.forward(tokens: [ref.ids[t]], cache: cache).array
+        }
+        #expect(cache.length == ref.ids.count)
+        let (maxDiff, firstBad) = compare(rows, ref.logits, tolerance: 1e-4)
+        #expect(firstBad == nil, "\(name): max |diff| \(maxDiff) at row \((firstBad ?? 0) / V)")
+    }
+
+    @Test("only the requested output rows are computed, and they equal the full ones")
+    func outputRows() throws {
+        let ref = try ReferenceModel("llama_gqa_classic_rope")
+        let model = try Transformer.load(ref.checkpoint)
+        let V = ref.checkpoint.config.vocabSize
+        let part = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: 20), outputRows: 10..<19)
+        #expect(part.shape == [9, V])
+        let expected = Array(ref.logits[(10 * V)..<(19 * V)])
+        #expect(compare(part.array, expected, tolerance: 1e-4).firstBad == nil)
+    }
+
+    @Test("parallel-block branches give the same logits run concurrently or one after the other")
+    func branchConcurrency() throws {
+        let ref = try ReferenceModel("cohere_parallel")
+        let model = try Transformer.load(ref.checkpoint, options: ExecutionOptions(concurrentBranches: true, fanOutExperts: true))
+        let a = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: 20)).array
+        model.options = ExecutionOptions(concurrentBranches: false, fanOutExperts: false)
+        let b = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: 20)).array
+        #expect(a == b)
+    }
+
+    @Test("token ids outside the vocabulary are refused")
+    func badIds() throws {
+        let ref = try ReferenceModel("llama_gqa_classic_rope")
+        let model = try Transformer.load(ref.checkpoint)
+        #expect(throws: BamError.self) { try model.forward(tokens: [1, 128], cache: model.makeCache(capacity: 2)) }
+        #expect(throws: BamError.self) { try model.forward(tokens: [-1], cache: model.makeCache(capacity: 2)) }
+    }
+
+    @Test("Mistral refuses sequences longer than its sliding window")
+    func slidingWindow() throws {
+        let ref = try ReferenceModel("mistral")
+        let model = try Transformer.load(ref.checkpoint)
+        let error = #expect(throws: BamError.self) {
+            try model.forward(tokens: Array(repeating: 1, count: 65), cache: model.makeCache(capacity: 65))
+        }
+        #expect(error?.message.contains("sliding_window") == true)
+    }
+}

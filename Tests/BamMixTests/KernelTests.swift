@@ -1,0 +1,135 @@
+import BamTensors
+import Foundation
+import Testing
+
+@Suite("Kernels agree with their naive twins")
+struct KernelTests {
+    @Test("gemm in all transpose combinations", arguments: [(false, false), (true, false), (false, true), (true, true)])
+    func gemmTwins(trans: (Bool, Bool)) {
+        var r = TestRandom(seed: 1)
+        let (m, n, k) = (7, 5, 9)
+        let a = r.tensor([m * k]), b = r.tensor([k * n])
+        let c1 = r.tensor([m * n]), c2 = c1.copy()
+        gemm(c1.data, a.data, b.data, m: m, n: n, k: k, transA: trans.0, transB: trans.1, alpha: 0.5, beta: 2)
+        gemmNaive(c2.data, a.data, b.data, m: m, n: n, k: k, transA: trans.0, transB: trans.1, alpha: 0.5, beta: 2)
+        #expect(compare(c1.data, c2.data, count: m * n, tolerance: 1e-5).firstBad == nil)
+    }
+
+    @Test("linear with bias")
+    func linear() {
+        var r = TestRandom(seed: 2)
+        let (T, C, OC) = (6, 16, 10)
+        let x = r.tensor([T, C]), w = r.tensor([OC, C]), b = r.tensor([OC])
+        let y1 = Tensor(shape: [T, OC]), y2 = Tensor(shape: [T, OC])
+        linearForward(y1.data, x.data, w.data, b.data, T: T, C: C, OC: OC)
+        linearForwardNaive(y2.data, x.data, w.data, b.data, T: T, C: C, OC: OC)
+        #expect(compare(y1.data, y2.data, count: y1.count, tolerance: 1e-5).firstBad == nil)
+    }
+
+    @Test("RMSNorm and LayerNorm")
+    func norms() {
+        var r = TestRandom(seed: 3)
+        let (T, C) = (5, 33)
+        let x = r.tensor([T, C], scale: 3), w = r.tensor([C]), b = r.tensor([C])
+        let a = Tensor(shape: [T, C]), n = Tensor(shape: [T, C])
+        rmsnormForward(a.data, x.data, w.data, T: T, C: C, eps: 1e-5)
+        rmsnormForwardNaive(n.data, x.data, w.data, T: T, C: C, eps: 1e-5)
+        #expect(compare(a.data, n.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+        layernormForward(a.data, x.data, w.data, T: T, C: C, eps: 1e-5)
+        layernormForwardNaive(n.data, x.data, w.data, T: T, C: C, eps: 1e-5)
+        #expect(compare(a.data, n.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+        layernormForward(a.data, x.data, w.data, bias: b.data, T: T, C: C, eps: 1e-5)
+        layernormForwardNaive(n.data, x.data, w.data, bias: b.data, T: T, C: C, eps: 1e-5)
+        #expect(compare(a.data, n.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+    }
+
+    @Test("RoPE, both pairings, at an offset", arguments: [RopeStyle.rotateHalf, .interleaved])
+    func rope(style: RopeStyle) {
+        var r = TestRandom(seed: 4)
+        let (T, NH, HS) = (6, 3, 16)
+        let x = r.tensor([T, NH, HS]), y = x.copy()
+        let table = RopeTable(headSize: HS, theta: 10000, style: style)
+        table.apply(x.data, T: T, heads: NH, start: 37)
+        ropeApplyNaive(y.data, T: T, heads: NH, headSize: HS, start: 37, inverseFrequencies: table.inverseFrequencies, style: style)
+        #expect(compare(x.data, y.data, count: x.count, tolerance: 2e-5).firstBad == nil)
+    }
+
+    @Test("RoPE pairs the dimensions the style says")
+    func ropePairing() {
+        // A vector with only dimension 1 set, rotated by position 1: rotate-half mixes it with
+        // dimension 1 + HS/2, interleaved with dimension 0.
+        let HS = 8
+        for style in [RopeStyle.rotateHalf, .interleaved] {
+            let x = Tensor(shape: [1, 1, HS])
+            x.data[1] = 1
+            let table = RopeTable(headSize: HS, theta: 100, style: style)
+            table.apply(x.data, T: 1, heads: 1, start: 1)
+            let partner = style == .rotateHalf ? 1 + HS / 2 : 0
+            let freq = style == .rotateHalf ? table.inverseFrequencies[1] : table.inverseFrequencies[0]
+            #expect(abs(x.data[1] - cosf(freq)) < 1e-6)
+            #expect(abs(abs(x.data[partner]) - abs(sinf(freq))) < 1e-6)
+        }
+    }
+
+    @Test("softmax, SwiGLU")
+    func pointwise() {
+        var r = TestRandom(seed: 5)
+        let x = r.tensor([4, 11], scale: 5), y = x.copy()
+        softmaxRows(x.data, rows: 4, n: 11)
+        softmaxRowsNaive(y.data, rows: 4, n: 11)
+        #expect(compare(x.data, y.data, count: x.count, tolerance: 1e-6).firstBad == nil)
+        let g = r.tensor([50], scale: 4), u = r.tensor([50])
+        let a = Tensor(shape: [50]), b = Tensor(shape: [50])
+        swigluForward(a.data, g.data, u.data, count: 50)
+        swigluForwardNaive(b.data, g.data, u.data, count: 50)
+        #expect(compare(a.data, b.data, count: 50, tolerance: 1e-5).firstBad == nil)
+    }
+
+    @Test("causal GQA attention over a cache with past positions")
+    func attention() {
+        var r = TestRandom(seed: 6)
+        let (T, past, NH, NKV, HS, S) = (5, 4, 4, 2, 8, 12)
+        let q = r.tensor([T, NH, HS]), k = r.tensor([NKV, S, HS]), v = r.tensor([NKV, S, HS])
+        let o1 = Tensor(shape: [T, NH, HS]), o2 = Tensor(shape: [T, NH, HS])
+        let shape = AttentionShape(T: T, past: past, NH: NH, NKV: NKV, HS: HS, S: S)
+        let scores = Tensor(shape: [NH * T * (past + T)])
+        attentionForward(o1.data, q.data, k.data, v.data, scores: scores.data, shape: shape)
+        attentionForwardNaive(o2.data, q.data, k.data, v.data, shape: shape)
+        #expect(compare(o1.data, o2.data, count: o1.count, tolerance: 1e-5).firstBad == nil)
+    }
+
+    @Test("bf16 rounds to nearest even and keeps NaN a NaN")
+    func bfloat16() {
+        #expect(BFloat16.toFloat(BFloat16.fromFloat(1.0)) == 1.0)
+        // 1 + 2^-8 is exactly halfway between two bf16 values: ties go to the even mantissa (1.0).
+        #expect(BFloat16.toFloat(BFloat16.fromFloat(1 + 1.0 / 256)) == 1.0)
+        // 1 + 3 * 2^-8 is halfway between 1 + 2^-7 (odd) and 1 + 2^-6 (even).
+        #expect(BFloat16.toFloat(BFloat16.fromFloat(1 + 3.0 / 256)) == 1 + 1.0 / 64)
+        #expect(BFloat16.toFloat(BFloat16.fromFloat(.nan)).isNaN)
+        // A NaN whose payload sits only in the low bits must not become infinity.
+        #expect(BFloat16.toFloat(BFloat16.fromFloat(Float(bitPattern: 0x7F80_0001))).isNaN)
+        #expect(BFloat16.toFloat(BFloat16.fromFloat(.infinity)) == .infinity)
+        #expect(BFloat16.toFloat(BFloat16.fromFloat(Float.greatestFiniteMagnitude)) == .infinity)
+    }
+
+    @Test("f16 and bf16 decode through DTypeConversion, aligned and not")
+    func conversions() throws {
+        let values: [Float] = [0, 1, -2.5, 65504, 1e-8, .infinity]
+        for dtype in [DType.f16, .bf16] {
+            let bytes = UnsafeMutableRawPointer.allocate(byteCount: 2 * values.count + 1, alignment: 8)
+            defer { bytes.deallocate() }
+            for offset in [0, 1] {
+                try values.withUnsafeBufferPointer {
+                    try DTypeConversion.fromFloat32($0.baseAddress!, count: values.count, dtype: dtype, into: bytes + offset)
+                }
+                var out = [Float](repeating: 0, count: values.count)
+                try out.withUnsafeMutableBufferPointer {
+                    try DTypeConversion.toFloat32(UnsafeRawPointer(bytes + offset), dtype: dtype, count: values.count, into: $0.baseAddress!)
+                }
+                var expected = values
+                expected.withUnsafeMutableBufferPointer { DTypeConversion.round($0.baseAddress!, count: values.count, to: dtype) }
+                #expect(out == expected, "\(dtype) at offset \(offset)")
+            }
+        }
+    }
+}
