@@ -1,1 +1,30 @@
-print("bench")
+// bam-bench: benchmarks that report ratios against a baseline measured in the same run
+// (a raw cblas_sgemm, a file copy, ...), because these machines are noisy. Not part of the tests.
+//
+//   swift run -c release BamBench perplexity [--chunks N] [--model DIR]
+//   swift run -c release BamBench tokenizer TOKENIZER.json TEXT
+import BamModels
+import Foundation
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else {
+    print("usage: BamBench perplexity|tokenizer|make-model ... (see the header of Sources/BamBench/main.swift)")
+    exit(2)
+}
+do {
+    switch command {
+    case "perplexity": try runPerplexityBench(arguments: Array(arguments.dropFirst()))
+    case "make-model": try runMakeModel(arguments: Array(arguments.dropFirst()))
+    case "gemm": print(String(format: "sgemm ceiling: %.1f GFLOP/s", gemmCeiling()))
+    default:
+        if let extra = extraBenchmarks[command] {
+            try extra(Array(arguments.dropFirst()))
+        } else {
+            print("unknown benchmark \(command)")
+            exit(2)
+        }
+    }
+} catch {
+    FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+    exit(1)
+}

@@ -64,6 +64,14 @@ public final class Transformer: @unchecked Sendable {
     /// the output projection (perplexity scores half a chunk, generation one token).
     public func forward(tokens: [Int], cache: KVCache, outputRows: Range<Int>? = nil,
                         observer: ((ForwardEvent) -> Void)? = nil) throws -> Tensor {
+        let h = try finalHidden(tokens: tokens, cache: cache, outputRows: outputRows, observer: observer)
+        return logits(normalizedHidden: h)
+    }
+
+    /// The final-normed hidden states (rows, C) of `outputRows`: everything of `forward` but the
+    /// output projection, for callers that project in blocks (perplexity keeps memory flat that way).
+    public func finalHidden(tokens: [Int], cache: KVCache, outputRows: Range<Int>? = nil,
+                            observer: ((ForwardEvent) -> Void)? = nil) throws -> Tensor {
         let T = tokens.count
         let C = config.hidden, V = config.vocabSize
         let rows = outputRows ?? 0..<T
@@ -111,17 +119,18 @@ public final class Transformer: @unchecked Sendable {
             }
         }
         cache.advance(T)
-        return logits(x + rows.lowerBound * C, rows: rows.count, arena: arena)
+        let h = Tensor(shape: [rows.count, C])
+        if rows.count > 0 { norm(h.data, x + rows.lowerBound * C, weights.finalNorm, T: rows.count) }
+        return h
     }
 
-    /// Final norm and output projection of `rows` positions of the residual stream.
-    func logits(_ x: UnsafeMutablePointer<Float>, rows n: Int, arena: Arena) -> Tensor {
+    /// The output projection (and Cohere's logit scale) of final-normed hidden rows: (rows, V).
+    public func logits(normalizedHidden h: Tensor, rows: Range<Int>? = nil) -> Tensor {
         let C = config.hidden, V = config.vocabSize
-        let out = Tensor(shape: [n, V])
-        guard n > 0 else { return out }
-        let xn = arena.take(n * C)
-        norm(xn, x, weights.finalNorm, T: n)
-        linearForward(out.data, xn, weights.lmHead.data, nil, T: n, C: C, OC: V)
+        let r = rows ?? 0..<h.rows
+        let out = Tensor(shape: [r.count, V])
+        guard r.count > 0 else { return out }
+        linearForward(out.data, h.data + r.lowerBound * C, weights.lmHead.data, nil, T: r.count, C: C, OC: V)
         if config.logitScale != 1 {
             for i in 0..<out.count { out.data[i] *= config.logitScale }
         }

@@ -1,0 +1,93 @@
+import BamModels
+import CBLAS
+import Foundation
+
+/// Benchmarks defined in other files of this target register here (name -> entry point).
+nonisolated(unsafe) var extraBenchmarks: [String: ([String]) throws -> Void] = [:]
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+}
+
+/// GFLOP/s of one large square cblas_sgemm with all BLAS threads: the ceiling every compute
+/// benchmark is reported against. Best of 3.
+func gemmCeiling(n: Int = 2048) -> Double {
+    BLASThreads.configure()
+    let a = Tensor(shape: [n, n]), b = Tensor(shape: [n, n]), c = Tensor(shape: [n, n])
+    for i in 0..<(n * n) { a.data[i] = Float(i % 7) * 0.01; b.data[i] = Float(i % 5) * 0.01 }
+    gemm(c.data, a.data, b.data, m: n, n: n, k: n)
+    var best = Double.infinity
+    for _ in 0..<3 { best = min(best, seconds { gemm(c.data, a.data, b.data, m: n, n: n, k: n) }) }
+    return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
+}
+
+/// Peak resident memory of this process so far (VmHWM), in bytes.
+func peakRSS() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+        return kb * 1024
+    }
+    return 0
+}
+
+func option(_ args: [String], _ name: String) -> String? {
+    guard let i = args.firstIndex(of: name), i + 1 < args.count else { return nil }
+    return args[i + 1]
+}
+
+/// Runs this executable again with `arguments` (so that model creation does not count towards
+/// the measured process's peak memory).
+func runSelf(_ arguments: [String]) throws {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+    if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
+        p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+    }
+    p.arguments = arguments
+    try p.run()
+    p.waitUntilExit()
+    guard p.terminationStatus == 0 else { throw BamError.io("\(arguments.joined(separator: " ")) failed") }
+}
+
+/// The benchmark shapes named in the issues.
+enum BenchShape: String {
+    /// 58M-parameter Llama: hidden 512, 8 layers, 8 heads, FFN 1408, vocab 32000.
+    case llama58m
+    var config: JSONObject {
+        switch self {
+        case .llama58m: ModelConfig.llamaJSON(vocab: 32000, hidden: 512, intermediate: 1408, layers: 8, heads: 8)
+        }
+    }
+}
+
+func benchDirectory() -> URL {
+    let base = ProcessInfo.processInfo.environment["BAM_MIX_BENCH_DIR"] ?? (NSTemporaryDirectory() + "bam-mix-bench")
+    return URL(fileURLWithPath: base)
+}
+
+/// `make-model SHAPE DIR [--seed S] [--layers L]`: a random f32 model of a benchmark shape.
+func runMakeModel(arguments: [String]) throws {
+    guard arguments.count >= 2, let shape = BenchShape(rawValue: arguments[0]) else {
+        throw BamError.usage("make-model llama58m DIR [--seed S] [--layers L]")
+    }
+    var json = shape.config
+    if let l = option(arguments, "--layers").flatMap(Int.init) { json["num_hidden_layers"] = .int(l) }
+    let config = try ModelConfig(json: json)
+    let seed = UInt64(option(arguments, "--seed").flatMap(Int.init) ?? 1)
+    let weights = TransformerWeights.random(config: config, seed: seed)
+    try CheckpointWriter.save(weights: weights, config: config, to: URL(fileURLWithPath: arguments[1]), replace: true)
+}
+
+func ensureModel(_ shape: BenchShape, name: String? = nil, seed: Int = 1, layers: Int? = nil) throws -> URL {
+    let dir = benchDirectory().appendingPathComponent(name ?? shape.rawValue)
+    if !FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) {
+        FileHandle.standardError.write(Data("creating \(dir.path) ...\n".utf8))
+        var args = ["make-model", shape.rawValue, dir.path, "--seed", "\(seed)"]
+        if let layers { args += ["--layers", "\(layers)"] }
+        try runSelf(args)
+    }
+    return dir
+}

@@ -1,0 +1,16 @@
+import ArgumentParser
+import BamTensors
+
+@main
+struct BamMix: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bam-mix",
+        abstract: "Branch-Train-MiX and Branch-Attend-Mix on CPU: mix dense experts into MoE models, run, train and compare them.",
+        discussion: """
+        A model PATH is an HF directory (config.json + *.safetensors, sharded or not), a .gguf file, or
+        (read-only) a directory of PyTorch pytorch_model*.bin files. Set BAM_MIX_THREADS to limit the cores used.
+        """,
+        subcommands: [
+            InspectCommand.self, ForwardCommand.self, PerplexityCommand.self,
+        ])
+}

@@ -1,0 +1,100 @@
+import ArgumentParser
+import BamModels
+import ConsoleKitTerminal
+import Foundation
+
+/// Writes a string to standard error (errors, warnings and stage lines never go to stdout, which
+/// carries only results — and only the JSON document under `--json`).
+func printError(_ s: String) {
+    FileHandle.standardError.write(Data((s + "\n").utf8))
+}
+
+func warn(_ s: String) { printError("warning: \(s)") }
+
+/// Prints an Encodable as one JSON document on stdout (or into `file`).
+func emitJSON<T: Encodable>(_ value: T, to file: String? = nil) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    let data = try encoder.encode(value)
+    if let file {
+        try writeFileAtomically(data + Data("\n".utf8), to: URL(fileURLWithPath: file))
+    } else {
+        FileHandle.standardOutput.write(data + Data("\n".utf8))
+    }
+}
+
+/// Parses "1,2,3" or "1 2 3" into token ids.
+func parseIds(_ s: String, what: String) throws -> [Int] {
+    let parts = s.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\n" || $0 == "\t" })
+    var ids: [Int] = []
+    for p in parts {
+        guard let v = Int(p) else { throw ValidationError("\(what): `\(p)` is not an integer token id") }
+        ids.append(v)
+    }
+    return ids
+}
+
+func formatCount(_ n: Int) -> String {
+    let d = Double(n)
+    if d >= 1e9 { return String(format: "%.2fB", d / 1e9) }
+    if d >= 1e6 { return String(format: "%.2fM", d / 1e6) }
+    if d >= 1e3 { return String(format: "%.1fK", d / 1e3) }
+    return "\(n)"
+}
+
+func formatBytes(_ n: Int) -> String {
+    let d = Double(n)
+    if d >= 1_073_741_824 { return String(format: "%.2f GiB", d / 1_073_741_824) }
+    if d >= 1_048_576 { return String(format: "%.1f MiB", d / 1_048_576) }
+    if d >= 1024 { return String(format: "%.1f KiB", d / 1024) }
+    return "\(n) B"
+}
+
+func formatDuration(_ s: Double) -> String {
+    if !s.isFinite { return "?" }
+    if s < 60 { return String(format: "%.1f s", s) }
+    if s < 3600 { return String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60) }
+    return String(format: "%dh%02dm", Int(s) / 3600, (Int(s) % 3600) / 60)
+}
+
+/// A progress bar with a count and an ETA on a terminal (console-kit's ActivityIndicator, which
+/// redraws in place only when stdout is a terminal and prints the title once otherwise).
+/// Disabled entirely under `--json`, whose stdout must hold only the JSON document.
+final class Progress: @unchecked Sendable {
+    struct Bar: ActivityBar {
+        var title: String
+        var done = 0
+        var total = 1
+        var detail = ""
+        var started = Date()
+
+        func renderActiveBar(tick: UInt, width: Int) -> ConsoleText {
+            let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 0
+            let filled = Int(fraction * Double(width))
+            let elapsed = Date().timeIntervalSince(started)
+            let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : .nan
+            let bar = "[" + String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled) + "]"
+            return (bar + " \(done)/\(total)  ETA \(formatDuration(eta))  \(detail)").consoleText(.info)
+        }
+    }
+
+    private let indicator: ActivityIndicator<Bar>?
+
+    init(title: String, total: Int, enabled: Bool = true) {
+        guard enabled else {
+            indicator = nil
+            return
+        }
+        let terminal = Terminal()
+        indicator = Bar(title: title, total: total).newActivity(for: terminal)
+        indicator?.start(refreshRate: 100)
+    }
+
+    func update(done: Int, detail: String = "") {
+        indicator?.activity.done = done
+        indicator?.activity.detail = detail
+    }
+
+    func finish() { indicator?.succeed() }
+    func fail() { indicator?.fail() }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import BamEvaluation
+import BamModels
+import Foundation
+
+extension PerplexityScoring: ExpressibleByArgument {}
+
+struct PerplexityCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "perplexity",
+        abstract: "llama.cpp-compatible perplexity of a model on a text (or token-id) file.",
+        discussion: """
+        The text is tokenised once (with BOS when the tokenizer adds one) and cut into floor(tokens / ctx)
+        chunks; each chunk's first token is replaced by BOS and the chunk is evaluated from an empty cache.
+        `--scoring half` (the default, as llama-perplexity) scores positions ctx/2 .. ctx-2 predicting the next
+        token; `--scoring full` scores every token after the first. PPL = exp(mean NLL), with its standard error.
+        """)
+
+    @Option(help: "Model PATH.")
+    var model: String
+
+    @Option(name: .customLong("text-file"), help: "UTF-8 text to score (tokenised with the model's tokenizer.json).")
+    var textFile: String?
+
+    @Option(name: .customLong("ids-file"), help: "Token ids to score instead of text (whitespace- or comma-separated).")
+    var idsFile: String?
+
+    @Option(help: "Context length (tokens per chunk).")
+    var ctx: Int = 512
+
+    @Option(help: "Evaluate at most this many chunks.")
+    var chunks: Int?
+
+    @Option(help: "Which positions are scored: half (llama.cpp) or full.")
+    var scoring: PerplexityScoring = .half
+
+    @Flag(name: .customLong("no-bos"), help: "Do not replace each chunk's first token with BOS.")
+    var noBOS = false
+
+    @Flag(help: "Print one JSON document (ppl, ppl_stderr, nll_mean, tokens_scored, chunks, ctx, scoring, seconds, tokens_per_second).")
+    var json = false
+
+    func validate() throws {
+        if (textFile == nil) == (idsFile == nil) { throw ValidationError("give exactly one of --text-file and --ids-file") }
+        if ctx < 4 { throw ValidationError("--ctx must be at least 4") }
+    }
+
+    func run() throws {
+        let ckpt = try Checkpoint.open(model)
+        let (tokens, bos) = try loadTokens(checkpoint: ckpt, textFile: textFile, idsFile: idsFile)
+        let transformer = try Transformer.load(ckpt)
+        let options = PerplexityOptions(contextLength: ctx, maxChunks: chunks, scoring: scoring, bosToken: noBOS ? nil : bos)
+        let plan = try PerplexityPlan(tokens: tokens, options: options)
+        let progress = Progress(title: "perplexity", total: plan.chunks.count, enabled: !json)
+        let result: PerplexityResult
+        do {
+            result = try perplexity(model: transformer, tokens: tokens, options: options) { done, _, ppl in
+                progress.update(done: done, detail: String(format: "PPL %.4f", ppl))
+            }
+            progress.finish()
+        } catch {
+            progress.fail()
+            throw error
+        }
+        if json {
+            try emitJSON(result)
+        } else {
+            print(String(format: "PPL = %.4f +/- %.5f", result.ppl, result.pplStderr))
+            print("\(result.tokensScored) tokens scored in \(result.chunks) chunks of \(result.ctx) (scoring: \(result.scoring.rawValue)\(result.scoring == .half ? ", as llama-perplexity" : "")), "
+                  + String(format: "%.2f s, %.0f tokens/s", result.seconds, result.tokensPerSecond))
+        }
+    }
+}
+
+/// Token ids from a text file (through the checkpoint's tokenizer) or an ids file, and the BOS id
+/// that replaces each chunk's first token (nil when the vocabulary does not add BOS).
+func loadTokens(checkpoint: Checkpoint, textFile: String?, idsFile: String?) throws -> (tokens: [Int], bos: Int?) {
+    if let idsFile {
+        let text = try String(contentsOfFile: idsFile, encoding: .utf8)
+        return (try parseIds(text, what: idsFile), checkpoint.config.bosTokenId)
+    }
+    throw BamError.unsupported("--text-file needs the tokenizer module, which is not built yet; pass --ids-file")
+}
