@@ -45,17 +45,24 @@ public enum GGUFConverter {
         if ![DType.f32, .f16, .bf16, .q8_0].contains(keep) { keep = .f32 }
         let base = dtype ?? keep
 
-        // Plan the GGUF tensors in the order their first HF tensor appears.
+        // Plan the GGUF tensors in the order their first HF tensor appears. A GGUF tensor is written
+        // from pieces: whole HF tensors, or row ranges of one (fused experts).
+        struct Piece { var name: String; var rows: Range<Int>? }
         struct Planned {
             var name: String
             var shape: [Int]          // row-major, as written (outermost first)
-            var sources: [String]     // 1, or E stacked experts
+            var pieces: [Piece]
             var permuteHeads: Int?
             var dtype: DType
         }
         var planned: [Planned] = []
         var index: [String: Int] = [:]
         var stacks: [String: [Int: String]] = [:]
+        func add(_ p: Planned) throws {
+            guard index[p.name] == nil else { throw BamError.mismatch("\(store.location): two tensors map to GGUF `\(p.name)`") }
+            index[p.name] = planned.count
+            planned.append(p)
+        }
         for n in store.names {
             if GGUFTensorNames.isIgnorable(n) {
                 report.notes.append("skipped buffer `\(n)`")
@@ -74,19 +81,30 @@ public enum GGUFConverter {
                 }
                 let shape = info.shape.isEmpty ? [1] : info.shape
                 if let h = heads { try GGUFRopePermutation.check(rows: shape[0], heads: h, tensor: n, file: store.location) }
-                guard index[g] == nil else { throw BamError.mismatch("\(store.location): two tensors map to GGUF `\(g)`") }
-                index[g] = planned.count
-                planned.append(Planned(name: g, shape: shape, sources: [n], permuteHeads: heads, dtype: .f32))
+                try add(Planned(name: g, shape: shape, pieces: [Piece(name: n, rows: nil)], permuteHeads: heads, dtype: .f32))
             case let .expert(g, _, _, e):
                 guard info.shape.count == 2 else {
                     throw BamError.mismatch("\(store.location): expert tensor `\(n)` has shape \(info.shape); a 2-D [out, in] weight expected")
                 }
-                if index[g] == nil {
-                    index[g] = planned.count
-                    planned.append(Planned(name: g, shape: info.shape, sources: [], permuteHeads: nil, dtype: .f32))
-                }
+                if index[g] == nil { try add(Planned(name: g, shape: info.shape, pieces: [], permuteHeads: nil, dtype: .f32)) }
                 guard stacks[g, default: [:]][e] == nil else { throw BamError.mismatch("\(store.location): expert \(e) of `\(g)` appears twice") }
                 stacks[g, default: [:]][e] = n
+            case let .fusedGateUp(layer):
+                guard info.shape.count == 3, info.shape[1] % 2 == 0 else {
+                    throw BamError.mismatch("\(store.location): `\(n)` has shape \(info.shape); [E, 2 * intermediate, hidden] expected")
+                }
+                let (e, twoI, h) = (info.shape[0], info.shape[1], info.shape[2])
+                let i = twoI / 2
+                try add(Planned(name: "blk.\(layer).ffn_gate_exps.weight", shape: [e, i, h],
+                                pieces: (0..<e).map { Piece(name: n, rows: ($0 * twoI)..<($0 * twoI + i)) }, permuteHeads: nil, dtype: .f32))
+                try add(Planned(name: "blk.\(layer).ffn_up_exps.weight", shape: [e, i, h],
+                                pieces: (0..<e).map { Piece(name: n, rows: ($0 * twoI + i)..<($0 * twoI + twoI)) }, permuteHeads: nil, dtype: .f32))
+            case let .fusedDown(layer):
+                guard info.shape.count == 3 else {
+                    throw BamError.mismatch("\(store.location): `\(n)` has shape \(info.shape); [E, hidden, intermediate] expected")
+                }
+                try add(Planned(name: "blk.\(layer).ffn_down_exps.weight", shape: info.shape, pieces: [Piece(name: n, rows: nil)],
+                                permuteHeads: nil, dtype: .f32))
             }
         }
         for (g, members) in stacks {
@@ -95,15 +113,15 @@ public enum GGUFConverter {
             if let e = cfg.moe?.experts, e != count {
                 throw BamError.mismatch("\(store.location): `\(g)` gathers \(count) experts, but the config has num_local_experts = \(e)")
             }
-            var names: [String] = []
+            var pieces: [Piece] = []
             for e in 0..<count {
                 guard let n = members[e] else { throw BamError.mismatch("\(store.location): expert \(e) of `\(g)` is missing") }
                 guard store.info(n)?.shape == planned[i].shape else {
                     throw BamError.mismatch("\(store.location): expert tensor `\(n)` has shape \(store.info(n)?.shape ?? []); the other experts have \(planned[i].shape)")
                 }
-                names.append(n)
+                pieces.append(Piece(name: n, rows: nil))
             }
-            planned[i].sources = names
+            planned[i].pieces = pieces
             planned[i].shape = [count] + planned[i].shape
         }
 
@@ -125,8 +143,9 @@ public enum GGUFConverter {
 
         let entries: [TensorWriteEntry] = planned.map { p in
             TensorWriteEntry(name: p.name, dtype: p.dtype, shape: p.shape) { write in
-                for src in p.sources {
-                    try GGUFConverter.writeTensor(store: store, name: src, as: p.dtype, permuteHeads: p.permuteHeads, write: write)
+                for piece in p.pieces {
+                    try GGUFConverter.writeTensor(store: store, name: piece.name, rows: piece.rows, as: p.dtype,
+                                                  permuteHeads: p.permuteHeads, write: write)
                 }
             }
         }
@@ -144,34 +163,41 @@ public enum GGUFConverter {
         return report
     }
 
-    /// Streams one HF tensor as `dtype`, with the Q/K permutation applied when `permuteHeads` is set.
-    static func writeTensor(store: any TensorStore, name: String, as dtype: DType, permuteHeads: Int?,
+    /// Streams one HF tensor (or the row range `rows` of it, viewed as [rows, last dim]) as `dtype`,
+    /// with the Q/K permutation applied when `permuteHeads` is set.
+    static func writeTensor(store: any TensorStore, name: String, rows: Range<Int>? = nil, as dtype: DType, permuteHeads: Int?,
                             write: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard let info = store.info(name) else { throw BamError.format(store.location, "missing tensor `\(name)`") }
         defer { store.release(name) }
-        let n = info.count
-        guard let bytes = dtype.byteCount(elements: n) else {
-            throw BamError.usage("tensor `\(name)` with \(n) values cannot be stored as \(dtype.rawValue)")
+        let cols = max(info.shape.last ?? 1, 1)
+        let r = rows ?? 0..<(info.count / cols)
+        let n = r.count * cols
+        guard let srcRow = info.dtype.byteCount(elements: cols), let bytes = dtype.byteCount(elements: n) else {
+            throw BamError.usage("tensor `\(name)` with rows of \(cols) values cannot be stored as \(dtype.rawValue)")
         }
+        let all = try store.bytes(name)
+        guard r.upperBound * srcRow <= all.count else { throw BamError.format(store.location, "tensor `\(name)`: rows \(r) out of range") }
+        var raw = UnsafeRawBufferPointer(rebasing: all[(r.lowerBound * srcRow)..<(r.upperBound * srcRow)])
         var owned: UnsafeMutableRawBufferPointer? = nil
         defer { owned?.deallocate() }
-        var raw: UnsafeRawBufferPointer
-        if info.dtype == dtype {
-            raw = try store.bytes(name)
-        } else {
-            let t = try store.tensor(name)
-            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
+        if info.dtype != dtype, n > 0 {
+            let f = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            defer { f.deallocate() }
+            do {
+                try DTypeConversion.toFloat32(raw.baseAddress!, dtype: info.dtype, count: n, into: f)
+            } catch let e as TensorError {
+                throw BamError(.unsupported, "\(info.file): tensor `\(name)`: \(e.description)")
+            }
+            let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 64)
             owned = buf
-            if n > 0 { try DTypeConversion.fromFloat32(t.data, count: n, dtype: dtype, into: buf.baseAddress!) }
-            raw = UnsafeRawBufferPointer(rebasing: buf[0..<bytes])
+            try DTypeConversion.fromFloat32(f, count: n, dtype: dtype, into: buf.baseAddress!)
+            raw = UnsafeRawBufferPointer(buf)
         }
         guard let heads = permuteHeads, bytes > 0 else { return try write(raw) }
-        let rows = info.shape[0]
         let out = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 64)
         defer { out.deallocate() }
-        GGUFRopePermutation.permuteRows(raw.baseAddress!, out.baseAddress!, rows: rows, rowBytes: bytes / rows, heads: heads, toGGUF: true)
-        raw = UnsafeRawBufferPointer(out)
-        try write(raw)
+        GGUFRopePermutation.permuteRows(raw.baseAddress!, out.baseAddress!, rows: r.count, rowBytes: bytes / r.count, heads: heads, toGGUF: true)
+        try write(UnsafeRawBufferPointer(out))
     }
 
     /// general.* and `<arch>.*` keys (llama.cpp's names and types: counts u32, floats f32).

@@ -84,9 +84,22 @@ enum GGUFTensorNames {
         case single(String)
         /// Expert `expert` of the stacked tensor `name` (layer `layer`, projection `hf` w1/w2/w3).
         case expert(name: String, layer: Int, hf: String, expert: Int)
+        /// transformers 5's fused Mixtral experts: `mlp.experts.gate_up_proj` [E, 2I, H] (gate rows
+        /// first in each expert) -> ffn_gate_exps + ffn_up_exps; `mlp.experts.down_proj` [E, H, I]
+        /// -> ffn_down_exps (formats.md).
+        case fusedGateUp(layer: Int)
+        case fusedDown(layer: Int)
     }
 
     static func gguf(fromHF name: String) -> Destination? {
+        if let m = name.wholeMatch(of: /model\.layers\.(\d+)\.mlp\.(gate\.weight|experts\.gate_up_proj|experts\.down_proj)/),
+           let layer = Int(m.1) {
+            switch m.2 {
+            case "gate.weight": return .single("blk.\(layer).ffn_gate_inp.weight")
+            case "experts.gate_up_proj": return .fusedGateUp(layer: layer)
+            default: return .fusedDown(layer: layer)
+            }
+        }
         guard let (stem, suffix) = splitSuffix(name) else { return nil }
         for (h, g) in topLevel where h == stem { return .single(g + suffix) }
         let prefix = "model.layers."

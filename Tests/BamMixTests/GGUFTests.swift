@@ -525,6 +525,70 @@ struct GGUFRoundTripTests {
         }
     }
 
+    /// The BAM checkpoints of Tests/Fixtures/bam (tools/make_bam_fixtures.py): every layout
+    /// (expert_kv / shared_kv, biases, cohere / qwen2 / mistral bases, tied embeddings) round-trips.
+    static let bamFixtures: [String] = {
+        let dir = FormatFixtures.root.appendingPathComponent("bam")
+        let all = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return all.filter { FileManager.default.fileExists(atPath: dir.appendingPathComponent("\($0)/config.json").path) }.sorted()
+    }()
+
+    @Test("BAM fixture checkpoints round-trip through the `bam` GGUF architecture", arguments: bamFixtures)
+    func bamFixture(_ name: String) throws {
+        let dir = try FormatTempDir()
+        let original = try Checkpoint.open(FormatFixtures.root.appendingPathComponent("bam/\(name)").path)
+        try GGUFConverter.hfToGGUF(original, output: dir.file("m.gguf"), dtype: nil)
+        let g = try Checkpoint.open(dir.file("m.gguf").path)
+        #expect(g.config.family == .bam && g.config.baseFamily == original.config.baseFamily)
+        #expect(g.config.moa == original.config.moa && g.config.moe == original.config.moe)
+        #expect(g.config.parallelBlock == original.config.parallelBlock && g.config.logitScale == original.config.logitScale)
+        try GGUFConverter.ggufToHF(g, outputDirectory: dir.file("back"), dtype: nil)
+        let back = try Checkpoint.open(dir.file("back").path)
+        try expectSameTensors(original.store, back.store)
+        var a = original.config.raw, b = back.config.raw
+        for k in ["torch_dtype", "auto_map"] { a[k] = nil; b[k] = nil }
+        for (k, v) in a.pairs { #expect(b[k] == v, "config key \(k): \(v.serialized(indent: nil)) became \(b[k]?.serialized(indent: nil) ?? "absent")") }
+    }
+
+    @Test("transformers 5's fused Mixtral experts convert like the legacy layout")
+    func fusedMixtral() throws {
+        let dir = try FormatTempDir()
+        let legacyDir = try TinyHF.write("mixtral", dtype: .bf16, to: dir.file("legacy"))
+        let legacy = try Checkpoint.open(legacyDir.path)
+        // The same weights in the fused layout.
+        var entries: [TensorWriteEntry] = []
+        for n in legacy.store.names where !n.contains("block_sparse_moe") {
+            entries.append(.float(n, try legacy.store.tensor(n), as: .bf16))
+        }
+        let (E, F, C) = (TinyHF.E, TinyHF.F, TinyHF.C)
+        for l in 0..<TinyHF.L {
+            let p = "model.layers.\(l).block_sparse_moe."
+            entries.append(.float("model.layers.\(l).mlp.gate.weight", try legacy.store.tensor(p + "gate.weight"), as: .bf16))
+            let gu = Tensor(shape: [E, 2 * F, C]), down = Tensor(shape: [E, C, F])
+            for e in 0..<E {
+                let w1 = try legacy.store.tensor(p + "experts.\(e).w1.weight"), w3 = try legacy.store.tensor(p + "experts.\(e).w3.weight")
+                let w2 = try legacy.store.tensor(p + "experts.\(e).w2.weight")
+                (gu.data + e * 2 * F * C).update(from: w1.data, count: F * C)
+                (gu.data + e * 2 * F * C + F * C).update(from: w3.data, count: F * C)
+                (down.data + e * C * F).update(from: w2.data, count: C * F)
+            }
+            entries.append(.float("model.layers.\(l).mlp.experts.gate_up_proj", gu, as: .bf16))
+            entries.append(.float("model.layers.\(l).mlp.experts.down_proj", down, as: .bf16))
+        }
+        let fusedDir = dir.file("fused")
+        try FileManager.default.createDirectory(at: fusedDir, withIntermediateDirectories: true)
+        try SafetensorsWriter.write(entries, to: fusedDir.appendingPathComponent("model.safetensors"))
+        try FileManager.default.copyItem(at: legacyDir.appendingPathComponent("config.json"), to: fusedDir.appendingPathComponent("config.json"))
+        try GGUFConverter.hfToGGUF(legacy, output: dir.file("a.gguf"), dtype: nil)
+        try GGUFConverter.hfToGGUF(try Checkpoint.open(fusedDir.path), output: dir.file("b.gguf"), dtype: nil)
+        let a = try GGUFFile(path: dir.file("a.gguf").path), b = try GGUFFile(path: dir.file("b.gguf").path)
+        #expect(Set(a.tensors.map(\.name)) == Set(b.tensors.map(\.name)))
+        for t in a.tensors {
+            guard let u = b.tensor(t.name) else { continue }
+            #expect(t.dims == u.dims && t.type == u.type && a.bytes(t).elementsEqual(b.bytes(u)), "\(t.name)")
+        }
+    }
+
     @Test("the GGUF store itself presents the HF tensors (no round trip needed)")
     func storeView() throws {
         let dir = try FormatTempDir()
