@@ -57,7 +57,9 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         }
 
         let experts = file["\(arch).expert_count"]?.intValue ?? 0
-        let heads = file["\(arch).attention.head_count"]?.intValue ?? 0
+        guard let heads = file["\(arch).attention.head_count"]?.intValue, heads > 0 else {
+            throw BamError.config(path, key: "\(arch).attention.head_count", "missing or not a positive integer")
+        }
         let kvHeads = file["\(arch).attention.head_count_kv"]?.intValue ?? heads
 
         var sources: [String: Source] = [:]

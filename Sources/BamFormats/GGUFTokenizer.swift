@@ -277,9 +277,9 @@ public enum GGUFTokenizer {
                     ("normalized", .bool(isUser)), ("special", .bool(isControl)),
                 ])))
             }
-            // Control tokens of byte-level vocabularies live only among the added tokens (as in
-            // Llama 3's tokenizer.json); SentencePiece-style vocabularies keep them in the model too.
-            if (isUser || (isControl && !isLlama)) { continue }
+            // Every token is also in the model's vocab: the tokenizers library gives an added token
+            // that is missing from it the next free id, whatever its `id` says, so an added token
+            // inside the vocab's id range must be in the vocab to keep its id.
             if vocab[t] == nil { vocab[t] = .int(id) }
         }
 

@@ -695,6 +695,11 @@ struct GGUFTokenizerTests {
             return m
         }
         #expect(idMap(rebuilt) == idMap(original))
+        // Added tokens must also sit in the model's vocab under their id (the tokenizers library
+        // renumbers an added token missing from it).
+        for a in rebuilt["added_tokens"]!.arrayValue! {
+            #expect(rebuilt["model"]!["vocab"]![a["content"]!.stringValue!] == a["id"], "\(a)")
+        }
         #expect(try GGUFTokenizer.mergePairs(rebuilt["model"]!["merges"], file: "").map { "\($0.0) \($0.1)" } == merges)
         #expect(rebuilt["pre_tokenizer"]!["type"] == "ByteLevel")
         #expect(rebuilt["decoder"]!["type"] == "ByteLevel")
