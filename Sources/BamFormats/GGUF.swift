@@ -36,10 +36,11 @@ public enum GGUFValueType: UInt32, Sendable, CaseIterable {
 }
 
 /// A GGUF metadata value. Arrays carry their element type, so an empty array keeps it too.
-public indirect enum GGUFValue: Equatable, Sendable {
+/// (Only arrays are boxed: a 24-byte value per element keeps big vocabularies compact.)
+public enum GGUFValue: Equatable, Sendable {
     case uint8(UInt8), int8(Int8), uint16(UInt16), int16(Int16), uint32(UInt32), int32(Int32)
     case float32(Float), bool(Bool), string(String)
-    case array(GGUFValueType, [GGUFValue])
+    indirect case array(GGUFValueType, [GGUFValue])
     case uint64(UInt64), int64(Int64), float64(Double)
 
     public var type: GGUFValueType {
@@ -201,8 +202,9 @@ public final class GGUFFile: @unchecked Sendable {
     public static let maxTensorNameBytes = 64
     public static let maxStringBytes = 1 << 30
     public static let maxArrayNesting = 8
-    /// Total array elements over all keys (a 256k-token vocabulary needs about 1M).
-    public static let maxArrayElements = 1 << 25
+    /// Total array elements over all keys (a 256k-token vocabulary with merges needs about 1M),
+    /// so a hostile file cannot make the reader allocate more than ~200 MB for metadata.
+    public static let maxArrayElements = 1 << 23
     public static let maxDims = 4
     public static let defaultAlignment = 32
 
