@@ -1,4 +1,5 @@
 @testable import BamFormats
+import BamTokenizers
 import Foundation
 import Testing
 
@@ -734,10 +735,35 @@ struct GGUFTokenizerTests {
         #expect(cfg["bos_token"] == "<s>" && cfg["add_bos_token"] == .bool(true))
     }
 
+    @Test("rebuilt tokenizer.json files tokenize like the originals")
+    func rebuiltTokenizersEncode() throws {
+        let dir = try FormatTempDir()
+        // Byte-level: ids the tokenizers library produced with the original (fixture script).
+        let tokDir = FormatFixtures.gguf("tokenizers/bytelevel")
+        let enc = try readJSONObject(tokDir.appendingPathComponent("encoded.json"))
+        let n = try readJSONObject(tokDir.appendingPathComponent("tokenizer.json"))["model"]!["vocab"]!.objectValue!.count
+        let src = try TinyHF.write("llama", dtype: .f32, to: dir.file("bl"), vocab: n, tokenizer: tokDir)
+        try GGUFConverter.hfToGGUF(try Checkpoint.open(src.path), output: dir.file("bl.gguf"), dtype: nil)
+        try GGUFConverter.ggufToHF(try Checkpoint.open(dir.file("bl.gguf").path), outputDirectory: dir.file("bl-back"), dtype: nil)
+        let rebuilt = try BamTokenizers.Tokenizer.load(url: dir.file("bl-back"))
+        #expect(rebuilt.encode(enc["text"]!.stringValue!) == enc["ids"]!.arrayValue!.compactMap(\.intValue))
+        // SentencePiece-style: rebuilt from llama.cpp's GGUF (placeholder scores) and from ours.
+        let text = try String(contentsOf: FormatFixtures.gguf("perplexity.txt"), encoding: .utf8) + " odd   spacing\tand ünïcödé 🙂 </s>"
+        let original = try BamTokenizers.Tokenizer.load(url: FormatFixtures.gguf("tiny_llama"))
+        try GGUFConverter.hfToGGUF(try Checkpoint.open(FormatFixtures.gguf("tiny_llama").path), output: dir.file("l.gguf"), dtype: .f16)
+        for g in [FormatFixtures.gguf("tiny_llama.llamacpp.gguf"), dir.file("l.gguf")] {
+            let out = dir.file("back-\(g.lastPathComponent)")
+            try GGUFConverter.ggufToHF(try Checkpoint.open(g.path), outputDirectory: out, dtype: nil)
+            let t = try BamTokenizers.Tokenizer.load(url: out)
+            #expect(t.encode(text) == original.encode(text), "\(g.lastPathComponent)")
+            #expect(t.addsBOS == original.addsBOS)
+        }
+    }
+
     @Test("pre-tokenizer names: GPT-2, Llama 3 and Qwen2 regexes; unknown ones refused")
     func preNames() throws {
         func pre(_ json: String) throws -> String {
-            try GGUFTokenizer.preTokenizerName(JSONParser.parse(json).objectValue!, file: "t.json")
+            try GGUFTokenizer.preTokenizerName(BamFormats.JSONParser.parse(json).objectValue!, file: "t.json")
         }
         func split(_ regex: String) -> String {
             let escaped = JSONValue.string(regex).serialized(indent: nil)
