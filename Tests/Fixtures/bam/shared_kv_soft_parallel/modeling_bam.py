@@ -1,0 +1,558 @@
+# Copyright the bam-mix authors. Reference implementation of BAM (Branch-Attend-Mix, arXiv 2408.08274)
+# for Hugging Face transformers. See docs/bam-format.md in the bam-mix repository.
+"""PyTorch reference implementation of BAM (Branch-Attend-Mix) checkpoints written by bam-mix.
+
+Plain, readable PyTorch meant to be checked line by line against docs/bam-format.md: eager attention
+(softmax in float32), no flash attention, no fused kernels. Loading:
+
+    model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, trust_remote_code=True)
+
+with `configuration_bam.py` and `modeling_bam.py` next to the checkpoint and
+`"auto_map": {"AutoConfig": "configuration_bam.BamConfig",
+              "AutoModelForCausalLM": "modeling_bam.BamForCausalLM"}` in its config.json
+(`python tools/bam_reference/install.py DIR` does both).
+
+Block (per layer), with h the normalised residual stream:
+    parallel:   h = norm_in(x);  x = x + MoA(h) + MoE(h)
+    sequential: x = x + MoA(norm_in(x));  x = x + MoE(norm_post(x))
+MoA(h) = sum_j g_j(h) * Attention_j(h) over ALL E attention experts (every expert's q/k/v are computed
+for every token, also with top-k attention routing; only the outputs are gated), and
+MoE(h) = sum over the FFN top-k of gate_i(h) * FFN_i(h).
+
+KV cache: a simple one is supported (`use_cache=True`, transformers' `DynamicCache`). Per layer the
+cache holds the keys/values of all attention experts concatenated along the head axis
+([batch, E * num_key_value_heads, seq, head_dim] for expert_kv, [batch, num_key_value_heads, seq,
+head_dim] for shared_kv), so `generate()` works as for any decoder. `use_cache=False` recomputes.
+
+Outputs: `logits`; `loss` = the language-modelling cross-entropy only (labels shifted inside, mean over
+the predicted tokens whose label is not -100). The router losses are NOT added to `loss`; they are
+returned separately in `router_losses = {"btx", "switch", "z"}` (each summed over layers), and a
+training loop adds e.g. `loss + coef_aux * router_losses["btx"] + coef_z * router_losses["z"]`
+(`model.total_loss(outputs)` does exactly that with the config's coefficients).
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.cache_utils import Cache, DynamicCache
+from transformers.modeling_outputs import ModelOutput
+
+try:  # transformers >= 4.47: gradient checkpointing per decoder layer
+    from transformers.modeling_layers import GradientCheckpointingLayer as _LayerBase
+except ImportError:  # pragma: no cover
+    _LayerBase = nn.Module
+
+try:  # transformers 5: init functions that leave already-loaded tensors alone
+    from transformers import initialization as init
+except ImportError:  # pragma: no cover
+    from torch.nn import init
+
+from .configuration_bam import BamConfig
+
+
+# ----------------------------------------------------------------------------------------------
+# Norms
+# ----------------------------------------------------------------------------------------------
+
+
+class BamRMSNorm(nn.Module):
+    """RMSNorm of llama / mistral / qwen2: x / sqrt(mean(x^2) + eps) * weight, computed in float32."""
+
+    def __init__(self, hidden_size, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.eps = eps
+
+    def forward(self, x):
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+class BamLayerNorm(nn.Module):
+    """Cohere's LayerNorm: (x - mean) / sqrt(var + eps) * weight, no bias, computed in float32."""
+
+    def __init__(self, hidden_size, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(hidden_size))
+        self.eps = eps
+
+    def forward(self, x):
+        dtype = x.dtype
+        x = x.float()
+        mean = x.mean(-1, keepdim=True)
+        var = (x - mean).pow(2).mean(-1, keepdim=True)
+        x = (x - mean) * torch.rsqrt(var + self.eps)
+        return (self.weight.float() * x).to(dtype)
+
+
+def make_norm(config):
+    if config.base_model_type == "cohere":
+        return BamLayerNorm(config.hidden_size, config.layer_norm_eps)
+    return BamRMSNorm(config.hidden_size, config.rms_norm_eps)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rotary position embedding
+# ----------------------------------------------------------------------------------------------
+
+
+def rope_cos_sin(config, position_ids, device):
+    """cos, sin of shape [batch, seq, head_dim] in float32.
+
+    inv_freq_i = 1 / theta^(2i / head_dim) computed in float32 as transformers does; the angle of
+    frequency i at position t is t * inv_freq_i. Rotate-half families lay the frequencies out as
+    [f0..f(d/2-1), f0..f(d/2-1)]; cohere (interleaved) as [f0, f0, f1, f1, ...].
+    """
+    head_dim = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
+    freqs = position_ids[..., None].float() * inv_freq  # [batch, seq, head_dim / 2]
+    if config.base_model_type == "cohere":
+        emb = torch.repeat_interleave(freqs, 2, dim=-1)
+    else:
+        emb = torch.cat((freqs, freqs), dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def rotate_half(x):
+    """Rotate-half pairing (llama / mistral / qwen2): dimension i is paired with i + head_dim / 2."""
+    x1 = x[..., : x.shape[-1] // 2]
+    x2 = x[..., x.shape[-1] // 2 :]
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rotate_interleaved(x):
+    """Interleaved pairing (cohere): dimension 2i is paired with 2i + 1."""
+    x1 = x[..., ::2]
+    x2 = x[..., 1::2]
+    return torch.stack((-x2, x1), dim=-1).flatten(-2)
+
+
+def apply_rope(x, cos, sin, interleaved):
+    """x: [batch, heads, seq, head_dim]; cos, sin: [batch, seq, head_dim]. Computed in float32."""
+    dtype = x.dtype
+    x = x.float()
+    cos = cos.unsqueeze(1)
+    sin = sin.unsqueeze(1)
+    rotated = rotate_interleaved(x) if interleaved else rotate_half(x)
+    return (x * cos + rotated * sin).to(dtype)
+
+
+# ----------------------------------------------------------------------------------------------
+# Routing helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def top_k_mask(probs, k):
+    """Boolean mask [..., E] of the k largest probabilities; ties go to the lower expert index.
+
+    A stable descending sort keeps equal values in index order, so the choice is deterministic.
+    """
+    order = torch.sort(probs, dim=-1, descending=True, stable=True).indices[..., :k]
+    mask = torch.zeros_like(probs, dtype=torch.bool)
+    return mask.scatter(-1, order, True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Mixture of attention
+# ----------------------------------------------------------------------------------------------
+
+
+def attention_biases(config):
+    """(q/k/v bias, o bias) for the seed family."""
+    if config.base_model_type == "qwen2":
+        return True, False
+    return config.attention_bias, config.attention_bias
+
+
+class BamAttentionExpert(nn.Module):
+    """One attention expert: its q and o projections, and k and v unless they are shared."""
+
+    def __init__(self, config, own_kv):
+        super().__init__()
+        qkv_bias, o_bias = attention_biases(config)
+        c, hd = config.hidden_size, config.head_dim
+        self.q_proj = nn.Linear(c, config.num_attention_heads * hd, bias=qkv_bias)
+        if own_kv:
+            self.k_proj = nn.Linear(c, config.num_key_value_heads * hd, bias=qkv_bias)
+            self.v_proj = nn.Linear(c, config.num_key_value_heads * hd, bias=qkv_bias)
+        self.o_proj = nn.Linear(config.num_attention_heads * hd, c, bias=o_bias)
+
+
+class BamMixtureOfAttention(nn.Module):
+    """MoA(h) = sum_j g_j(h) * o_proj_j(Attention(q_j, k_j, v_j)).
+
+    Router: logits = h @ gate.weight^T (E values per token). "soft": g = softmax(logits).
+    "top_k": p = softmax(logits); g_j = p_j / sum_{chosen} p for the k most probable experts, else 0.
+    Every expert runs on every token (K/V of every expert are needed by later tokens anyway); the
+    routing only weights the outputs.
+    """
+
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.num_experts = config.num_local_experts
+        self.num_heads = config.num_attention_heads
+        self.num_kv_heads = config.num_key_value_heads
+        self.head_dim = config.head_dim
+        self.shared_kv = config.attention_experts == "shared_kv"
+        self.interleaved = config.base_model_type == "cohere"
+        self.gate = nn.Linear(config.hidden_size, self.num_experts, bias=False)
+        self.experts = nn.ModuleList(
+            [BamAttentionExpert(config, own_kv=not self.shared_kv) for _ in range(self.num_experts)]
+        )
+        if self.shared_kv:
+            qkv_bias, _ = attention_biases(config)
+            kv_dim = self.num_kv_heads * self.head_dim
+            self.k_proj = nn.Linear(config.hidden_size, kv_dim, bias=qkv_bias)
+            self.v_proj = nn.Linear(config.hidden_size, kv_dim, bias=qkv_bias)
+
+    def gates(self, h):
+        """[batch, seq, E] attention gates (float32)."""
+        probs = F.softmax(self.gate(h).float(), dim=-1)
+        if self.config.attention_routing == "soft":
+            return probs
+        chosen = top_k_mask(probs, self.config.num_attention_experts_per_tok)
+        kept = probs * chosen
+        return kept / kept.sum(-1, keepdim=True)
+
+    def split_heads(self, x, heads):
+        b, t, _ = x.shape
+        return x.view(b, t, heads, self.head_dim).transpose(1, 2)  # [b, heads, t, head_dim]
+
+    def attend(self, q, k, v, mask):
+        """Causal grouped-query attention: query head h reads kv head h // (heads / kv_heads)."""
+        group = self.num_heads // self.num_kv_heads
+        k = k.repeat_interleave(group, dim=1)
+        v = v.repeat_interleave(group, dim=1)
+        scores = torch.matmul(q, k.transpose(2, 3)) * (1.0 / math.sqrt(self.head_dim))
+        scores = scores + mask
+        weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        out = torch.matmul(weights, v)  # [b, heads, t, head_dim]
+        b, _, t, _ = out.shape
+        return out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)
+
+    def forward(self, h, cos, sin, mask, past_key_values=None):
+        gates = self.gates(h)
+        nkv = self.num_kv_heads
+
+        # Keys and values: one set per expert (expert_kv) or one shared set (shared_kv).
+        if self.shared_kv:
+            kv_sources = [self]
+        else:
+            kv_sources = list(self.experts)
+        keys = [apply_rope(self.split_heads(src.k_proj(h), nkv), cos, sin, self.interleaved) for src in kv_sources]
+        values = [self.split_heads(src.v_proj(h), nkv) for src in kv_sources]
+        if past_key_values is not None:
+            # The cache holds all experts' K/V side by side along the head axis.
+            k_all, v_all = past_key_values.update(torch.cat(keys, dim=1), torch.cat(values, dim=1), self.layer_idx)
+            keys = list(k_all.split(nkv, dim=1))
+            values = list(v_all.split(nkv, dim=1))
+
+        out = None
+        for j, expert in enumerate(self.experts):
+            q = apply_rope(self.split_heads(expert.q_proj(h), self.num_heads), cos, sin, self.interleaved)
+            kv = 0 if self.shared_kv else j
+            out_j = expert.o_proj(self.attend(q, keys[kv], values[kv], mask))
+            term = gates[..., j : j + 1].to(out_j.dtype) * out_j
+            out = term if out is None else out + term
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Mixture of FFN experts
+# ----------------------------------------------------------------------------------------------
+
+
+class BamExpertMLP(nn.Module):
+    """SwiGLU FFN with Mixtral names: w2(silu(w1 h) * w3 h); w1 = gate, w3 = up, w2 = down."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.w1 = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+        self.w2 = nn.Linear(config.intermediate_size, config.hidden_size, bias=False)
+        self.w3 = nn.Linear(config.hidden_size, config.intermediate_size, bias=False)
+
+    def forward(self, h):
+        return self.w2(F.silu(self.w1(h)) * self.w3(h))
+
+
+class BamSparseMoe(nn.Module):
+    """MoE(h) = sum over the top-k experts of w_i * FFN_i(h).
+
+    p = softmax(h @ gate.weight^T) in float32; the chosen experts are the k largest p (ties: lower
+    index first); w_i = p_i, or p_i / sum_{chosen} p when `router_renormalize`.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.num_experts = config.num_local_experts
+        self.top_k = config.num_experts_per_tok
+        self.renormalize = config.router_renormalize
+        self.gate = nn.Linear(config.hidden_size, self.num_experts, bias=False)
+        self.experts = nn.ModuleList([BamExpertMLP(config) for _ in range(self.num_experts)])
+
+    def forward(self, h, token_mask=None):
+        """Returns (output, router_losses dict for this layer)."""
+        b, t, c = h.shape
+        flat = h.reshape(-1, c)
+        logits = self.gate(flat).float()  # [N, E]
+        probs = F.softmax(logits, dim=-1)
+        chosen = top_k_mask(probs, self.top_k)  # [N, E] bool
+        weights = probs * chosen  # sparse gates, 0 for experts not chosen
+        if self.renormalize:
+            weights = weights / weights.sum(-1, keepdim=True)
+
+        out = torch.zeros_like(flat)
+        for i, expert in enumerate(self.experts):
+            rows = chosen[:, i].nonzero(as_tuple=True)[0]
+            if rows.numel() == 0:
+                continue
+            y = expert(flat[rows]) * weights[rows, i : i + 1].to(flat.dtype)
+            out.index_add_(0, rows, y)
+
+        losses = router_losses(logits, probs, weights, chosen, self.top_k, token_mask)
+        return out.view(b, t, c), losses
+
+
+def router_losses(logits, probs, weights, chosen, top_k, token_mask=None):
+    """Router losses of one MoE layer over the tokens of the batch (padding excluded).
+
+    btx    = E * sum_i u_i * P_i, u_i = mean sparse gate of expert i, P_i = mean probability of i
+    switch = E * sum_i f_i * P_i, f_i = (tokens whose top-k contains i) / (tokens * k)
+    z      = mean over tokens of logsumexp(logits)^2
+    """
+    if token_mask is not None:
+        keep = token_mask.reshape(-1).bool()
+        logits, probs, weights, chosen = logits[keep], probs[keep], weights[keep], chosen[keep]
+    n, e = probs.shape
+    p_mean = probs.mean(0)
+    u = weights.mean(0)
+    f = chosen.float().sum(0) / (n * top_k)
+    return {
+        "btx": e * (u * p_mean).sum(),
+        "switch": e * (f * p_mean).sum(),
+        "z": torch.logsumexp(logits, dim=-1).pow(2).mean(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoder
+# ----------------------------------------------------------------------------------------------
+
+
+class BamDecoderLayer(_LayerBase):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.parallel = config.parallel_block
+        self.input_layernorm = make_norm(config)
+        if not self.parallel:
+            self.post_attention_layernorm = make_norm(config)
+        self.self_attn = BamMixtureOfAttention(config, layer_idx)
+        self.block_sparse_moe = BamSparseMoe(config)
+
+    def forward(self, x, cos, sin, mask, token_mask=None, past_key_values=None, **kwargs):
+        if self.parallel:
+            h = self.input_layernorm(x)
+            attn = self.self_attn(h, cos, sin, mask, past_key_values)
+            ffn, losses = self.block_sparse_moe(h, token_mask)
+            return x + attn + ffn, losses
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, past_key_values)
+        ffn, losses = self.block_sparse_moe(self.post_attention_layernorm(x), token_mask)
+        return x + ffn, losses
+
+
+class BamPreTrainedModel(PreTrainedModel):
+    config_class = BamConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = _LayerBase is not nn.Module
+    _no_split_modules = ["BamDecoderLayer"]
+    _skip_keys_device_placement = ["past_key_values"]
+
+    def _init_weights(self, module):
+        # Fresh (untrained) parameters only: linear N(0, initializer_range), biases 0, norms 1.
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, (BamRMSNorm, BamLayerNorm)):
+            init.ones_(module.weight)
+
+
+@dataclass
+class BamModelOutput(ModelOutput):
+    last_hidden_state: torch.FloatTensor = None
+    past_key_values: Cache | None = None
+    hidden_states: tuple | None = None
+    router_losses: dict | None = None
+
+
+@dataclass
+class BamCausalLMOutput(ModelOutput):
+    """`loss` is the LM cross-entropy alone; `router_losses` = {"btx", "switch", "z"} summed over layers."""
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor = None
+    past_key_values: Cache | None = None
+    hidden_states: tuple | None = None
+    router_losses: dict | None = None
+
+
+class BamModel(BamPreTrainedModel):
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.layers = nn.ModuleList([BamDecoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.norm = make_norm(config)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.embed_tokens = value
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        past_key_values=None,
+        inputs_embeds=None,
+        use_cache=None,
+        output_hidden_states=None,
+        **kwargs,
+    ):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
+        b, t, _ = x.shape
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if self.gradient_checkpointing and self.training:
+            use_cache = False
+        if use_cache and past_key_values is None:
+            past_key_values = DynamicCache(config=self.config)
+        if not use_cache:
+            past_key_values = None
+        past = past_key_values.get_seq_length() if past_key_values is not None else 0
+
+        if position_ids is None:  # positions 0..T-1 (after whatever is cached)
+            position_ids = torch.arange(past, past + t, device=x.device).unsqueeze(0).expand(b, t)
+        cos, sin = rope_cos_sin(self.config, position_ids, x.device)
+
+        # Additive causal mask [b, 1, t, past + t]; a 2D attention_mask (1 = token, 0 = padding) over
+        # past + t positions additionally hides padded keys.
+        keys = past + t
+        allowed = torch.ones(t, keys, dtype=torch.bool, device=x.device).tril(diagonal=past)[None, None]
+        token_mask = None
+        if attention_mask is not None:
+            allowed = allowed & attention_mask[:, None, None, -keys:].bool()
+            token_mask = attention_mask[:, -t:]
+        mask = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device)
+        mask = mask.masked_fill(~allowed, torch.finfo(x.dtype).min)
+
+        hidden_states = (x,) if output_hidden_states else None
+        totals = {"btx": 0.0, "switch": 0.0, "z": 0.0}
+        for layer in self.layers:
+            x, losses = layer(x, cos, sin, mask, token_mask=token_mask, past_key_values=past_key_values)
+            for name in totals:
+                totals[name] = totals[name] + losses[name]
+            if output_hidden_states:
+                hidden_states += (x,)
+        x = self.norm(x)
+        return BamModelOutput(
+            last_hidden_state=x,
+            past_key_values=past_key_values,
+            hidden_states=hidden_states,
+            router_losses=totals,
+        )
+
+
+class BamForCausalLM(BamPreTrainedModel, GenerationMixin):
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.model = BamModel(config)
+        self.vocab_size = config.vocab_size
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.model.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.model.embed_tokens = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    def forward(
+        self,
+        input_ids=None,
+        attention_mask=None,
+        position_ids=None,
+        past_key_values=None,
+        inputs_embeds=None,
+        labels=None,
+        use_cache=None,
+        output_hidden_states=None,
+        logits_to_keep=0,
+        return_dict=None,
+        **kwargs,
+    ):
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=past_key_values,
+            inputs_embeds=inputs_embeds,
+            use_cache=use_cache,
+            output_hidden_states=output_hidden_states,
+        )
+        h = outputs.last_hidden_state
+        if isinstance(logits_to_keep, int) and logits_to_keep > 0:
+            h = h[:, -logits_to_keep:]
+        logits = self.lm_head(h)
+        if self.config.base_model_type == "cohere":
+            logits = logits * self.config.logit_scale
+
+        loss = None
+        if labels is not None:
+            # Token t predicts label t + 1; -100 labels are ignored; mean over the remaining ones.
+            shift_logits = logits[:, :-1, :].float().reshape(-1, self.config.vocab_size)
+            shift_labels = labels[:, 1:].reshape(-1).to(shift_logits.device)
+            loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=-100)
+
+        out = BamCausalLMOutput(
+            loss=loss,
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            hidden_states=outputs.hidden_states,
+            router_losses=outputs.router_losses,
+        )
+        return out if return_dict is not False else out.to_tuple()
+
+    def total_loss(self, outputs, aux_coef=None, z_coef=None, aux="btx"):
+        """LM loss + aux_coef * router_losses[aux] + z_coef * router_losses["z"] (config coefficients
+        by default; aux = "btx" or "switch")."""
+        aux_coef = self.config.router_aux_loss_coef if aux_coef is None else aux_coef
+        z_coef = self.config.router_z_loss_coef if z_coef is None else z_coef
+        return outputs.loss + aux_coef * outputs.router_losses[aux] + z_coef * outputs.router_losses["z"]
+
+
+__all__ = ["BamConfig", "BamModel", "BamForCausalLM", "BamPreTrainedModel"]
