@@ -3,7 +3,9 @@ import CBLAS
 import Foundation
 
 /// Benchmarks defined in other files of this target register here (name -> entry point).
-nonisolated(unsafe) var extraBenchmarks: [String: ([String]) throws -> Void] = [:]
+nonisolated(unsafe) var extraBenchmarks: [String: ([String]) throws -> Void] = [
+    "mix": runMixBench, "mix-child": runMixChild,
+]
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let t0 = DispatchTime.now().uptimeNanoseconds
