@@ -61,11 +61,21 @@ public final class Checkpoint: @unchecked Sendable {
 
 /// Openers for containers implemented in their own files (GGUF, PyTorch .bin).
 enum CheckpointOpeners {
+    /// A `.gguf` file (GGUFStore.swift). Its vocabulary is rebuilt as a tokenizer.json in a cache
+    /// directory (GGUFTokenizer.cachedTokenizerURL) when it can be; tokenizerURL is nil otherwise.
     static func gguf(_ url: URL) throws -> Checkpoint {
-        throw BamError.unsupported("\(url.path): reading GGUF files is not implemented yet")
+        let store = try GGUFStore(path: url.path)
+        return Checkpoint(path: url, container: .gguf, config: store.config, store: store,
+                          tokenizerURL: GGUFTokenizer.cachedTokenizerURL(for: store.file))
     }
 
+    /// A directory of `pytorch_model.bin` or sharded `pytorch_model-0000i-of-0000n.bin` files
+    /// (PyTorchBin.swift), with config.json beside them.
     static func pytorch(_ url: URL) throws -> Checkpoint {
-        throw BamError.unsupported("\(url.path): reading PyTorch .bin checkpoints is not implemented yet; convert with transformers' save_pretrained(safe_serialization=True)")
+        let config = try ModelConfig.load(directory: url)
+        let store = try PyTorchBinStore(directory: url)
+        let tok = url.appendingPathComponent("tokenizer.json")
+        return Checkpoint(path: url, container: .pytorch, config: config, store: store,
+                          tokenizerURL: FileManager.default.fileExists(atPath: tok.path) ? tok : nil)
     }
 }
