@@ -26,6 +26,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/vapor/console-kit", from: "4.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
@@ -34,7 +35,8 @@ let package = Package(
         .target(name: "BamFormats", dependencies: ["BamTensors", "CZlib"], swiftSettings: optimised),
         .target(name: "BamTokenizers", swiftSettings: optimised),
         .target(name: "BamModels", dependencies: ["BamTensors", "BamFormats", "CBLAS"], swiftSettings: optimised),
-        .target(name: "BamMixing", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers"],
+        .target(name: "BamMixing", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers",
+                                                  .product(name: "Crypto", package: "swift-crypto")],
                 swiftSettings: optimised),
         .target(name: "BamTraining", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers", "CBLAS"],
                 swiftSettings: optimised),

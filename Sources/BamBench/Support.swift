@@ -3,7 +3,10 @@ import CBLAS
 import Foundation
 
 /// Benchmarks defined in other files of this target register here (name -> entry point).
-nonisolated(unsafe) var extraBenchmarks: [String: ([String]) throws -> Void] = [:]
+nonisolated(unsafe) var extraBenchmarks: [String: ([String]) throws -> Void] = [
+    "mix": runMixBench, "mix-child": runMixChild,
+    "tokenizer": { runTokenizerBench(arguments: $0) },
+]
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {
     let t0 = DispatchTime.now().uptimeNanoseconds

@@ -291,8 +291,15 @@ extension ModelConfig {
                             routerAuxLossCoef: try double("router_aux_loss_coef", default: 0.01),
                             routerZLossCoef: try double("router_z_loss_coef", default: 0.001),
                             routerJitterNoise: try double("router_jitter_noise", default: 0))
-            guard let kindName = string("attention_experts"), let kind = AttentionExpertKind(rawValue: kindName) else {
-                throw err("attention_experts", "must be \"expert_kv\" or \"shared_kv\"")
+            let kindName = string("attention_experts")
+            if kindName == "dense" {
+                // One attention (dense names), as a BTX mix of experts Mixtral cannot express.
+                parallelBlock = try bool("parallel_block", default: parallelBlock)
+                guard qDim > 0 else { throw err("head_dim", "invalid") }
+                return
+            }
+            guard let kindName, let kind = AttentionExpertKind(rawValue: kindName) else {
+                throw err("attention_experts", "must be \"expert_kv\", \"shared_kv\" or \"dense\"")
             }
             let routingName = string("attention_routing") ?? "soft"
             guard let routing = AttentionRouting(rawValue: routingName) else {

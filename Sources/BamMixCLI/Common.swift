@@ -57,8 +57,8 @@ func formatDuration(_ s: Double) -> String {
     return String(format: "%dh%02dm", Int(s) / 3600, (Int(s) % 3600) / 60)
 }
 
-/// A progress bar with a count and an ETA on a terminal (console-kit's ActivityIndicator, which
-/// redraws in place only when stdout is a terminal and prints the title once otherwise).
+/// A progress bar with a count and an ETA on a terminal (console-kit's ActivityIndicator); when
+/// stdout is not a terminal, one line on stderr instead.
 /// Disabled entirely under `--json`, whose stdout must hold only the JSON document.
 final class Progress: @unchecked Sendable {
     struct Bar: ActivityBar {
@@ -86,6 +86,12 @@ final class Progress: @unchecked Sendable {
             return
         }
         let terminal = Terminal()
+        guard terminal.supportsANSICommands else {
+            // Not a terminal: one line per stage, on stderr, so stdout keeps only results.
+            printError("\(title): \(total) step(s)")
+            indicator = nil
+            return
+        }
         indicator = Bar(title: title, total: total).newActivity(for: terminal)
         indicator?.start(refreshRate: 100)
     }

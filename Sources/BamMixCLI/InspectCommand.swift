@@ -105,6 +105,11 @@ struct InspectCommand: ParsableCommand {
 }
 
 func tokenizerDescription(_ ckpt: Checkpoint) -> String {
-    guard let url = ckpt.tokenizerURL else { return "none (no tokenizer.json)" }
-    return url.lastPathComponent
+    guard ckpt.tokenizerURL != nil else { return "none (no tokenizer.json)" }
+    do {
+        let t = try loadTokenizer(for: ckpt)
+        return "\(t.kindDescription), \(t.vocabSize) tokens\(t.addsBOS ? ", adds BOS \(t.bosTokenId.map(String.init) ?? "?")" : "")"
+    } catch {
+        return "unreadable: \(error)"
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BamEvaluation
 import BamModels
+import BamTokenizers
 import Foundation
 
 extension PerplexityScoring: ExpressibleByArgument {}
@@ -79,5 +80,26 @@ func loadTokens(checkpoint: Checkpoint, textFile: String?, idsFile: String?) thr
         let text = try String(contentsOfFile: idsFile, encoding: .utf8)
         return (try parseIds(text, what: idsFile), checkpoint.config.bosTokenId)
     }
-    throw BamError.unsupported("--text-file needs the tokenizer module, which is not built yet; pass --ids-file")
+    guard let textFile else { throw BamError.usage("give --text-file or --ids-file") }
+    let tokenizer = try loadTokenizer(for: checkpoint)
+    let text: String
+    do { text = try String(contentsOfFile: textFile, encoding: .utf8) } catch {
+        throw BamError.io("\(textFile): cannot read as UTF-8 text (\(error.localizedDescription))")
+    }
+    // llama.cpp tokenises the whole file once, with BOS when the vocabulary adds one, and replaces
+    // each chunk's first token with BOS in that case only.
+    let tokens = tokenizer.encode(text, addSpecialTokens: true)
+    return (tokens, tokenizer.addsBOS ? tokenizer.bosTokenId : nil)
+}
+
+/// The checkpoint's tokenizer (tokenizer.json beside the weights), with an error that says what to do.
+func loadTokenizer(for checkpoint: Checkpoint) throws -> Tokenizer {
+    guard let url = checkpoint.tokenizerURL else {
+        throw BamError.usage("\(checkpoint.path.path) has no tokenizer.json; pass token ids with --ids-file, or add the tokenizer files of the model it came from")
+    }
+    do {
+        return try Tokenizer.load(url: url.deletingLastPathComponent())
+    } catch let e as TokenizerError {
+        throw BamError(.format, e.description)
+    }
 }

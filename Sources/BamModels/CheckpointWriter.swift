@@ -6,9 +6,11 @@ import Foundation
 /// when complete, so an interrupted run never leaves a directory that looks like a model.
 public enum CheckpointWriter {
     /// Creates `directory` (which must not exist, unless `replace`) holding `entries`, config.json
-    /// and any `extraFiles` (name -> source file to copy, e.g. tokenizer.json).
+    /// and any `extraFiles` (name -> source file to copy, e.g. tokenizer.json) and `extraData`
+    /// (name -> contents, produced after the tensors are written).
     public static func write(directory: URL, config: JSONObject, entries: [TensorWriteEntry], shardSize: Int? = nil,
-                             extraFiles: [String: URL] = [:], extraData: [String: Data] = [:], replace: Bool = false) throws {
+                             extraFiles: [String: URL] = [:], extraData: [String: () throws -> Data] = [:],
+                             replace: Bool = false) throws {
         let fm = FileManager.default
         let parent = directory.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -25,7 +27,7 @@ public enum CheckpointWriter {
             try fm.copyItem(at: src, to: tmp.appendingPathComponent(name))
         }
         for (name, data) in extraData.sorted(by: { $0.key < $1.key }) {
-            try data.write(to: tmp.appendingPathComponent(name))
+            try data().write(to: tmp.appendingPathComponent(name))
         }
         if fm.fileExists(atPath: directory.path) {
             let old = parent.appendingPathComponent(".\(directory.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")

@@ -8,13 +8,20 @@ let referenceModels = [
     "mistral", "qwen2_tied", "cohere_parallel", "mixtral_legacy", "mixtral_fused",
 ]
 
+/// Tiny BAM models with the logits of the PyTorch reference (tools/make_bam_fixtures.py).
+let bamReferenceModels = [
+    "expert_kv_soft_parallel", "shared_kv_soft_parallel", "expert_kv_topk_sequential", "shared_kv_topk_sequential",
+    "qwen2_expert_kv_soft_parallel", "llama_bias_shared_kv_soft_sequential", "cohere_expert_kv_soft_parallel",
+    "mistral_renormalize_k2_sequential",
+]
+
 struct ReferenceModel {
     let checkpoint: Checkpoint
     let ids: [Int]
     let logits: [Float]   // (T, V)
 
     init(_ name: String) throws {
-        let dir = Fixtures.url("models/\(name)")
+        let dir = bamReferenceModels.contains(name) ? Fixtures.url("bam/\(name)") : Fixtures.url("models/\(name)")
         checkpoint = try Checkpoint.open(dir.path)
         ids = try NumPy.readInts(dir.appendingPathComponent("ids.npy")).values
         logits = try NumPy.readFloat(dir.appendingPathComponent("logits.npy")).values
@@ -23,7 +30,7 @@ struct ReferenceModel {
 
 @Suite("Forward pass equals transformers")
 struct ForwardTests {
-    @Test("prefill logits within 1e-4 of transformers", arguments: referenceModels)
+    @Test("prefill logits within 1e-4 of transformers (and of the BAM reference)", arguments: referenceModels + bamReferenceModels)
     func prefill(name: String) throws {
         let ref = try ReferenceModel(name)
         let model = try Transformer.load(ref.checkpoint)
@@ -33,7 +40,7 @@ struct ForwardTests {
         #expect(firstBad == nil, "\(name): max |diff| \(maxDiff), first at \(firstBad.map { "row \($0 / out.shape[1]) col \($0 % out.shape[1])" } ?? "-")")
     }
 
-    @Test("token-by-token decode with the KV cache equals prefill", arguments: referenceModels)
+    @Test("token-by-token decode with the KV cache equals prefill", arguments: referenceModels + bamReferenceModels)
     func decode(name: String) throws {
         let ref = try ReferenceModel(name)
         let model = try Transformer.load(ref.checkpoint)

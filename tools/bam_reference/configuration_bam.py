@@ -12,7 +12,7 @@ the logit scale and the default of `tie_word_embeddings`.
 from transformers import PretrainedConfig
 
 BASE_MODEL_TYPES = ("llama", "mistral", "qwen2", "cohere")
-ATTENTION_EXPERTS = ("expert_kv", "shared_kv")
+ATTENTION_EXPERTS = ("expert_kv", "shared_kv", "dense")
 ATTENTION_ROUTING = ("soft", "top_k")
 
 
@@ -33,6 +33,9 @@ class BamConfig(PretrainedConfig):
         attention_experts (`str`, defaults to `"expert_kv"`):
             `"expert_kv"`: every attention expert has its own q, k, v, o projections.
             `"shared_kv"`: every expert has its own q and o; one k and one v shared by all experts.
+            `"dense"`: no attention experts: one attention under the dense names (`self_attn.{q,k,v,o}_proj`)
+            and no attention router — what `bam-mix mix --method btx` writes for experts that Mixtral
+            cannot express (parallel blocks, attention biases, LayerNorm).
         attention_routing (`str`, defaults to `"soft"`):
             `"soft"`: softmax over all E attention experts. `"top_k"`: the softmax renormalised over the
             `num_attention_experts_per_tok` most probable experts.

@@ -266,6 +266,34 @@ class BamMixtureOfAttention(nn.Module):
         return out
 
 
+class BamDenseAttention(BamMixtureOfAttention):
+    """attention_experts == "dense": a single attention (the BTX average) under the dense names
+    self_attn.{q,k,v,o}_proj, with no attention router."""
+
+    def __init__(self, config, layer_idx):
+        nn.Module.__init__(self)
+        self.config = config
+        self.layer_idx = layer_idx
+        self.num_heads = config.num_attention_heads
+        self.num_kv_heads = config.num_key_value_heads
+        self.head_dim = config.head_dim
+        self.interleaved = config.base_model_type == "cohere"
+        qkv_bias, o_bias = attention_biases(config)
+        c, hd = config.hidden_size, config.head_dim
+        self.q_proj = nn.Linear(c, self.num_heads * hd, bias=qkv_bias)
+        self.k_proj = nn.Linear(c, self.num_kv_heads * hd, bias=qkv_bias)
+        self.v_proj = nn.Linear(c, self.num_kv_heads * hd, bias=qkv_bias)
+        self.o_proj = nn.Linear(self.num_heads * hd, c, bias=o_bias)
+
+    def forward(self, h, cos, sin, mask, past_key_values=None):
+        k = apply_rope(self.split_heads(self.k_proj(h), self.num_kv_heads), cos, sin, self.interleaved)
+        v = self.split_heads(self.v_proj(h), self.num_kv_heads)
+        if past_key_values is not None:
+            k, v = past_key_values.update(k, v, self.layer_idx)
+        q = apply_rope(self.split_heads(self.q_proj(h), self.num_heads), cos, sin, self.interleaved)
+        return self.o_proj(self.attend(q, k, v, mask))
+
+
 # ----------------------------------------------------------------------------------------------
 # Mixture of FFN experts
 # ----------------------------------------------------------------------------------------------
@@ -355,7 +383,10 @@ class BamDecoderLayer(_LayerBase):
         self.input_layernorm = make_norm(config)
         if not self.parallel:
             self.post_attention_layernorm = make_norm(config)
-        self.self_attn = BamMixtureOfAttention(config, layer_idx)
+        if config.attention_experts == "dense":
+            self.self_attn = BamDenseAttention(config, layer_idx)
+        else:
+            self.self_attn = BamMixtureOfAttention(config, layer_idx)
         self.block_sparse_moe = BamSparseMoe(config)
 
     def forward(self, x, cos, sin, mask, token_mask=None, past_key_values=None, **kwargs):

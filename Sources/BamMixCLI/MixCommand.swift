@@ -1,0 +1,144 @@
+import ArgumentParser
+import BamMixing
+import BamModels
+import Foundation
+
+extension MixMethod: ExpressibleByArgument {}
+extension RouterInit: ExpressibleByArgument {}
+extension BlockChoice: ExpressibleByArgument {}
+extension AttentionExpertKind: ExpressibleByArgument {
+    public init?(argument: String) {
+        switch argument {
+        case "expert-kv", "expert_kv": self = .expertKV
+        case "shared-kv", "shared_kv": self = .sharedKV
+        default: return nil
+        }
+    }
+}
+extension AttentionRouting: ExpressibleByArgument {
+    public init?(argument: String) {
+        switch argument {
+        case "soft": self = .soft
+        case "top-k", "top_k", "topk": self = .topK
+        default: return nil
+        }
+    }
+}
+
+struct MixCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mix",
+        abstract: "Mix dense experts into a BTX (Mixtral), BAM or sparse-upcycled model.",
+        discussion: """
+        btx: the experts' FFNs become MoE experts; attention, embeddings, norms and lm_head are the (weighted) average.
+             The output is a MixtralForCausalLM directory when Mixtral can express the experts (Llama/Mistral, no
+             biases); otherwise bam-mix's BAM format with one averaged attention.
+        bam: attention becomes a soft mixture of attention experts too (--attention expert-kv: own Q, K, V, O per
+             expert; shared-kv: own Q, O with averaged shared K, V). FFN top-1 without renormalisation by default.
+        upcycle: one dense model's FFN copied --num-experts times (--noise adds symmetry-breaking noise).
+        Everything is checked before any byte is written; the output is written to a temporary directory and
+        renamed when complete. A provenance record (method, options, each source's files and SHA-256) is kept
+        in bam_mix_provenance.json.
+        """)
+
+    @Option(help: "btx, bam or upcycle.")
+    var method: MixMethod
+
+    @Option(name: .customLong("expert"), help: "A dense expert PATH (repeat; the seed may be one of them).")
+    var experts: [String] = []
+
+    @Option(help: "Output directory (must not exist).")
+    var out: String
+
+    @Option(name: .customLong("top-k"), help: "FFN experts per token (default: 2 for btx/upcycle, 1 for bam).")
+    var topK: Int?
+
+    @Flag(inversion: .prefixedNo, help: "Renormalise the chosen FFN gates (default: yes for btx, no for bam).")
+    var renormalize: Bool?
+
+    @Option(help: "Router initialisation: random (N(0, 0.02^2), seeded), zero (uniform), hidden or cheap-embed (mergekit's prompt-based modes).")
+    var router: RouterInit = .random
+
+    @Option(name: .customLong("router-prompts"), help: "EXPERT_INDEX=FILE: prompts for the prompt-based routers (one per line; lines starting with ! are negative). Repeat per expert.")
+    var routerPrompts: [String] = []
+
+    @Option(name: .customLong("router-base-expert"), help: "The expert whose forward pass computes `hidden` router vectors.")
+    var routerBaseExpert = 0
+
+    @Option(help: "Seed for random routers and upcycling noise.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Comma-separated weights of the averaged parameters, one per expert (default uniform).")
+    var weights: String?
+
+    @Option(help: "bam: expert-kv (default) or shared-kv.")
+    var attention: AttentionExpertKind = .expertKV
+
+    @Option(name: .customLong("attention-routing"), help: "bam: soft (default, every expert) or top-k.")
+    var attentionRouting: AttentionRouting = .soft
+
+    @Option(name: .customLong("attention-top-k"), help: "bam with --attention-routing top-k: attention experts per token.")
+    var attentionTopK = 2
+
+    @Option(help: "keep (default) the experts' block type, or parallel (converts sequential blocks; changes the function until finetuned).")
+    var block: BlockChoice = .keep
+
+    @Option(name: .customLong("num-experts"), help: "upcycle: number of FFN copies.")
+    var numExperts: Int?
+
+    @Option(help: "upcycle: Gaussian noise added to each copy, as a fraction of the tensor's RMS (default 0: exact copies).")
+    var noise: Float = 0
+
+    @Option(help: "Output dtype: keep (default; the experts must agree), f32, f16 or bf16.")
+    var dtype: String = "keep"
+
+    @Option(name: .customLong("shard-size"), help: "Maximum bytes per output safetensors shard (default: one file).")
+    var shardSize: Int?
+
+    @Flag(name: .customLong("allow-tokenizer-mismatch"), help: "Mix experts whose tokenizer.json files differ.")
+    var allowTokenizerMismatch = false
+
+    @Option(name: .customLong("aux-loss-coef"), help: "Router load-balancing coefficient stored in the config.")
+    var auxLossCoef = 0.01
+
+    @Option(name: .customLong("z-loss-coef"), help: "Router z-loss coefficient stored in a BAM config.")
+    var zLossCoef = 0.001
+
+    func run() throws {
+        var o = MixOptions(method: method, experts: experts, output: URL(fileURLWithPath: out))
+        o.topK = topK
+        o.renormalize = renormalize
+        o.router = router
+        for p in routerPrompts {
+            let parts = p.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let i = Int(parts[0]) else {
+                throw ValidationError("--router-prompts takes EXPERT_INDEX=FILE, got \(p)")
+            }
+            o.routerPrompts[i] = URL(fileURLWithPath: String(parts[1]))
+        }
+        o.routerBaseExpert = routerBaseExpert
+        o.seed = seed
+        if let weights {
+            o.weights = try weights.split(separator: ",").map {
+                guard let v = Double($0.trimmingCharacters(in: .whitespaces)) else { throw ValidationError("--weights: `\($0)` is not a number") }
+                return v
+            }
+        }
+        o.attention = attention
+        o.attentionRouting = attentionRouting
+        o.attentionTopK = attentionTopK
+        o.block = block
+        o.numExperts = numExperts
+        o.upcycleNoise = noise
+        if dtype != "keep" {
+            guard let d = DType(userName: dtype), d != .q8_0 else { throw ValidationError("--dtype must be keep, f32, f16 or bf16") }
+            o.dtype = d
+        }
+        o.shardSize = shardSize
+        o.allowTokenizerMismatch = allowTokenizerMismatch
+        o.routerAuxLossCoef = auxLossCoef
+        o.routerZLossCoef = zLossCoef
+        let report = try Mixer.run(o) { printError($0) }
+        print("wrote \(report.formatName): \(report.tensors) tensors, \(formatBytes(report.bytesWritten)) from \(report.experts) expert(s) to \(report.output.path) in \(String(format: "%.2f", report.seconds)) s")
+    }
+}

@@ -1,0 +1,248 @@
+import BamModels
+import Crypto
+import Foundation
+
+/// What a mix wrote, for the CLI to report.
+public struct MixReport: Sendable {
+    public var output: URL
+    public var formatName: String
+    public var experts: Int
+    public var tensors: Int
+    public var bytesWritten: Int
+    public var notes: [String]
+    public var seconds: Double
+}
+
+/// Builds BTX, BAM and upcycled models from dense experts (methods.md), streaming: tensors are
+/// read memory-mapped and written one chunk at a time, so resident memory is bounded by a few
+/// chunks per expert plus the writer's buffer, whatever the number of layers.
+public enum Mixer {
+    /// Elements per streamed chunk (4 MiB of f32; a multiple of Q8_0's block of 32).
+    static let chunkElements = 1 << 20
+
+    public static func run(_ options: MixOptions, log: (String) -> Void = { _ in }) throws -> MixReport {
+        let start = DispatchTime.now()
+        try validateOptions(options)
+        if FileManager.default.fileExists(atPath: options.output.path) {
+            throw BamError.usage("\(options.output.path) already exists; choose a new --out directory (bam-mix never overwrites a model)")
+        }
+        let experts = try options.experts.map { try Checkpoint.open($0) }
+        let dtype = try MixValidation.validate(experts, options: options)
+        guard dtype != .q8_0 else {
+            throw BamError.unsupported("--dtype q8_0: safetensors (the HF format mix writes) cannot hold Q8_0; mix to f16 or bf16 and `bam-mix convert --dtype q8_0` to GGUF")
+        }
+        let weights = try averagingWeights(options, count: experts.count)
+        log("validated \(experts.count) expert(s): \(experts[0].config.architectureName), \(experts[0].config.layers) layers, output dtype \(dtype.rawValue)")
+        let plan = try MixPlan.make(experts: experts, options: options) { out in
+            try RouterInitializer.routers(for: out, experts: experts, options: options, log: log)
+        }
+        for n in plan.notes { log(n) }
+        log("writing \(plan.formatName) with \(plan.outputConfig.moe?.experts ?? 1) experts to \(options.output.path)")
+
+        // Content hashes of the sources, computed on another core while the mix streams.
+        let hashes = SourceHashes(experts: experts)
+        let entries = plan.tensors.map { entry(for: $0, experts: experts, weights: weights, dtype: dtype) }
+        let provenance = { () -> Data in
+            var sources: [JSONValue] = []
+            for (i, e) in experts.enumerated() {
+                sources.append(.object(JSONObject([
+                    ("index", .int(i)), ("path", .string(e.path.path)),
+                    ("files", .object(JSONObject(hashes.result(i).map { ($0.0, .string("sha256:" + $0.1)) }))),
+                ])))
+            }
+            var opts = JSONObject()
+            opts["method"] = .string(options.method.rawValue)
+            opts["top_k"] = .int(plan.outputConfig.moe?.topK ?? 0)
+            opts["renormalize"] = .bool(plan.outputConfig.moe?.renormalize ?? true)
+            opts["router"] = .string(options.router.rawValue)
+            opts["seed"] = .int(Int(truncatingIfNeeded: options.seed))
+            opts["weights"] = .array(weights.map { .double($0) })
+            opts["dtype"] = .string(dtype.rawValue)
+            opts["block"] = .string(options.block.rawValue)
+            if options.method == .bam {
+                opts["attention"] = .string(options.attention.rawValue)
+                opts["attention_routing"] = .string(options.attentionRouting.rawValue)
+            }
+            if options.method == .upcycle {
+                opts["num_experts"] = .int(options.numExperts ?? 0)
+                opts["noise"] = .double(Double(options.upcycleNoise))
+            }
+            let doc = JSONValue.object(JSONObject([
+                ("tool", "bam-mix"), ("format", .string(plan.formatName)), ("options", .object(opts)),
+                ("sources", .array(sources)),
+            ]))
+            return Data((doc.serialized() + "\n").utf8)
+        }
+        // The provenance file is produced after the tensors, once the hashes are done.
+        try CheckpointWriter.write(directory: options.output, config: plan.config, entries: entries,
+                                   shardSize: options.shardSize, extraFiles: CheckpointWriter.sideFiles(of: experts[0].directory),
+                                   extraData: ["bam_mix_provenance.json": provenance])
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        let bytes = entries.reduce(0) { $0 + $1.byteCount }
+        return MixReport(output: options.output, formatName: plan.formatName, experts: experts.count, tensors: entries.count,
+                         bytesWritten: bytes, notes: plan.notes, seconds: seconds)
+    }
+
+    static func validateOptions(_ o: MixOptions) throws {
+        switch o.method {
+        case .upcycle:
+            guard o.experts.count == 1 else {
+                throw BamError.usage("--method upcycle takes exactly one --expert (the dense model to copy), got \(o.experts.count)")
+            }
+            guard let n = o.numExperts, n >= 2 else { throw BamError.usage("--method upcycle needs --num-experts N with N >= 2") }
+            guard o.upcycleNoise >= 0, o.upcycleNoise.isFinite else { throw BamError.usage("--noise must be a non-negative number") }
+        case .btx, .bam:
+            guard o.experts.count >= 2 else {
+                throw BamError.usage("--method \(o.method.rawValue) mixes at least two --expert models, got \(o.experts.count) (use --method upcycle for one)")
+            }
+            if o.numExperts != nil { throw BamError.usage("--num-experts is for --method upcycle; BTX and BAM use one expert per --expert") }
+        }
+        if o.method != .bam && (o.attention != .expertKV || o.attentionRouting != .soft) {
+            throw BamError.usage("--attention and --attention-routing apply to --method bam only")
+        }
+    }
+
+    static func averagingWeights(_ o: MixOptions, count: Int) throws -> [Double] {
+        guard let w = o.weights else { return Array(repeating: 1 / Double(count), count: count) }
+        guard w.count == count else { throw BamError.usage("--weights has \(w.count) values for \(count) experts") }
+        guard w.allSatisfy({ $0 >= 0 && $0.isFinite }), w.reduce(0, +) > 0 else {
+            throw BamError.usage("--weights must be non-negative with a positive sum")
+        }
+        let s = w.reduce(0, +)
+        return w.map { $0 / s }
+    }
+
+    /// The streaming producer of one output tensor.
+    static func entry(for p: PlannedTensor, experts: [Checkpoint], weights: [Double], dtype: DType) -> TensorWriteEntry {
+        let spec = p.spec
+        let count = spec.shape.reduce(1, *)
+        return TensorWriteEntry(name: spec.name, dtype: dtype, shape: spec.shape) { write in
+            switch p.recipe {
+            case let .computed(t):
+                try TensorWriteEntry.float(spec.name, t, as: dtype).produce(write)
+            case let .copy(e, source):
+                let store = experts[e].store
+                let info = try sourceInfo(store, source, spec)
+                if info.dtype == dtype {
+                    // Exact byte copy, chunk by chunk.
+                    let bytes = try store.bytes(source)
+                    let chunk = dtype.byteCount(elements: chunkElements)!
+                    var offset = 0
+                    while offset < bytes.count {
+                        let n = min(chunk, bytes.count - offset)
+                        try write(UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + n)]))
+                        offset += n
+                        store.release(source)
+                    }
+                } else {
+                    try streamFloat(count: count, dtype: dtype, write: write) { range, out in
+                        try decode(store, source, info, range, into: out)
+                    }
+                    store.release(source)
+                }
+            case let .noisyCopy(e, source, relative, seed):
+                let store = experts[e].store
+                let info = try sourceInfo(store, source, spec)
+                let t = try store.tensor(source).copy()
+                var ss: Double = 0
+                for i in 0..<t.count { ss += Double(t.data[i]) * Double(t.data[i]) }
+                let std = relative * Float((ss / Double(max(1, t.count))).squareRoot())
+                var rng = SplitMix64(seed: seed)
+                for i in 0..<t.count { t.data[i] += rng.normal() * std }
+                _ = info
+                try TensorWriteEntry.float(spec.name, t, as: dtype).produce(write)
+                store.release(source)
+            case let .average(source):
+                let infos = try experts.map { try sourceInfo($0.store, source, spec) }
+                let acc = UnsafeMutablePointer<Double>.allocate(capacity: chunkElements)
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: chunkElements)
+                defer { acc.deallocate(); tmp.deallocate() }
+                try streamFloat(count: count, dtype: dtype, write: write) { range, out in
+                    let n = range.count
+                    acc.update(repeating: 0, count: n)
+                    for (e, expert) in experts.enumerated() {
+                        try decode(expert.store, source, infos[e], range, into: tmp)
+                        let w = weights[e]
+                        for i in 0..<n { acc[i] += w * Double(tmp[i]) }
+                    }
+                    for i in 0..<n { out[i] = Float(acc[i]) }
+                }
+                for expert in experts { expert.store.release(source) }
+            }
+        }
+    }
+
+    static func sourceInfo(_ store: any TensorStore, _ name: String, _ spec: ParameterSpec) throws -> TensorInfo {
+        guard let info = store.info(name) else { throw BamError.format(store.location, "missing tensor `\(name)`") }
+        guard info.shape == spec.shape else {
+            throw BamError.mismatch("\(info.file): `\(name)` has shape \(info.shape); `\(spec.name)` needs \(spec.shape)")
+        }
+        return info
+    }
+
+    /// Decodes elements `range` of a stored tensor into float32.
+    static func decode(_ store: any TensorStore, _ name: String, _ info: TensorInfo, _ range: Range<Int>,
+                       into out: UnsafeMutablePointer<Float>) throws {
+        let bytes = try store.bytes(name)
+        let offset = info.dtype.byteCount(elements: range.lowerBound)!
+        try DTypeConversion.toFloat32(bytes.baseAddress! + offset, dtype: info.dtype, count: range.count, into: out)
+    }
+
+    /// Produces a float tensor chunk by chunk (`fill` writes float32 values of a range) and writes it as `dtype`.
+    static func streamFloat(count: Int, dtype: DType, write: (UnsafeRawBufferPointer) throws -> Void,
+                            fill: (Range<Int>, UnsafeMutablePointer<Float>) throws -> Void) throws {
+        let floats = UnsafeMutablePointer<Float>.allocate(capacity: chunkElements)
+        let encoded = UnsafeMutableRawPointer.allocate(byteCount: chunkElements * 8, alignment: 16)
+        defer { floats.deallocate(); encoded.deallocate() }
+        var start = 0
+        while start < count {
+            let n = min(chunkElements, count - start)
+            try fill(start..<(start + n), floats)
+            let b = dtype.byteCount(elements: n)!
+            try DTypeConversion.fromFloat32(floats, count: n, dtype: dtype, into: encoded)
+            try write(UnsafeRawBufferPointer(start: encoded, count: b))
+            start += n
+        }
+    }
+}
+
+/// SHA-256 of every file of each expert's checkpoint, computed on a background queue.
+final class SourceHashes: @unchecked Sendable {
+    private var results: [[(String, String)]]
+    private let group = DispatchGroup()
+
+    init(experts: [Checkpoint]) {
+        results = Array(repeating: [], count: experts.count)
+        let files: [[URL]] = experts.map { e in
+            if e.container == .gguf { return [e.path] }
+            let names = ((try? FileManager.default.contentsOfDirectory(atPath: e.path.path)) ?? []).filter {
+                !$0.hasPrefix(".") && ($0.hasSuffix(".safetensors") || $0.hasSuffix(".json") || $0.hasSuffix(".bin") || $0 == "tokenizer.model")
+            }.sorted()
+            return names.map { e.path.appendingPathComponent($0) }
+        }
+        for (i, list) in files.enumerated() {
+            DispatchQueue.global(qos: .utility).async(group: group) {
+                var out: [(String, String)] = []
+                for url in list {
+                    guard let mapped = try? MappedFile(path: url.path) else { continue }
+                    var hasher = SHA256()
+                    var offset = 0
+                    let step = 16 << 20
+                    while offset < mapped.size {
+                        let n = min(step, mapped.size - offset)
+                        hasher.update(bufferPointer: mapped.bytes(at: offset, count: n))
+                        mapped.release(offset: offset, count: n)
+                        offset += n
+                    }
+                    out.append((url.lastPathComponent, hasher.finalize().map { String(format: "%02x", $0) }.joined()))
+                }
+                self.results[i] = out
+            }
+        }
+    }
+
+    func result(_ i: Int) -> [(String, String)] {
+        group.wait()
+        return results[i]
+    }
+}

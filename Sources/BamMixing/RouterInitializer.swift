@@ -1,0 +1,152 @@
+import BamModels
+import BamTokenizers
+import Foundation
+
+/// Router matrices (E, C) for every router of the output config (methods.md, "Router initialisation").
+enum RouterInitializer {
+    /// transformers initialises nn.Linear (and so Mixtral's gate) as N(0, initializer_range²), 0.02.
+    static let randomStd: Float = 0.02
+    /// mergekit warns when a layer's gate matrix has a condition number above 5.
+    static let conditionThreshold = 5.0
+
+    static func routers(for out: ModelConfig, experts: [Checkpoint], options: MixOptions,
+                        log: (String) -> Void) throws -> [String: Tensor] {
+        let routerSpecs = out.parameterSpecs.filter(\.isRouter)
+        let E = out.moe?.experts ?? 1
+        let C = out.hidden
+        var result: [String: Tensor] = [:]
+        switch options.router {
+        case .random:
+            for (i, spec) in routerSpecs.enumerated() {
+                var rng = SplitMix64(seed: options.seed &* 0x9E37_79B9 &+ UInt64(i) &+ 1)
+                let t = Tensor(shape: spec.shape)
+                for j in 0..<t.count { t.data[j] = rng.normal() * randomStd }
+                result[spec.name] = t
+            }
+        case .zero:
+            for spec in routerSpecs { result[spec.name] = Tensor(shape: spec.shape) }
+        case .hidden, .cheapEmbed:
+            let vectors = try promptVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, log: log)
+            for spec in routerSpecs {
+                let t = Tensor(shape: spec.shape)
+                for e in 0..<E { (t.data + e * C).update(from: vectors[spec.layer!][e], count: C) }
+                result[spec.name] = t
+            }
+            warnIfDegenerate(vectors, log: log)
+        }
+        return result
+    }
+
+    /// Per layer and expert, the L2-normalised router row from the expert's prompts (mergekit's
+    /// `get_gate_params`): positive-prompt mean minus negative-prompt mean.
+    static func promptVectors(experts: [Checkpoint], options: MixOptions, E: Int, C: Int, layers: Int,
+                              log: (String) -> Void) throws -> [[[Float]]] {
+        let promptExperts = options.method == .upcycle ? E : experts.count
+        for e in 0..<promptExperts where options.routerPrompts[e] == nil {
+            throw BamError.usage("--router \(options.router.rawValue) needs prompts for every expert: add --router-prompts \(e)=FILE (one prompt per line; lines starting with ! are negative prompts)")
+        }
+        guard options.routerBaseExpert >= 0, options.routerBaseExpert < experts.count else {
+            throw BamError.usage("--router-base-expert \(options.routerBaseExpert) is not an expert index")
+        }
+        let base = experts[options.routerBaseExpert]
+        guard let tokURL = base.tokenizerURL else {
+            throw BamError.usage("--router \(options.router.rawValue) tokenises prompts, but \(base.path.path) has no tokenizer.json")
+        }
+        let tokenizer = try Tokenizer.load(url: tokURL.deletingLastPathComponent())
+        let model = options.router == .hidden ? try Transformer.load(base) : nil
+        let embed = try base.store.tensor(ParameterNames.embed)
+        log("computing \(options.router.rawValue) router vectors with \(base.path.lastPathComponent)")
+
+        // One vector per layer (hidden) or one shared (cheap-embed) for a list of prompts.
+        func vectors(_ prompts: [String]) throws -> [[Double]] {
+            var sum = [[Double]](repeating: [Double](repeating: 0, count: C), count: layers)
+            for p in prompts {
+                let ids = tokenizer.encode(p, addSpecialTokens: true)
+                guard !ids.isEmpty else { continue }
+                if let model {
+                    // The residual stream entering each layer at the last token (hidden_states[:-1]).
+                    _ = try model.forward(tokens: ids, cache: model.makeCache(capacity: ids.count), outputRows: 0..<0) { event in
+                        if case let .hidden(layer, x, T, C) = event {
+                            for i in 0..<C { sum[layer][i] += Double(x[(T - 1) * C + i]) }
+                        }
+                    }
+                } else {
+                    for id in ids where id < embed.rows {
+                        for i in 0..<C { sum[0][i] += Double(embed.data[id * C + i]) }
+                    }
+                }
+            }
+            if model != nil {
+                let n = Double(max(1, prompts.count))
+                return sum.map { $0.map { $0 / n } }
+            }
+            return Array(repeating: sum[0], count: layers)
+        }
+        var out: [[[Float]]] = Array(repeating: [], count: layers)
+        for e in 0..<E {
+            let file = options.routerPrompts[options.method == .upcycle ? e : e]!
+            let text = try String(contentsOf: file, encoding: .utf8)
+            var positive: [String] = [], negative: [String] = []
+            for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+                let l = String(line).trimmingCharacters(in: .whitespaces)
+                if l.isEmpty { continue }
+                if l.hasPrefix("!") { negative.append(String(l.dropFirst())) } else { positive.append(l) }
+            }
+            guard !positive.isEmpty else { throw BamError.usage("\(file.path): no positive prompts") }
+            var v = try vectors(positive)
+            if !negative.isEmpty {
+                let n = try vectors(negative)
+                for l in 0..<layers { for i in 0..<C { v[l][i] -= n[l][i] } }
+            }
+            for l in 0..<layers {
+                let norm = max(1e-8, v[l].reduce(0) { $0 + $1 * $1 }.squareRoot())
+                out[l].append(v[l].map { Float($0 / norm) })
+            }
+        }
+        return out
+    }
+
+    /// mergekit's `warn_degenerate_gates`: a layer whose gate matrix has condition number > 5
+    /// routes some experts poorly; the prompts are probably too similar.
+    static func warnIfDegenerate(_ vectors: [[[Float]]], log: (String) -> Void) {
+        var bad: [Int] = []
+        for (l, rows) in vectors.enumerated() where conditionNumber(rows) > conditionThreshold { bad.append(l) }
+        if !bad.isEmpty {
+            log("WARNING: the router matrices of layer(s) \(bad.map(String.init).joined(separator: ", ")) are ill-conditioned (condition number > \(conditionThreshold)); the experts' prompts may be too similar and some experts will be underused")
+        }
+    }
+
+    /// Condition number of an (E, C) matrix with E <= C: sqrt of the ratio of the extreme
+    /// eigenvalues of its Gram matrix G G^T, found by Jacobi rotations (E is small).
+    static func conditionNumber(_ rows: [[Float]]) -> Double {
+        let n = rows.count
+        guard n > 1 else { return 1 }
+        var a = [[Double]](repeating: [Double](repeating: 0, count: n), count: n)
+        for i in 0..<n { for j in 0..<n { a[i][j] = zip(rows[i], rows[j]).reduce(0) { $0 + Double($1.0) * Double($1.1) } } }
+        for _ in 0..<100 {
+            var off = 0.0
+            for i in 0..<n { for j in 0..<n where i != j { off += a[i][j] * a[i][j] } }
+            if off < 1e-22 { break }
+            for p in 0..<(n - 1) {
+                for q in (p + 1)..<n where abs(a[p][q]) > 1e-300 {
+                    let theta = (a[q][q] - a[p][p]) / (2 * a[p][q])
+                    let t = (theta >= 0 ? 1.0 : -1.0) / (abs(theta) + (theta * theta + 1).squareRoot())
+                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
+                    for k in 0..<n {
+                        let akp = a[k][p], akq = a[k][q]
+                        a[k][p] = c * akp - s * akq
+                        a[k][q] = s * akp + c * akq
+                    }
+                    for k in 0..<n {
+                        let apk = a[p][k], aqk = a[q][k]
+                        a[p][k] = c * apk - s * aqk
+                        a[q][k] = s * apk + c * aqk
+                    }
+                }
+            }
+        }
+        let eig = (0..<n).map { max(0, a[$0][$0]) }
+        guard let mn = eig.min(), let mx = eig.max(), mn > 0 else { return .infinity }
+        return (mx / mn).squareRoot()
+    }
+}
