@@ -109,13 +109,13 @@ public final class Transformer: @unchecked Sendable {
                     attention(())
                     feedForward(())
                 }
-                for i in 0..<(T * C) { x[i] += attnOut[i] + ffnOut[i] }
+                addResidual(x, attnOut, ffnOut, count: T * C)
             } else {
                 attentionLayer(attnOut, xn, block.attention, layer: l, T: T, cache: cache, observer: observer)
-                for i in 0..<(T * C) { x[i] += attnOut[i] }
+                addResidual(x, attnOut, nil, count: T * C)
                 norm(xn, x, block.postAttentionNorm!, T: T)
                 feedForwardLayer(ffnOut, xn, block.feedForward, layer: l, T: T, observer: observer)
-                for i in 0..<(T * C) { x[i] += ffnOut[i] }
+                addResidual(x, ffnOut, nil, count: T * C)
             }
         }
         cache.advance(T)
@@ -138,9 +138,28 @@ public final class Transformer: @unchecked Sendable {
     }
 
     func norm(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: Tensor, T: Int) {
-        switch config.norm {
-        case .rms: rmsnormForward(out, inp, w.data, T: T, C: config.hidden, eps: config.normEps)
-        case .layer: layernormForward(out, inp, w.data, T: T, C: config.hidden, eps: config.normEps)
+        let C = config.hidden, eps = config.normEps, kind = config.norm
+        let o = SendablePointer(out), i = SendablePointer(UnsafeMutablePointer(mutating: inp)), wp = SendablePointer(w.data)
+        // Rows are independent; each worker normalises its own rows.
+        BLASThreads.parallelRanges(T, minimumPerChunk: 32) { r in
+            let (out, inp) = (o.pointer + r.lowerBound * C, i.pointer + r.lowerBound * C)
+            switch kind {
+            case .rms: rmsnormForward(out, inp, wp.pointer, T: r.count, C: C, eps: eps)
+            case .layer: layernormForward(out, inp, wp.pointer, T: r.count, C: C, eps: eps)
+            }
+        }
+    }
+
+    /// x += a (+ b), split across workers for long sequences.
+    func addResidual(_ x: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>?, count: Int) {
+        let xp = SendablePointer(x), ap = SendablePointer(UnsafeMutablePointer(mutating: a))
+        let bp = b.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+        BLASThreads.parallelRanges(count, minimumPerChunk: 1 << 15) { r in
+            if let bp {
+                for i in r { xp.pointer[i] += ap.pointer[i] + bp.pointer[i] }
+            } else {
+                for i in r { xp.pointer[i] += ap.pointer[i] }
+            }
         }
     }
 
@@ -294,7 +313,10 @@ public final class Transformer: @unchecked Sendable {
         let g = arena.take(n * F), u = arena.take(n * F)
         linearForward(g, x, w.gate.data, w.gateBias?.data, T: n, C: C, OC: F)
         linearForward(u, x, w.up.data, w.upBias?.data, T: n, C: C, OC: F)
-        swigluForward(g, g, u, count: n * F)
+        let gp = SendablePointer(g), up = SendablePointer(u)
+        BLASThreads.parallelRanges(n * F, minimumPerChunk: 1 << 14) { r in
+            swigluForward(gp.pointer + r.lowerBound, gp.pointer + r.lowerBound, up.pointer + r.lowerBound, count: r.count)
+        }
         linearForward(out, g, w.down.data, w.downBias?.data, T: n, C: F, OC: C)
     }
 }

@@ -95,3 +95,37 @@ struct ForwardTests {
         #expect(error?.message.contains("sliding_window") == true)
     }
 }
+
+@Suite("Generation with the KV cache")
+struct GenerationTests {
+    @Test("greedy generation equals re-running the whole sequence and taking the argmax", arguments: ["llama_gqa_classic_rope", "mixtral_legacy", "expert_kv_soft_parallel"])
+    func greedy(name: String) throws {
+        let ref = try ReferenceModel(name)
+        let model = try Transformer.load(ref.checkpoint)
+        let prompt = Array(ref.ids.prefix(5))
+        let out = try model.generate(prompt: prompt, options: SamplingOptions(temperature: 0, maxTokens: 6))
+        #expect(out.count == 6)
+        var seq = prompt
+        for t in out {
+            let logits = try model.forward(tokens: seq, cache: model.makeCache(capacity: seq.count), outputRows: (seq.count - 1)..<seq.count)
+            var best = 0
+            for i in 0..<logits.count where logits.data[i] > logits.data[best] { best = i }
+            #expect(best == t)
+            seq.append(t)
+        }
+    }
+
+    @Test("sampling is reproducible from the seed and respects top-k")
+    func sampling() throws {
+        let ref = try ReferenceModel("llama_gqa_classic_rope")
+        let model = try Transformer.load(ref.checkpoint)
+        let o = SamplingOptions(temperature: 1.5, topK: 3, seed: 11, maxTokens: 12)
+        let a = try model.generate(prompt: [1, 2, 3], options: o)
+        let b = try model.generate(prompt: [1, 2, 3], options: o)
+        #expect(a == b)
+        // With top-1 sampling is greedy whatever the temperature.
+        let g = try model.generate(prompt: [1, 2, 3], options: SamplingOptions(temperature: 0, maxTokens: 5))
+        let k1 = try model.generate(prompt: [1, 2, 3], options: SamplingOptions(temperature: 2, topK: 1, seed: 5, maxTokens: 5))
+        #expect(g == k1)
+    }
+}
