@@ -84,6 +84,8 @@ public final class Transformer: @unchecked Sendable {
             throw BamError.usage("token id \(id) at position \(i) is outside the vocabulary (0..<\(V))")
         }
         cache.reserve(additional: T)
+        // Tabulate RoPE for every position now: the table is then only read, also by concurrent experts.
+        rope.ensure(cache.length + T)
         let arena = Arena()
         let x = arena.take(T * C)                   // (T, C) residual stream
         for (t, id) in tokens.enumerated() { (x + t * C).update(from: weights.embed.data + id * C, count: C) }
@@ -169,7 +171,7 @@ public final class Transformer: @unchecked Sendable {
     /// MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x) (soft) or over the top-k (methods.md).
     func attentionLayer(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: AttentionLayerWeights,
                         layer l: Int, T: Int, cache: KVCache, observer: ((ForwardEvent) -> Void)?) {
-        let C = config.hidden, KV = config.kvDim, Q = config.qDim
+        let C = config.hidden, KV = config.kvDim
         let arena = Arena()
         guard let router = layer.router else {
             attentionExpert(out, xn, layer.experts[0], layer: l, set: 0, shared: nil, gate: nil, T: T, cache: cache,
@@ -193,16 +195,29 @@ public final class Transformer: @unchecked Sendable {
             cache.store(layer: l, set: 0, k: k, v: v, T: T)
             shared = (k, v)
         }
-        _ = Q
-        for i in 0..<(T * C) { out[i] = 0 }
-        decision.weights.withUnsafeBufferPointer { w in
+        // Expert e's gate per token; a top-k expert no token chose still writes its keys and values
+        // (later tokens may choose it and attend over the whole prefix).
+        let gates = (0..<E).map { e in (0..<T).map { t in decision.weights[t * E + e] } }
+        if options.fanOut(tokens: T) {
+            // Experts side by side (single-threaded BLAS each), each into its own buffer and cache
+            // set, then summed: wins when every GEMM is too small to keep the cores busy (decode).
+            let outs = (0..<E).map { _ in arena.take(T * C) }
+            let work = UnsafeSendableBox((outs, (0..<E).map { _ in Arena() }, gates, shared, xn))
+            BLASThreads.fanOut(E) { e in
+                let (outs, arenas, gates, shared, xn) = work.value
+                self.attentionExpert(outs[e], xn, layer.experts[e], layer: l, set: shared == nil ? e : 0, shared: shared,
+                                     gate: gates[e], T: T, cache: cache, accumulate: false, arena: arenas[e])
+            }
+            for i in 0..<(T * C) {
+                var acc: Float = 0
+                for e in 0..<E { acc += outs[e][i] }
+                out[i] = acc
+            }
+        } else {
+            for i in 0..<(T * C) { out[i] = 0 }
             for e in 0..<E {
-                // Expert e's gate per token; a top-k expert no token chose still writes its keys
-                // and values (later tokens may choose it and attend over the whole prefix).
-                var gate = [Float](repeating: 0, count: T)
-                for t in 0..<T { gate[t] = w[t * E + e] }
                 attentionExpert(out, xn, layer.experts[e], layer: l, set: shared == nil ? e : 0, shared: shared,
-                                gate: gate, T: T, cache: cache, accumulate: true, arena: arena)
+                                gate: gates[e], T: T, cache: cache, accumulate: true, arena: arena)
             }
         }
     }

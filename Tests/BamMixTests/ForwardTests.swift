@@ -77,6 +77,19 @@ struct ForwardTests {
         #expect(a == b)
     }
 
+    @Test("experts fanned out over workers give the logits of experts run one after the other",
+          arguments: ["expert_kv_soft_parallel", "shared_kv_topk_sequential", "mixtral_legacy"])
+    func expertFanOut(name: String) throws {
+        let ref = try ReferenceModel(name)
+        let model = try Transformer.load(ref.checkpoint, options: ExecutionOptions(concurrentBranches: true, fanOutExperts: true))
+        let a = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: 20)).array
+        model.options = ExecutionOptions(concurrentBranches: false, fanOutExperts: false)
+        let b = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: 20)).array
+        // The same products, summed in a different order.
+        let (maxDiff, firstBad) = compare(a, b, tolerance: 1e-5)
+        #expect(firstBad == nil, "max |diff| \(maxDiff)")
+    }
+
     @Test("token ids outside the vocabulary are refused")
     func badIds() throws {
         let ref = try ReferenceModel("llama_gqa_classic_rope")

@@ -34,8 +34,10 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
     let kP = SendablePointer(UnsafeMutablePointer(mutating: kCache))
     let vP = SendablePointer(UnsafeMutablePointer(mutating: vCache))
     let scP = SendablePointer(scores)
-    // Each head writes its own column block of `out` and its own slice of `scores`.
-    BLASThreads.fanOut(s.NH) { h in
+    // Each head writes its own column block of `out` and its own slice of `scores`. A decode step
+    // (a few rows over a short cache) is too small to be worth a Dispatch round trip per head.
+    let work = s.T * keys * s.HS * s.NH
+    let body: @Sendable (Int) -> Void = { h in
         let kv = h / group
         let k = kP.pointer + kv * s.S * s.HS
         let v = vP.pointer + kv * s.S * s.HS
@@ -51,6 +53,11 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
                  lda: visible, ldb: s.HS, ldc: rowStride)
             r0 += rows
         }
+    }
+    if work >= 1 << 18 {
+        BLASThreads.fanOut(s.NH, body)
+    } else {
+        for h in 0..<s.NH { body(h) }
     }
 }
 
