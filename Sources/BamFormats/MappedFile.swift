@@ -134,10 +134,12 @@ public final class AtomicFileWriter {
         try flush()
         try handle.synchronize()
         try handle.close()
-        if FileManager.default.fileExists(atPath: finalURL.path) {
-            _ = try FileManager.default.replaceItemAt(finalURL, withItemAt: temporaryURL)
-        } else {
-            try FileManager.default.moveItem(at: temporaryURL, to: finalURL)
+        // rename(2) replaces an existing file atomically. (swift-corelibs-foundation's
+        // FileManager.replaceItemAt fails on Linux with "The file doesn't exist" whenever the
+        // destination exists, so rewriting a file through it never worked here.)
+        guard rename(temporaryURL.path, finalURL.path) == 0 else {
+            throw BamError.io("\(finalURL.path): cannot move \(temporaryURL.lastPathComponent) into place: "
+                + String(cString: strerror(errno)))
         }
         committed = true
     }

@@ -11,6 +11,7 @@ struct BamMix: ParsableCommand {
         (read-only) a directory of PyTorch pytorch_model*.bin files. Set BAM_MIX_THREADS to limit the cores used.
         """,
         subcommands: [
-            InspectCommand.self, ForwardCommand.self, TokenizeCommand.self, PerplexityCommand.self, MixCommand.self, ConvertCommand.self, GenerateCommand.self,
+            InspectCommand.self, ForwardCommand.self, TokenizeCommand.self, PerplexityCommand.self, MixCommand.self, ConvertCommand.self,
+            GenerateCommand.self, CorpusCommand.self,
         ])
 }
