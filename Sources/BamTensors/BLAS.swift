@@ -14,6 +14,7 @@ import Foundation
 public enum BLASThreads {
     /// Dispatch workers (all cores unless BAM_MIX_THREADS says otherwise).
     nonisolated(unsafe) public private(set) static var defaultCount: Int = {
+        BLASCore.selectNativeKernels()
         openblas_set_num_threads(1)
         let env = ProcessInfo.processInfo.environment["BAM_MIX_THREADS"].flatMap { Int($0) }
         return max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
@@ -27,8 +28,15 @@ public enum BLASThreads {
         defaultCount = max(1, n)
     }
 
-    /// Pins OpenBLAS to one thread and reads BAM_MIX_THREADS (idempotent; called by every entry point).
+    /// Selects OpenBLAS's native kernels (BLASCore), pins it to one thread and reads
+    /// BAM_MIX_THREADS (idempotent; `gemm` calls it, so no product runs before it).
     public static func configure() { _ = defaultCount }
+
+    /// The OpenBLAS kernel family in use (e.g. SkylakeX, Haswell, Prescott), for benchmark reports.
+    public static var kernels: String {
+        configure()
+        return BLASCore.current
+    }
 
     /// True while a fan-out region runs (its units must not split their products again).
     public static var inParallelRegion: Bool {
