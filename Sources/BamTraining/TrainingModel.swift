@@ -204,7 +204,7 @@ public final class TrainingModel {
         scored = 0
         if targets != nil {
             scored = self.targets.withUnsafeBufferPointer {
-                crossEntropyForward(acts.losses, acts.logits.data, $0.baseAddress!, N: N, V: V)
+                crossEntropyForward(acts.losses, acts.lse.data, acts.logits.data, $0.baseAddress!, N: N, V: V)
             }
             for n in 0..<N { lm += acts.losses[n] }
             lm /= Double(max(scored, 1))
@@ -315,7 +315,7 @@ public final class TrainingModel {
         let gate = fa.gate.reserve(n * F), up = fa.up.reserve(n * F), h = fa.hidden.reserve(n * F)
         matmulForward(gate, x, w.gate.data, w.gateBias?.data, N: n, C: C, OC: F)
         matmulForward(up, x, w.up.data, w.upBias?.data, N: n, C: C, OC: F)
-        swigluForward(h, gate, up, count: n * F)
+        swigluForwardParallel(h, gate, up, count: n * F)
         matmulForward(out, h, w.down.data, w.downBias?.data, N: n, C: F, OC: C)
     }
 
@@ -334,8 +334,8 @@ public final class TrainingModel {
         let s = scratch!
         // Classifier: loss = mean over scored rows of CE(logitScale * x W^T).
         targets.withUnsafeBufferPointer { t in
-            crossEntropySoftmaxBackward(acts.logits.data, acts.logits.data, t.baseAddress!, dloss: lossScale / Float(scored),
-                                        scale: config.logitScale, N: N, V: V)
+            crossEntropySoftmaxBackward(acts.logits.data, acts.logits.data, acts.lse.data, t.baseAddress!,
+                                        dloss: lossScale / Float(scored), scale: config.logitScale, N: N, V: V)
         }
         zeroGradient(s.dxn.data, count: N * C)
         matmulBackward(s.dxn.data, grad(weights.lmHead, grads.lmHead), nil, acts.logits.data, acts.finalNorm.out.data,

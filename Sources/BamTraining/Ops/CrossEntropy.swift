@@ -3,17 +3,20 @@ import Foundation
 
 /// Next-token cross-entropy per row: losses[n] = logsumexp(logits[n]) - logits[n][targets[n]].
 /// Rows whose target is negative are not scored (loss 0); they are the padding of a batch.
-/// losses (N); logits (N, V); targets (N). Returns the number of scored rows.
+/// losses (N); lse (N) saved (the backward's softmax needs it); logits (N, V); targets (N).
+/// Returns the number of scored rows.
 @discardableResult
-public func crossEntropyForward(_ losses: UnsafeMutablePointer<Double>, _ logits: UnsafePointer<Float>,
-                                _ targets: UnsafePointer<Int32>, N: Int, V: Int) -> Int {
-    let lP = SendablePointer(losses), xP = SendableRawPointer(logits), tP = SendableRawPointer(targets)
+public func crossEntropyForward(_ losses: UnsafeMutablePointer<Double>, _ lse: UnsafeMutablePointer<Float>,
+                                _ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, N: Int, V: Int) -> Int {
+    let lP = SendablePointer(losses), sP = SendablePointer(lse), xP = SendableRawPointer(logits), tP = SendableRawPointer(targets)
     // Rows are independent; each chunk writes its own losses.
     BLASThreads.parallelRanges(N, minimumPerChunk: 8) { range in
         let x = xP.pointer.assumingMemoryBound(to: Float.self), t = tP.pointer.assumingMemoryBound(to: Int32.self)
         for n in range {
             let target = Int(t[n])
-            lP.pointer[n] = target < 0 ? 0 : logSumExp(x + n * V, n: V) - Double(x[n * V + target])
+            let l = target < 0 ? 0 : logSumExp(x + n * V, n: V)
+            sP.pointer[n] = Float(l)
+            lP.pointer[n] = target < 0 ? 0 : l - Double(x[n * V + target])
         }
     }
     var scored = 0
@@ -22,16 +25,19 @@ public func crossEntropyForward(_ losses: UnsafeMutablePointer<Double>, _ logits
 }
 
 /// Fused softmax + cross-entropy backward (llm.c's fused classifier): for each scored row,
-///   dlogits[n] = dloss * scale * (softmax(logits[n]) - onehot(targets[n]))
+///   dlogits[n] = dloss * scale * (exp(logits[n] - lse[n]) - onehot(targets[n]))
 /// and 0 for unscored rows. `dloss` is dL/dlosses[n] (1 / scored rows for a mean); `scale` is the
 /// factor the logits were multiplied by after the output projection (Cohere's logit_scale), so
 /// dlogits is the gradient of the projection's raw output. WRITES dlogits, which may alias logits
 /// (the (N, V) logits are the largest activation; overwriting them saves a second buffer).
 public func crossEntropySoftmaxBackward(_ dlogits: UnsafeMutablePointer<Float>, _ logits: UnsafePointer<Float>,
-                                        _ targets: UnsafePointer<Int32>, dloss: Float, scale: Float, N: Int, V: Int) {
+                                        _ lse: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, dloss: Float, scale: Float,
+                                        N: Int, V: Int) {
     let dP = SendablePointer(dlogits), xP = SendableRawPointer(logits), tP = SendableRawPointer(targets)
+    let sP = SendableRawPointer(lse)
     BLASThreads.parallelRanges(N, minimumPerChunk: 8) { range in
         let x = xP.pointer.assumingMemoryBound(to: Float.self), t = tP.pointer.assumingMemoryBound(to: Int32.self)
+        let lse = sP.pointer.assumingMemoryBound(to: Float.self)
         for n in range {
             let row = x + n * V, d = dP.pointer + n * V
             let target = Int(t[n])
@@ -39,7 +45,7 @@ public func crossEntropySoftmaxBackward(_ dlogits: UnsafeMutablePointer<Float>, 
                 for j in 0..<V { d[j] = 0 }
                 continue
             }
-            let lse = Float(logSumExp(row, n: V))
+            let lse = lse[n]
             let g = dloss * scale
             for j in 0..<V { d[j] = g * expf(row[j] - lse) }
             d[target] -= g
