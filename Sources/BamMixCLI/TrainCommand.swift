@@ -129,7 +129,7 @@ func runTraining(kind: String, flags: TrainingFlags, data: [DomainSpec], options
         report = try train(modelPath: flags.model, data: data, options: options, validationFraction: flags.valFraction) { event in
             switch event {
             case let .step(r, _):
-                var detail = String(format: "loss %.4f  lr %.2e  %@ tok/s", r.loss, r.lr, formatCount(Int(r.tokensPerSecond)))
+                var detail = String(format: "loss %.4f  lr %.2e  ", r.loss, r.lr) + "\(formatCount(Int(r.tokensPerSecond))) tok/s"
                 if let v = lastValidation { detail += String(format: "  val %.4f", v.loss) }
                 progress.update(done: r.step, detail: detail)
             case let .validation(v):
@@ -153,7 +153,7 @@ func runTraining(kind: String, flags: TrainingFlags, data: [DomainSpec], options
         print(String(format: "  validation loss %.4f -> %.4f (unigram entropy of the held-out text %.4f)", first.loss, last.loss,
                      report.unigramEntropy))
         for (name, loss) in last.domains.sorted(by: { $0.key < $1.key }) where last.domains.count > 1 {
-            print(String(format: "    %@ %.4f", name, loss))
+            print("    \(name) " + String(format: "%.4f", loss))
         }
     }
     let m = report.memory

@@ -200,6 +200,16 @@ public final class Trainer {
         if options.sequenceLength > config.maxPositions {
             throw BamError.usage("--seq \(options.sequenceLength) exceeds the model's max_position_embeddings (\(config.maxPositions))")
         }
+        // Training-time randomness HF models can ask for is not implemented: refuse rather than
+        // train something other than what the config describes.
+        if let jitter = config.moe?.routerJitterNoise, jitter != 0 {
+            throw BamError.unsupported("\(source.path.path): config `router_jitter_noise` = \(jitter): router jitter is not implemented in bam-mix training; set it to 0 in config.json")
+        }
+        for key in ["attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop"] {
+            if let p = config.raw[key]?.doubleValue, p != 0 {
+                throw BamError.unsupported("\(source.path.path): config `\(key)` = \(p): dropout is not implemented in bam-mix training; set it to 0 in config.json")
+            }
+        }
         let weights = try TransformerWeights.load(config: config, store: source.store)
         let groups = options.train
         model = TrainingModel(config: config, weights: weights, losses: options.losses) { spec in groups.contains { $0.contains(spec) } }
@@ -209,7 +219,8 @@ public final class Trainer {
         optimizer = AdamW(parameters: model.trainable, options: options.adam)
         self.options = options
         self.data = data
-        sideFiles = source.container == .gguf ? nil : source.directory
+        // A GGUF's tokenizer is rebuilt into a cache directory; checkpoints (HF directories) copy it from there.
+        sideFiles = source.container == .gguf ? source.tokenizerURL?.deletingLastPathComponent() : source.directory
         rng = SplitMix64(seed: options.seed)
         if let resume = options.resume { try restoreState(from: resume) }
     }
