@@ -6,6 +6,7 @@
 //   BamTensors (tensors, dtypes, kernels; no I/O)
 //     -> BamFormats (safetensors, GGUF, PyTorch .bin, HF configs, .npy)
 //     -> BamTokenizers (tokenizer.json)            [depends on nothing but Foundation]
+//   BamCorpora (generated domain corpora)          [depends on nothing; used by the CLI and tests]
 //     -> BamModels (forward / backward of dense, Mixtral/BTX and BAM models)
 //     -> BamMixing, BamTraining, BamEvaluation
 //     -> BamMixCLI (the `bam-mix` executable; the only module that parses arguments or draws on a terminal)
@@ -21,7 +22,7 @@ let package = Package(
     products: [
         .executable(name: "bam-mix", targets: ["BamMixCLI"]),
         .library(name: "BamMix", targets: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels",
-                                           "BamMixing", "BamTraining", "BamEvaluation"]),
+                                           "BamMixing", "BamTraining", "BamEvaluation", "BamCorpora"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -32,8 +33,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "BamTensors", dependencies: ["CBLAS"], swiftSettings: optimised),
-        .target(name: "BamFormats", dependencies: ["BamTensors", "CZlib"], swiftSettings: optimised),
+        .target(name: "CShims"),
+        .target(name: "BamFormats", dependencies: ["BamTensors", "CZlib", "CShims"], swiftSettings: optimised),
         .target(name: "BamTokenizers", swiftSettings: optimised),
+        .target(name: "BamCorpora", swiftSettings: optimised),
         .target(name: "BamModels", dependencies: ["BamTensors", "BamFormats", "CBLAS"], swiftSettings: optimised),
         .target(name: "BamMixing", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers",
                                                   .product(name: "Crypto", package: "swift-crypto")],
@@ -46,6 +49,7 @@ let package = Package(
             name: "BamMixCLI",
             dependencies: [
                 "BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining", "BamEvaluation",
+                "BamCorpora",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ConsoleKitTerminal", package: "console-kit"),
             ],
@@ -57,7 +61,7 @@ let package = Package(
         .testTarget(
             name: "BamMixTests",
             dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining",
-                           "BamEvaluation"],
+                           "BamEvaluation", "BamCorpora"],
             swiftSettings: optimised),
     ]
 )
