@@ -38,8 +38,8 @@ func runTrainBench(arguments: [String]) throws {
         let f = try seconds { loss = try model.forward(inputs: x.inputs, targets: x.targets, B: B, T: T).total }
         let b = try seconds { try model.backward() }
         let o = seconds {
-            clipGradients(model.trainable.map(\.gradient), maxNorm: 1)
-            optimizer.update(lr: 1e-4)
+            let norm = gradientNorm(model.trainable.map(\.gradient))
+            optimizer.update(lr: 1e-4, gradientScale: clipCoefficient(norm: norm, maxNorm: 1))
         }
         if step > 0 { forward.append(f); backward.append(b); optimise.append(o) }
     }
@@ -52,14 +52,14 @@ func runTrainBench(arguments: [String]) throws {
                   adam: optimizer.stateBytes, activations: model.activationBytes)
     let total = memory.parameters + memory.gradients + memory.adam + memory.activations
     if json {
-        let o: [String: Any] = ["seconds_per_step": perStep, "forward": median(forward), "backward": median(backward),
+        let o: [String: Any] = ["seconds_per_step": perStep, "best_step": stepSeconds.min()!, "forward": median(forward), "backward": median(backward),
                                 "optimizer": median(optimise), "tokens_per_second": Double(B * T) / perStep, "loss": loss,
                                 "threads": BLASThreads.defaultCount, "memory_bytes": total, "peak_rss": rss]
         print(String(data: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), encoding: .utf8)!)
         return
     }
     let ceiling = gemmCeiling()
-    print("training benchmark: \(dir.lastPathComponent), batch \(B) x \(T) tokens, \(steps) steps (median), \(BLASThreads.defaultCount) threads")
+    print("training benchmark: \(dir.lastPathComponent), batch \(B) x \(T) tokens, \(steps) steps (median), \(BLASThreads.defaultCount) threads, OpenBLAS kernels \(BLASThreads.kernels)")
     print(String(format: "  seconds per step            %.3f  (forward %.3f, backward %.3f, clip + AdamW %.3f)",
                  perStep, median(forward), median(backward), median(optimise)))
     print(String(format: "  tokens/s                    %.0f", Double(B * T) / perStep))

@@ -9,6 +9,7 @@ import Foundation
 public enum BLASThreads {
     /// The thread count BLAS uses outside fan-out regions (all cores unless BAM_MIX_THREADS says otherwise).
     nonisolated(unsafe) public private(set) static var defaultCount: Int = {
+        BLASCore.selectNativeKernels()
         let env = ProcessInfo.processInfo.environment["BAM_MIX_THREADS"].flatMap { Int($0) }
         let n = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
         openblas_set_num_threads(Int32(n))
@@ -23,8 +24,15 @@ public enum BLASThreads {
         openblas_set_num_threads(Int32(defaultCount))
     }
 
-    /// Ensures the configured thread count is applied (call once at start-up).
+    /// Ensures the configured thread count and kernels are applied (call once at start-up;
+    /// `gemm` calls it too, so the first GEMM never runs on OpenBLAS's fallback kernels).
     public static func configure() { _ = defaultCount }
+
+    /// The OpenBLAS kernel family in use (e.g. SkylakeX, Haswell, Prescott), for benchmark reports.
+    public static var kernels: String {
+        configure()
+        return BLASCore.current
+    }
 
     /// Runs `count` iterations concurrently on Dispatch workers with BLAS single-threaded inside.
     /// Each iteration must write a disjoint range of any shared buffer.
@@ -71,6 +79,7 @@ public func gemm(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ 
                  m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
                  alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
     if m == 0 || n == 0 { return }
+    BLASThreads.configure()
     let la = lda ?? (transA ? m : k)
     let lb = ldb ?? (transB ? k : n)
     let lc = ldc ?? n
@@ -107,6 +116,7 @@ public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                           T: Int, C: Int, OC: Int, accumulate: Bool = false) {
     if T == 1 {
+        BLASThreads.configure()
         // One row (decode): a matrix-vector product reads the weight once; OpenBLAS 0.3.21's sgemm
         // would first pack (copy) the whole weight for a single row.
         cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(OC), Int32(C), 1, weight, Int32(C), inp, 1,

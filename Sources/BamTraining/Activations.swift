@@ -118,9 +118,8 @@ final class Activations {
     let attnOut: Tensor               // (N, C) the attention side's output (consumed at once)
     let ffnOut: Tensor                // (N, C) the FFN side's output (consumed at once)
     let finalNorm: NormActivations    // model.norm
-    let logits: Tensor                // (N, V) logitScale * finalNorm W_lm^T; dlogits in place after backward
+    let logits: Tensor                // (N, V) logitScale * finalNorm W_lm^T; with targets, dCE/dlogits in place
     let losses: UnsafeMutablePointer<Double>  // (N) per-position cross-entropy
-    let lse: Tensor                   // (N) logsumexp of each logits row
 
     init(config c: ModelConfig, B: Int, T: Int) {
         self.B = B; self.T = T; N = B * T
@@ -132,14 +131,14 @@ final class Activations {
         logits = Tensor(shape: [B * T, c.vocabSize])
         losses = .allocate(capacity: B * T)
         losses.initialize(repeating: 0, count: B * T)
-        lse = Tensor(shape: [B * T])
+
     }
 
     deinit { losses.deallocate() }
 
     var byteCount: Int {
         residuals.reduce(0) { $0 + $1.byteCount } + layers.reduce(0) { $0 + $1.byteCount } + attnOut.byteCount * 2
-            + finalNorm.byteCount + logits.byteCount + N * 8 + lse.byteCount
+            + finalNorm.byteCount + logits.byteCount + N * 8
     }
 }
 

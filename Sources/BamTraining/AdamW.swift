@@ -53,8 +53,9 @@ public final class AdamW {
     public var stateBytes: Int { m.reduce(0) { $0 + $1.byteCount } * 2 }
 
     /// One update with learning rate `lr` of every parameter not in `idle` (parameters that got no
-    /// gradient this step, by tensor identity: they are left entirely alone).
-    public func update(lr: Double, skipping idle: Set<ObjectIdentifier> = []) {
+    /// gradient this step, by tensor identity: they are left entirely alone). The gradients are
+    /// multiplied by `gradientScale` as they are read (gradient clipping without a pass of its own).
+    public func update(lr: Double, gradientScale: Float = 1, skipping idle: Set<ObjectIdentifier> = []) {
         let o = options
         let b1 = Float(o.beta1), b2 = Float(o.beta2), eps = Float(o.eps)
         for (i, (spec, p, g)) in parameters.enumerated() where !idle.contains(ObjectIdentifier(p)) {
@@ -68,9 +69,10 @@ public final class AdamW {
             BLASThreads.parallelRanges(p.count, minimumPerChunk: 1 << 15) { range in
                 let p = pP.pointer, g = gP.pointer, m = mP.pointer, v = vP.pointer
                 for j in range {
+                    let gj = g[j] * gradientScale
                     p[j] *= decay
-                    m[j] = b1 * m[j] + (1 - b1) * g[j]
-                    v[j] = b2 * v[j] + (1 - b2) * g[j] * g[j]
+                    m[j] = b1 * m[j] + (1 - b1) * gj
+                    v[j] = b2 * v[j] + (1 - b2) * gj * gj
                     p[j] -= stepSize * m[j] / ((v[j].squareRoot() * invBc2Sqrt) + eps)
                 }
             }
@@ -84,26 +86,50 @@ public final class AdamW {
     }
 }
 
+/// Blocks of this many elements are summed independently (and in parallel), then added in order,
+/// so the norm does not depend on the number of cores.
+private let normBlock = 1 << 16
+
 /// The global L2 norm of all gradients (accumulated in double).
 public func gradientNorm(_ gradients: [Tensor]) -> Double {
     var total = 0.0
     for g in gradients {
-        var s = 0.0
-        for i in 0..<g.count { s += Double(g.data[i]) * Double(g.data[i]) }
-        total += s
+        let blocks = (g.count + normBlock - 1) / normBlock
+        var partial = [Double](repeating: 0, count: blocks)
+        let gP = SendablePointer(g.data), count = g.count
+        partial.withUnsafeMutableBufferPointer { pb in
+            let pP = SendablePointer(pb.baseAddress!)
+            // Each block writes its own partial sum.
+            BLASThreads.parallelRanges(blocks) { range in
+                for b in range {
+                    var s = 0.0
+                    for i in (b * normBlock)..<min(count, (b + 1) * normBlock) { s += Double(gP.pointer[i]) * Double(gP.pointer[i]) }
+                    pP.pointer[b] = s
+                }
+            }
+        }
+        total += partial.reduce(0, +)
     }
     return total.squareRoot()
 }
 
-/// Scales every gradient by max_norm / (norm + 1e-6) when the global norm exceeds max_norm
-/// (torch.nn.utils.clip_grad_norm_). Returns the norm before clipping.
+/// The factor torch.nn.utils.clip_grad_norm_ scales every gradient by: min(1, max_norm / (norm + 1e-6)).
+public func clipCoefficient(norm: Double, maxNorm: Double) -> Float {
+    Float(min(1, maxNorm / (norm + 1e-6)))
+}
+
+/// Scales every gradient by `clipCoefficient` (torch.nn.utils.clip_grad_norm_). Returns the norm
+/// before clipping. (Training passes the coefficient to `AdamW.update` instead of rewriting the
+/// gradients.)
 @discardableResult
 public func clipGradients(_ gradients: [Tensor], maxNorm: Double) -> Double {
     let norm = gradientNorm(gradients)
-    let coef = maxNorm / (norm + 1e-6)
-    if coef < 1 {
-        let c = Float(coef)
-        for g in gradients { for i in 0..<g.count { g.data[i] *= c } }
+    let c = clipCoefficient(norm: norm, maxNorm: maxNorm)
+    if c < 1 {
+        for g in gradients {
+            let gP = SendablePointer(g.data)
+            BLASThreads.parallelRanges(g.count, minimumPerChunk: normBlock) { r in for i in r { gP.pointer[i] *= c } }
+        }
     }
     return norm
 }

@@ -258,11 +258,11 @@ public final class Trainer {
             expertLoad = accumulate(expertLoad, l.expertLoad, scale)
             attentionLoad = accumulate(attentionLoad, l.attentionLoad, scale)
         }
-        let gradients = model.trainable.map(\.gradient)
-        let norm = o.gradClip > 0 ? clipGradients(gradients, maxNorm: o.gradClip) : gradientNorm(gradients)
+        let norm = gradientNorm(model.trainable.map(\.gradient))
         guard norm.isFinite else { throw BamError(.numeric, "step \(step + 1): the gradient norm is \(norm); lower --lr") }
         let lr = o.schedule.rate(at: step)
-        optimizer.update(lr: lr, skipping: o.adam.skipIdleExperts ? model.idleParameters : [])
+        optimizer.update(lr: lr, gradientScale: o.gradClip > 0 ? clipCoefficient(norm: norm, maxNorm: o.gradClip) : 1,
+                         skipping: o.adam.skipIdleExperts ? model.idleParameters : [])
         step += 1
         let tokens = B * T * batches.count
         tokensSeen += tokens

@@ -99,7 +99,10 @@ public final class TrainingModel {
 
     /// Sets every gradient to zero (the explicit call before a step's first backward).
     public func zeroGradients() {
-        for (_, _, g) in trainable { g.zero() }
+        for (_, _, g) in trainable {
+            let gP = SendablePointer(g.data)
+            BLASThreads.parallelRanges(g.count, minimumPerChunk: 1 << 16) { r in zeroGradient(gP.pointer + r.lowerBound, count: r.count) }
+        }
         usedExperts.removeAll()
     }
 
@@ -130,7 +133,8 @@ public final class TrainingModel {
         return grad(w, g)
     }
 
-    /// The logits (B*T, V) of the last forward pass (overwritten by `backward`).
+    /// The logits (B*T, V) of the last forward pass without targets. (With targets the buffer holds
+    /// the cross-entropy's gradient with respect to them, which `backward` consumes.)
     public var logits: Tensor? { acts?.logits }
 
     /// Bytes of activations saved for the backward pass plus the backward scratch buffers.
@@ -203,8 +207,9 @@ public final class TrainingModel {
         var lm = 0.0
         scored = 0
         if targets != nil {
+            // The logits become dlosses/dlogits here (fused classifier); `backward` scales them.
             scored = self.targets.withUnsafeBufferPointer {
-                crossEntropyForward(acts.losses, acts.lse.data, acts.logits.data, $0.baseAddress!, N: N, V: V)
+                crossEntropyForwardBackward(acts.losses, acts.logits.data, $0.baseAddress!, N: N, V: V)
             }
             for n in 0..<N { lm += acts.losses[n] }
             lm /= Double(max(scored, 1))
@@ -323,7 +328,6 @@ public final class TrainingModel {
 
     /// Accumulates d(lossScale * total loss)/dθ of the last forward pass into `grads` (call
     /// `zeroGradients` first; gradient accumulation passes lossScale = 1 / micro-batches).
-    /// Overwrites the logits with their gradient.
     public func backward(lossScale: Float = 1) throws {
         guard readyForBackward, let acts else {
             throw BamError.usage("backward needs a forward pass with targets (at least one scored position) first")
@@ -332,14 +336,12 @@ public final class TrainingModel {
         let N = acts.N, C = config.hidden, V = config.vocabSize
         if scratch == nil { scratch = BackwardBuffers(config: config, B: acts.B, T: acts.T) }
         let s = scratch!
-        // Classifier: loss = mean over scored rows of CE(logitScale * x W^T).
-        targets.withUnsafeBufferPointer { t in
-            crossEntropySoftmaxBackward(acts.logits.data, acts.logits.data, acts.lse.data, t.baseAddress!,
-                                        dloss: lossScale / Float(scored), scale: config.logitScale, N: N, V: V)
-        }
+        // Classifier: loss = lossScale * mean over scored rows of CE(logitScale * x W^T). The forward
+        // left dCE/dlogits in the logits buffer; the chain rule adds 1/scored, lossScale and the
+        // logit scale, folded into the GEMMs' alpha.
         zeroGradient(s.dxn.data, count: N * C)
         matmulBackward(s.dxn.data, grad(weights.lmHead, grads.lmHead), nil, acts.logits.data, acts.finalNorm.out.data,
-                       weights.lmHead.data, N: N, C: C, OC: V)
+                       weights.lmHead.data, N: N, C: C, OC: V, scale: lossScale / Float(scored) * config.logitScale)
         zeroGradient(s.dres.data, count: N * C)
         normBackward(s.dres.data, grad(weights.finalNorm, grads.finalNorm), s.dxn.data, acts.residuals[config.layers].data,
                      weights.finalNorm, acts.finalNorm)

@@ -68,6 +68,12 @@ struct TrainingOpTests {
         for (a, bb) in [(dx, nx), (dw, nw), (db, nb)] {
             #expect(compare(a.data, bb.data, count: a.count, tolerance: 1e-5).firstBad == nil)
         }
+        // `scale` multiplies the output gradient: one pass at scale 2 equals the two above.
+        let sx = Tensor(shape: [N, C]), sw = Tensor(shape: [OC, C]), sb = Tensor(shape: [OC])
+        matmulBackward(sx.data, sw.data, sb.data, W.data, x.data, w.data, N: N, C: C, OC: OC, scale: 2)
+        for (a, bb) in [(sx, nx), (sw, nw), (sb, nb)] {
+            #expect(compare(a.data, bb.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+        }
     }
 
     @Test("RMSNorm backward (and its naive twin)")
@@ -236,7 +242,7 @@ struct TrainingOpTests {
         #expect(compare(du.data, nu.data, count: n, tolerance: 1e-6).firstBad == nil)
     }
 
-    @Test("cross-entropy with a logit scale and unscored rows: fused backward, in place, against finite differences")
+    @Test("fused cross-entropy (loss and dloss/dlogits in place) with a logit scale and unscored rows, against finite differences")
     func crossEntropy() {
         var r = TestRandom(seed: 7)
         let N = 5, V = 11
@@ -245,17 +251,19 @@ struct TrainingOpTests {
         let targets: [Int32] = [3, -1, 0, 10, 7]
         let logits = raw.copy()
         for i in 0..<logits.count { logits[i] *= scale }
-        let losses = UnsafeMutablePointer<Double>.allocate(capacity: N)
-        defer { losses.deallocate() }
-        let lse = Tensor(shape: [N])
-        let scored = targets.withUnsafeBufferPointer { crossEntropyForward(losses, lse.data, logits.data, $0.baseAddress!, N: N, V: V) }
+        let losses = UnsafeMutablePointer<Double>.allocate(capacity: N), naiveLosses = UnsafeMutablePointer<Double>.allocate(capacity: N)
+        defer { losses.deallocate(); naiveLosses.deallocate() }
+        let naive = Tensor(shape: [N, V])
+        let scored = targets.withUnsafeBufferPointer { t in
+            crossEntropyForwardBackwardNaive(naiveLosses, naive.data, logits.data, t.baseAddress!, N: N, V: V)
+            return crossEntropyForwardBackward(losses, logits.data, t.baseAddress!, N: N, V: V)
+        }
         #expect(scored == 4)
         #expect(losses[1] == 0)
-        let naive = Tensor(shape: [N, V])
-        targets.withUnsafeBufferPointer {
-            crossEntropySoftmaxBackwardNaive(naive.data, logits.data, $0.baseAddress!, dloss: 1 / Float(scored), scale: scale, N: N, V: V)
-            crossEntropySoftmaxBackward(logits.data, logits.data, lse.data, $0.baseAddress!, dloss: 1 / Float(scored), scale: scale, N: N, V: V)
-        }
+        for n in 0..<N { #expect(abs(losses[n] - naiveLosses[n]) < 1e-5) }
+        #expect(compare(logits.data, naive.data, count: logits.count, tolerance: 1e-6).firstBad == nil)
+        // The mean loss over the scored rows, as a function of the raw (unscaled) logits: its gradient
+        // is the in-place result times scale / scored, the factor the backward folds into the GEMMs.
         let num = numericGradients([doubles(raw)]) { v in
             var s = 0.0
             for n in 0..<N where targets[n] >= 0 {
@@ -266,8 +274,17 @@ struct TrainingOpTests {
             }
             return s / Double(scored)
         }
-        expectClose(logits.array, num[0], "cross-entropy dlogits (raw, before the scale)")
-        #expect(compare(logits.data, naive.data, count: logits.count, tolerance: 1e-6).firstBad == nil)
+        expectClose(logits.array.map { $0 * scale / Float(scored) }, num[0], "cross-entropy dlogits (raw, before the scale)")
+        let total = (0..<N).reduce(0.0) { $0 + losses[$1] } / Double(scored)
+        #expect(abs(total - { () -> Double in
+            var s = 0.0
+            for n in 0..<N where targets[n] >= 0 {
+                let row = (0..<V).map { Double(raw[n * V + $0]) * Double(scale) }
+                let mx = row.max()!
+                s += mx + log(row.reduce(0) { $0 + exp($1 - mx) }) - row[Int(targets[n])]
+            }
+            return s / Double(scored)
+        }()) < 1e-5)
     }
 
     @Test("embedding backward (tied: the output projection's gradient lands in the same rows)")

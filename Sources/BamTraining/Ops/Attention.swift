@@ -15,12 +15,16 @@ public struct CausalAttentionShape: Sendable {
     public var group: Int { NH / NKV }
 }
 
+/// Query rows are processed in blocks of this many; block [r0, r1) only meets keys [0, r1)
+/// (block-causal), which skips about 40 % of the products at T = 256 while keeping GEMM shapes.
+let attentionRowBlock = 64
+
 /// Causal attention, per sequence b and head h:
 ///   S = scale * q_h k_kv^T (T, T),  P = softmax over j <= t of S[t, j],  out_h = P v_kv
 /// out (B*T, NH*HS); probs (B, NH, T, T) saved (zero above the diagonal);
 /// q (B*T, NH*HS) after RoPE; k, v (B*T, NKV*HS), k after RoPE.
-/// Each (b, h) is two GEMMs on strided views of q/k/v (no transposed copies); the B*NH pairs are
-/// fanned out over Dispatch workers with BLAS single-threaded (BLASThreads).
+/// Each (b, h) is two GEMMs per block of query rows on strided views of q/k/v (no transposed
+/// copies); the B*NH pairs are fanned out over Dispatch workers with BLAS single-threaded (BLASThreads).
 public func causalAttentionForward(_ out: UnsafeMutablePointer<Float>, _ probs: UnsafeMutablePointer<Float>,
                                    _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
                                    shape s: CausalAttentionShape) {
@@ -34,13 +38,20 @@ public func causalAttentionForward(_ out: UnsafeMutablePointer<Float>, _ probs: 
         let kh = kP.pointer.assumingMemoryBound(to: Float.self) + b * T * KV + kv * HS
         let vh = vP.pointer.assumingMemoryBound(to: Float.self) + b * T * KV + kv * HS
         let p = probsP.pointer + i * T * T
-        gemm(p, qh, kh, m: T, n: T, k: HS, transB: true, alpha: s.scale, lda: Q, ldb: KV, ldc: T)
-        softmaxRows(p, rows: T, n: T, valid: { t in t + 1 })
-        gemm(outP.pointer + b * T * Q + h * HS, p, vh, m: T, n: HS, k: T, lda: T, ldb: KV, ldc: Q)
+        let oh = outP.pointer + b * T * Q + h * HS
+        for r0 in stride(from: 0, to: T, by: attentionRowBlock) {
+            let r1 = min(T, r0 + attentionRowBlock), rows = r1 - r0
+            let pr = p + r0 * T
+            gemm(pr, qh + r0 * Q, kh, m: rows, n: r1, k: HS, transB: true, alpha: s.scale, lda: Q, ldb: KV, ldc: T)
+            // Row t sees keys 0...t; the rest of its T entries become 0.
+            softmaxRows(pr, rows: rows, n: T, valid: { t in r0 + t + 1 })
+            gemm(oh + r0 * Q, pr, vh, m: rows, n: HS, k: r1, lda: T, ldb: KV, ldc: Q)
+        }
     }
 }
 
-/// Backward of `causalAttentionForward`, per sequence b and head h (P = probs, dO = dout_h):
+/// Backward of `causalAttentionForward`, per sequence b and head h (P = probs, dO = dout_h), by
+/// blocks of query rows [r0, r1) against keys [0, r1):
 ///   dv_kv += P^T dO
 ///   dP     = dO v_kv^T
 ///   dS     = P * (dP - rowsum(P * dP))            (softmax backward; zero above the diagonal)
@@ -71,17 +82,22 @@ public func causalAttentionBackward(_ dq: UnsafeMutablePointer<Float>, _ dk: Uns
             let p = pP.pointer.assumingMemoryBound(to: Float.self) + (b * s.NH + h) * T * T
             let dO = doP.pointer.assumingMemoryBound(to: Float.self) + b * T * Q + h * HS
             let qh = qP.pointer.assumingMemoryBound(to: Float.self) + b * T * Q + h * HS
-            gemm(dvh, p, dO, m: T, n: HS, k: T, transA: true, beta: 1, lda: T, ldb: Q, ldc: KV)
-            gemm(dP, dO, vh, m: T, n: T, k: HS, transB: true, lda: Q, ldb: KV, ldc: T)
-            for t in 0..<T {
-                let pr = p + t * T, dr = dP + t * T
-                var dot: Float = 0
-                for j in 0...t { dot += pr[j] * dr[j] }
-                for j in 0...t { dr[j] = pr[j] * (dr[j] - dot) }
-                for j in (t + 1)..<T { dr[j] = 0 }
+            let dqh = dqP.pointer + b * T * Q + h * HS
+            for r0 in stride(from: 0, to: T, by: attentionRowBlock) {
+                let r1 = min(T, r0 + attentionRowBlock), rows = r1 - r0
+                let pr = p + r0 * T, dr = dP + r0 * T
+                gemm(dvh, pr, dO + r0 * Q, m: r1, n: HS, k: rows, transA: true, beta: 1, lda: T, ldb: Q, ldc: KV)
+                gemm(dr, dO + r0 * Q, vh, m: rows, n: r1, k: HS, transB: true, lda: Q, ldb: KV, ldc: T)
+                for t in r0..<r1 {
+                    let prow = p + t * T, drow = dP + t * T
+                    var dot: Float = 0
+                    for j in 0...t { dot += prow[j] * drow[j] }
+                    for j in 0...t { drow[j] = prow[j] * (drow[j] - dot) }
+                    for j in (t + 1)..<r1 { drow[j] = 0 }
+                }
+                gemm(dqh + r0 * Q, dr, kh, m: rows, n: HS, k: r1, alpha: s.scale, beta: 1, lda: T, ldb: KV, ldc: Q)
+                gemm(dkh, dr, qh + r0 * Q, m: r1, n: HS, k: rows, transA: true, alpha: s.scale, beta: 1, lda: T, ldb: Q, ldc: KV)
             }
-            gemm(dqP.pointer + b * T * Q + h * HS, dP, kh, m: T, n: HS, k: T, alpha: s.scale, beta: 1, lda: T, ldb: KV, ldc: Q)
-            gemm(dkh, dP, qh, m: T, n: HS, k: T, transA: true, alpha: s.scale, beta: 1, lda: T, ldb: Q, ldc: KV)
         }
     }
 }

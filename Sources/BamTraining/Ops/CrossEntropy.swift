@@ -1,22 +1,43 @@
 import BamTensors
 import Foundation
 
-/// Next-token cross-entropy per row: losses[n] = logsumexp(logits[n]) - logits[n][targets[n]].
-/// Rows whose target is negative are not scored (loss 0); they are the padding of a batch.
-/// losses (N); lse (N) saved (the backward's softmax needs it); logits (N, V); targets (N).
-/// Returns the number of scored rows.
+/// Next-token cross-entropy fused with its backward (llm.c's fused classifier), per row n:
+///   losses[n] = logsumexp(logits[n]) - logits[n][targets[n]]
+///   logits[n] <- softmax(logits[n]) - onehot(targets[n])        (in place)
+/// i.e. the row becomes dlosses[n]/dlogits[n]; the caller scales it by dL/dlosses[n] (1 / scored
+/// rows for a mean, times any logit scale) when it multiplies it into the output projection's
+/// backward. Rows whose target is negative are not scored: loss 0 and a zero gradient row.
+/// Overwriting the (N, V) logits — the largest activation — saves a second buffer and one of the
+/// two exp passes an unfused forward + backward would make.
+/// losses (N); logits (N, V) in, gradient out; targets (N). Returns the number of scored rows.
 @discardableResult
-public func crossEntropyForward(_ losses: UnsafeMutablePointer<Double>, _ lse: UnsafeMutablePointer<Float>,
-                                _ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, N: Int, V: Int) -> Int {
-    let lP = SendablePointer(losses), sP = SendablePointer(lse), xP = SendableRawPointer(logits), tP = SendableRawPointer(targets)
-    // Rows are independent; each chunk writes its own losses.
+public func crossEntropyForwardBackward(_ losses: UnsafeMutablePointer<Double>, _ logits: UnsafeMutablePointer<Float>,
+                                        _ targets: UnsafePointer<Int32>, N: Int, V: Int) -> Int {
+    let lP = SendablePointer(losses), xP = SendablePointer(logits), tP = SendableRawPointer(targets)
+    // Rows are independent; each chunk rewrites its own rows and losses.
     BLASThreads.parallelRanges(N, minimumPerChunk: 8) { range in
-        let x = xP.pointer.assumingMemoryBound(to: Float.self), t = tP.pointer.assumingMemoryBound(to: Int32.self)
+        let t = tP.pointer.assumingMemoryBound(to: Int32.self)
         for n in range {
+            let row = xP.pointer + n * V
             let target = Int(t[n])
-            let l = target < 0 ? 0 : logSumExp(x + n * V, n: V)
-            sP.pointer[n] = Float(l)
-            lP.pointer[n] = target < 0 ? 0 : l - Double(x[n * V + target])
+            if target < 0 {
+                for j in 0..<V { row[j] = 0 }
+                lP.pointer[n] = 0
+                continue
+            }
+            var mx = -Float.infinity
+            for j in 0..<V where row[j] > mx { mx = row[j] }
+            let picked = row[target]
+            var sum: Double = 0
+            for j in 0..<V {
+                let e = expf(row[j] - mx)
+                row[j] = e
+                sum += Double(e)
+            }
+            lP.pointer[n] = Double(mx) + log(sum) - Double(picked)
+            let inv = Float(1 / sum)
+            for j in 0..<V { row[j] *= inv }
+            row[target] -= 1
         }
     }
     var scored = 0
@@ -24,47 +45,19 @@ public func crossEntropyForward(_ losses: UnsafeMutablePointer<Double>, _ lse: U
     return scored
 }
 
-/// Fused softmax + cross-entropy backward (llm.c's fused classifier): for each scored row,
-///   dlogits[n] = dloss * scale * (exp(logits[n] - lse[n]) - onehot(targets[n]))
-/// and 0 for unscored rows. `dloss` is dL/dlosses[n] (1 / scored rows for a mean); `scale` is the
-/// factor the logits were multiplied by after the output projection (Cohere's logit_scale), so
-/// dlogits is the gradient of the projection's raw output. WRITES dlogits, which may alias logits
-/// (the (N, V) logits are the largest activation; overwriting them saves a second buffer).
-public func crossEntropySoftmaxBackward(_ dlogits: UnsafeMutablePointer<Float>, _ logits: UnsafePointer<Float>,
-                                        _ lse: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, dloss: Float, scale: Float,
-                                        N: Int, V: Int) {
-    let dP = SendablePointer(dlogits), xP = SendableRawPointer(logits), tP = SendableRawPointer(targets)
-    let sP = SendableRawPointer(lse)
-    BLASThreads.parallelRanges(N, minimumPerChunk: 8) { range in
-        let x = xP.pointer.assumingMemoryBound(to: Float.self), t = tP.pointer.assumingMemoryBound(to: Int32.self)
-        let lse = sP.pointer.assumingMemoryBound(to: Float.self)
-        for n in range {
-            let row = x + n * V, d = dP.pointer + n * V
-            let target = Int(t[n])
-            if target < 0 {
-                for j in 0..<V { d[j] = 0 }
-                continue
-            }
-            let lse = lse[n]
-            let g = dloss * scale
-            for j in 0..<V { d[j] = g * expf(row[j] - lse) }
-            d[target] -= g
-        }
-    }
-}
-
-/// Naive twin of `crossEntropySoftmaxBackward` (double precision, no aliasing).
-public func crossEntropySoftmaxBackwardNaive(_ dlogits: UnsafeMutablePointer<Float>, _ logits: UnsafePointer<Float>,
-                                             _ targets: UnsafePointer<Int32>, dloss: Float, scale: Float, N: Int, V: Int) {
+/// Naive twin of `crossEntropyForwardBackward` (double precision, separate output buffers).
+public func crossEntropyForwardBackwardNaive(_ losses: UnsafeMutablePointer<Double>, _ dlogits: UnsafeMutablePointer<Float>,
+                                             _ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>, N: Int, V: Int) {
     for n in 0..<N {
         let target = Int(targets[n])
         var mx = -Double.infinity
         for j in 0..<V { mx = max(mx, Double(logits[n * V + j])) }
         var sum: Double = 0
         for j in 0..<V { sum += exp(Double(logits[n * V + j]) - mx) }
+        losses[n] = target < 0 ? 0 : mx + log(sum) - Double(logits[n * V + target])
         for j in 0..<V {
             let p = exp(Double(logits[n * V + j]) - mx) / sum
-            dlogits[n * V + j] = target < 0 ? 0 : Float(Double(dloss) * Double(scale) * (p - (j == target ? 1 : 0)))
+            dlogits[n * V + j] = target < 0 ? 0 : Float(p - (j == target ? 1 : 0))
         }
     }
 }

@@ -7,21 +7,22 @@ public func matmulForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
 }
 
 /// Backward of `matmulForward`, all three products as single cblas_sgemm calls with transposes
-/// (no transposed copies):
-///   dinp (N, C)     += dout (N, OC) @ weight (OC, C)
-///   dweight (OC, C) += dout^T (OC, N) @ inp (N, C)
-///   dbias (OC)      += sum over rows of dout
+/// (no transposed copies); the output gradient is `scale * dout`:
+///   dinp (N, C)     += scale * dout (N, OC) @ weight (OC, C)
+///   dweight (OC, C) += scale * dout^T (OC, N) @ inp (N, C)
+///   dbias (OC)      += scale * sum over rows of dout
 /// Any gradient may be nil (frozen weight, or an input nothing upstream needs).
 public func matmulBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: UnsafeMutablePointer<Float>?,
                            _ dbias: UnsafeMutablePointer<Float>?, _ dout: UnsafePointer<Float>,
-                           _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, N: Int, C: Int, OC: Int) {
+                           _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, N: Int, C: Int, OC: Int,
+                           scale: Float = 1) {
     if N == 0 { return }
-    if let dinp { gemm(dinp, dout, weight, m: N, n: C, k: OC, beta: 1) }
-    if let dweight { gemm(dweight, dout, inp, m: OC, n: C, k: N, transA: true, beta: 1) }
+    if let dinp { gemm(dinp, dout, weight, m: N, n: C, k: OC, alpha: scale, beta: 1) }
+    if let dweight { gemm(dweight, dout, inp, m: OC, n: C, k: N, transA: true, alpha: scale, beta: 1) }
     if let dbias {
         for n in 0..<N {
             let g = dout + n * OC
-            for o in 0..<OC { dbias[o] += g[o] }
+            for o in 0..<OC { dbias[o] += scale * g[o] }
         }
     }
 }
