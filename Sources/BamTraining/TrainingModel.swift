@@ -223,8 +223,8 @@ public final class TrainingModel {
     private func normForward(_ n: NormActivations, _ inp: UnsafePointer<Float>, _ w: Tensor) {
         let N = n.out.rows, C = config.hidden
         switch config.norm {
-        case .rms: rmsnormForward(n.out.data, n.rstd.data, inp, w.data, N: N, C: C, eps: config.normEps)
-        case .layer: layernormForward(n.out.data, n.mean!.data, n.rstd.data, inp, w.data, nil, N: N, C: C, eps: config.normEps)
+        case .rms: rmsnormForward(n.out.data, inp, w.data, T: N, C: C, eps: config.normEps, rstd: n.rstd.data)
+        case .layer: layernormForward(n.out.data, inp, w.data, T: N, C: C, eps: config.normEps, mean: n.mean!.data, rstd: n.rstd.data)
         }
     }
 

@@ -1,22 +1,9 @@
 import BamTensors
 import Foundation
 
-// RMSNorm and LayerNorm with the statistics the backward pass needs. The forward arithmetic is
-// the inference kernels' (BamTensors/Kernels/Norms.swift), so training logits equal inference logits.
-
-/// RMSNorm (Llama, Mistral, Qwen2, Mixtral): out = weight * x * rstd, rstd = 1 / sqrt(mean(x^2) + eps).
-/// out (N, C); rstd (N) saved; inp (N, C); weight (C).
-public func rmsnormForward(_ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
-                           _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, N: Int, C: Int, eps: Float) {
-    for n in 0..<N {
-        let x = inp + n * C, o = out + n * C
-        var ss: Float = 0
-        for i in 0..<C { ss += x[i] * x[i] }
-        let r = 1 / (ss / Float(C) + eps).squareRoot()
-        for i in 0..<C { o[i] = weight[i] * (x[i] * r) }
-        rstd[n] = r
-    }
-}
+// Backward passes of RMSNorm and LayerNorm. Their forwards are the inference kernels
+// (BamTensors/Kernels/Norms.swift) with the row statistics saved: rmsnormForward(..., rstd:),
+// layernormForward(..., mean:, rstd:). Training logits therefore equal inference logits.
 
 /// Backward of RMSNorm. With y_i = w_i x_i r and r = (mean_j x_j^2 + eps)^(-1/2):
 ///   dx_i += r w_i dy_i - x_i r^3 / C * sum_j w_j dy_j x_j
@@ -33,29 +20,6 @@ public func rmsnormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: Unsa
         let k = dot * r * r * r / Float(C)
         for i in 0..<C { dx[i] += r * weight[i] * dy[i] - x[i] * k }
         if let dweight { for i in 0..<C { dweight[i] += dy[i] * x[i] * r } }
-    }
-}
-
-/// LayerNorm with a weight and an optional bias (Cohere has none): xhat = (x - mean) * rstd,
-/// out = weight * xhat + bias. out (N, C); mean, rstd (N) saved; inp (N, C); weight, bias (C).
-public func layernormForward(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeMutablePointer<Float>,
-                             _ rstd: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
-                             _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?, N: Int, C: Int, eps: Float) {
-    for n in 0..<N {
-        let x = inp + n * C, o = out + n * C
-        var sum: Float = 0
-        for i in 0..<C { sum += x[i] }
-        let m = sum / Float(C)
-        var v: Float = 0
-        for i in 0..<C { let d = x[i] - m; v += d * d }
-        let r = 1 / (v / Float(C) + eps).squareRoot()
-        if let bias {
-            for i in 0..<C { o[i] = weight[i] * ((x[i] - m) * r) + bias[i] }
-        } else {
-            for i in 0..<C { o[i] = weight[i] * ((x[i] - m) * r) }
-        }
-        mean[n] = m
-        rstd[n] = r
     }
 }
 
