@@ -117,6 +117,32 @@ func parseGroups(_ s: String) throws -> [ParameterGroup] {
     return groups
 }
 
+/// The domains of `--data` (FILE or NAME=FILE[:WEIGHT]; a name given twice gathers its files;
+/// plain files belong to `defaultName`) with the held-out files of `--val-data` (FILE when there is
+/// one domain, or NAME=FILE).
+func domainSpecs(data: [String], valData: [String], defaultName: String) throws -> [DomainSpec] {
+    var specs: [DomainSpec] = []
+    for d in data {
+        let s = try DomainSpec.parse(d, defaultName: defaultName)
+        if let j = specs.firstIndex(where: { $0.name == s.name }) {
+            guard s.weight == 1 || s.weight == specs[j].weight else {
+                throw ValidationError("domain `\(s.name)` has two weights (\(specs[j].weight) and \(s.weight))")
+            }
+            specs[j].files += s.files
+        } else {
+            specs.append(s)
+        }
+    }
+    for v in valData {
+        let s = try DomainSpec.parse(v, defaultName: specs.count == 1 ? specs[0].name : "")
+        guard let j = specs.firstIndex(where: { $0.name == s.name }) else {
+            throw ValidationError("--val-data `\(v)`: no --data domain is named `\(s.name)`")
+        }
+        specs[j].validationFiles = (specs[j].validationFiles ?? []) + s.files
+    }
+    return specs
+}
+
 /// Runs a training job with a progress bar and prints the summary.
 func runTraining(kind: String, flags: TrainingFlags, data: [DomainSpec], options: TrainingOptions,
                  check: (ModelConfig) throws -> Void) throws {
@@ -180,7 +206,7 @@ struct TrainCommand: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Training text files (FILE..., or NAME=FILE[:WEIGHT] domains).")
     var data: [String] = []
 
-    @Option(name: .customLong("val-data"), parsing: .upToNextOption, help: "Held-out text files (instead of holding out --val-fraction of --data).")
+    @Option(name: .customLong("val-data"), parsing: .upToNextOption, help: "Held-out text files, FILE or NAME=FILE (instead of holding out --val-fraction of --data).")
     var valData: [String] = []
 
     @Option(help: "Peak learning rate.")
@@ -194,19 +220,7 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
-        var specs = try data.map { try DomainSpec.parse($0, defaultName: "train") }
-        // Plain files form one domain.
-        var merged: [DomainSpec] = []
-        for s in specs {
-            if let i = merged.firstIndex(where: { $0.name == s.name }) { merged[i].files += s.files } else { merged.append(s) }
-        }
-        specs = merged
-        if !valData.isEmpty {
-            guard specs.count == 1 else {
-                throw ValidationError("--val-data applies to a single domain; with several NAME=FILE domains use `finetune`-style NAME=FILE in --val-data")
-            }
-            specs[0].validationFiles = valData.map { URL(fileURLWithPath: $0) }
-        }
+        let specs = try domainSpecs(data: data, valData: valData, defaultName: "train")
         let options = flags.options(learningRate: lr, train: try parseGroups(train), losses: LossOptions(aux: .none, auxAlpha: 0, zBeta: 0))
         try runTraining(kind: "train", flags: flags, data: specs, options: options) { config in
             guard config.isDense else {
@@ -257,25 +271,7 @@ struct FinetuneCommand: ParsableCommand {
     }
 
     func run() throws {
-        var specs: [DomainSpec] = []
-        for (i, d) in data.enumerated() {
-            let s = try DomainSpec.parse(d, defaultName: "data\(i + 1)")
-            if let j = specs.firstIndex(where: { $0.name == s.name }) {
-                guard s.weight == 1 || s.weight == specs[j].weight else {
-                    throw ValidationError("domain `\(s.name)` has two weights (\(specs[j].weight) and \(s.weight))")
-                }
-                specs[j].files += s.files
-            } else {
-                specs.append(s)
-            }
-        }
-        for v in valData {
-            let s = try DomainSpec.parse(v, defaultName: specs.count == 1 ? specs[0].name : "")
-            guard let j = specs.firstIndex(where: { $0.name == s.name }) else {
-                throw ValidationError("--val-data `\(v)`: no --data domain is named `\(s.name)`")
-            }
-            specs[j].validationFiles = (specs[j].validationFiles ?? []) + s.files
-        }
+        let specs = try domainSpecs(data: data, valData: valData, defaultName: "data")
         let options = flags.options(learningRate: lr, train: try parseGroups(train),
                                     losses: LossOptions(aux: auxLoss, auxAlpha: auxAlpha, zBeta: zLoss))
         try runTraining(kind: "finetune", flags: flags, data: specs, options: options) { config in
