@@ -224,10 +224,22 @@ struct TrainingOpTests {
         }
     }
 
+    @Test("exp8 (the vectorised exp of the cross-entropy and SwiGLU loops) equals expf to 2e-7 relative")
+    func vectorisedExp() {
+        var worst: Float = 0
+        for i in 0..<4000 {
+            let x = SIMD8<Float>((0..<8).map { Float(i * 8 + $0) / 32000 * 175 - 87 })
+            let y = exp8(x)
+            for l in 0..<8 { worst = max(worst, abs(y[l] - expf(x[l])) / expf(x[l])) }
+        }
+        #expect(worst <= 2e-7, "max relative error \(worst)")
+        #expect(exp8(SIMD8(repeating: -200))[0] < 1e-37 && exp8(SIMD8(repeating: 200))[0].isFinite)
+    }
+
     @Test("SwiGLU backward (and its naive twin)")
     func swiglu() {
         var r = TestRandom(seed: 6)
-        let n = 24
+        let n = 27
         let g = r.tensor([n], scale: 2), u = r.tensor([n]), W = r.tensor([n])
         let dg = Tensor(shape: [n]), du = Tensor(shape: [n])
         swigluBackward(dg.data, du.data, W.data, g.data, u.data, count: n)
@@ -236,6 +248,10 @@ struct TrainingOpTests {
         }
         expectClose(dg.array, num[0], "swiglu dgate")
         expectClose(du.array, num[1], "swiglu dup")
+        let out = Tensor(shape: [n]), naiveOut = Tensor(shape: [n])
+        swigluForwardParallel(out.data, g.data, u.data, count: n)
+        swigluForwardNaive(naiveOut.data, g.data, u.data, count: n)
+        #expect(compare(out.data, naiveOut.data, count: n, tolerance: 1e-6).firstBad == nil)
         let ng = Tensor(shape: [n]), nu = Tensor(shape: [n])
         swigluBackwardNaive(ng.data, nu.data, W.data, g.data, u.data, count: n)
         #expect(compare(dg.data, ng.data, count: n, tolerance: 1e-6).firstBad == nil)
