@@ -56,7 +56,7 @@ let package = Package(
             swiftSettings: optimised),
         .executableTarget(
             name: "BamBench",
-            dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamEvaluation", "CBLAS"],
+            dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining", "BamEvaluation", "CBLAS"],
             swiftSettings: optimised),
         .testTarget(
             name: "BamMixTests",

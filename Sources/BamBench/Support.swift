@@ -6,6 +6,7 @@ import Foundation
 nonisolated(unsafe) var extraBenchmarks: [String: ([String]) throws -> Void] = [
     "mix": runMixBench, "mix-child": runMixChild, "bam": runBAMBench,
     "tokenizer": { runTokenizerBench(arguments: $0) },
+    "train": runTrainBench,
 ]
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {

@@ -95,6 +95,7 @@ public func gemm(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ 
                  m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
                  alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
     if m == 0 || n == 0 { return }
+    BLASThreads.configure()
     let la = lda ?? (transA ? m : k)
     let lb = ldb ?? (transB ? k : n)
     let lc = ldc ?? n
