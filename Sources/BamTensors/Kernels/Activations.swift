@@ -10,8 +10,7 @@ public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int, str
         let m = valid?(r) ?? n
         var mx = -Float.infinity
         for i in 0..<m where row[i] > mx { mx = row[i] }
-        let sum = expShiftedInPlace(row, n: m, shift: mx)
-        let inv = 1 / sum
+        let inv = Float(1 / expShiftedInPlace(row, n: m, shift: mx))
         for i in 0..<m { row[i] *= inv }
         for i in m..<n { row[i] = 0 }
     }

@@ -5,13 +5,14 @@ import Foundation
 // range reduction x = n ln2 + r with ln2 split in two for exactness, a degree-6 polynomial for
 // e^r on [-ln2/2, ln2/2], and 2^n assembled in the exponent bits. Relative error <= 2 ulp on
 // [-87, 88] (tested against the naive twin `Foundation.exp` in double). Inputs are clamped to
-// [-87.3, 88.7]: below, the result is ~1e-38 instead of 0, which no caller can tell apart.
+// [-87.3, 88.3]: below, the result is ~1e-38 instead of 0 (irrelevant next to the other terms of a
+// softmax or sigmoid); above, 2.2e38 instead of an overflow.
 
 public typealias FloatLanes = SIMD8<Float>
 
 @inline(__always)
 public func fastExp(_ v: FloatLanes) -> FloatLanes {
-    let x = v.clamped(lowerBound: FloatLanes(repeating: -87.3), upperBound: FloatLanes(repeating: 88.7))
+    let x = v.clamped(lowerBound: FloatLanes(repeating: -87.3), upperBound: FloatLanes(repeating: 88.3))
     let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
     var r = x - n * 0.693_359_375
     r = r - n * -2.121_944_4e-4
@@ -53,24 +54,29 @@ public func logSumExpFast(_ x: UnsafePointer<Float>, n: Int) -> Double {
     return Double(mx) + log(sum)
 }
 
-/// In place: x[i] = exp(x[i] - shift) for i < n; returns the sum (float).
+/// In place: x[i] = exp(x[i] - shift) for i < n; returns their sum (8-lane float partial sums
+/// over blocks of 256 values, added in double, so a 32k-vocabulary softmax sums accurately).
 @inline(__always)
-public func expShiftedInPlace(_ x: UnsafeMutablePointer<Float>, n: Int, shift: Float) -> Float {
+public func expShiftedInPlace(_ x: UnsafeMutablePointer<Float>, n: Int, shift: Float) -> Double {
     let s = FloatLanes(repeating: shift)
-    var acc = FloatLanes()
+    var total = 0.0
     var i = 0
     while i + 8 <= n {
-        let e = fastExp(UnsafeRawPointer(x + i).loadUnaligned(as: FloatLanes.self) - s)
-        UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: FloatLanes.self)
-        acc += e
-        i += 8
+        var block = FloatLanes()
+        let end = min(n - n % 8, i + 256)
+        while i < end {
+            let e = fastExp(UnsafeRawPointer(x + i).loadUnaligned(as: FloatLanes.self) - s)
+            UnsafeMutableRawPointer(x + i).storeBytes(of: e, as: FloatLanes.self)
+            block += e
+            i += 8
+        }
+        total += Double(block.sum())
     }
-    var sum = acc.sum()
     while i < n {
         let e = fastExp(x[i] - shift)
         x[i] = e
-        sum += e
+        total += Double(e)
         i += 1
     }
-    return sum
+    return total
 }

@@ -28,7 +28,7 @@ public func crossEntropyForwardBackward(_ losses: UnsafeMutablePointer<Double>, 
             var mx = -Float.infinity
             for j in 0..<V where row[j] > mx { mx = row[j] }
             let picked = row[target]
-            let sum = expShiftInPlace(row, n: V, shift: mx)
+            let sum = expShiftedInPlace(row, n: V, shift: mx)
             lP.pointer[n] = Double(mx) + log(sum) - Double(picked)
             let inv = Float(1 / sum)
             for j in 0..<V { row[j] *= inv }

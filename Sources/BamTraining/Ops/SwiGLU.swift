@@ -1,25 +1,17 @@
 import BamTensors
 import Foundation
 
-/// SwiGLU forward, out = silu(gate) * up with silu(x) = x * sigmoid(x): the inference kernel
-/// `swigluForward`'s formula with the vectorised exp (`exp8`), on chunks split across the cores
-/// (training's (B*T, F) buffers are large enough to pay for both). All buffers (count); `out` may
-/// alias either input.
+/// SwiGLU forward, out = silu(gate) * up: the (vectorised) inference kernel `swigluForward` on
+/// chunks split across the cores (training's (B*T, F) buffers are large enough to pay for it).
+/// All buffers (count); `out` may alias either input.
 public func swigluForwardParallel(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>,
                                   _ up: UnsafePointer<Float>, count: Int) {
     let oP = SendablePointer(out), gP = SendableRawPointer(gate), uP = SendableRawPointer(up)
     // Each chunk writes its own range of `out`.
     BLASThreads.parallelRanges(count, minimumPerChunk: 1 << 15) { r in
-        let out = oP.pointer, gate = gP.pointer.assumingMemoryBound(to: Float.self)
-        let up = uP.pointer.assumingMemoryBound(to: Float.self)
-        var i = r.lowerBound
-        while i + 8 <= r.upperBound {
-            let g = UnsafeRawPointer(gate + i).loadUnaligned(as: SIMD8<Float>.self)
-            let u = UnsafeRawPointer(up + i).loadUnaligned(as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(out + i).storeBytes(of: g / (1 + exp8(-g)) * u, as: SIMD8<Float>.self)
-            i += 8
-        }
-        swigluForward(out + i, gate + i, up + i, count: r.upperBound - i)
+        let i = r.lowerBound
+        swigluForward(oP.pointer + i, gP.pointer.assumingMemoryBound(to: Float.self) + i,
+                      uP.pointer.assumingMemoryBound(to: Float.self) + i, count: r.count)
     }
 }
 
@@ -41,7 +33,7 @@ public func swigluBackward(_ dgate: UnsafeMutablePointer<Float>, _ dup: UnsafeMu
         var i = r.lowerBound
         while i + 8 <= r.upperBound {
             let g = load(gate, i), d = load(dout, i)
-            let s = 1 / (1 + exp8(-g))
+            let s = 1 / (1 + fastExp(-g))
             store(load(dgate, i) + d * load(up, i) * s * (1 + g * (1 - s)), dgate, i)
             store(load(dup, i) + d * g * s, dup, i)
             i += 8
