@@ -12,6 +12,6 @@ struct BamMix: ParsableCommand {
         """,
         subcommands: [
             InspectCommand.self, ForwardCommand.self, TokenizeCommand.self, PerplexityCommand.self, MixCommand.self, ConvertCommand.self,
-            GenerateCommand.self, CorpusCommand.self, TrainCommand.self, FinetuneCommand.self,
+            GenerateCommand.self, CorpusCommand.self, InitCommand.self, TrainCommand.self, FinetuneCommand.self,
         ])
 }

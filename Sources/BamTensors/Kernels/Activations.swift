@@ -8,10 +8,9 @@ public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int, str
     for r in 0..<rows {
         let row = x + r * ld
         let m = valid?(r) ?? n
-        var mx = -Float.infinity
-        for i in 0..<m where row[i] > mx { mx = row[i] }
+        let mx = maxValue(row, n: m)
         let inv = Float(1 / expShiftedInPlace(row, n: m, shift: mx))
-        for i in 0..<m { row[i] *= inv }
+        scaleInPlace(row, n: m, by: inv)
         for i in m..<n { row[i] = 0 }
     }
 }
