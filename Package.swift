@@ -8,6 +8,7 @@
 //     -> BamTokenizers (tokenizer.json)            [depends on nothing but Foundation]
 //     -> BamModels (forward / backward of dense, Mixtral/BTX and BAM models)
 //     -> BamMixing, BamTraining, BamEvaluation
+//   BamPlots (SVG charts and HTML pages; depends on nothing but Foundation; used by evaluation and the CLI)
 //     -> BamMixCLI (the `bam-mix` executable; the only module that parses arguments or draws on a terminal)
 import PackageDescription
 
@@ -21,7 +22,7 @@ let package = Package(
     products: [
         .executable(name: "bam-mix", targets: ["BamMixCLI"]),
         .library(name: "BamMix", targets: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels",
-                                           "BamMixing", "BamTraining", "BamEvaluation"]),
+                                           "BamMixing", "BamTraining", "BamEvaluation", "BamPlots"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -40,12 +41,14 @@ let package = Package(
                 swiftSettings: optimised),
         .target(name: "BamTraining", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers", "CBLAS"],
                 swiftSettings: optimised),
-        .target(name: "BamEvaluation", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers"],
+        .target(name: "BamPlots"),
+        .target(name: "BamEvaluation", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers", "BamPlots"],
                 swiftSettings: optimised),
         .executableTarget(
             name: "BamMixCLI",
             dependencies: [
                 "BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining", "BamEvaluation",
+                "BamPlots",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ConsoleKitTerminal", package: "console-kit"),
             ],
@@ -57,7 +60,7 @@ let package = Package(
         .testTarget(
             name: "BamMixTests",
             dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining",
-                           "BamEvaluation"],
+                           "BamEvaluation", "BamPlots"],
             swiftSettings: optimised),
     ]
 )

@@ -106,7 +106,14 @@ public struct PerplexityPlan: Sendable {
 /// number done and the running estimate.
 public func perplexity(model: any ScoringModel, tokens: [Int], options: PerplexityOptions,
                        progress: ((_ done: Int, _ total: Int, _ runningPPL: Double) -> Void)? = nil) throws -> PerplexityResult {
-    let plan = try PerplexityPlan(tokens: tokens, options: options)
+    try perplexity(model: model, plan: PerplexityPlan(tokens: tokens, options: options), progress: progress)
+}
+
+/// Perplexity over the chunks of a plan built beforehand (`compare` builds each domain's plan
+/// once and scores every model on it).
+public func perplexity(model: any ScoringModel, plan: PerplexityPlan,
+                       progress: ((_ done: Int, _ total: Int, _ runningPPL: Double) -> Void)? = nil) throws -> PerplexityResult {
+    let options = plan.options
     let start = DispatchTime.now()
     var acc = NLLAccumulator()
     for (i, chunk) in plan.chunks.enumerated() {
