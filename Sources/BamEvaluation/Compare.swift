@@ -193,7 +193,7 @@ public func compareModels(_ specs: [ModelSpec], domains: [DomainSpec], options: 
             j = known
         } else {
             let tokenizer = try m.loadTokenizer()
-            let tokens = texts.map { tokenizer.encode($0, addSpecialTokens: true) }
+            let tokens = texts.map { perplexityTokens($0, tokenizer: tokenizer) }
             let bos = options.replaceWithBOS && tokenizer.addsBOS ? tokenizer.bosTokenId : nil
             if let same = tokenisations.firstIndex(where: { $0.tokens == tokens && $0.bos == bos }) {
                 j = same

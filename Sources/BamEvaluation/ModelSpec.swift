@@ -233,8 +233,11 @@ public final class OpenedModel: @unchecked Sendable {
                     throw BamError.usage("BTM \(spec.name) with top-\(k) of \(experts.count) experts needs every expert's training text for the tf-idf routing; missing for \(missing.joined(separator: ", ")): write PATH@TRAIN.txt (or use k=all for the uniform average)")
                 }
                 let tok = try tokenizer ?? loadTokenizer()
-                // Training texts are tokenised without specials: BOS would be a token of no expert's data.
-                let training = try experts.map { tok.encode(try readTextFile($0.trainingText!), addSpecialTokens: false) }
+                // Training texts are tokenised without BOS (it would be a token of no expert's data)
+                // and with special-token strings as text, as the evaluated texts are.
+                let training = try experts.map {
+                    tok.encode(try readTextFile($0.trainingText!), addSpecialTokens: false, parseSpecialTokens: false)
+                }
                 router = try TFIDFRouter(trainingTokens: training, vocabularySize: primary.config.vocabSize,
                                          documentLength: documentLength)
             }

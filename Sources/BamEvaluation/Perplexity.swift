@@ -1,5 +1,13 @@
 import BamModels
+import BamTokenizers
 import Foundation
+
+/// The ids perplexity scores for a text, tokenised as `llama-perplexity` does: the whole text at
+/// once, BOS first when the tokenizer adds one, and special-token strings written in the text
+/// (a literal `<s>`) taken as text (llama.cpp tokenises with `parse_special = false`).
+public func perplexityTokens(_ text: String, tokenizer: Tokenizer) -> [Int] {
+    tokenizer.encode(text, addSpecialTokens: true, parseSpecialTokens: false)
+}
 
 /// Which positions of each chunk are scored.
 public enum PerplexityScoring: String, Sendable, Codable, CaseIterable {

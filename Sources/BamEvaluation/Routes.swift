@@ -180,7 +180,7 @@ public func analyseRouting(model: Transformer, modelName: String, tokenizer: Tok
     let bos = options.replaceWithBOS && tokenizer.addsBOS ? tokenizer.bosTokenId : nil
     var out: [DomainRouting] = []
     for domain in domains {
-        let tokens = tokenizer.encode(try domain.readText(), addSpecialTokens: true)
+        let tokens = perplexityTokens(try domain.readText(), tokenizer: tokenizer)
         guard !tokens.isEmpty else { throw BamError.usage("domain `\(domain.name)` (\(domain.file)) has no tokens") }
         var windows = stride(from: 0, to: tokens.count, by: options.contextLength).map {
             Array(tokens[$0..<min(tokens.count, $0 + options.contextLength)])

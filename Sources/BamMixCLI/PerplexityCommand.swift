@@ -94,9 +94,9 @@ func loadTokens(checkpoint: Checkpoint, textFile: String?, idsFile: String?) thr
     do { text = try String(contentsOfFile: textFile, encoding: .utf8) } catch {
         throw BamError.io("\(textFile): cannot read as UTF-8 text (\(error.localizedDescription))")
     }
-    // llama.cpp tokenises the whole file once, with BOS when the vocabulary adds one, and replaces
-    // each chunk's first token with BOS in that case only.
-    let tokens = tokenizer.encode(text, addSpecialTokens: true)
+    // llama.cpp tokenises the whole file once, with BOS when the vocabulary adds one (and special-token
+    // strings in the text as text), and replaces each chunk's first token with BOS in that case only.
+    let tokens = perplexityTokens(text, tokenizer: tokenizer)
     return (tokens, tokenizer.addsBOS ? tokenizer.bosTokenId : nil)
 }
 

@@ -20,7 +20,7 @@ enum EvalFixtures {
     static func perplexityOf(_ path: String, text: String, options: CompareOptions = options) throws -> PerplexityResult {
         let ckpt = try Checkpoint.open(path)
         let tokenizer = try ckpt.loadTokenizer()
-        let tokens = tokenizer.encode(try readTextFile(text), addSpecialTokens: true)
+        let tokens = perplexityTokens(try readTextFile(text), tokenizer: tokenizer)
         return try perplexity(model: try Transformer.load(ckpt), tokens: tokens, options: PerplexityOptions(
             contextLength: options.contextLength, maxChunks: options.maxChunks, scoring: options.scoring,
             bosToken: tokenizer.addsBOS ? tokenizer.bosTokenId : nil))
@@ -119,6 +119,14 @@ struct EvaluationTests {
         #expect(report.models[2].result("prose")?.ppl == (try EvalFixtures.perplexityOf(MixFixtures.llama[2], text: EvalFixtures.prose)).ppl)
         // Own-tokenisation models are not candidates for the best perplexity.
         #expect(!report.best({ $0.averagePPL }, .lower, perplexity: true).contains(1))
+    }
+
+    @Test("perplexity tokenises special-token strings in the text as text, as llama-perplexity (parse_special = false)")
+    func perplexityTokenisation() throws {
+        let tokenizer = try Tokenizer(jsonData: Data(ByteLevelTokenizerBuilder.tokenizerJSON().utf8))
+        #expect(tokenizer.encode("x<s>y") == [256, 120, 256, 121])   // HF: the special token is recognised
+        #expect(perplexityTokens("x<s>y", tokenizer: tokenizer) == [256, 120, 60, 115, 62, 121])
+        #expect(tokenizer.encode("x<s>y", addSpecialTokens: false, parseSpecialTokens: false) == [120, 60, 115, 62, 121])
     }
 
     @Test("model specs: paths, BTM lists with training texts and k, compare's NAME=SPEC")
