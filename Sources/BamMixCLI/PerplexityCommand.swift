@@ -77,6 +77,11 @@ struct PerplexityCommand: ParsableCommand {
             print(String(format: "PPL = %.4f +/- %.5f", result.ppl, result.pplStderr))
             print("\(result.tokensScored) tokens scored in \(result.chunks) chunks of \(result.ctx) (scoring: \(result.scoring.rawValue)\(result.scoring == .half ? ", as llama-perplexity" : "")), "
                   + String(format: "%.2f s, %.0f tokens/s", result.seconds, result.tokensPerSecond))
+            if let btm = scoringModel as? BTMEnsemble, let k = opened.btmTopK {
+                let total = Double(max(1, btm.selections.reduce(0, +)))
+                print("BTM top-\(k) of \(btm.experts.count) experts; share of scored positions choosing each: "
+                      + btm.selections.map { String(format: "%.1f%%", Double($0) / total * 100) }.joined(separator: " / "))
+            }
         }
     }
 }
