@@ -6,6 +6,7 @@
 //   BamTensors (tensors, dtypes, kernels; no I/O)
 //     -> BamFormats (safetensors, GGUF, PyTorch .bin, HF configs, .npy)
 //     -> BamTokenizers (tokenizer.json)            [depends on nothing but Foundation]
+//   BamCorpora (generated domain corpora)          [depends on nothing; used by the CLI and tests]
 //     -> BamModels (forward / backward of dense, Mixtral/BTX and BAM models)
 //     -> BamMixing, BamTraining, BamEvaluation
 //   BamPlots (SVG charts and HTML pages; depends on nothing but Foundation; used by evaluation and the CLI)
@@ -22,7 +23,7 @@ let package = Package(
     products: [
         .executable(name: "bam-mix", targets: ["BamMixCLI"]),
         .library(name: "BamMix", targets: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels",
-                                           "BamMixing", "BamTraining", "BamEvaluation", "BamPlots"]),
+                                           "BamMixing", "BamTraining", "BamEvaluation", "BamPlots", "BamCorpora"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -33,8 +34,10 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "BamTensors", dependencies: ["CBLAS"], swiftSettings: optimised),
-        .target(name: "BamFormats", dependencies: ["BamTensors", "CZlib"], swiftSettings: optimised),
+        .target(name: "CShims"),
+        .target(name: "BamFormats", dependencies: ["BamTensors", "CZlib", "CShims"], swiftSettings: optimised),
         .target(name: "BamTokenizers", swiftSettings: optimised),
+        .target(name: "BamCorpora", swiftSettings: optimised),
         .target(name: "BamModels", dependencies: ["BamTensors", "BamFormats", "CBLAS"], swiftSettings: optimised),
         .target(name: "BamMixing", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers",
                                                   .product(name: "Crypto", package: "swift-crypto")],
@@ -49,6 +52,7 @@ let package = Package(
             dependencies: [
                 "BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining", "BamEvaluation",
                 "BamPlots",
+                "BamCorpora",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ConsoleKitTerminal", package: "console-kit"),
             ],
@@ -60,7 +64,7 @@ let package = Package(
         .testTarget(
             name: "BamMixTests",
             dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining",
-                           "BamEvaluation", "BamPlots"],
+                           "BamEvaluation", "BamPlots", "BamCorpora"],
             swiftSettings: optimised),
     ]
 )

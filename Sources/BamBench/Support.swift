@@ -5,7 +5,7 @@ import Foundation
 
 /// Benchmarks defined in other files of this target register here (name -> entry point).
 nonisolated(unsafe) var extraBenchmarks: [String: ([String]) throws -> Void] = [
-    "mix": runMixBench, "mix-child": runMixChild,
+    "mix": runMixBench, "mix-child": runMixChild, "bam": runBAMBench,
     "tokenizer": { runTokenizerBench(arguments: $0) },
 ]
 

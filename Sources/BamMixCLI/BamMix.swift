@@ -12,6 +12,6 @@ struct BamMix: ParsableCommand {
         """,
         subcommands: [
             InspectCommand.self, ForwardCommand.self, TokenizeCommand.self, PerplexityCommand.self, MixCommand.self, ConvertCommand.self,
-            CompareCommand.self, RoutesCommand.self,
+            GenerateCommand.self, CorpusCommand.self, CompareCommand.self, RoutesCommand.self,
         ])
 }

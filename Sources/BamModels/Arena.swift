@@ -4,6 +4,7 @@ import BamTensors
 /// freed together. Contents are uninitialised until written (every user writes before reading).
 final class Arena: @unchecked Sendable {
     private var blocks: [UnsafeMutablePointer<Float>] = []
+    private var children: [Arena] = []
 
     deinit { for b in blocks { b.deallocate() } }
 
@@ -12,6 +13,9 @@ final class Arena: @unchecked Sendable {
         blocks.append(p)
         return p
     }
+
+    /// Keeps another arena (one per concurrent unit of work) alive as long as this one.
+    func retain(_ child: Arena) { children.append(child) }
 
     func zeros(_ n: Int) -> UnsafeMutablePointer<Float> {
         let p = take(n)

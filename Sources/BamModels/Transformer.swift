@@ -84,6 +84,8 @@ public final class Transformer: @unchecked Sendable {
             throw BamError.usage("token id \(id) at position \(i) is outside the vocabulary (0..<\(V))")
         }
         cache.reserve(additional: T)
+        // Tabulate RoPE for every position now: the table is then only read, also by concurrent experts.
+        rope.ensure(cache.length + T)
         let arena = Arena()
         let x = arena.take(T * C)                   // (T, C) residual stream
         for (t, id) in tokens.enumerated() { (x + t * C).update(from: weights.embed.data + id * C, count: C) }
@@ -94,28 +96,23 @@ public final class Transformer: @unchecked Sendable {
         for (l, block) in weights.blocks.enumerated() {
             observer?(.hidden(layer: l, x: x, T: T, C: C))
             norm(xn, x, block.inputNorm, T: T)
+            let layerArena = Arena()
             if config.parallelBlock {
-                let attention = { (_: Void) in
-                    self.attentionLayer(attnOut, xn, block.attention, layer: l, T: T, cache: cache, observer: observer)
-                }
-                let feedForward = { (_: Void) in
-                    self.feedForwardLayer(ffnOut, xn, block.feedForward, layer: l, T: T, observer: observer)
-                }
-                if options.concurrentBranches {
-                    // Two branches, two workers; each branch writes only its own output buffer.
-                    let branches = UnsafeSendableBox([attention, feedForward])
-                    BLASThreads.fanOut(2) { i in branches.value[i](()) }
-                } else {
-                    attention(())
-                    feedForward(())
-                }
-                for i in 0..<(T * C) { x[i] += attnOut[i] + ffnOut[i] }
+                // Both branches read the same normalised input and write their own buffers.
+                let attention = attentionPlan(attnOut, xn, block.attention, layer: l, T: T, cache: cache, arena: layerArena,
+                                              observer: observer)
+                let feedForward = feedForwardPlan(ffnOut, xn, block.feedForward, layer: l, T: T, arena: layerArena,
+                                                  observer: observer)
+                run([attention, feedForward], T: T, concurrent: options.concurrentBranches)
+                addResidual(x, attnOut, ffnOut, count: T * C)
             } else {
-                attentionLayer(attnOut, xn, block.attention, layer: l, T: T, cache: cache, observer: observer)
-                for i in 0..<(T * C) { x[i] += attnOut[i] }
+                run([attentionPlan(attnOut, xn, block.attention, layer: l, T: T, cache: cache, arena: layerArena, observer: observer)],
+                    T: T, concurrent: false)
+                addResidual(x, attnOut, nil, count: T * C)
                 norm(xn, x, block.postAttentionNorm!, T: T)
-                feedForwardLayer(ffnOut, xn, block.feedForward, layer: l, T: T, observer: observer)
-                for i in 0..<(T * C) { x[i] += ffnOut[i] }
+                run([feedForwardPlan(ffnOut, xn, block.feedForward, layer: l, T: T, arena: layerArena, observer: observer)],
+                    T: T, concurrent: false)
+                addResidual(x, ffnOut, nil, count: T * C)
             }
         }
         cache.advance(T)
@@ -138,31 +135,82 @@ public final class Transformer: @unchecked Sendable {
     }
 
     func norm(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ w: Tensor, T: Int) {
-        switch config.norm {
-        case .rms: rmsnormForward(out, inp, w.data, T: T, C: config.hidden, eps: config.normEps)
-        case .layer: layernormForward(out, inp, w.data, T: T, C: config.hidden, eps: config.normEps)
+        let C = config.hidden, eps = config.normEps, kind = config.norm
+        let o = SendablePointer(out), i = SendablePointer(UnsafeMutablePointer(mutating: inp)), wp = SendablePointer(w.data)
+        // Rows are independent; each worker normalises its own rows.
+        BLASThreads.parallelRanges(T, minimumPerChunk: 32) { r in
+            let (out, inp) = (o.pointer + r.lowerBound * C, i.pointer + r.lowerBound * C)
+            switch kind {
+            case .rms: rmsnormForward(out, inp, wp.pointer, T: r.count, C: C, eps: eps)
+            case .layer: layernormForward(out, inp, wp.pointer, T: r.count, C: C, eps: eps)
+            }
         }
+    }
+
+    /// x += a (+ b), split across workers for long sequences.
+    func addResidual(_ x: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>?, count: Int) {
+        let xp = SendablePointer(x), ap = SendablePointer(UnsafeMutablePointer(mutating: a))
+        let bp = b.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
+        BLASThreads.parallelRanges(count, minimumPerChunk: 1 << 15) { r in
+            if let bp {
+                for i in r { xp.pointer[i] += ap.pointer[i] + bp.pointer[i] }
+            } else {
+                for i in r { xp.pointer[i] += ap.pointer[i] }
+            }
+        }
+    }
+
+    // MARK: branches as units of work
+
+    /// A branch of a block (its attention or its FFN) cut into independent units of work — one per
+    /// expert — that each write only their own buffers (and their own KV-cache set), plus a final
+    /// step that combines them. Routing decisions are made while planning, on the calling thread.
+    struct BranchPlan {
+        var tasks: [() -> Void]
+        var finish: () -> Void
+    }
+
+    /// Runs the plans of a block. With `concurrent` (a parallel block's two branches at once), every
+    /// unit of both branches goes into one Dispatch fan-out, largest first, so two cores stay busy
+    /// however uneven the branches are; otherwise the branches run one after the other, each
+    /// fanning its experts out when `ExecutionOptions` says that wins for T tokens.
+    func run(_ plans: [BranchPlan], T: Int, concurrent: Bool) {
+        if concurrent {
+            let tasks = UnsafeSendableBox(plans.flatMap(\.tasks))
+            BLASThreads.fanOut(tasks.value.count) { i in tasks.value[i]() }
+        } else {
+            for plan in plans {
+                if plan.tasks.count > 1 && options.fanOut(tokens: T) {
+                    let tasks = UnsafeSendableBox(plan.tasks)
+                    BLASThreads.fanOut(tasks.value.count) { i in tasks.value[i]() }
+                } else {
+                    for task in plan.tasks { task() }
+                }
+            }
+        }
+        for plan in plans { plan.finish() }
     }
 
     // MARK: attention side
 
     /// out (T, C) = Attn(xn): one expert, or BAM's mixture of attention
     /// MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x) (soft) or over the top-k (methods.md).
-    func attentionLayer(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: AttentionLayerWeights,
-                        layer l: Int, T: Int, cache: KVCache, observer: ((ForwardEvent) -> Void)?) {
-        let C = config.hidden, KV = config.kvDim, Q = config.qDim
-        let arena = Arena()
+    func attentionPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: AttentionLayerWeights,
+                       layer l: Int, T: Int, cache: KVCache, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
+        let C = config.hidden, KV = config.kvDim
         guard let router = layer.router else {
-            attentionExpert(out, xn, layer.experts[0], layer: l, set: 0, shared: nil, gate: nil, T: T, cache: cache,
-                            accumulate: false, arena: arena)
-            return
+            let expertArena = Arena()
+            arena.retain(expertArena)
+            return BranchPlan(tasks: [{
+                self.attentionExpert(out, xn, layer.experts[0], layer: l, set: 0, shared: nil, gate: nil, T: T, cache: cache,
+                                     arena: expertArena)
+            }], finish: {})
         }
         let E = layer.experts.count
         let logits = arena.take(T * E)
         linearForward(logits, xn, router.data, nil, T: T, C: C, OC: E)
         let moa = config.moa!
-        let decision = route(logits: logits, T: T, E: E, topK: moa.routing == .soft ? E : moa.topK,
-                             renormalize: true)
+        let decision = route(logits: logits, T: T, E: E, topK: moa.routing == .soft ? E : moa.topK, renormalize: true)
         observer?(.attentionRouting(layer: l, decision))
         var shared: (k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>)? = nil
         if let sk = layer.sharedK, let sv = layer.sharedV {
@@ -174,27 +222,38 @@ public final class Transformer: @unchecked Sendable {
             cache.store(layer: l, set: 0, k: k, v: v, T: T)
             shared = (k, v)
         }
-        _ = Q
-        for i in 0..<(T * C) { out[i] = 0 }
-        decision.weights.withUnsafeBufferPointer { w in
-            for e in 0..<E {
-                // Expert e's gate per token; a top-k expert no token chose still writes its keys
-                // and values (later tokens may choose it and attend over the whole prefix).
-                var gate = [Float](repeating: 0, count: T)
-                for t in 0..<T { gate[t] = w[t * E + e] }
-                attentionExpert(out, xn, layer.experts[e], layer: l, set: shared == nil ? e : 0, shared: shared,
-                                gate: gate, T: T, cache: cache, accumulate: true, arena: arena)
+        // Expert e's gate per token; a top-k expert no token chose still writes its keys and values
+        // (later tokens may choose it and attend over the whole prefix). Each expert writes its own
+        // output buffer; `finish` sums them.
+        let outs = (0..<E).map { _ in arena.take(T * C) }
+        let tasks: [() -> Void] = (0..<E).map { e in
+            let gate = (0..<T).map { t in decision.weights[t * E + e] }
+            let expertArena = Arena()
+            arena.retain(expertArena)
+            return {
+                self.attentionExpert(outs[e], xn, layer.experts[e], layer: l, set: shared == nil ? e : 0, shared: shared,
+                                     gate: gate, T: T, cache: cache, arena: expertArena)
             }
         }
+        return BranchPlan(tasks: tasks, finish: {
+            let o = SendablePointer(out), parts = UnsafeSendableBox(outs)
+            BLASThreads.parallelRanges(T * C, minimumPerChunk: 1 << 15) { r in
+                for i in r {
+                    var acc: Float = 0
+                    for e in 0..<E { acc += parts.value[e][i] }
+                    o.pointer[i] = acc
+                }
+            }
+        })
     }
 
     /// One attention expert: q, k, v projections (+ biases), RoPE, the new keys/values into the
-    /// cache set, causal GQA attention, and the output projection. With `gate` the attention
-    /// output rows are scaled by the gate before the output projection (linear, so this equals
-    /// scaling the expert's output) and the result is added to `out`.
+    /// cache set, causal GQA attention, and the output projection into `out`. With `gate` the
+    /// attention output rows are scaled by the gate before the output projection (linear, so this
+    /// equals scaling the expert's output; the output bias is scaled too).
     func attentionExpert(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ w: AttentionWeights,
                          layer l: Int, set: Int, shared: (k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>)?,
-                         gate: [Float]?, T: Int, cache: KVCache, accumulate: Bool, arena: Arena) {
+                         gate: [Float]?, T: Int, cache: KVCache, arena: Arena) {
         let C = config.hidden, Q = config.qDim, KV = config.kvDim
         let past = cache.length
         let q = arena.take(T * Q)
@@ -220,7 +279,7 @@ public final class Transformer: @unchecked Sendable {
                 for i in 0..<Q { row[i] *= g }
             }
         }
-        linearForward(out, att, w.o.data, nil, T: T, C: Q, OC: C, accumulate: accumulate)
+        linearForward(out, att, w.o.data, nil, T: T, C: Q, OC: C)
         if let b = w.oBias {
             for t in 0..<T {
                 let g = gate?[t] ?? 1
@@ -234,57 +293,49 @@ public final class Transformer: @unchecked Sendable {
 
     /// out (T, C) = FFN(xn): one SwiGLU expert, or a mixture
     /// FF_MoE(x) = sum_{i in TopK} g_i(x) FF_i(x) with tokens grouped per expert (one GEMM each).
-    func feedForwardLayer(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: FeedForwardLayerWeights,
-                          layer l: Int, T: Int, observer: ((ForwardEvent) -> Void)?) {
-        let C = config.hidden, F = config.intermediate
+    func feedForwardPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: FeedForwardLayerWeights,
+                         layer l: Int, T: Int, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
+        let C = config.hidden
         guard let router = layer.router else {
-            let arena = Arena()
-            feedForwardExpert(out, xn, layer.experts[0], rows: T, arena: arena)
-            return
+            let expertArena = Arena()
+            arena.retain(expertArena)
+            return BranchPlan(tasks: [{ self.feedForwardExpert(out, xn, layer.experts[0], rows: T, arena: expertArena) }],
+                              finish: {})
         }
         let moe = config.moe!
         let E = layer.experts.count
-        let arena = Arena()
         let logits = arena.take(T * E)
         linearForward(logits, xn, router.data, nil, T: T, C: C, OC: E)
         let decision = route(logits: logits, T: T, E: E, topK: moe.topK, renormalize: moe.renormalize)
         observer?(.feedForwardRouting(layer: l, decision))
-        // Group token rows per expert.
+        // Group token rows per expert; each active expert gets its gathered inputs (n_e, C) and
+        // its own output buffer (n_e, C).
         var members = [[Int]](repeating: [], count: E)
         for t in 0..<T { for e in decision.chosen[t] { members[e].append(t) } }
         let active = (0..<E).filter { !members[$0].isEmpty }
-        // Per active expert: gathered inputs (n_e, C) and outputs (n_e, C), each its own buffer.
-        var inputs: [UnsafeMutablePointer<Float>] = Array(repeating: xn.withMemoryRebound(to: Float.self, capacity: 1) { UnsafeMutablePointer(mutating: $0) }, count: E)
-        var outputs: [UnsafeMutablePointer<Float>] = inputs
-        var arenas: [Arena] = []
+        var outputs: [Int: UnsafeMutablePointer<Float>] = [:]
+        var tasks: [() -> Void] = []
         for e in active {
-            let n = members[e].count
-            let inp = arena.take(n * C)
-            for (r, t) in members[e].enumerated() { (inp + r * C).update(from: xn + t * C, count: C) }
-            inputs[e] = inp
-            outputs[e] = arena.take(n * C)
-            arenas.append(Arena())
+            let rows = members[e]
+            let inp = arena.take(rows.count * C)
+            for (r, t) in rows.enumerated() { (inp + r * C).update(from: xn + t * C, count: C) }
+            let o = arena.take(rows.count * C)
+            outputs[e] = o
+            let expertArena = Arena()
+            arena.retain(expertArena)
+            tasks.append { self.feedForwardExpert(o, inp, layer.experts[e], rows: rows.count, arena: expertArena) }
         }
-        _ = F
-        let work = UnsafeSendableBox((inputs, outputs, members, active, arenas))
-        let run: @Sendable (Int) -> Void = { i in
-            let (inputs, outputs, members, active, arenas) = work.value
-            let e = active[i]
-            self.feedForwardExpert(outputs[e], inputs[e], layer.experts[e], rows: members[e].count, arena: arenas[i])
-        }
-        if options.fanOut(tokens: T) {
-            BLASThreads.fanOut(active.count, run)
-        } else {
-            for i in 0..<active.count { run(i) }
-        }
-        for i in 0..<(T * C) { out[i] = 0 }
-        for e in active {
-            for (r, t) in members[e].enumerated() {
-                let g = decision.weights[t * E + e]
-                let src = outputs[e] + r * C, dst = out + t * C
-                for i in 0..<C { dst[i] += g * src[i] }
+        return BranchPlan(tasks: tasks, finish: {
+            for i in 0..<(T * C) { out[i] = 0 }
+            for e in active {
+                let src0 = outputs[e]!
+                for (r, t) in members[e].enumerated() {
+                    let g = decision.weights[t * E + e]
+                    let src = src0 + r * C, dst = out + t * C
+                    for i in 0..<C { dst[i] += g * src[i] }
+                }
             }
-        }
+        })
     }
 
     /// down(silu(gate x) * up x) for `rows` rows.
@@ -294,7 +345,10 @@ public final class Transformer: @unchecked Sendable {
         let g = arena.take(n * F), u = arena.take(n * F)
         linearForward(g, x, w.gate.data, w.gateBias?.data, T: n, C: C, OC: F)
         linearForward(u, x, w.up.data, w.upBias?.data, T: n, C: C, OC: F)
-        swigluForward(g, g, u, count: n * F)
+        let gp = SendablePointer(g), up = SendablePointer(u)
+        BLASThreads.parallelRanges(n * F, minimumPerChunk: 1 << 14) { r in
+            swigluForward(gp.pointer + r.lowerBound, gp.pointer + r.lowerBound, up.pointer + r.lowerBound, count: r.count)
+        }
         linearForward(out, g, w.down.data, w.downBias?.data, T: n, C: F, OC: C)
     }
 }

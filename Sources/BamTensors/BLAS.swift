@@ -106,7 +106,14 @@ public func gemmNaive(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                           T: Int, C: Int, OC: Int, accumulate: Bool = false) {
-    gemm(out, inp, weight, m: T, n: OC, k: C, transB: true, beta: accumulate ? 1 : 0)
+    if T == 1 {
+        // One row (decode): a matrix-vector product reads the weight once; OpenBLAS 0.3.21's sgemm
+        // would first pack (copy) the whole weight for a single row.
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(OC), Int32(C), 1, weight, Int32(C), inp, 1,
+                    accumulate ? 1 : 0, out, 1)
+    } else {
+        gemm(out, inp, weight, m: T, n: OC, k: C, transB: true, beta: accumulate ? 1 : 0)
+    }
     if let bias {
         for t in 0..<T {
             let o = out + t * OC

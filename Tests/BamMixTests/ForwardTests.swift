@@ -77,6 +77,19 @@ struct ForwardTests {
         #expect(a == b)
     }
 
+    @Test("experts fanned out over workers give the logits of experts run one after the other",
+          arguments: ["expert_kv_soft_parallel", "shared_kv_topk_sequential", "mixtral_legacy"])
+    func expertFanOut(name: String) throws {
+        let ref = try ReferenceModel(name)
+        let model = try Transformer.load(ref.checkpoint, options: ExecutionOptions(concurrentBranches: true, fanOutExperts: true))
+        let a = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: 20)).array
+        model.options = ExecutionOptions(concurrentBranches: false, fanOutExperts: false)
+        let b = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: 20)).array
+        // The same products, summed in a different order.
+        let (maxDiff, firstBad) = compare(a, b, tolerance: 1e-5)
+        #expect(firstBad == nil, "max |diff| \(maxDiff)")
+    }
+
     @Test("token ids outside the vocabulary are refused")
     func badIds() throws {
         let ref = try ReferenceModel("llama_gqa_classic_rope")
@@ -93,5 +106,39 @@ struct ForwardTests {
             try model.forward(tokens: Array(repeating: 1, count: 65), cache: model.makeCache(capacity: 65))
         }
         #expect(error?.message.contains("sliding_window") == true)
+    }
+}
+
+@Suite("Generation with the KV cache")
+struct GenerationTests {
+    @Test("greedy generation equals re-running the whole sequence and taking the argmax", arguments: ["llama_gqa_classic_rope", "mixtral_legacy", "expert_kv_soft_parallel"])
+    func greedy(name: String) throws {
+        let ref = try ReferenceModel(name)
+        let model = try Transformer.load(ref.checkpoint)
+        let prompt = Array(ref.ids.prefix(5))
+        let out = try model.generate(prompt: prompt, options: SamplingOptions(temperature: 0, maxTokens: 6))
+        #expect(out.count == 6)
+        var seq = prompt
+        for t in out {
+            let logits = try model.forward(tokens: seq, cache: model.makeCache(capacity: seq.count), outputRows: (seq.count - 1)..<seq.count)
+            var best = 0
+            for i in 0..<logits.count where logits.data[i] > logits.data[best] { best = i }
+            #expect(best == t)
+            seq.append(t)
+        }
+    }
+
+    @Test("sampling is reproducible from the seed and respects top-k")
+    func sampling() throws {
+        let ref = try ReferenceModel("llama_gqa_classic_rope")
+        let model = try Transformer.load(ref.checkpoint)
+        let o = SamplingOptions(temperature: 1.5, topK: 3, seed: 11, maxTokens: 12)
+        let a = try model.generate(prompt: [1, 2, 3], options: o)
+        let b = try model.generate(prompt: [1, 2, 3], options: o)
+        #expect(a == b)
+        // With top-1 sampling is greedy whatever the temperature.
+        let g = try model.generate(prompt: [1, 2, 3], options: SamplingOptions(temperature: 0, maxTokens: 5))
+        let k1 = try model.generate(prompt: [1, 2, 3], options: SamplingOptions(temperature: 2, topK: 1, seed: 5, maxTokens: 5))
+        #expect(g == k1)
     }
 }

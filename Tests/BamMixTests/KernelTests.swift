@@ -85,10 +85,12 @@ struct KernelTests {
         #expect(compare(a.data, b.data, count: 50, tolerance: 1e-5).firstBad == nil)
     }
 
-    @Test("causal GQA attention over a cache with past positions")
-    func attention() {
+    @Test("causal GQA attention over a cache with past positions (short, and long enough for query blocks)",
+          arguments: [(5, 4), (300, 21)])
+    func attention(sizes: (Int, Int)) {
         var r = TestRandom(seed: 6)
-        let (T, past, NH, NKV, HS, S) = (5, 4, 4, 2, 8, 12)
+        let (T, past, NH, NKV, HS) = (sizes.0, sizes.1, 4, 2, 8)
+        let S = T + past + 3
         let q = r.tensor([T, NH, HS]), k = r.tensor([NKV, S, HS]), v = r.tensor([NKV, S, HS])
         let o1 = Tensor(shape: [T, NH, HS]), o2 = Tensor(shape: [T, NH, HS])
         let shape = AttentionShape(T: T, past: past, NH: NH, NKV: NKV, HS: HS, S: S)

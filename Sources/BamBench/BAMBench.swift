@@ -1,0 +1,71 @@
+import BamEvaluation
+import BamModels
+import Foundation
+
+/// Issue 5's benchmarks on a parallel-block BAM model (4 experts, expert-KV, soft attention,
+/// FFN top-1) of the 58M dense shape:
+///  - decode ms/token and 512-token prefill seconds with the attention and FFN branches run
+///    concurrently (Dispatch) vs one after the other, in the same process;
+///  - prefill throughput as achieved GFLOP/s (ModelStatistics' FLOPs formula) over the sgemm
+///    ceiling measured in the same run (target >= 0.6).
+func runBAMBench(arguments: [String]) throws {
+    let kind = option(arguments, "--attention") == "shared-kv" ? "shared_kv" : "expert_kv"
+    let decodeTokens = option(arguments, "--decode").flatMap(Int.init) ?? 64
+    let rounds = option(arguments, "--rounds").flatMap(Int.init) ?? 3
+    var json = BenchShape.llama58m.config
+    json["model_type"] = "bam"
+    json["architectures"] = .array(["BamForCausalLM"])
+    json["base_model_type"] = "llama"
+    json["num_local_experts"] = 4
+    json["num_experts_per_tok"] = 1
+    json["router_renormalize"] = false
+    json["attention_experts"] = .string(kind)
+    json["attention_routing"] = "soft"
+    json["parallel_block"] = true
+    let config = try ModelConfig(json: json)
+    let model = Transformer(config: config, weights: .random(config: config, seed: 3, scale: 0.02))
+    var rng = SplitMix64(seed: 5)
+    let prompt = (0..<512).map { _ in Int(rng.next() % 32000) }
+
+    func prefill() throws -> Double {
+        let cache = model.makeCache(capacity: 512)
+        return try seconds { _ = try model.finalHidden(tokens: prompt, cache: cache, outputRows: 511..<512) }
+    }
+    func decode() throws -> Double {
+        let cache = model.makeCache(capacity: 64 + decodeTokens)
+        _ = try model.forward(tokens: Array(prompt.prefix(64)), cache: cache, outputRows: 63..<64)
+        var next = 7
+        return try seconds {
+            for _ in 0..<decodeTokens {
+                let logits = try model.forward(tokens: [next], cache: cache)
+                next = Int(logits.data[0].bitPattern % 32000)
+            }
+        } / Double(decodeTokens)
+    }
+    var results: [Bool: (prefill: Double, decode: Double)] = [:]
+    _ = try prefill()   // warm-up
+    for _ in 0..<rounds {
+        for concurrent in [true, false] {
+            model.options = ExecutionOptions(concurrentBranches: concurrent)
+            let p = try prefill(), d = try decode()
+            let old = results[concurrent] ?? (.infinity, .infinity)
+            results[concurrent] = (min(old.prefill, p), min(old.decode, d))
+        }
+    }
+    let ceiling = gemmCeiling()
+    let stats = ModelStatistics(config: config, context: 512)
+    // FLOPs of the prefill: the formula's per-token count with the attention term at the average
+    // causal context (T/2), without the output projection (only one row is projected).
+    let perToken = ModelStatistics.flopsPerToken(config: config, context: 256) - 2 * Double(config.hidden * config.vocabSize)
+    let conc = results[true]!, seq = results[false]!
+    let achieved = perToken * 512 / conc.prefill / 1e9
+    print("BAM benchmark: parallel block, 4 \(kind) attention experts (soft), FFN top-1, 58M dense shape, \(formatParams(stats.totalParameters)) params, \(BLASThreads.defaultCount) threads, best of \(rounds)")
+    print(String(format: "  decode ms/token     concurrent %.2f   sequential %.2f   speed-up %.2fx (target >= 1.2)",
+                 conc.decode * 1e3, seq.decode * 1e3, seq.decode / conc.decode))
+    print(String(format: "  512-token prefill s concurrent %.3f   sequential %.3f   speed-up %.2fx (target >= 1.0)",
+                 conc.prefill, seq.prefill, seq.prefill / conc.prefill))
+    print(String(format: "  prefill GFLOP/s     %.1f of a %.1f sgemm ceiling = %.2f (target >= 0.6)", achieved, ceiling, achieved / ceiling))
+    print("  KV cache per token  \(stats.kvCacheBytesPerToken) bytes (dense: \(KVCache.bytesPerPosition(config: try ModelConfig(json: BenchShape.llama58m.config))))")
+}
+
+func formatParams(_ n: Int) -> String { String(format: "%.0fM", Double(n) / 1e6) }

@@ -1,0 +1,66 @@
+import ArgumentParser
+import BamModels
+import BamTokenizers
+import Foundation
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text with the KV cache (prefill the prompt once, then one token at a time).")
+
+    @Option(help: "Model PATH.")
+    var model: String
+
+    @Option(help: "The prompt text (BOS is added when the tokenizer adds it).")
+    var prompt: String
+
+    @Option(name: .customLong("max-tokens"), help: "Maximum new tokens.")
+    var maxTokens = 128
+
+    @Option(help: "Sampling temperature; 0 is greedy.")
+    var temperature: Float = 0.8
+
+    @Option(name: .customLong("top-k"), help: "Sample among the K most likely tokens (0 = all).")
+    var topK = 0
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1 = off).")
+    var topP: Float = 1
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 0
+
+    @Flag(name: .customLong("ignore-eos"), help: "Do not stop at the end-of-sequence token.")
+    var ignoreEOS = false
+
+    func run() throws {
+        let ckpt = try Checkpoint.open(model)
+        let tokenizer = try loadTokenizer(for: ckpt)
+        let transformer = try Transformer.load(ckpt)
+        let ids = tokenizer.encode(prompt, addSpecialTokens: true)
+        var stop = Set(ckpt.config.eosTokenIds)
+        if let e = tokenizer.eosTokenId { stop.insert(e) }
+        if ignoreEOS { stop = [] }
+        let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed, maxTokens: maxTokens,
+                                      stopTokens: stop)
+        FileHandle.standardOutput.write(Data(prompt.utf8))
+        var generated: [Int] = []
+        var printed = ""
+        let start = Date()
+        let out = try transformer.generate(prompt: ids, options: options) { token in
+            generated.append(token)
+            // Decode the whole continuation and print what is new, so multi-byte characters split
+            // across tokens appear once complete.
+            let text = tokenizer.decode(generated, skipSpecialTokens: true)
+            if text.hasPrefix(printed), !text.hasSuffix("\u{FFFD}") {
+                FileHandle.standardOutput.write(Data(text.dropFirst(printed.count).utf8))
+                printed = text
+            }
+            return true
+        }
+        let rest = tokenizer.decode(out, skipSpecialTokens: true)
+        if rest.hasPrefix(printed) { FileHandle.standardOutput.write(Data(rest.dropFirst(printed.count).utf8)) }
+        FileHandle.standardOutput.write(Data("\n".utf8))
+        let s = Date().timeIntervalSince(start)
+        printError(String(format: "%d prompt + %d generated tokens in %.2f s (%.1f tokens/s)", ids.count, out.count, s, Double(out.count) / s))
+    }
+}

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Conversion throughput: `bam-mix convert` HF -> GGUF (f32) on the 58M Llama shape, against a plain
+file copy of the same bytes (cp, in the same run) and against llama.cpp's Python converter
+(convert_hf_to_gguf.py) when its source tree is available.
+
+Run by hand, not in CI:
+
+    swift build -c release --product bam-mix --product BamBench
+    python3 tools/bench_convert.py [--llama-cpp DIR] [--rounds 3]
+
+DIR is a llama.cpp source tree (e.g. the one vendored by `pip download --no-binary :all: --no-deps
+llama-cpp-python`); its converter needs `pip install numpy torch sentencepiece transformers` plus its
+own gguf-py (added to PYTHONPATH here). Targets: bam-mix's throughput >= 0.5x the copy's, and
+>= 3x llama.cpp's converter.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def timed(cmd, env=None):
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--llama-cpp", default="/work/thirdparty/llama_cpp_python-0.3.36/vendor/llama.cpp")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--workdir", default=os.environ.get("BAM_MIX_BENCH_DIR", "/tmp/bam-mix-bench"))
+    ap.add_argument("--python", default=sys.executable, help="Python with torch/transformers for llama.cpp's converter")
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    model = work / "llama58m-tok"
+    if not (model / "tokenizer.json").exists():
+        sys.exit(f"{model} missing: run tools/bench_perplexity_peers.py once to create the 58M model with its tokenizer")
+    weights = model / "model.safetensors"
+    size = weights.stat().st_size
+    bam = str(ROOT / ".build/release/bam-mix")
+    out = work / "convert-bench.gguf"
+    copy = work / "convert-bench.copy"
+    ours, cps, theirs = [], [], []
+    conv = Path(args.llama_cpp) / "convert_hf_to_gguf.py"
+    for _ in range(args.rounds):
+        for p in (out, copy):
+            if p.exists():
+                p.unlink()
+        cps.append(timed(["cp", str(weights), str(copy)]))
+        ours.append(timed([bam, "convert", "--input", str(model), "--output", str(out), "--dtype", "f32"]))
+        if conv.exists():
+            env = dict(os.environ, PYTHONPATH=str(Path(args.llama_cpp) / "gguf-py"))
+            theirs_out = work / "convert-bench-llamacpp.gguf"
+            if theirs_out.exists():
+                theirs_out.unlink()
+            try:
+                theirs.append(timed([args.python, str(conv), str(model), "--outfile", str(theirs_out), "--outtype", "f32"], env=env))
+            except subprocess.CalledProcessError as e:
+                print(f"llama.cpp converter failed: {e}", file=sys.stderr)
+                conv = Path("/nonexistent")
+    for p in (out, copy):
+        if p.exists():
+            p.unlink()
+    o, c = min(ours), min(cps)
+    print(f"convert 58M Llama ({size / 1e6:.0f} MB f32) to GGUF f32, best of {args.rounds}")
+    print(f"  bam-mix convert (incl. process start, tokenizer metadata)  {o:.2f} s  {size / o / 1e6:.0f} MB/s")
+    print(f"  cp of the same bytes                                       {c:.2f} s  {size / c / 1e6:.0f} MB/s")
+    print(f"  throughput relative to the copy = {c / o:.2f}x (target >= 0.5)")
+    if theirs:
+        t = min(theirs)
+        print(f"  llama.cpp convert_hf_to_gguf.py                            {t:.2f} s  -> bam-mix is {t / o:.1f}x faster (target >= 3)")
+
+
+if __name__ == "__main__":
+    main()
