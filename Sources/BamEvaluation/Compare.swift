@@ -170,7 +170,9 @@ public func compareModels(_ specs: [ModelSpec], domains: [DomainSpec], options: 
     for (i, d) in domains.enumerated() where domains[..<i].contains(where: { $0.name == d.name }) {
         throw BamError.usage("two domains are named `\(d.name)`; give each --domain a distinct NAME=FILE")
     }
-    let opened = try specs.map { try OpenedModel(spec: $0, defaultBTMTopK: options.btmTopK) }
+    // Optional so that each model's checkpoints (their memory-mapped files) can be dropped once it
+    // has been evaluated: mapped pages it touched count as resident until they are unmapped.
+    var opened: [OpenedModel?] = try specs.map { try OpenedModel(spec: $0, defaultBTMTopK: options.btmTopK) }
     let texts = try domains.map { try $0.readText() }
 
     // Tokenise each domain once per distinct tokenizer file, then merge tokenizers that produce
@@ -184,7 +186,7 @@ public func compareModels(_ specs: [ModelSpec], domains: [DomainSpec], options: 
     var tokenisations: [Tokenisation] = []
     var byIdentity: [Data: Int] = [:]
     var modelTokenisation = [Int](repeating: 0, count: opened.count)
-    for (i, m) in opened.enumerated() {
+    for (i, m) in opened.map({ $0! }).enumerated() {
         guard let identity = m.primary.tokenizerIdentity() else {
             throw BamError.usage("model `\(m.spec.name)` (\(m.primary.path.path)) has no tokenizer.json; compare tokenises the domain texts with each model's tokenizer — add the tokenizer files of the model it came from")
         }
@@ -229,7 +231,7 @@ public func compareModels(_ specs: [ModelSpec], domains: [DomainSpec], options: 
 
     /// Loads model i, evaluates it on every domain and releases it (the model lives only in here).
     func evaluate(_ i: Int, monitor: PeakMemoryMonitor) throws -> ComparedModel {
-        let m = opened[i], t = modelTokenisation[i]
+        let m = opened[i]!, t = modelTokenisation[i]
         let loadStart = DispatchTime.now()
         let model = try m.load(documentLength: options.contextLength, tokenizer: tokenisations[t].tokenizer)
         let loadSeconds = seconds(since: loadStart)
@@ -266,6 +268,7 @@ public func compareModels(_ specs: [ModelSpec], domains: [DomainSpec], options: 
         let monitor = PeakMemoryMonitor()
         monitor.start()
         var result = try evaluate(i, monitor: monitor)
+        opened[i] = nil
         // The model has been released; the peak covers its loading and evaluation.
         result.peakMemoryBytes = monitor.stop()
         models.append(result)

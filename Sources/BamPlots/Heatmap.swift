@@ -51,7 +51,9 @@ public struct Heatmap: Sendable {
         let left = 34.0, top = 44.0
         let colourBarWidth = 90.0
         let width = max(left + Double(perRow) * panelW + colourBarWidth, textWidth(title, size: 16) + 32)
-        let height = top + Double(max(1, panelRows)) * panelH + 24
+        let colourBarHeight = 160.0
+        // Tall enough for the panels and for the colour bar with its labels.
+        let height = max(top + Double(max(1, panelRows)) * panelH + 24, top + 22 + colourBarHeight + 30)
         var svg = SVGBuilder(width: width, height: height)
 
         let all = panels.flatMap { $0.values.flatMap { $0 } }.filter(\.isFinite)
@@ -91,7 +93,7 @@ public struct Heatmap: Sendable {
             svg.endGroup()
         }
         // Colour bar.
-        let bx = width - colourBarWidth + 20, by = top + 22, bh = 160.0
+        let bx = width - colourBarWidth + 20, by = top + 22, bh = colourBarHeight
         let steps = 32
         for i in 0..<steps {
             let t = Double(i) / Double(steps - 1)
