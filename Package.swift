@@ -7,9 +7,9 @@
 //     -> BamFormats (safetensors, GGUF, PyTorch .bin, HF configs, .npy)
 //     -> BamTokenizers (tokenizer.json)            [depends on nothing but Foundation]
 //   BamCorpora (generated domain corpora)          [depends on nothing; used by the CLI and tests]
+//   BamPlots (SVG charts, HTML pages)               [depends on nothing; used by evaluation and the CLI]
 //     -> BamModels (forward / backward of dense, Mixtral/BTX and BAM models)
 //     -> BamMixing, BamTraining, BamEvaluation
-//   BamPlots (SVG charts and HTML pages; depends on nothing but Foundation; used by evaluation and the CLI)
 //     -> BamMixCLI (the `bam-mix` executable; the only module that parses arguments or draws on a terminal)
 import PackageDescription
 
@@ -59,7 +59,7 @@ let package = Package(
             swiftSettings: optimised),
         .executableTarget(
             name: "BamBench",
-            dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamEvaluation", "CBLAS"],
+            dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining", "BamEvaluation", "CBLAS"],
             swiftSettings: optimised),
         .testTarget(
             name: "BamMixTests",

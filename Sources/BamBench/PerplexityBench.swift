@@ -32,7 +32,7 @@ func runPerplexityBench(arguments: [String]) throws {
     let flops = passFLOPs(config: config, T: ctx, scoredRows: ctx / 2 - 1)
     let achieved = flops / perPass / 1e9
     let ceiling = gemmCeiling()
-    print("perplexity benchmark: \(dir.lastPathComponent), ctx \(ctx), \(result.chunks) chunks, \(BLASThreads.defaultCount) threads")
+    print("perplexity benchmark: \(dir.lastPathComponent), ctx \(ctx), \(result.chunks) chunks, \(BLASThreads.defaultCount) threads, OpenBLAS kernels \(BLASThreads.kernels)")
     print(String(format: "  seconds per 512-token pass  %.3f", perPass))
     print(String(format: "  tokens/s                    %.0f", Double(ctx) / perPass))
     print(String(format: "  achieved GFLOP/s            %.1f  (%.2f of the sgemm ceiling)", achieved, achieved / ceiling))

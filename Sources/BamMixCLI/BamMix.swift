@@ -12,6 +12,7 @@ struct BamMix: ParsableCommand {
         """,
         subcommands: [
             InspectCommand.self, ForwardCommand.self, TokenizeCommand.self, PerplexityCommand.self, MixCommand.self, ConvertCommand.self,
-            GenerateCommand.self, CorpusCommand.self, CompareCommand.self, RoutesCommand.self,
+            GenerateCommand.self, CorpusCommand.self, TrainCommand.self, FinetuneCommand.self,
+            CompareCommand.self, RoutesCommand.self,
         ])
 }

@@ -6,11 +6,12 @@ import Foundation
 /// when complete, so an interrupted run never leaves a directory that looks like a model.
 public enum CheckpointWriter {
     /// Creates `directory` (which must not exist, unless `replace`) holding `entries`, config.json
-    /// and any `extraFiles` (name -> source file to copy, e.g. tokenizer.json) and `extraData`
+    /// and any `extraFiles` (name -> source file to copy, e.g. tokenizer.json), `extraTensors`
+    /// (name -> a further safetensors file, e.g. a training run's optimiser state) and `extraData`
     /// (name -> contents, produced after the tensors are written).
     public static func write(directory: URL, config: JSONObject, entries: [TensorWriteEntry], shardSize: Int? = nil,
-                             extraFiles: [String: URL] = [:], extraData: [String: () throws -> Data] = [:],
-                             replace: Bool = false) throws {
+                             extraFiles: [String: URL] = [:], extraTensors: [String: [TensorWriteEntry]] = [:],
+                             extraData: [String: () throws -> Data] = [:], replace: Bool = false) throws {
         let fm = FileManager.default
         let parent = directory.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -25,6 +26,9 @@ public enum CheckpointWriter {
         try Data((JSONValue.object(config).serialized() + "\n").utf8).write(to: tmp.appendingPathComponent("config.json"))
         for (name, src) in extraFiles.sorted(by: { $0.key < $1.key }) {
             try fm.copyItem(at: src, to: tmp.appendingPathComponent(name))
+        }
+        for (name, tensors) in extraTensors.sorted(by: { $0.key < $1.key }) {
+            try SafetensorsWriter.write(tensors, to: tmp.appendingPathComponent(name))
         }
         for (name, data) in extraData.sorted(by: { $0.key < $1.key }) {
             try data().write(to: tmp.appendingPathComponent(name))
@@ -50,12 +54,14 @@ public enum CheckpointWriter {
     /// Saves a model (training checkpoints, random benchmark models), copying the side files
     /// (tokenizer, generation config) of `sideFilesFrom` when given.
     public static func save(weights: TransformerWeights, config: ModelConfig, to directory: URL, dtype: DType = .f32,
-                            shardSize: Int? = nil, sideFilesFrom: URL? = nil, replace: Bool = false) throws {
+                            shardSize: Int? = nil, sideFilesFrom: URL? = nil, extraTensors: [String: [TensorWriteEntry]] = [:],
+                            extraData: [String: () throws -> Data] = [:], replace: Bool = false) throws {
         var json = config.raw
         json["torch_dtype"] = nil
         json["dtype"] = .string(dtype.torchName)
         try write(directory: directory, config: json, entries: entries(weights: weights, config: config, dtype: dtype),
-                  shardSize: shardSize, extraFiles: sideFiles(of: sideFilesFrom), replace: replace)
+                  shardSize: shardSize, extraFiles: sideFiles(of: sideFilesFrom), extraTensors: extraTensors,
+                  extraData: extraData, replace: replace)
     }
 
     /// The tokenizer and generation files of a model directory, by name.
@@ -121,7 +127,8 @@ extension TransformerWeights {
 /// A small, fast, seedable generator (SplitMix64) so that every random initialisation in bam-mix
 /// is reproducible from its seed on every platform.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+    /// The whole generator state: `SplitMix64(seed: g.state)` continues exactly where `g` is (training resume).
+    public private(set) var state: UInt64
     public init(seed: UInt64) { state = seed }
 
     public mutating func next() -> UInt64 {

@@ -43,6 +43,8 @@ public final class Transformer: @unchecked Sendable {
     public let weights: TransformerWeights
     public var options: ExecutionOptions
     let rope: RopeTable
+    /// Activation buffers reused across forward calls.
+    let pool = BufferPool()
 
     public init(config: ModelConfig, weights: TransformerWeights, options: ExecutionOptions = .fromEnvironment) {
         self.config = config
@@ -86,7 +88,7 @@ public final class Transformer: @unchecked Sendable {
         cache.reserve(additional: T)
         // Tabulate RoPE for every position now: the table is then only read, also by concurrent experts.
         rope.ensure(cache.length + T)
-        let arena = Arena()
+        let arena = Arena(pool: pool)
         let x = arena.take(T * C)                   // (T, C) residual stream
         for (t, id) in tokens.enumerated() { (x + t * C).update(from: weights.embed.data + id * C, count: C) }
 
@@ -96,7 +98,7 @@ public final class Transformer: @unchecked Sendable {
         for (l, block) in weights.blocks.enumerated() {
             observer?(.hidden(layer: l, x: x, T: T, C: C))
             norm(xn, x, block.inputNorm, T: T)
-            let layerArena = Arena()
+            let layerArena = Arena(pool: pool)   // freed (back to the pool) at the end of each layer
             if config.parallelBlock {
                 // Both branches read the same normalised input and write their own buffers.
                 let attention = attentionPlan(attnOut, xn, block.attention, layer: l, T: T, cache: cache, arena: layerArena,
@@ -199,8 +201,7 @@ public final class Transformer: @unchecked Sendable {
                        layer l: Int, T: Int, cache: KVCache, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
         let C = config.hidden, KV = config.kvDim
         guard let router = layer.router else {
-            let expertArena = Arena()
-            arena.retain(expertArena)
+            let expertArena = arena.child()
             return BranchPlan(tasks: [{
                 self.attentionExpert(out, xn, layer.experts[0], layer: l, set: 0, shared: nil, gate: nil, T: T, cache: cache,
                                      arena: expertArena)
@@ -228,8 +229,7 @@ public final class Transformer: @unchecked Sendable {
         let outs = (0..<E).map { _ in arena.take(T * C) }
         let tasks: [() -> Void] = (0..<E).map { e in
             let gate = (0..<T).map { t in decision.weights[t * E + e] }
-            let expertArena = Arena()
-            arena.retain(expertArena)
+            let expertArena = arena.child()
             return {
                 self.attentionExpert(outs[e], xn, layer.experts[e], layer: l, set: shared == nil ? e : 0, shared: shared,
                                      gate: gate, T: T, cache: cache, arena: expertArena)
@@ -267,11 +267,9 @@ public final class Transformer: @unchecked Sendable {
             cache.store(layer: l, set: set, k: k, v: v, T: T)
         }
         let att = arena.take(T * Q)
-        let keys = past + T
-        let scores = arena.take(config.heads * T * keys)
-        attentionForward(att, q, cache.keys[l][set].data, cache.values[l][set].data, scores: scores,
-                         shape: AttentionShape(T: T, past: past, NH: config.heads, NKV: config.kvHeads,
-                                               HS: config.headDim, S: cache.capacity))
+        let shape = AttentionShape(T: T, past: past, NH: config.heads, NKV: config.kvHeads, HS: config.headDim, S: cache.capacity)
+        attentionForward(att, q, cache.keys[l][set].data, cache.values[l][set].data, scores: arena.take(shape.scoresCount),
+                         shape: shape)
         if let gate {
             for t in 0..<T {
                 let g = gate[t]
@@ -297,8 +295,7 @@ public final class Transformer: @unchecked Sendable {
                          layer l: Int, T: Int, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
         let C = config.hidden
         guard let router = layer.router else {
-            let expertArena = Arena()
-            arena.retain(expertArena)
+            let expertArena = arena.child()
             return BranchPlan(tasks: [{ self.feedForwardExpert(out, xn, layer.experts[0], rows: T, arena: expertArena) }],
                               finish: {})
         }
@@ -321,8 +318,7 @@ public final class Transformer: @unchecked Sendable {
             for (r, t) in rows.enumerated() { (inp + r * C).update(from: xn + t * C, count: C) }
             let o = arena.take(rows.count * C)
             outputs[e] = o
-            let expertArena = Arena()
-            arena.retain(expertArena)
+            let expertArena = arena.child()
             tasks.append { self.feedForwardExpert(o, inp, layer.experts[e], rows: rows.count, arena: expertArena) }
         }
         return BranchPlan(tasks: tasks, finish: {

@@ -2,75 +2,100 @@ import CBLAS
 import Dispatch
 import Foundation
 
-/// Who owns the cores in a region of code (style.md): OpenBLAS is itself multi-threaded and
-/// serialises concurrent level-3 calls, so either one GEMM runs with all BLAS threads, or many
-/// small GEMMs are fanned out over Dispatch workers with BLAS pinned to one thread each.
-/// Every concurrent region in bam-mix goes through `BLASThreads.fanOut`.
+/// Who owns the cores (style.md). OpenBLAS is pinned to ONE thread for the whole process: its own
+/// pool busy-waits (sched_yield) between calls and whenever other code runs, which cost ~15 % of
+/// a forward pass in measurements (perf: `sched_yield`), and it serialises concurrent level-3 calls.
+/// Parallelism is Dispatch's instead, decided per region in this one place:
+///  - `fanOut`: many independent units (attention heads, experts, branches) on Dispatch workers,
+///    each calling single-threaded BLAS;
+///  - `gemm` / `linearForward` outside any fan-out: one large product split into column (or row)
+///    blocks, one single-threaded BLAS call per worker.
+/// Inside a fan-out region products are never split again (the region already uses every core).
 public enum BLASThreads {
-    /// The thread count BLAS uses outside fan-out regions (all cores unless BAM_MIX_THREADS says otherwise).
+    /// Dispatch workers (all cores unless BAM_MIX_THREADS says otherwise).
     nonisolated(unsafe) public private(set) static var defaultCount: Int = {
+        BLASCore.selectNativeKernels()
+        openblas_set_num_threads(1)
         let env = ProcessInfo.processInfo.environment["BAM_MIX_THREADS"].flatMap { Int($0) }
-        let n = max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
-        openblas_set_num_threads(Int32(n))
-        return n
+        return max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
     }()
 
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var fanOutDepth = 0
+    nonisolated(unsafe) private static var regionDepth = 0
 
     public static func setDefault(_ n: Int) {
+        configure()
         defaultCount = max(1, n)
-        openblas_set_num_threads(Int32(defaultCount))
     }
 
-    /// Ensures the configured thread count is applied (call once at start-up).
+    /// Selects OpenBLAS's native kernels (BLASCore), pins it to one thread and reads
+    /// BAM_MIX_THREADS (idempotent; `gemm` calls it, so no product runs before it).
     public static func configure() { _ = defaultCount }
 
-    /// Runs `count` iterations concurrently on Dispatch workers with BLAS single-threaded inside.
-    /// Each iteration must write a disjoint range of any shared buffer.
+    /// The OpenBLAS kernel family in use (e.g. SkylakeX, Haswell, Prescott), for benchmark reports.
+    public static var kernels: String {
+        configure()
+        return BLASCore.current
+    }
+
+    /// True while a fan-out region runs (its units must not split their products again).
+    public static var inParallelRegion: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return regionDepth > 0
+    }
+
+    private static func region<R>(_ body: () -> R) -> R {
+        lock.lock(); regionDepth += 1; lock.unlock()
+        defer { lock.lock(); regionDepth -= 1; lock.unlock() }
+        return body()
+    }
+
+    /// Runs `count` iterations concurrently on Dispatch workers (which GCD schedules dynamically,
+    /// so uneven units balance). Each iteration must write a disjoint range of any shared buffer.
     public static func fanOut(_ count: Int, _ body: @Sendable (Int) -> Void) {
         configure()
         if count <= 1 || defaultCount == 1 {
             for i in 0..<count { body(i) }
             return
         }
-        lock.lock()
-        fanOutDepth += 1
-        if fanOutDepth == 1 { openblas_set_num_threads(1) }
-        lock.unlock()
-        DispatchQueue.concurrentPerform(iterations: count, execute: body)
-        lock.lock()
-        fanOutDepth -= 1
-        if fanOutDepth == 0 { openblas_set_num_threads(Int32(defaultCount)) }
-        lock.unlock()
+        region { DispatchQueue.concurrentPerform(iterations: count, execute: body) }
     }
 
-    /// Splits `0..<n` into about `parts` contiguous chunks and runs them concurrently (plain Swift
-    /// kernels; no BLAS inside). Small `n` runs inline.
+    /// Splits `0..<n` into contiguous chunks (at most 4 per worker, at least `minimumPerChunk`
+    /// long) and runs them concurrently. Small `n`, one worker, or a call from inside a fan-out
+    /// region runs inline.
     public static func parallelRanges(_ n: Int, minimumPerChunk: Int = 1, _ body: @Sendable (Range<Int>) -> Void) {
         configure()
         let workers = defaultCount
         let chunks = min(max(1, n / max(1, minimumPerChunk)), workers * 4)
-        if workers == 1 || chunks <= 1 {
+        if workers == 1 || chunks <= 1 || inParallelRegion {
             body(0..<n)
             return
         }
         let per = (n + chunks - 1) / chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
-            let lo = c * per
-            let hi = min(n, lo + per)
-            if lo < hi { body(lo..<hi) }
+        region {
+            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                let lo = c * per
+                let hi = min(n, lo + per)
+                if lo < hi { body(lo..<hi) }
+            }
         }
     }
+
+    /// Products at least this large (multiply-adds) are split across workers.
+    static let splitThreshold = 1 << 21
 }
 
 /// C[M, N] = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm.
 /// `transA`/`transB` say whether A is stored [K, M] / B is stored [N, K].
-@inline(__always)
+/// Large products outside a fan-out region are split into blocks of columns of C (or rows, when C
+/// is narrow), one single-threaded sgemm per Dispatch worker (see `BLASThreads`).
 public func gemm(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                  m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,
                  alpha: Float = 1, beta: Float = 0, lda: Int? = nil, ldb: Int? = nil, ldc: Int? = nil) {
     if m == 0 || n == 0 { return }
+    BLASThreads.configure()
     let la = lda ?? (transA ? m : k)
     let lb = ldb ?? (transB ? k : n)
     let lc = ldc ?? n
@@ -78,8 +103,36 @@ public func gemm(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ 
         for i in 0..<m { for j in 0..<n { c[i * lc + j] *= beta } }
         return
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(la), b, Int32(lb), beta, c, Int32(lc))
+    BLASThreads.configure()
+    let workers = BLASThreads.defaultCount
+    @Sendable func call(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ m: Int, _ n: Int) {
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(la), b, Int32(lb), beta, c, Int32(lc))
+    }
+    guard workers > 1, m * n * k >= BLASThreads.splitThreshold, !BLASThreads.inParallelRegion else {
+        call(c, a, b, m, n)
+        return
+    }
+    let cp = SendablePointer(c), ap = SendablePointer(UnsafeMutablePointer(mutating: a))
+    let bp = SendablePointer(UnsafeMutablePointer(mutating: b))
+    if n >= 64 * workers {
+        // Column blocks of C (multiples of 16 wide): each worker reads all of op(A) and its columns of op(B).
+        let per = ((n + workers - 1) / workers + 15) / 16 * 16
+        BLASThreads.fanOut(workers) { w in
+            let n0 = w * per, n1 = min(n, n0 + per)
+            guard n0 < n1 else { return }
+            let bBlock = transB ? bp.pointer + n0 * lb : bp.pointer + n0
+            call(cp.pointer + n0, ap.pointer, bBlock, m, n1 - n0)
+        }
+    } else {
+        let per = (m + workers - 1) / workers
+        BLASThreads.fanOut(workers) { w in
+            let m0 = w * per, m1 = min(m, m0 + per)
+            guard m0 < m1 else { return }
+            let aBlock = transA ? ap.pointer + m0 : ap.pointer + m0 * la
+            call(cp.pointer + m0 * lc, aBlock, bp.pointer, m1 - m0, n)
+        }
+    }
 }
 
 /// Naive twin of `gemm` (same arguments), used by tests to hold the BLAS path honest.
@@ -108,9 +161,24 @@ public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
                           T: Int, C: Int, OC: Int, accumulate: Bool = false) {
     if T == 1 {
         // One row (decode): a matrix-vector product reads the weight once; OpenBLAS 0.3.21's sgemm
-        // would first pack (copy) the whole weight for a single row.
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(OC), Int32(C), 1, weight, Int32(C), inp, 1,
-                    accumulate ? 1 : 0, out, 1)
+        // would first pack (copy) the whole weight for a single row. Large ones are split by
+        // output rows across workers (memory bandwidth is the limit, and two cores draw more).
+        BLASThreads.configure()
+        let workers = BLASThreads.defaultCount
+        if workers > 1, OC * C >= 1 << 18, OC >= 64 * workers, !BLASThreads.inParallelRegion {
+            let per = ((OC + workers - 1) / workers + 15) / 16 * 16
+            let op = SendablePointer(out), ip = SendablePointer(UnsafeMutablePointer(mutating: inp))
+            let wp = SendablePointer(UnsafeMutablePointer(mutating: weight))
+            BLASThreads.fanOut(workers) { w in
+                let r0 = w * per, r1 = min(OC, r0 + per)
+                guard r0 < r1 else { return }
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(r1 - r0), Int32(C), 1, wp.pointer + r0 * C, Int32(C),
+                            ip.pointer, 1, accumulate ? 1 : 0, op.pointer + r0, 1)
+            }
+        } else {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(OC), Int32(C), 1, weight, Int32(C), inp, 1,
+                        accumulate ? 1 : 0, out, 1)
+        }
     } else {
         gemm(out, inp, weight, m: T, n: OC, k: C, transB: true, beta: accumulate ? 1 : 0)
     }

@@ -94,7 +94,7 @@ struct KernelTests {
         let q = r.tensor([T, NH, HS]), k = r.tensor([NKV, S, HS]), v = r.tensor([NKV, S, HS])
         let o1 = Tensor(shape: [T, NH, HS]), o2 = Tensor(shape: [T, NH, HS])
         let shape = AttentionShape(T: T, past: past, NH: NH, NKV: NKV, HS: HS, S: S)
-        let scores = Tensor(shape: [NH * T * (past + T)])
+        let scores = Tensor(shape: [shape.scoresCount])
         attentionForward(o1.data, q.data, k.data, v.data, scores: scores.data, shape: shape)
         attentionForwardNaive(o2.data, q.data, k.data, v.data, shape: shape)
         #expect(compare(o1.data, o2.data, count: o1.count, tolerance: 1e-5).firstBad == nil)
@@ -132,6 +132,33 @@ struct KernelTests {
                 expected.withUnsafeMutableBufferPointer { DTypeConversion.round($0.baseAddress!, count: values.count, to: dtype) }
                 #expect(out == expected, "\(dtype) at offset \(offset)")
             }
+        }
+    }
+}
+
+@Suite("Vectorised exp")
+struct FastMathTests {
+    @Test("fastExp is within 2 ulp of exp over the range the kernels use")
+    func accuracy() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            let e = fastExp(x)
+            let ref = Float(Foundation.exp(Double(x)))
+            worst = max(worst, abs(e - ref) / ref.ulp)
+            x += 0.0137
+        }
+        #expect(worst <= 2, "worst error \(worst) ulp")
+        #expect(fastExp(-1000) < 1e-37 && fastExp(-1000) >= 0)
+        #expect(fastExp(0) == 1)
+    }
+
+    @Test("log-sum-exp agrees with its naive twin")
+    func logSumExpTwin() {
+        var r = TestRandom(seed: 9)
+        for n in [1, 7, 8, 33, 1000] {
+            let x = r.tensor([n], scale: 6)
+            #expect(abs(logSumExp(x.data, n: n) - logSumExpNaive(x.data, n: n)) < 1e-6)
         }
     }
 }

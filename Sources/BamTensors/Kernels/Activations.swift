@@ -10,12 +10,7 @@ public func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int, str
         let m = valid?(r) ?? n
         var mx = -Float.infinity
         for i in 0..<m where row[i] > mx { mx = row[i] }
-        var sum: Float = 0
-        for i in 0..<m {
-            let e = expf(row[i] - mx)
-            row[i] = e
-            sum += e
-        }
+        let sum = expShiftedInPlace(row, n: m, shift: mx)
         let inv = 1 / sum
         for i in 0..<m { row[i] *= inv }
         for i in m..<n { row[i] = 0 }
@@ -38,7 +33,17 @@ public func softmaxRowsNaive(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int
 /// SwiGLU: out[i] = silu(gate[i]) * up[i]. `out` may alias either input.
 public func swigluForward(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>,
                           _ up: UnsafePointer<Float>, count: Int) {
-    for i in 0..<count { out[i] = silu(gate[i]) * up[i] }
+    var i = 0
+    while i + 8 <= count {
+        let g = UnsafeRawPointer(gate + i).loadUnaligned(as: FloatLanes.self)
+        let u = UnsafeRawPointer(up + i).loadUnaligned(as: FloatLanes.self)
+        UnsafeMutableRawPointer(out + i).storeBytes(of: g / (1 + fastExp(-g)) * u, as: FloatLanes.self)
+        i += 8
+    }
+    while i < count {
+        out[i] = gate[i] / (1 + fastExp(-gate[i])) * up[i]
+        i += 1
+    }
 }
 
 public func swigluForwardNaive(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>,
@@ -49,11 +54,14 @@ public func swigluForwardNaive(_ out: UnsafeMutablePointer<Float>, _ gate: Unsaf
     }
 }
 
-/// log(sum(exp(x))) over n values, accumulated in double.
-public func logSumExp(_ x: UnsafePointer<Float>, n: Int) -> Double {
-    var mx = -Float.infinity
-    for i in 0..<n where x[i] > mx { mx = x[i] }
+/// log(sum(exp(x))) over n values, accumulated in double (vectorised: `logSumExpFast`).
+public func logSumExp(_ x: UnsafePointer<Float>, n: Int) -> Double { logSumExpFast(x, n: n) }
+
+/// Naive twin of `logSumExp`.
+public func logSumExpNaive(_ x: UnsafePointer<Float>, n: Int) -> Double {
+    var mx = -Double.infinity
+    for i in 0..<n { mx = max(mx, Double(x[i])) }
     var sum: Double = 0
-    for i in 0..<n { sum += Double(expf(x[i] - mx)) }
-    return Double(mx) + log(sum)
+    for i in 0..<n { sum += exp(Double(x[i]) - mx) }
+    return mx + log(sum)
 }

@@ -16,20 +16,26 @@ public struct AttentionShape: Sendable {
         self.scale = scale ?? 1 / Float(HS).squareRoot()
     }
     public var keys: Int { past + T }
+
+    /// Query rows attended at once: long prefills go in blocks (block-causal), see `attentionForward`.
+    public var blockRows: Int { T > 192 ? 128 : T }
+
+    /// Floats `attentionForward` needs for its score matrices: one block of rows per head.
+    public var scoresCount: Int { NH * blockRows * keys }
 }
 
 /// Optimised: per head, scores = q_h K^T and out_h = P V are two GEMMs; heads are fanned out
 /// over Dispatch workers with BLAS single-threaded (see `BLASThreads`). Long prefills are cut into
 /// blocks of query rows, each multiplied only against the keys it can see (block-causal), which
 /// skips about 40 % of the score and value products of a 512-token chunk.
-/// `scores` must hold NH * T * (past + T) floats.
+/// `scores` must hold `shape.scoresCount` floats (NH * blockRows * (past + T)).
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>,
                              _ kCache: UnsafePointer<Float>, _ vCache: UnsafePointer<Float>,
                              scores: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
     let group = s.NH / s.NKV
     let keys = s.keys
     let rowStride = s.NH * s.HS
-    let block = s.T > 192 ? 128 : s.T
+    let block = s.blockRows
     let outP = SendablePointer(out), qP = SendablePointer(UnsafeMutablePointer(mutating: q))
     let kP = SendablePointer(UnsafeMutablePointer(mutating: kCache))
     let vP = SendablePointer(UnsafeMutablePointer(mutating: vCache))
@@ -45,7 +51,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
         while r0 < s.T {
             let rows = min(block, s.T - r0)
             let visible = s.past + r0 + rows   // keys the last row of this block sees
-            let sc = scP.pointer + h * s.T * keys + r0 * visible
+            let sc = scP.pointer + h * block * keys   // this head's slice, reused block after block
             gemm(sc, qP.pointer + r0 * rowStride + h * s.HS, k, m: rows, n: visible, k: s.HS, transB: true,
                  alpha: s.scale, lda: rowStride, ldb: s.HS, ldc: visible)
             softmaxRows(sc, rows: rows, n: visible, valid: { t in s.past + r0 + t + 1 })

@@ -74,9 +74,12 @@ public final class RopeTable: @unchecked Sendable {
     }
 
     /// Rotates x: (T, NH, HS) in place; token t sits at position `start + t`.
-    public func apply(_ x: UnsafeMutablePointer<Float>, T: Int, heads NH: Int, start: Int) {
+    /// `inverse` rotates by the negative angle. Each pair (a, b) -> (a c - b s, b c + a s) is an
+    /// orthogonal map, so its transpose — the backward pass of RoPE — is the inverse rotation.
+    public func apply(_ x: UnsafeMutablePointer<Float>, T: Int, heads NH: Int, start: Int, inverse: Bool = false) {
         ensure(start + T)
         let half = headSize / 2
+        let sign: Float = inverse ? -1 : 1
         cosTable.withUnsafeBufferPointer { cp in
             sinTable.withUnsafeBufferPointer { sp in
                 for t in 0..<T {
@@ -87,15 +90,15 @@ public final class RopeTable: @unchecked Sendable {
                         switch style {
                         case .rotateHalf:
                             for i in 0..<half {
-                                let a = v[i], b = v[i + half]
-                                v[i] = a * c[i] - b * s[i]
-                                v[i + half] = b * c[i] + a * s[i]
+                                let a = v[i], b = v[i + half], si = sign * s[i]
+                                v[i] = a * c[i] - b * si
+                                v[i + half] = b * c[i] + a * si
                             }
                         case .interleaved:
                             for i in 0..<half {
-                                let a = v[2 * i], b = v[2 * i + 1]
-                                v[2 * i] = a * c[i] - b * s[i]
-                                v[2 * i + 1] = b * c[i] + a * s[i]
+                                let a = v[2 * i], b = v[2 * i + 1], si = sign * s[i]
+                                v[2 * i] = a * c[i] - b * si
+                                v[2 * i + 1] = b * c[i] + a * si
                             }
                         }
                     }

@@ -1,0 +1,502 @@
+import BamFormats
+import BamModels
+import BamTensors
+import Foundation
+
+// The training forward and backward of every model bam-mix runs (dense, Mixtral/BTX, BAM), over a
+// batch of B sequences of T tokens (N = B*T rows). The forward saves what the backward needs in
+// explicit buffers (`Activations`); the backward is the forward's list of ops in reverse and
+// accumulates parameter gradients into `grads`, a TransformerWeights of the same structure as the
+// parameters (tied lm_head: one tensor, so both uses accumulate into the embedding's gradient).
+//
+// Block (methods.md; Transformer.swift does the same for inference):
+//   sequential: x += Attn(norm1(x)); x += FFN(norm2(x))
+//   parallel:   x += Attn(norm(x)) + FFN(norm(x))
+// Attn = one attention, or BAM's MoA(h) = sum_j g_j(h) MHA_j(h);
+// FFN  = one SwiGLU, or the mixture sum_{i in TopK} g_i(h) FFN_i(h).
+
+/// How the router losses enter the training objective (methods.md):
+/// L = L_NLL + sum over FFN mixture layers (alpha * L_aux + beta * L_z). The attention router of a
+/// BAM model has no auxiliary loss.
+public struct LossOptions: Sendable, Equatable, Codable {
+    public var aux: AuxLossKind
+    public var auxAlpha: Double
+    public var zBeta: Double
+
+    public init(aux: AuxLossKind = .btx, auxAlpha: Double = 0.01, zBeta: Double = 0.001) {
+        self.aux = aux
+        self.auxAlpha = auxAlpha
+        self.zBeta = zBeta
+    }
+}
+
+/// The losses of one batch.
+public struct BatchLosses: Sendable {
+    /// Mean next-token cross-entropy over the scored positions (nats).
+    public var lm: Double
+    /// Router losses summed over the FFN mixture layers (unweighted).
+    public var router: RouterLossValues
+    /// lm + alpha * aux + beta * z: what the backward pass differentiates.
+    public var total: Double
+    /// Positions with a target.
+    public var scored: Int
+    /// Per FFN mixture layer: the fraction of routed (token, slot) pairs each expert received, count_i / (N K).
+    public var expertLoad: [[Double]]
+    /// Per mixture-of-attention layer: the mean attention gate of each expert.
+    public var attentionLoad: [[Double]]
+}
+
+/// A model being trained: parameters, gradients, activations and the forward/backward passes.
+public final class TrainingModel {
+    public let config: ModelConfig
+    /// The parameters; the optimiser updates them in place.
+    public let weights: TransformerWeights
+    /// dL/dparameter for every trainable parameter, same structure as `weights`; frozen parameters
+    /// hold an empty placeholder and are never touched.
+    public let grads: TransformerWeights
+    public var losses: LossOptions
+    /// The trainable parameters (checkpoint order) with their gradients.
+    public let trainable: [(spec: ParameterSpec, parameter: Tensor, gradient: Tensor)]
+    private let frozen: Set<ObjectIdentifier>
+    let rope: RopeTable
+    /// The config's pad_token_id: its input embedding gets no gradient (torch's padding_idx).
+    let paddingToken: Int32?
+    /// FFN mixture experts (by their gate weight) that some backward pass since the last
+    /// `zeroGradients` routed tokens through.
+    private var usedExperts = Set<ObjectIdentifier>()
+
+    private(set) var acts: Activations?
+    private var scratch: BackwardBuffers?
+    private var inputs: [Int32] = []
+    private var targets: [Int32] = []
+    private var scored = 0
+    private var readyForBackward = false
+
+    /// `isTrainable` picks the parameters that get gradients (all by default).
+    public init(config: ModelConfig, weights: TransformerWeights, losses: LossOptions = LossOptions(),
+                isTrainable: (ParameterSpec) -> Bool = { _ in true }) {
+        self.config = config
+        self.weights = weights
+        self.losses = losses
+        let named = weights.namedParameters(config: config)
+        var frozen = Set<ObjectIdentifier>()
+        var gradByName: [String: Tensor] = [:]
+        let placeholder = Tensor(shape: [0])
+        for (spec, t) in named {
+            if isTrainable(spec) {
+                gradByName[spec.name] = Tensor(shape: spec.shape)
+            } else {
+                frozen.insert(ObjectIdentifier(t))
+                gradByName[spec.name] = placeholder
+            }
+        }
+        self.frozen = frozen
+        grads = TransformerWeights.assemble(config: config) { gradByName[$0]! } optional: { gradByName[$0] }
+        trainable = named.filter { isTrainable($0.0) }.map { ($0.0, $0.1, gradByName[$0.0.name]!) }
+        rope = RopeTable(headSize: config.headDim, theta: config.ropeTheta, style: config.ropeStyle, scaling: config.ropeScaling)
+        paddingToken = config.raw["pad_token_id"]?.intValue.map { Int32($0) }
+    }
+
+    /// Sets every gradient to zero (the explicit call before a step's first backward).
+    public func zeroGradients() {
+        for (_, _, g) in trainable {
+            let gP = SendablePointer(g.data)
+            BLASThreads.parallelRanges(g.count, minimumPerChunk: 1 << 16) { r in zeroGradient(gP.pointer + r.lowerBound, count: r.count) }
+        }
+        usedExperts.removeAll()
+    }
+
+    /// Parameters that received no gradient since `zeroGradients`: the FFN experts no token was
+    /// routed to. torch leaves the .grad of such separate expert modules None and AdamW then skips
+    /// them entirely (no moment update, no weight decay, no step count); `AdamW.update(lr:skipping:)`
+    /// does the same (AdamWOptions.skipIdleExperts).
+    public var idleParameters: Set<ObjectIdentifier> {
+        var idle = Set<ObjectIdentifier>()
+        guard config.moe != nil else { return idle }
+        for block in weights.blocks {
+            for ex in block.feedForward.experts where !usedExperts.contains(ObjectIdentifier(ex.gate)) {
+                for t in [ex.gate, ex.up, ex.down, ex.gateBias, ex.upBias, ex.downBias] {
+                    if let t { idle.insert(ObjectIdentifier(t)) }
+                }
+            }
+        }
+        return idle
+    }
+
+    /// The gradient buffer of a parameter, or nil when it is frozen.
+    @inline(__always) private func grad(_ w: Tensor, _ g: Tensor) -> UnsafeMutablePointer<Float>? {
+        frozen.contains(ObjectIdentifier(w)) ? nil : g.data
+    }
+
+    @inline(__always) private func grad(_ w: Tensor?, _ g: Tensor?) -> UnsafeMutablePointer<Float>? {
+        guard let w, let g else { return nil }
+        return grad(w, g)
+    }
+
+    /// The logits (B*T, V) of the last forward pass without targets. (With targets the buffer holds
+    /// the cross-entropy's gradient with respect to them, which `backward` consumes.)
+    public var logits: Tensor? { acts?.logits }
+
+    /// Bytes of activations saved for the backward pass plus the backward scratch buffers.
+    public var activationBytes: Int { (acts?.byteCount ?? 0) + (scratch?.byteCount ?? 0) }
+    /// Bytes of gradient buffers.
+    public var gradientBytes: Int { trainable.reduce(0) { $0 + $1.gradient.byteCount } }
+
+    // MARK: forward
+
+    /// Runs B sequences of T tokens. `inputs` (B*T) are token ids; `targets` (B*T) are the ids to
+    /// predict at each position (-1: not scored), or nil for logits only. Saves every activation
+    /// the backward pass needs.
+    @discardableResult
+    public func forward(inputs: [Int32], targets: [Int32]?, B: Int, T: Int) throws -> BatchLosses {
+        let N = B * T, C = config.hidden, V = config.vocabSize
+        guard B > 0, T > 0, inputs.count == N else {
+            throw BamError.usage("training forward: \(inputs.count) input ids for a batch of \(B) x \(T)")
+        }
+        if let targets, targets.count != N {
+            throw BamError.usage("training forward: \(targets.count) targets for a batch of \(B) x \(T)")
+        }
+        try config.checkSequenceLength(T)
+        for (i, id) in inputs.enumerated() where id < 0 || Int(id) >= V {
+            throw BamError.usage("token id \(id) at batch position \(i) is outside the vocabulary (0..<\(V))")
+        }
+        for (i, id) in (targets ?? []).enumerated() where Int(id) >= V {
+            throw BamError.usage("target id \(id) at batch position \(i) is outside the vocabulary (0..<\(V))")
+        }
+        if acts?.B != B || acts?.T != T {
+            acts = Activations(config: config, B: B, T: T)
+            scratch = nil
+        }
+        let acts = acts!
+        self.inputs = inputs
+        self.targets = targets ?? [Int32](repeating: -1, count: N)
+        readyForBackward = false
+
+        var router = RouterLossValues()
+        var expertLoad: [[Double]] = []
+        var attentionLoad: [[Double]] = []
+        inputs.withUnsafeBufferPointer { encoderForward(acts.residuals[0].data, $0.baseAddress!, weights.embed.data, N: N, C: C) }
+        for (l, block) in weights.blocks.enumerated() {
+            let a = acts.layers[l]
+            let x = acts.residuals[l].data, out = acts.residuals[l + 1].data
+            normForward(a.norm1, x, block.inputNorm)
+            attentionForward(acts.attnOut.data, a, block.attention, xn: a.norm1.out.data)
+            if let d = a.attnRouter?.decision {
+                attentionLoad.append((0..<d.E).map { e in (0..<N).reduce(0.0) { $0 + Double(d.weights[$1 * d.E + e]) } / Double(N) })
+            }
+            if let norm2 = a.norm2, let mid = a.residualMid {
+                for i in 0..<(N * C) { mid.data[i] = x[i] + acts.attnOut.data[i] }
+                normForward(norm2, mid.data, block.postAttentionNorm!)
+                feedForwardForward(acts.ffnOut.data, a, block.feedForward, xn: norm2.out.data)
+                for i in 0..<(N * C) { out[i] = mid.data[i] + acts.ffnOut.data[i] }
+            } else {
+                feedForwardForward(acts.ffnOut.data, a, block.feedForward, xn: a.norm1.out.data)
+                for i in 0..<(N * C) { out[i] = x[i] + acts.attnOut.data[i] + acts.ffnOut.data[i] }
+            }
+            if let d = a.ffnRouter?.decision, let moe = config.moe {
+                router = router + routerLossesForward(d, topK: moe.topK)
+                expertLoad.append(routerStatistics(d, topK: moe.topK).f)
+            }
+        }
+        normForward(acts.finalNorm, acts.residuals[config.layers].data, weights.finalNorm)
+        matmulForward(acts.logits.data, acts.finalNorm.out.data, weights.lmHead.data, nil, N: N, C: C, OC: V)
+        if config.logitScale != 1 {
+            let s = config.logitScale
+            for i in 0..<acts.logits.count { acts.logits.data[i] *= s }
+        }
+        var lm = 0.0
+        scored = 0
+        if targets != nil {
+            // The logits become dlosses/dlogits here (fused classifier); `backward` scales them.
+            scored = self.targets.withUnsafeBufferPointer {
+                crossEntropyForwardBackward(acts.losses, acts.logits.data, $0.baseAddress!, N: N, V: V)
+            }
+            for n in 0..<N { lm += acts.losses[n] }
+            lm /= Double(max(scored, 1))
+            readyForBackward = scored > 0
+        }
+        let total = lm + losses.auxAlpha * router.aux(losses.aux) + losses.zBeta * router.z
+        return BatchLosses(lm: lm, router: router, total: total, scored: scored, expertLoad: expertLoad,
+                           attentionLoad: attentionLoad)
+    }
+
+    private func normForward(_ n: NormActivations, _ inp: UnsafePointer<Float>, _ w: Tensor) {
+        let N = n.out.rows, C = config.hidden
+        switch config.norm {
+        case .rms: rmsnormForward(n.out.data, inp, w.data, T: N, C: C, eps: config.normEps, rstd: n.rstd.data)
+        case .layer: layernormForward(n.out.data, inp, w.data, T: N, C: C, eps: config.normEps, mean: n.mean!.data, rstd: n.rstd.data)
+        }
+    }
+
+    /// out (N, C) = Attn(xn): one attention, or MoA(xn) = sum_j g_j(xn) * MHA_j(xn) where every
+    /// expert runs on every token (its keys and values serve later tokens that choose it) and
+    /// g = softmax (soft) or the renormalised top-k of the softmax (methods.md).
+    private func attentionForward(_ out: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ w: AttentionLayerWeights,
+                                  xn: UnsafePointer<Float>) {
+        let c = config, N = a.N, C = c.hidden, Q = c.qDim, KV = c.kvDim
+        let shape = CausalAttentionShape(B: a.B, T: a.T, NH: c.heads, NKV: c.kvHeads, HS: c.headDim)
+        var decision: RoutingDecision? = nil
+        if let router = w.router, let ra = a.attnRouter, let moa = c.moa {
+            matmulForward(ra.logits.data, xn, router.data, nil, N: N, C: C, OC: moa.experts)
+            decision = route(logits: ra.logits.data, T: N, E: moa.experts, topK: moa.routing == .soft ? moa.experts : moa.topK,
+                             renormalize: true)
+            ra.decision = decision
+        }
+        if let sk = w.sharedK, let sv = w.sharedV, let k = a.sharedK, let v = a.sharedV {
+            // Shared-KV: one K and one V projection read by every expert's queries.
+            matmulForward(k.data, xn, sk.data, w.sharedKBias?.data, N: N, C: C, OC: KV)
+            matmulForward(v.data, xn, sv.data, w.sharedVBias?.data, N: N, C: C, OC: KV)
+            ropeForward(k.data, rope, B: a.B, T: a.T, heads: c.kvHeads)
+        }
+        for (e, ex) in w.experts.enumerated() {
+            let ea = a.attention[e]
+            matmulForward(ea.q.data, xn, ex.q.data, ex.qBias?.data, N: N, C: C, OC: Q)
+            ropeForward(ea.q.data, rope, B: a.B, T: a.T, heads: c.heads)
+            if let wk = ex.k, let wv = ex.v, let k = ea.k, let v = ea.v {
+                matmulForward(k.data, xn, wk.data, ex.kBias?.data, N: N, C: C, OC: KV)
+                matmulForward(v.data, xn, wv.data, ex.vBias?.data, N: N, C: C, OC: KV)
+                ropeForward(k.data, rope, B: a.B, T: a.T, heads: c.kvHeads)
+            }
+            let (k, v) = a.keysValues(e)
+            causalAttentionForward(ea.att.data, ea.probs.data, ea.q.data, k.data, v.data, shape: shape)
+            guard let decision, let y = ea.out else {
+                matmulForward(out, ea.att.data, ex.o.data, ex.oBias?.data, N: N, C: Q, OC: C)
+                continue
+            }
+            // y_j = o_proj_j(att_j) (bias included), kept for dL/dg_j = <dout, y_j>.
+            matmulForward(y.data, ea.att.data, ex.o.data, ex.oBias?.data, N: N, C: Q, OC: C)
+            let E = decision.E
+            for t in 0..<N {
+                let g = decision.weights[t * E + e]
+                let src = y.data + t * C, dst = out + t * C
+                if e == 0 {
+                    for i in 0..<C { dst[i] = g * src[i] }
+                } else {
+                    for i in 0..<C { dst[i] += g * src[i] }
+                }
+            }
+        }
+    }
+
+    /// out (N, C) = FFN(xn): one SwiGLU, or sum_{i in TopK} g_i(xn) FFN_i(xn) with each expert's
+    /// tokens gathered into one GEMM.
+    private func feedForwardForward(_ out: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ w: FeedForwardLayerWeights,
+                                    xn: UnsafePointer<Float>) {
+        let N = a.N, C = config.hidden
+        guard let router = w.router, let ra = a.ffnRouter, let moe = config.moe else {
+            let fa = a.ffn[0]
+            fa.rows = N
+            ffnExpertForward(out, fa, w.experts[0], xn, n: N)
+            return
+        }
+        let E = moe.experts
+        matmulForward(ra.logits.data, xn, router.data, nil, N: N, C: C, OC: E)
+        let decision = route(logits: ra.logits.data, T: N, E: E, topK: moe.topK, renormalize: moe.renormalize)
+        ra.decision = decision
+        var members = [[Int]](repeating: [], count: E)
+        for t in 0..<N { for e in decision.chosen[t] { members[e].append(t) } }
+        zeroGradient(out, count: N * C)
+        for e in 0..<E {
+            let fa = a.ffn[e]
+            fa.members = members[e]
+            let n = members[e].count
+            fa.rows = n
+            guard n > 0 else { continue }
+            let inp = fa.input.reserve(n * C), y = fa.out.reserve(n * C)
+            for (r, t) in members[e].enumerated() { (inp + r * C).update(from: xn + t * C, count: C) }
+            ffnExpertForward(y, fa, w.experts[e], inp, n: n)
+            for (r, t) in members[e].enumerated() {
+                let g = decision.weights[t * E + e]
+                let src = y + r * C, dst = out + t * C
+                for i in 0..<C { dst[i] += g * src[i] }
+            }
+        }
+    }
+
+    /// out (n, C) = down(silu(gate x) * up x) (+ biases) for n rows of x (n, C).
+    private func ffnExpertForward(_ out: UnsafeMutablePointer<Float>, _ fa: FeedForwardActivations, _ w: FeedForwardWeights,
+                                  _ x: UnsafePointer<Float>, n: Int) {
+        let C = config.hidden, F = config.intermediate
+        let gate = fa.gate.reserve(n * F), up = fa.up.reserve(n * F), h = fa.hidden.reserve(n * F)
+        matmulForward(gate, x, w.gate.data, w.gateBias?.data, N: n, C: C, OC: F)
+        matmulForward(up, x, w.up.data, w.upBias?.data, N: n, C: C, OC: F)
+        swigluForwardParallel(h, gate, up, count: n * F)
+        matmulForward(out, h, w.down.data, w.downBias?.data, N: n, C: F, OC: C)
+    }
+
+    // MARK: backward
+
+    /// Accumulates d(lossScale * total loss)/dθ of the last forward pass into `grads` (call
+    /// `zeroGradients` first; gradient accumulation passes lossScale = 1 / micro-batches).
+    public func backward(lossScale: Float = 1) throws {
+        guard readyForBackward, let acts else {
+            throw BamError.usage("backward needs a forward pass with targets (at least one scored position) first")
+        }
+        readyForBackward = false
+        let N = acts.N, C = config.hidden, V = config.vocabSize
+        if scratch == nil { scratch = BackwardBuffers(config: config, B: acts.B, T: acts.T) }
+        let s = scratch!
+        // Classifier: loss = lossScale * mean over scored rows of CE(logitScale * x W^T). The forward
+        // left dCE/dlogits in the logits buffer; the chain rule adds 1/scored, lossScale and the
+        // logit scale, folded into the GEMMs' alpha.
+        zeroGradient(s.dxn.data, count: N * C)
+        matmulBackward(s.dxn.data, grad(weights.lmHead, grads.lmHead), nil, acts.logits.data, acts.finalNorm.out.data,
+                       weights.lmHead.data, N: N, C: C, OC: V, scale: lossScale / Float(scored) * config.logitScale)
+        zeroGradient(s.dres.data, count: N * C)
+        normBackward(s.dres.data, grad(weights.finalNorm, grads.finalNorm), s.dxn.data, acts.residuals[config.layers].data,
+                     weights.finalNorm, acts.finalNorm)
+        // s.dres = dL/d(output of the block) on entry to each layer, dL/d(its input) on exit.
+        for l in stride(from: config.layers - 1, through: 0, by: -1) {
+            let a = acts.layers[l], w = weights.blocks[l], g = grads.blocks[l]
+            let x = acts.residuals[l].data
+            zeroGradient(s.dxn.data, count: N * C)
+            if let norm2 = a.norm2, let mid = a.residualMid {
+                feedForwardBackward(s.dxn.data, s.dres.data, a, w.feedForward, g.feedForward, xn: norm2.out.data, lossScale: lossScale)
+                normBackward(s.dres.data, grad(w.postAttentionNorm, g.postAttentionNorm), s.dxn.data, mid.data,
+                             w.postAttentionNorm!, norm2)
+                zeroGradient(s.dxn.data, count: N * C)
+                attentionBackward(s.dxn.data, s.dres.data, a, w.attention, g.attention, xn: a.norm1.out.data)
+            } else {
+                // Parallel block: both branches read the same normalised input, so their input
+                // gradients add before the one norm's backward.
+                feedForwardBackward(s.dxn.data, s.dres.data, a, w.feedForward, g.feedForward, xn: a.norm1.out.data, lossScale: lossScale)
+                attentionBackward(s.dxn.data, s.dres.data, a, w.attention, g.attention, xn: a.norm1.out.data)
+            }
+            normBackward(s.dres.data, grad(w.inputNorm, g.inputNorm), s.dxn.data, x, w.inputNorm, a.norm1)
+        }
+        if let dwte = grad(weights.embed, grads.embed) {
+            inputs.withUnsafeBufferPointer { encoderBackward(dwte, s.dres.data, $0.baseAddress!, N: N, C: C, paddingToken: paddingToken) }
+        }
+    }
+
+    private func normBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: UnsafeMutablePointer<Float>?,
+                              _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>, _ w: Tensor, _ n: NormActivations) {
+        let N = n.out.rows, C = config.hidden
+        switch config.norm {
+        case .rms: rmsnormBackward(dinp, dweight, dout, inp, w.data, n.rstd.data, N: N, C: C)
+        case .layer: layernormBackward(dinp, dweight, nil, dout, inp, w.data, n.mean!.data, n.rstd.data, N: N, C: C)
+        }
+    }
+
+    /// dxn += d Attn / d xn; parameter gradients of the attention side. dout (N, C) = dL/dAttn.
+    private func attentionBackward(_ dxn: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ a: LayerActivations,
+                                   _ w: AttentionLayerWeights, _ g: AttentionLayerWeights, xn: UnsafePointer<Float>) {
+        let c = config, N = a.N, C = c.hidden, Q = c.qDim, KV = c.kvDim
+        let s = scratch!
+        let shape = CausalAttentionShape(B: a.B, T: a.T, NH: c.heads, NKV: c.kvHeads, HS: c.headDim)
+        let decision = a.attnRouter?.decision
+        let E = w.experts.count
+        if decision != nil { zeroGradient(s.dgates.data, count: N * E) }
+        let shared = w.sharedK != nil
+        if shared {
+            zeroGradient(s.dk.data, count: N * KV)
+            zeroGradient(s.dv.data, count: N * KV)
+        }
+        for (e, ex) in w.experts.enumerated() {
+            let ea = a.attention[e], ge = g.experts[e]
+            var dy = dout
+            if let decision, let y = ea.out {
+                // out = sum_j g_j y_j:  dL/dg_j = <dout, y_j>,  dL/dy_j = g_j dout.
+                for t in 0..<N {
+                    let gj = decision.weights[t * E + e]
+                    let d = dout + t * C, yr = y.data + t * C, dyr = s.dy.data + t * C
+                    var dot: Float = 0
+                    for i in 0..<C {
+                        dot += d[i] * yr[i]
+                        dyr[i] = gj * d[i]
+                    }
+                    s.dgates.data[t * E + e] = dot
+                }
+                dy = UnsafePointer(s.dy.data)
+            }
+            zeroGradient(s.datt.data, count: N * Q)
+            matmulBackward(s.datt.data, grad(ex.o, ge.o), grad(ex.oBias, ge.oBias), dy, ea.att.data, ex.o.data, N: N, C: Q, OC: C)
+            zeroGradient(s.dq.data, count: N * Q)
+            if !shared {
+                zeroGradient(s.dk.data, count: N * KV)
+                zeroGradient(s.dv.data, count: N * KV)
+            }
+            let (k, v) = a.keysValues(e)
+            causalAttentionBackward(s.dq.data, s.dk.data, s.dv.data, s.dscores.data, s.datt.data, ea.probs.data,
+                                    ea.q.data, k.data, v.data, shape: shape)
+            ropeBackward(s.dq.data, rope, B: a.B, T: a.T, heads: c.heads)
+            matmulBackward(dxn, grad(ex.q, ge.q), grad(ex.qBias, ge.qBias), s.dq.data, xn, ex.q.data, N: N, C: C, OC: Q)
+            if let wk = ex.k, let wv = ex.v {
+                ropeBackward(s.dk.data, rope, B: a.B, T: a.T, heads: c.kvHeads)
+                matmulBackward(dxn, grad(wk, ge.k), grad(ex.kBias, ge.kBias), s.dk.data, xn, wk.data, N: N, C: C, OC: KV)
+                matmulBackward(dxn, grad(wv, ge.v), grad(ex.vBias, ge.vBias), s.dv.data, xn, wv.data, N: N, C: C, OC: KV)
+            }
+        }
+        if let sk = w.sharedK, let sv = w.sharedV {
+            // Every expert's queries read the shared keys and values: their gradients were summed above.
+            ropeBackward(s.dk.data, rope, B: a.B, T: a.T, heads: c.kvHeads)
+            matmulBackward(dxn, grad(sk, g.sharedK), grad(w.sharedKBias, g.sharedKBias), s.dk.data, xn, sk.data, N: N, C: C, OC: KV)
+            matmulBackward(dxn, grad(sv, g.sharedV), grad(w.sharedVBias, g.sharedVBias), s.dv.data, xn, sv.data, N: N, C: C, OC: KV)
+        }
+        if let decision, let router = w.router {
+            zeroGradient(s.drouter.data, count: N * E)
+            routerBackward(s.drouter.data, s.dgates.data, nil, decision, renormalize: true)
+            matmulBackward(dxn, grad(router, g.router), nil, s.drouter.data, xn, router.data, N: N, C: C, OC: E)
+        }
+    }
+
+    /// dxn += d FFN / d xn; parameter gradients of the FFN side, including the router losses'
+    /// (scaled by lossScale like the LM loss). dout (N, C) = dL/dFFN.
+    private func feedForwardBackward(_ dxn: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ a: LayerActivations,
+                                     _ w: FeedForwardLayerWeights, _ g: FeedForwardLayerWeights, xn: UnsafePointer<Float>,
+                                     lossScale: Float) {
+        let N = a.N, C = config.hidden
+        let s = scratch!
+        guard let router = w.router, let decision = a.ffnRouter?.decision, let moe = config.moe else {
+            ffnExpertBackward(dxn, dout, a.ffn[0], w.experts[0], g.experts[0], xn, n: N)
+            return
+        }
+        let E = moe.experts
+        zeroGradient(s.dgates.data, count: N * E)
+        zeroGradient(s.dprobs.data, count: N * E)
+        zeroGradient(s.drouter.data, count: N * E)
+        for e in 0..<E {
+            let fa = a.ffn[e]
+            let n = fa.rows
+            guard n > 0 else { continue }
+            usedExperts.insert(ObjectIdentifier(w.experts[e].gate))
+            let y = fa.out.data
+            // out = sum_{i chosen} g_i y_i:  dL/dg_i = <dout, y_i>,  dL/dy_i = g_i dout (gathered rows).
+            for (r, t) in fa.members.enumerated() {
+                let gi = decision.weights[t * E + e]
+                let d = dout + t * C, yr = y + r * C, dyr = s.dy.data + r * C
+                var dot: Float = 0
+                for i in 0..<C {
+                    dot += d[i] * yr[i]
+                    dyr[i] = gi * d[i]
+                }
+                s.dgates.data[t * E + e] = dot
+            }
+            zeroGradient(s.dxg.data, count: n * C)
+            ffnExpertBackward(s.dxg.data, s.dy.data, fa, w.experts[e], g.experts[e], fa.input.data, n: n)
+            for (r, t) in fa.members.enumerated() {
+                let src = s.dxg.data + r * C, dst = dxn + t * C
+                for i in 0..<C { dst[i] += src[i] }
+            }
+        }
+        routerLossesBackward(s.dgates.data, s.dprobs.data, s.drouter.data, decision, topK: moe.topK, aux: losses.aux,
+                             alpha: losses.auxAlpha * Double(lossScale), zBeta: losses.zBeta * Double(lossScale))
+        routerBackward(s.drouter.data, s.dgates.data, s.dprobs.data, decision, renormalize: moe.renormalize)
+        matmulBackward(dxn, grad(router, g.router), nil, s.drouter.data, xn, router.data, N: N, C: C, OC: E)
+    }
+
+    /// Backward of `ffnExpertForward` for n rows: dx (n, C) += ..., dout (n, C).
+    private func ffnExpertBackward(_ dx: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ fa: FeedForwardActivations,
+                                   _ w: FeedForwardWeights, _ g: FeedForwardWeights, _ x: UnsafePointer<Float>, n: Int) {
+        let C = config.hidden, F = config.intermediate
+        let s = scratch!
+        zeroGradient(s.dh.data, count: n * F)
+        matmulBackward(s.dh.data, grad(w.down, g.down), grad(w.downBias, g.downBias), dout, fa.hidden.data, w.down.data,
+                       N: n, C: F, OC: C)
+        zeroGradient(s.dgate.data, count: n * F)
+        zeroGradient(s.dup.data, count: n * F)
+        swigluBackward(s.dgate.data, s.dup.data, s.dh.data, fa.gate.data, fa.up.data, count: n * F)
+        matmulBackward(dx, grad(w.gate, g.gate), grad(w.gateBias, g.gateBias), s.dgate.data, x, w.gate.data, N: n, C: C, OC: F)
+        matmulBackward(dx, grad(w.up, g.up), grad(w.upBias, g.upBias), s.dup.data, x, w.up.data, N: n, C: C, OC: F)
+    }
+}
