@@ -93,7 +93,8 @@ public struct Heatmap: Sendable {
             svg.endGroup()
         }
         // Colour bar.
-        let bx = width - colourBarWidth + 20, by = top + 22, bh = colourBarHeight
+        // Right of the panels (the figure may be wider than them, for a long title).
+        let bx = left + Double(perRow) * panelW + 20, by = top + 22, bh = colourBarHeight
         let steps = 32
         for i in 0..<steps {
             let t = Double(i) / Double(steps - 1)
