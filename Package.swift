@@ -7,6 +7,7 @@
 //     -> BamFormats (safetensors, GGUF, PyTorch .bin, HF configs, .npy)
 //     -> BamTokenizers (tokenizer.json)            [depends on nothing but Foundation]
 //   BamCorpora (generated domain corpora)          [depends on nothing; used by the CLI and tests]
+//   BamPlots (SVG charts, HTML pages)               [depends on nothing; used by evaluation and the CLI]
 //     -> BamModels (forward / backward of dense, Mixtral/BTX and BAM models)
 //     -> BamMixing, BamTraining, BamEvaluation
 //     -> BamMixCLI (the `bam-mix` executable; the only module that parses arguments or draws on a terminal)
@@ -22,7 +23,7 @@ let package = Package(
     products: [
         .executable(name: "bam-mix", targets: ["BamMixCLI"]),
         .library(name: "BamMix", targets: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels",
-                                           "BamMixing", "BamTraining", "BamEvaluation", "BamCorpora"]),
+                                           "BamMixing", "BamTraining", "BamEvaluation", "BamPlots", "BamCorpora"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -43,12 +44,14 @@ let package = Package(
                 swiftSettings: optimised),
         .target(name: "BamTraining", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers", "CBLAS"],
                 swiftSettings: optimised),
-        .target(name: "BamEvaluation", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers"],
+        .target(name: "BamPlots"),
+        .target(name: "BamEvaluation", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers", "BamPlots"],
                 swiftSettings: optimised),
         .executableTarget(
             name: "BamMixCLI",
             dependencies: [
                 "BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining", "BamEvaluation",
+                "BamPlots",
                 "BamCorpora",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ConsoleKitTerminal", package: "console-kit"),
@@ -61,7 +64,7 @@ let package = Package(
         .testTarget(
             name: "BamMixTests",
             dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining",
-                           "BamEvaluation", "BamCorpora"],
+                           "BamEvaluation", "BamPlots", "BamCorpora"],
             swiftSettings: optimised),
     ]
 )

@@ -1,4 +1,5 @@
 import BamModels
+import BamTokenizers
 import CBLAS
 import Foundation
 
@@ -83,10 +84,12 @@ func benchDirectory() -> URL {
     return URL(fileURLWithPath: base)
 }
 
-/// `make-model SHAPE DIR [--seed S] [--layers L]`: a random f32 model of a benchmark shape.
+/// `make-model SHAPE DIR [--seed S] [--layers L] [--byte-tokenizer]`: a random f32 model of a
+/// benchmark shape; `--byte-tokenizer` adds the byte-level tokenizer.json (ids 0...255 = bytes,
+/// BOS 256) so that text commands (perplexity --text-file, compare) run on it.
 func runMakeModel(arguments: [String]) throws {
     guard arguments.count >= 2, let shape = BenchShape(rawValue: arguments[0]) else {
-        throw BamError.usage("make-model llama58m DIR [--seed S] [--layers L]")
+        throw BamError.usage("make-model llama58m DIR [--seed S] [--layers L] [--byte-tokenizer]")
     }
     var json = shape.config
     if let l = option(arguments, "--layers").flatMap(Int.init) { json["num_hidden_layers"] = .int(l) }
@@ -94,6 +97,7 @@ func runMakeModel(arguments: [String]) throws {
     let seed = UInt64(option(arguments, "--seed").flatMap(Int.init) ?? 1)
     let weights = TransformerWeights.random(config: config, seed: seed)
     try CheckpointWriter.save(weights: weights, config: config, to: URL(fileURLWithPath: arguments[1]), replace: true)
+    if arguments.contains("--byte-tokenizer") { try ByteLevelTokenizerBuilder.write(to: URL(fileURLWithPath: arguments[1])) }
 }
 
 func ensureModel(_ shape: BenchShape, name: String? = nil, seed: Int = 1, layers: Int? = nil) throws -> URL {

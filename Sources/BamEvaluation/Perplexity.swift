@@ -1,5 +1,13 @@
 import BamModels
+import BamTokenizers
 import Foundation
+
+/// The ids perplexity scores for a text, tokenised as `llama-perplexity` does: the whole text at
+/// once, BOS first when the tokenizer adds one, and special-token strings written in the text
+/// (a literal `<s>`) taken as text (llama.cpp tokenises with `parse_special = false`).
+public func perplexityTokens(_ text: String, tokenizer: Tokenizer) -> [Int] {
+    tokenizer.encode(text, addSpecialTokens: true, parseSpecialTokens: false)
+}
 
 /// Which positions of each chunk are scored.
 public enum PerplexityScoring: String, Sendable, Codable, CaseIterable {
@@ -106,7 +114,14 @@ public struct PerplexityPlan: Sendable {
 /// number done and the running estimate.
 public func perplexity(model: any ScoringModel, tokens: [Int], options: PerplexityOptions,
                        progress: ((_ done: Int, _ total: Int, _ runningPPL: Double) -> Void)? = nil) throws -> PerplexityResult {
-    let plan = try PerplexityPlan(tokens: tokens, options: options)
+    try perplexity(model: model, plan: PerplexityPlan(tokens: tokens, options: options), progress: progress)
+}
+
+/// Perplexity over the chunks of a plan built beforehand (`compare` builds each domain's plan
+/// once and scores every model on it).
+public func perplexity(model: any ScoringModel, plan: PerplexityPlan,
+                       progress: ((_ done: Int, _ total: Int, _ runningPPL: Double) -> Void)? = nil) throws -> PerplexityResult {
+    let options = plan.options
     let start = DispatchTime.now()
     var acc = NLLAccumulator()
     for (i, chunk) in plan.chunks.enumerated() {

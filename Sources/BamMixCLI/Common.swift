@@ -96,6 +96,9 @@ final class Progress: @unchecked Sendable {
         indicator?.start(refreshRate: 100)
     }
 
+    /// True when a bar is drawn (a terminal); false when only stage lines go to stderr.
+    var isInteractive: Bool { indicator != nil }
+
     func update(done: Int, detail: String = "") {
         indicator?.activity.done = done
         indicator?.activity.detail = detail

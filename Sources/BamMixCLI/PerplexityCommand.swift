@@ -15,9 +15,13 @@ struct PerplexityCommand: ParsableCommand {
         chunks; each chunk's first token is replaced by BOS and the chunk is evaluated from an empty cache.
         `--scoring half` (the default, as llama-perplexity) scores positions ctx/2 .. ctx-2 predicting the next
         token; `--scoring full` scores every token after the first. PPL = exp(mean NLL), with its standard error.
+
+        A Branch-Train-Merge ensemble of dense experts is scored with --model btm=PATH1@TRAIN1.txt,PATH2@TRAIN2.txt
+        (add k=N to the list, or --btm-top-k N, for the top-k experts per context; k=all averages every expert
+        and needs no training texts). See docs/evaluation.md.
         """)
 
-    @Option(help: "Model PATH.")
+    @Option(help: "Model PATH, or a BTM ensemble btm=PATH1@TRAIN1,PATH2@TRAIN2[,k=N].")
     var model: String
 
     @Option(name: .customLong("text-file"), help: "UTF-8 text to score (tokenised with the model's tokenizer.json).")
@@ -38,24 +42,28 @@ struct PerplexityCommand: ParsableCommand {
     @Flag(name: .customLong("no-bos"), help: "Do not replace each chunk's first token with BOS.")
     var noBOS = false
 
+    @Option(name: .customLong("btm-top-k"), help: "BTM ensembles: experts averaged per context (unless the spec has k=N).")
+    var btmTopK: Int = 1
+
     @Flag(help: "Print one JSON document (ppl, ppl_stderr, nll_mean, tokens_scored, chunks, ctx, scoring, seconds, tokens_per_second).")
     var json = false
 
     func validate() throws {
         if (textFile == nil) == (idsFile == nil) { throw ValidationError("give exactly one of --text-file and --ids-file") }
         if ctx < 4 { throw ValidationError("--ctx must be at least 4") }
+        if btmTopK < 1 { throw ValidationError("--btm-top-k must be at least 1") }
     }
 
     func run() throws {
-        let ckpt = try Checkpoint.open(model)
-        let (tokens, bos) = try loadTokens(checkpoint: ckpt, textFile: textFile, idsFile: idsFile)
-        let transformer = try Transformer.load(ckpt)
+        let opened = try OpenedModel(spec: ModelSpec.parse(model), defaultBTMTopK: btmTopK)
+        let (tokens, bos) = try loadTokens(checkpoint: opened.primary, textFile: textFile, idsFile: idsFile)
+        let scoringModel = try opened.load(documentLength: ctx)
         let options = PerplexityOptions(contextLength: ctx, maxChunks: chunks, scoring: scoring, bosToken: noBOS ? nil : bos)
         let plan = try PerplexityPlan(tokens: tokens, options: options)
         let progress = Progress(title: "perplexity", total: plan.chunks.count, enabled: !json)
         let result: PerplexityResult
         do {
-            result = try perplexity(model: transformer, tokens: tokens, options: options) { done, _, ppl in
+            result = try perplexity(model: scoringModel, tokens: tokens, options: options) { done, _, ppl in
                 progress.update(done: done, detail: String(format: "PPL %.4f", ppl))
             }
             progress.finish()
@@ -69,6 +77,11 @@ struct PerplexityCommand: ParsableCommand {
             print(String(format: "PPL = %.4f +/- %.5f", result.ppl, result.pplStderr))
             print("\(result.tokensScored) tokens scored in \(result.chunks) chunks of \(result.ctx) (scoring: \(result.scoring.rawValue)\(result.scoring == .half ? ", as llama-perplexity" : "")), "
                   + String(format: "%.2f s, %.0f tokens/s", result.seconds, result.tokensPerSecond))
+            if let btm = scoringModel as? BTMEnsemble, let k = opened.btmTopK {
+                let total = Double(max(1, btm.selections.reduce(0, +)))
+                print("BTM top-\(k) of \(btm.experts.count) experts; share of scored positions choosing each: "
+                      + btm.selections.map { String(format: "%.1f%%", Double($0) / total * 100) }.joined(separator: " / "))
+            }
         }
     }
 }
@@ -86,20 +99,11 @@ func loadTokens(checkpoint: Checkpoint, textFile: String?, idsFile: String?) thr
     do { text = try String(contentsOfFile: textFile, encoding: .utf8) } catch {
         throw BamError.io("\(textFile): cannot read as UTF-8 text (\(error.localizedDescription))")
     }
-    // llama.cpp tokenises the whole file once, with BOS when the vocabulary adds one, and replaces
-    // each chunk's first token with BOS in that case only.
-    let tokens = tokenizer.encode(text, addSpecialTokens: true)
+    // llama.cpp tokenises the whole file once, with BOS when the vocabulary adds one (and special-token
+    // strings in the text as text), and replaces each chunk's first token with BOS in that case only.
+    let tokens = perplexityTokens(text, tokenizer: tokenizer)
     return (tokens, tokenizer.addsBOS ? tokenizer.bosTokenId : nil)
 }
 
 /// The checkpoint's tokenizer (tokenizer.json beside the weights), with an error that says what to do.
-func loadTokenizer(for checkpoint: Checkpoint) throws -> Tokenizer {
-    guard let url = checkpoint.tokenizerURL else {
-        throw BamError.usage("\(checkpoint.path.path) has no tokenizer.json; pass token ids with --ids-file, or add the tokenizer files of the model it came from")
-    }
-    do {
-        return try Tokenizer.load(url: url.deletingLastPathComponent())
-    } catch let e as TokenizerError {
-        throw BamError(.format, e.description)
-    }
-}
+func loadTokenizer(for checkpoint: Checkpoint) throws -> Tokenizer { try checkpoint.loadTokenizer() }

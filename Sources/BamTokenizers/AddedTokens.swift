@@ -76,6 +76,10 @@ struct AddedVocabulary: Sendable {
     let specialContents: ByteStringMap
     let rawTrie: TokenTrie
     let normalizedTrie: TokenTrie
+    /// The same without the special tokens: for encoding with special-token strings taken as
+    /// text (llama.cpp's `parse_special = false`, HF's `split_special_tokens`).
+    let rawTrieNonSpecial: TokenTrie
+    let normalizedTrieNonSpecial: TokenTrie
 
     static func parse(_ node: Node?, normalizer: Normalizer?) throws -> AddedVocabulary {
         var tokens: [AddedToken] = []
@@ -83,6 +87,7 @@ struct AddedVocabulary: Sendable {
         var byContent = ByteStringMap()
         var specials = ByteStringMap()
         var raw = TokenTrie(), norm = TokenTrie()
+        var rawNonSpecial = TokenTrie(), normNonSpecial = TokenTrie()
         for item in try node?.array() ?? [] {
             let id = try item.required("id").int()
             guard id >= 0 && id < BPEModel.maxId else { throw item.error("token id \(id) is out of range") }
@@ -102,14 +107,17 @@ struct AddedVocabulary: Sendable {
             if t.normalized {
                 let normalized = normalizer?.apply(bytes) ?? bytes
                 norm.insert(normalized, token: index)
+                if !t.special { normNonSpecial.insert(normalized, token: index) }
                 t.decoded = String(decoding: normalized, as: UTF8.self)
             } else {
                 raw.insert(bytes, token: index)
+                if !t.special { rawNonSpecial.insert(bytes, token: index) }
             }
             tokens.append(t)
         }
         return AddedVocabulary(tokens: tokens, byId: byId, byContent: byContent, specialContents: specials,
-                               rawTrie: raw, normalizedTrie: norm)
+                               rawTrie: raw, normalizedTrie: norm, rawTrieNonSpecial: rawNonSpecial,
+                               normalizedTrieNonSpecial: normNonSpecial)
     }
 
     func token(id: Int) -> AddedToken? {

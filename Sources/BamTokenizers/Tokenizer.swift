@@ -152,8 +152,11 @@ public final class Tokenizer: Sendable {
     // MARK: Encoding and decoding
 
     /// Token ids of `text`. With `addSpecialTokens`, the post-processor adds its special tokens (BOS...).
-    /// Added/special tokens written in the text are always recognised, as in HF.
-    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
+    /// Added tokens written in the text are recognised, as in HF. With `parseSpecialTokens: false`
+    /// the *special* ones (`"special": true`, such as a literal `<s>` in the text) are not: their
+    /// text is tokenised like any other, as llama.cpp does with `parse_special = false` (what
+    /// `llama-perplexity` uses) and HF with `split_special_tokens=True`.
+    public func encode(_ text: String, addSpecialTokens: Bool = true, parseSpecialTokens: Bool = true) -> [Int] {
         var input = Array(text.utf8)
         let inputCount = input.count
         input.append(0)  // keeps the base address valid for empty text; never inside a piece
@@ -161,11 +164,13 @@ public final class Tokenizer: Sendable {
         // 1. Added tokens in the raw text.
         var pieces = Pieces(buf: input, list: [])
         input.withUnsafeBufferPointer { b in
-            added.split(b.baseAddress!, 0, inputCount, first: true, trie: added.rawTrie, into: &pieces.list)
+            added.split(b.baseAddress!, 0, inputCount, first: true,
+                        trie: parseSpecialTokens ? added.rawTrie : added.rawTrieNonSpecial, into: &pieces.list)
         }
 
         // 2. Normalize the text pieces, then split out normalized added tokens.
-        if normalizer != nil || !added.normalizedTrie.isEmpty {
+        let normalizedTrie = parseSpecialTokens ? added.normalizedTrie : added.normalizedTrieNonSpecial
+        if normalizer != nil || !normalizedTrie.isEmpty {
             var out = Pieces(buf: [], list: [])
             for piece in pieces.list {
                 if piece.id >= 0 { out.list.append(piece); continue }
@@ -177,7 +182,7 @@ public final class Tokenizer: Sendable {
                 let end = out.buf.count
                 out.buf.append(0)
                 out.buf.withUnsafeBufferPointer { b in
-                    added.split(b.baseAddress!, start, end, first: piece.first, trie: added.normalizedTrie, into: &out.list)
+                    added.split(b.baseAddress!, start, end, first: piece.first, trie: normalizedTrie, into: &out.list)
                 }
             }
             pieces = out
