@@ -168,7 +168,8 @@ public final class Transformer: @unchecked Sendable {
     /// expert — that each write only their own buffers (and their own KV-cache set), plus a final
     /// step that combines them. Routing decisions are made while planning, on the calling thread.
     struct BranchPlan {
-        var tasks: [() -> Void]
+        /// Units with their estimated cost (FLOPs), used to start the largest first.
+        var tasks: [(cost: Double, run: () -> Void)]
         var finish: () -> Void
     }
 
@@ -178,20 +179,31 @@ public final class Transformer: @unchecked Sendable {
     /// fanning its experts out when `ExecutionOptions` says that wins for T tokens.
     func run(_ plans: [BranchPlan], T: Int, concurrent: Bool) {
         if concurrent {
-            let tasks = UnsafeSendableBox(plans.flatMap(\.tasks))
+            // Largest first (LPT scheduling): Dispatch hands iterations out in order, so the big
+            // units start early and the small ones fill the gaps.
+            let tasks = UnsafeSendableBox(plans.flatMap(\.tasks).sorted { $0.cost > $1.cost }.map(\.run))
             BLASThreads.fanOut(tasks.value.count) { i in tasks.value[i]() }
         } else {
             for plan in plans {
                 if plan.tasks.count > 1 && options.fanOut(tokens: T) {
-                    let tasks = UnsafeSendableBox(plan.tasks)
+                    let tasks = UnsafeSendableBox(plan.tasks.sorted { $0.cost > $1.cost }.map(\.run))
                     BLASThreads.fanOut(tasks.value.count) { i in tasks.value[i]() }
                 } else {
-                    for task in plan.tasks { task() }
+                    for task in plan.tasks { task.run() }
                 }
             }
         }
         for plan in plans { plan.finish() }
     }
+
+    /// Multiply-adds of one attention expert for T new tokens after `past` cached ones.
+    func attentionCost(T: Int, past: Int, projectsKV: Bool = true) -> Double {
+        let C = Double(config.hidden), Q = Double(config.qDim), KV = Double(config.kvDim), t = Double(T)
+        return t * C * (2 * Q + (projectsKV ? 2 * KV : 0)) + 2 * t * Double(past + T) * Q
+    }
+
+    /// Multiply-adds of one SwiGLU expert over `rows` tokens.
+    func feedForwardCost(rows: Int) -> Double { 3 * Double(rows) * Double(config.hidden) * Double(config.intermediate) }
 
     // MARK: attention side
 
@@ -202,10 +214,10 @@ public final class Transformer: @unchecked Sendable {
         let C = config.hidden, KV = config.kvDim
         guard let router = layer.router else {
             let expertArena = arena.child()
-            return BranchPlan(tasks: [{
+            return BranchPlan(tasks: [(attentionCost(T: T, past: cache.length), {
                 self.attentionExpert(out, xn, layer.experts[0], layer: l, set: 0, shared: nil, gate: nil, T: T, cache: cache,
                                      arena: expertArena)
-            }], finish: {})
+            })], finish: {})
         }
         let E = layer.experts.count
         let logits = arena.take(T * E)
@@ -227,13 +239,14 @@ public final class Transformer: @unchecked Sendable {
         // (later tokens may choose it and attend over the whole prefix). Each expert writes its own
         // output buffer; `finish` sums them.
         let outs = (0..<E).map { _ in arena.take(T * C) }
-        let tasks: [() -> Void] = (0..<E).map { e in
+        let cost = attentionCost(T: T, past: cache.length, projectsKV: shared == nil)
+        let tasks: [(cost: Double, run: () -> Void)] = (0..<E).map { e in
             let gate = (0..<T).map { t in decision.weights[t * E + e] }
             let expertArena = arena.child()
-            return {
+            return (cost, {
                 self.attentionExpert(outs[e], xn, layer.experts[e], layer: l, set: shared == nil ? e : 0, shared: shared,
                                      gate: gate, T: T, cache: cache, arena: expertArena)
-            }
+            })
         }
         return BranchPlan(tasks: tasks, finish: {
             let o = SendablePointer(out), parts = UnsafeSendableBox(outs)
@@ -296,7 +309,7 @@ public final class Transformer: @unchecked Sendable {
         let C = config.hidden
         guard let router = layer.router else {
             let expertArena = arena.child()
-            return BranchPlan(tasks: [{ self.feedForwardExpert(out, xn, layer.experts[0], rows: T, arena: expertArena) }],
+            return BranchPlan(tasks: [(feedForwardCost(rows: T), { self.feedForwardExpert(out, xn, layer.experts[0], rows: T, arena: expertArena) })],
                               finish: {})
         }
         let moe = config.moe!
@@ -311,7 +324,7 @@ public final class Transformer: @unchecked Sendable {
         for t in 0..<T { for e in decision.chosen[t] { members[e].append(t) } }
         let active = (0..<E).filter { !members[$0].isEmpty }
         var outputs: [Int: UnsafeMutablePointer<Float>] = [:]
-        var tasks: [() -> Void] = []
+        var tasks: [(cost: Double, run: () -> Void)] = []
         for e in active {
             let rows = members[e]
             let inp = arena.take(rows.count * C)
@@ -319,7 +332,9 @@ public final class Transformer: @unchecked Sendable {
             let o = arena.take(rows.count * C)
             outputs[e] = o
             let expertArena = arena.child()
-            tasks.append { self.feedForwardExpert(o, inp, layer.experts[e], rows: rows.count, arena: expertArena) }
+            tasks.append((feedForwardCost(rows: rows.count), {
+                self.feedForwardExpert(o, inp, layer.experts[e], rows: rows.count, arena: expertArena)
+            }))
         }
         return BranchPlan(tasks: tasks, finish: {
             for i in 0..<(T * C) { out[i] = 0 }
