@@ -5,7 +5,7 @@
 // Module graph (imports point one way only):
 //   BamTensors (tensors, dtypes, kernels; no I/O)
 //     -> BamFormats (safetensors, GGUF, PyTorch .bin, HF configs, .npy)
-//     -> BamTokenizers (tokenizer.json)            [depends on nothing but Foundation]
+//     -> BamTokenizers (tokenizer.json; uses BamFormats' JSON parser)
 //   BamCorpora (generated domain corpora)          [depends on nothing; used by the CLI and tests]
 //   BamPlots (SVG charts, HTML pages)               [depends on nothing; used by evaluation and the CLI]
 //     -> BamModels (forward / backward of dense, Mixtral/BTX and BAM models)
@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "BamTensors", dependencies: ["CBLAS"], swiftSettings: optimised),
         .target(name: "CShims"),
         .target(name: "BamFormats", dependencies: ["BamTensors", "CZlib", "CShims"], swiftSettings: optimised),
-        .target(name: "BamTokenizers", swiftSettings: optimised),
+        .target(name: "BamTokenizers", dependencies: ["BamFormats"], swiftSettings: optimised),
         .target(name: "BamCorpora", swiftSettings: optimised),
         .target(name: "BamModels", dependencies: ["BamTensors", "BamFormats", "CBLAS"], swiftSettings: optimised),
         .target(name: "BamMixing", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers",

@@ -1,10 +1,13 @@
 import Foundation
 
 /// A JSON document kept as a tree, so that configs we rewrite (mixing, conversion) keep every key
-/// we do not model, in a stable order.
+/// we do not model, in a stable order. Strings and keys compare byte for byte: Swift's `String`
+/// equality is canonical equivalence, but tokenizer vocabularies hold NFC and NFD spellings of the
+/// same text as different tokens.
 public enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
+    /// An integer literal (no fraction or exponent) that fits in an Int.
     case int(Int)
     case double(Double)
     case string(String)
@@ -37,12 +40,49 @@ public enum JSONValue: Equatable, Sendable {
     public var arrayValue: [JSONValue]? { if case let .array(a) = self { a } else { nil } }
     public var objectValue: JSONObject? { if case let .object(o) = self { o } else { nil } }
     public var isNull: Bool { self == .null }
+
+    /// "a string", "an object", ... for error messages.
+    public var typeName: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .int, .double: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+
+    public static func == (a: JSONValue, b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.null, .null): true
+        case let (.bool(x), .bool(y)): x == y
+        case let (.int(x), .int(y)): x == y
+        case let (.double(x), .double(y)): x == y
+        case let (.int(x), .double(y)), let (.double(y), .int(x)): Double(x) == y
+        case let (.string(x), .string(y)): x.utf8.elementsEqual(y.utf8)
+        case let (.array(x), .array(y)): x == y
+        case let (.object(x), .object(y)): x == y
+        default: false
+        }
+    }
 }
 
-/// A JSON object that remembers key order.
+/// An object key compared and hashed by its UTF-8 bytes (see `JSONValue`).
+struct ExactKey: Hashable, Sendable {
+    let string: String
+    init(_ s: String) { string = s }
+    static func == (a: ExactKey, b: ExactKey) -> Bool { a.string.utf8.elementsEqual(b.string.utf8) }
+    func hash(into h: inout Hasher) {
+        var s = string
+        s.withUTF8 { h.combine(bytes: UnsafeRawBufferPointer($0)) }
+    }
+}
+
+/// A JSON object that remembers key order; keys are exact (byte-for-byte).
 public struct JSONObject: Equatable, Sendable {
     public private(set) var keys: [String] = []
-    private var values: [String: JSONValue] = [:]
+    private var values: [ExactKey: JSONValue] = [:]
 
     public init() {}
 
@@ -51,19 +91,24 @@ public struct JSONObject: Equatable, Sendable {
     }
 
     public subscript(key: String) -> JSONValue? {
-        get { values[key] }
+        get { values[ExactKey(key)] }
         set {
+            let k = ExactKey(key)
             if let newValue {
-                if values[key] == nil { keys.append(key) }
-                values[key] = newValue
-            } else if values.removeValue(forKey: key) != nil {
-                keys.removeAll { $0 == key }
+                if values.updateValue(newValue, forKey: k) == nil { keys.append(key) }
+            } else if values.removeValue(forKey: k) != nil {
+                keys.removeAll { ExactKey($0) == k }
             }
         }
     }
 
-    public var pairs: [(String, JSONValue)] { keys.map { ($0, values[$0]!) } }
+    public var pairs: [(String, JSONValue)] { keys.map { ($0, values[ExactKey($0)]!) } }
     public var count: Int { keys.count }
+
+    /// Order-insensitive, exact comparison (a JSON object is a map).
+    public static func == (a: JSONObject, b: JSONObject) -> Bool {
+        a.values == b.values
+    }
 }
 
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral,
@@ -76,39 +121,57 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 
 // MARK: - Parsing
 
-/// A strict, small JSON parser (RFC 8259) that keeps object key order and reports the byte offset
-/// of the first problem. Duplicate keys are an error (a checkpoint header naming a tensor twice is
-/// corrupt, not "last one wins").
+/// What to do when an object names a key twice.
+public enum DuplicateKeys: Sendable {
+    /// An error: a checkpoint header naming a tensor twice is corrupt, not "last one wins".
+    case reject
+    /// The last value wins, as serde_json (and so HF tokenizers) reads a map.
+    case keepLast
+}
+
+/// A strict, small JSON parser (RFC 8259) that keeps object key order and reports where the first
+/// problem is (line, column and byte offset). It reads the bytes in place, without copying them.
 public struct JSONParser {
-    private let bytes: [UInt8]
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private let duplicates: DuplicateKeys
     private var i = 0
     private var depth = 0
     private let maxDepth = 512
 
-    public static func parse(_ data: Data) throws -> JSONValue {
-        var p = JSONParser(bytes: [UInt8](data))
+    public static func parse(_ data: Data, duplicateKeys: DuplicateKeys = .reject) throws -> JSONValue {
+        try data.withUnsafeBytes { try parse($0, duplicateKeys: duplicateKeys) }
+    }
+
+    public static func parse(_ bytes: UnsafeRawBufferPointer, duplicateKeys: DuplicateKeys = .reject) throws -> JSONValue {
+        var p = JSONParser(bytes: bytes.bindMemory(to: UInt8.self), duplicates: duplicateKeys)
         return try p.parseDocument()
     }
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
-        var p = JSONParser(bytes: [UInt8](bytes))
-        return try p.parseDocument()
+    public static func parse(_ string: String, duplicateKeys: DuplicateKeys = .reject) throws -> JSONValue {
+        try parse(Data(string.utf8), duplicateKeys: duplicateKeys)
     }
 
-    public static func parse(_ string: String) throws -> JSONValue {
-        var p = JSONParser(bytes: [UInt8](string.utf8))
-        return try p.parseDocument()
+    private init(bytes: UnsafeBufferPointer<UInt8>, duplicates: DuplicateKeys) {
+        self.bytes = bytes
+        self.duplicates = duplicates
     }
-
-    private init(bytes: [UInt8]) { self.bytes = bytes }
 
     public struct Failure: Error, CustomStringConvertible {
         public let offset: Int
+        public let line: Int
+        public let column: Int
         public let reason: String
-        public var description: String { "invalid JSON at byte \(offset): \(reason)" }
+        public var description: String { "invalid JSON at line \(line), column \(column) (byte \(offset)): \(reason)" }
     }
 
-    private func fail(_ reason: String) -> Failure { Failure(offset: i, reason: reason) }
+    private func fail(_ reason: String, at offset: Int? = nil) -> Failure {
+        let o = offset ?? i
+        var line = 1, column = 1
+        for k in 0..<min(o, bytes.count) {
+            if bytes[k] == 0x0A { line += 1; column = 1 } else { column += 1 }
+        }
+        return Failure(offset: o, line: line, column: column, reason: reason)
+    }
 
     private mutating func parseDocument() throws -> JSONValue {
         // A UTF-8 byte-order mark is tolerated (some editors write one into config.json).
@@ -116,7 +179,7 @@ public struct JSONParser {
         skipWhitespace()
         let v = try parseValue()
         skipWhitespace()
-        guard i == bytes.count else { throw fail("unexpected trailing characters") }
+        guard i == bytes.count else { throw fail("unexpected data after the JSON document") }
         return v
     }
 
@@ -139,9 +202,10 @@ public struct JSONParser {
         }
     }
 
-    private mutating func expectWord(_ w: String) throws {
-        for c in w.utf8 {
-            guard i < bytes.count, bytes[i] == c else { throw fail("expected `\(w)`") }
+    private mutating func expectWord(_ w: StaticString) throws {
+        let start = i
+        for k in 0..<w.utf8CodeUnitCount {
+            guard i < bytes.count, bytes[i] == w.utf8Start[k] else { throw fail("expected `\(w)`", at: start) }
             i += 1
         }
     }
@@ -159,12 +223,13 @@ public struct JSONParser {
             guard i < bytes.count, bytes[i] == UInt8(ascii: "\"") else { throw fail("expected a string key") }
             let keyOffset = i
             let key = try parseString()
-            if obj[key] != nil { throw Failure(offset: keyOffset, reason: "duplicate key \"\(key)\"") }
             skipWhitespace()
             guard i < bytes.count, bytes[i] == UInt8(ascii: ":") else { throw fail("expected `:`") }
             i += 1
             skipWhitespace()
-            obj[key] = try parseValue()
+            let value = try parseValue()
+            if duplicates == .reject && obj[key] != nil { throw fail("duplicate key \"\(key)\"", at: keyOffset) }
+            obj[key] = value
             skipWhitespace()
             guard i < bytes.count else { throw fail("unexpected end of input in an object") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
@@ -212,7 +277,21 @@ public struct JSONParser {
 
     private mutating func parseString() throws -> String {
         i += 1
-        var out = [UInt8]()
+        // Fast path: no escapes — the string is the bytes up to the closing quote.
+        let start = i
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == UInt8(ascii: "\"") {
+                guard let s = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self) else {
+                    throw fail("string is not valid UTF-8", at: start)
+                }
+                i += 1
+                return s
+            }
+            if c == UInt8(ascii: "\\") || c < 0x20 { break }
+            i += 1
+        }
+        var out = [UInt8](UnsafeBufferPointer(rebasing: bytes[start..<i]))
         while true {
             guard i < bytes.count else { throw fail("unterminated string") }
             let c = bytes[i]
@@ -255,7 +334,7 @@ public struct JSONParser {
                 i += 1
             }
         }
-        guard let s = String(validating: out, as: UTF8.self) else { throw fail("string is not valid UTF-8") }
+        guard let s = String(validating: out, as: UTF8.self) else { throw fail("string is not valid UTF-8", at: start) }
         return s
     }
 
@@ -267,7 +346,7 @@ public struct JSONParser {
         }
         var isInteger = true
         guard i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) else {
-            throw Failure(offset: start, reason: "unexpected character")
+            throw fail("unexpected character", at: start)
         }
         while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1 }
         if i < bytes.count, bytes[i] == UInt8(ascii: ".") {
@@ -281,9 +360,9 @@ public struct JSONParser {
             if i < bytes.count, bytes[i] == UInt8(ascii: "+") || bytes[i] == UInt8(ascii: "-") { i += 1 }
             while i < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) { i += 1 }
         }
-        let text = String(decoding: bytes[start..<i], as: UTF8.self)
+        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self)
         if isInteger, let v = Int(text) { return .int(v) }
-        guard let d = Double(text) else { throw Failure(offset: start, reason: "bad number `\(text)`") }
+        guard let d = Double(text) else { throw fail("bad number `\(text)`", at: start) }
         return .double(d)
     }
 }

@@ -80,6 +80,7 @@ public final class AtomicFileWriter {
 
     deinit {
         if !committed {
+            writebackQueue.sync {}   // no writeback call may outlive the descriptor
             try? handle.close()
             try? FileManager.default.removeItem(at: temporaryURL)
         }
@@ -118,20 +119,24 @@ public final class AtomicFileWriter {
         startWriteback()
     }
 
-    /// Starts (without waiting) the kernel's writeback of what has been written since the last
-    /// call, every 32 MiB, so that the fsync in `commit` waits only for the tail instead of the
-    /// whole file (Linux sync_file_range; elsewhere the final fsync does all the work).
+    /// Starts the kernel's writeback of what has been written since the last call, every 32 MiB,
+    /// so that the fsync in `commit` waits only for the tail instead of the whole file (Linux
+    /// sync_file_range; elsewhere the final fsync does all the work). The call itself can block
+    /// on the device queue, so it runs on a background queue while the writer keeps producing.
     private var writebackOffset = 0
+    private let writebackQueue = DispatchQueue(label: "bam-mix.writeback")
     private func startWriteback() {
         let pending = bytesWritten - buffer.count - writebackOffset
         guard pending >= 32 << 20 else { return }
-        _ = bam_start_writeback(handle.fileDescriptor, Int64(writebackOffset), Int64(pending))
+        let fd = handle.fileDescriptor, offset = writebackOffset
+        writebackQueue.async { _ = bam_start_writeback(fd, Int64(offset), Int64(pending)) }
         writebackOffset += pending
     }
 
     /// Flushes, syncs and renames onto the final name (replacing what was there).
     public func commit() throws {
         try flush()
+        writebackQueue.sync {}
         try handle.synchronize()
         try handle.close()
         // rename(2) replaces an existing file atomically. (swift-corelibs-foundation's

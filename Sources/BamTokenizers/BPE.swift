@@ -50,8 +50,8 @@ struct BPEModel: Sendable {
         var largestId = -1
         var entries: [(String, Int)] = []
         entries.reserveCapacity(fields.keys.count)
-        for (k, v) in zip(fields.keys, fields.values) {
-            guard case let .number(_, integer) = v, let id = integer, id >= 0, id < BPEModel.maxId else {
+        for (k, v) in fields.pairs {
+            guard case let .int(id) = v, id >= 0, id < BPEModel.maxId else {
                 throw Node(value: v, path: "\(vocabNode.path)[\(jsonQuoted(k))]", file: node.file)
                     .error("expected a token id (an integer from 0 to \(BPEModel.maxId - 1)), found \(v.typeName)")
             }

@@ -45,7 +45,7 @@ indirect enum PostProcessor: Sendable {
         var specials: [String: [Int]] = [:]
         if let st = node.optional("special_tokens") {
             let fields = try st.fields()
-            for (name, value) in zip(fields.keys, fields.values) {
+            for (name, value) in fields.pairs {
                 let entry = Node(value: value, path: "\(st.path)[\(jsonQuoted(name))]", file: node.file)
                 specials[name] = try entry.required("ids").array().map { try $0.int() }
             }

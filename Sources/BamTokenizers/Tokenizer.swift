@@ -59,7 +59,7 @@ public final class Tokenizer: Sendable {
     /// Builds a tokenizer from the bytes of a tokenizer.json (and optionally a tokenizer_config.json).
     /// `fileName` names the document in errors.
     public init(jsonData: Data, configData: Data? = nil, fileName: String = "tokenizer.json") throws {
-        let root = Node(value: try JSONParser.parse(jsonData, file: fileName), path: "", file: fileName)
+        let root = Node(value: try parseTokenizerJSON(jsonData, file: fileName), path: "", file: fileName)
         guard case .object = root.value else { throw root.error("expected a JSON object, found \(root.value.typeName)") }
 
         let normalizer = try root.optional("normalizer").map(Normalizer.parse)
@@ -98,7 +98,7 @@ public final class Tokenizer: Sendable {
         var bos: Int? = template.prefix.first
         var eos: Int? = template.suffix.last
         if let configData {
-            let cfg = Node(value: try JSONParser.parse(configData, file: "tokenizer_config.json"), path: "",
+            let cfg = Node(value: try parseTokenizerJSON(configData, file: "tokenizer_config.json"), path: "",
                            file: "tokenizer_config.json")
             func configToken(_ key: String) throws -> Int?? {
                 guard let n = cfg.optional(key) else { return nil }
