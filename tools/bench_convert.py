@@ -46,32 +46,49 @@ def main():
     bam = str(ROOT / ".build/release/bam-mix")
     out = work / "convert-bench.gguf"
     copy = work / "convert-bench.copy"
-    ours, cps, theirs = [], [], []
+    ours, cps, syncs, theirs = [], [], [], []
     conv = Path(args.llama_cpp) / "convert_hf_to_gguf.py"
     for _ in range(args.rounds):
         for p in (out, copy):
             if p.exists():
                 p.unlink()
         cps.append(timed(["cp", str(weights), str(copy)]))
+        copy.unlink()
+        # bam-mix syncs its output before renaming it into place; the fair copy does too.
+        syncs.append(timed(["sh", "-c", f"cp {weights} {copy} && sync {copy}"]))
         ours.append(timed([bam, "convert", "--input", str(model), "--output", str(out), "--dtype", "f32"]))
         if conv.exists():
             env = dict(os.environ, PYTHONPATH=str(Path(args.llama_cpp) / "gguf-py"))
+            # llama.cpp's converter refuses BPE tokenizers whose pre-tokenizer hash it does not know
+            # (our benchmark tokenizer's); a wrapper tells it "gpt-2" so the whole conversion runs.
+            wrapper = work / "convert-llamacpp-wrapper.py"
+            wrapper.write_text(
+                "import sys, runpy\n"
+                f"sys.path.insert(0, {str(Path(args.llama_cpp))!r})\n"
+                f"sys.argv = [{str(conv)!r}] + sys.argv[1:]\n"
+                "import conversion.base as b\n"
+                "for name in dir(b):\n"
+                "    c = getattr(b, name)\n"
+                "    if isinstance(c, type) and hasattr(c, 'get_vocab_base_pre'):\n"
+                "        c.get_vocab_base_pre = lambda self, tokenizer: 'gpt-2'\n"
+                f"runpy.run_path({str(conv)!r}, run_name='__main__')\n")
             theirs_out = work / "convert-bench-llamacpp.gguf"
             if theirs_out.exists():
                 theirs_out.unlink()
             try:
-                theirs.append(timed([args.python, str(conv), str(model), "--outfile", str(theirs_out), "--outtype", "f32"], env=env))
+                theirs.append(timed([args.python, str(wrapper), str(model), "--outfile", str(theirs_out), "--outtype", "f32"], env=env))
             except subprocess.CalledProcessError as e:
                 print(f"llama.cpp converter failed: {e}", file=sys.stderr)
                 conv = Path("/nonexistent")
     for p in (out, copy):
         if p.exists():
             p.unlink()
-    o, c = min(ours), min(cps)
+    o, c, cs = min(ours), min(cps), min(syncs)
     print(f"convert 58M Llama ({size / 1e6:.0f} MB f32) to GGUF f32, best of {args.rounds}")
     print(f"  bam-mix convert (incl. process start, tokenizer metadata)  {o:.2f} s  {size / o / 1e6:.0f} MB/s")
     print(f"  cp of the same bytes                                       {c:.2f} s  {size / c / 1e6:.0f} MB/s")
-    print(f"  throughput relative to the copy = {c / o:.2f}x (target >= 0.5)")
+    print(f"  cp + sync of the same bytes                                {cs:.2f} s  {size / cs / 1e6:.0f} MB/s")
+    print(f"  throughput relative to the copy = {c / o:.2f}x, to the synced copy = {cs / o:.2f}x (target >= 0.5)")
     if theirs:
         t = min(theirs)
         print(f"  llama.cpp convert_hf_to_gguf.py                            {t:.2f} s  -> bam-mix is {t / o:.1f}x faster (target >= 3)")
