@@ -30,25 +30,36 @@ final class Arena: @unchecked Sendable {
     }
 }
 
-/// Free buffers by exact size, shared by the arenas of one model (thread-safe). It holds at most
-/// what one forward call used at its peak, since every buffer given back is taken again by the
-/// next call of the same shape.
+/// Free buffers by size class, shared by the arenas of one model (thread-safe). Sizes are rounded
+/// up to one of four classes per power of two (at most 25 % slack), so that buffers whose size
+/// varies from call to call — the token rows routed to each expert — still find a match. The pool
+/// holds about what one forward call used at its peak: what is given back is taken again.
 final class BufferPool: @unchecked Sendable {
     private let lock = NSLock()
     private var free: [Int: [UnsafeMutablePointer<Float>]] = [:]
 
     deinit { for list in free.values { for p in list { p.deallocate() } } }
 
+    /// The capacity actually allocated for a request of n floats.
+    static func sizeClass(_ n: Int) -> Int {
+        guard n > 64 else { return 64 }
+        let top = Int.bitWidth - 1 - (n - 1).leadingZeroBitCount   // floor(log2(n - 1))
+        let step = 1 << (top - 2)
+        return (n + step - 1) / step * step
+    }
+
     func take(_ n: Int) -> UnsafeMutablePointer<Float> {
+        let c = Self.sizeClass(n)
         lock.lock()
-        let p = free[n]?.popLast()
+        let p = free[c]?.popLast()
         lock.unlock()
-        return p ?? UnsafeMutablePointer<Float>.allocate(capacity: n)
+        return p ?? UnsafeMutablePointer<Float>.allocate(capacity: c)
     }
 
     func give(_ p: UnsafeMutablePointer<Float>, count n: Int) {
+        let c = Self.sizeClass(n)
         lock.lock()
-        free[n, default: []].append(p)
+        free[c, default: []].append(p)
         lock.unlock()
     }
 
