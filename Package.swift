@@ -9,7 +9,8 @@
 //   BamCorpora (generated domain corpora)          [depends on nothing; used by the CLI and tests]
 //   BamPlots (SVG charts, HTML pages)               [depends on nothing; used by evaluation and the CLI]
 //     -> BamModels (forward / backward of dense, Mixtral/BTX and BAM models)
-//     -> BamMixing, BamTraining, BamEvaluation
+//     -> BamMixing, BamTraining, BamEvaluation (+ BamPlots, SVG), BamCorpora (generated domain text)
+//     -> BamPipeline (the demo and the reproduction: corpora -> branch-train -> mix -> finetune -> compare)
 //     -> BamMixCLI (the `bam-mix` executable; the only module that parses arguments or draws on a terminal)
 import PackageDescription
 
@@ -23,7 +24,8 @@ let package = Package(
     products: [
         .executable(name: "bam-mix", targets: ["BamMixCLI"]),
         .library(name: "BamMix", targets: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels",
-                                           "BamMixing", "BamTraining", "BamEvaluation", "BamPlots", "BamCorpora"]),
+                                           "BamMixing", "BamTraining", "BamEvaluation", "BamPlots", "BamCorpora",
+                                           "BamPipeline"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -47,12 +49,14 @@ let package = Package(
         .target(name: "BamPlots"),
         .target(name: "BamEvaluation", dependencies: ["BamModels", "BamFormats", "BamTensors", "BamTokenizers", "BamPlots"],
                 swiftSettings: optimised),
+        .target(name: "BamPipeline",
+                dependencies: ["BamModels", "BamMixing", "BamTraining", "BamEvaluation", "BamCorpora", "BamPlots", "BamTokenizers"],
+                swiftSettings: optimised),
         .executableTarget(
             name: "BamMixCLI",
             dependencies: [
                 "BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining", "BamEvaluation",
-                "BamPlots",
-                "BamCorpora",
+                "BamPlots", "BamCorpora", "BamPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ConsoleKitTerminal", package: "console-kit"),
             ],
@@ -64,7 +68,7 @@ let package = Package(
         .testTarget(
             name: "BamMixTests",
             dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining",
-                           "BamEvaluation", "BamPlots", "BamCorpora"],
+                           "BamEvaluation", "BamPlots", "BamCorpora", "BamPipeline"],
             swiftSettings: optimised),
     ]
 )

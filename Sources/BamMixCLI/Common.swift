@@ -1,4 +1,5 @@
 import ArgumentParser
+import BamEvaluation
 import BamModels
 import ConsoleKitTerminal
 import Foundation
@@ -32,29 +33,6 @@ func parseIds(_ s: String, what: String) throws -> [Int] {
         ids.append(v)
     }
     return ids
-}
-
-func formatCount(_ n: Int) -> String {
-    let d = Double(n)
-    if d >= 1e9 { return String(format: "%.2fB", d / 1e9) }
-    if d >= 1e6 { return String(format: "%.2fM", d / 1e6) }
-    if d >= 1e3 { return String(format: "%.1fK", d / 1e3) }
-    return "\(n)"
-}
-
-func formatBytes(_ n: Int) -> String {
-    let d = Double(n)
-    if d >= 1_073_741_824 { return String(format: "%.2f GiB", d / 1_073_741_824) }
-    if d >= 1_048_576 { return String(format: "%.1f MiB", d / 1_048_576) }
-    if d >= 1024 { return String(format: "%.1f KiB", d / 1024) }
-    return "\(n) B"
-}
-
-func formatDuration(_ s: Double) -> String {
-    if !s.isFinite { return "?" }
-    if s < 60 { return String(format: "%.1f s", s) }
-    if s < 3600 { return String(format: "%dm%02ds", Int(s) / 60, Int(s) % 60) }
-    return String(format: "%dh%02dm", Int(s) / 3600, (Int(s) % 3600) / 60)
 }
 
 /// A progress bar with a count and an ETA on a terminal (console-kit's ActivityIndicator); when

@@ -83,72 +83,14 @@ struct CompareCommand: ParsableCommand {
             bar?.fail()
             throw error
         }
-        let table = Self.table(report)
+        let table = report.table()
         if let json { try emitJSON(report, to: json == "-" ? nil : json) }
-        if let markdown { try writeOutput(Self.markdownDocument(report, table: table), to: markdown) }
+        if let markdown { try writeOutput(report.markdownDocument(), to: markdown) }
         if let svg { try writeOutput(report.perplexityChart().svg(), to: svg) }
         if !quiet && markdown != "-" {
-            print(table.render())
-            for line in Self.notes(report) { print(line) }
+            print(table.render(colour: terminalColour))
+            for line in report.notes() { print(line) }
         }
     }
 
-    static func pplCell(_ r: DomainPerplexity?) -> String {
-        guard let r else { return "-" }
-        return String(format: "%.3f ±%.3f", r.ppl, r.pplStderr)
-    }
-
-    static func table(_ report: ComparisonReport) -> Table {
-        var header = ["model"] + report.domains.map(\.name)
-        if report.domains.count > 1 { header.append("average") }
-        header += ["params", "active", "GFLOP/tok", "tok/s", "peak mem"]
-        var table = Table(header: header)
-        var best: [Int: Set<Int>] = [:]   // column -> the best models
-        for (d, domain) in report.domains.enumerated() {
-            best[1 + d] = report.best({ $0.result(domain.name)?.ppl }, .lower, perplexity: true)
-        }
-        var column = 1 + report.domains.count
-        if report.domains.count > 1 {
-            best[column] = report.best({ $0.averagePPL }, .lower, perplexity: true)
-            column += 1
-        }
-        let rest: [((ComparedModel) -> Double, ComparisonReport.Better)] = [
-            ({ Double($0.totalParameters) }, .lower), ({ Double($0.activeParameters) }, .lower),
-            ({ $0.flopsPerToken }, .lower), ({ $0.tokensPerSecond }, .higher), ({ Double($0.peakMemoryBytes) }, .lower),
-        ]
-        for (i, r) in rest.enumerated() { best[column + i] = report.best(r.0, r.1, perplexity: false) }
-        for (m, model) in report.models.enumerated() {
-            var cells = [model.name + (model.ownTokenization ? " †" : "")]
-            cells += report.domains.map { pplCell(model.result($0.name)) }
-            if report.domains.count > 1 { cells.append(String(format: "%.3f ±%.3f", model.averagePPL, model.averagePPLStderr)) }
-            cells += [formatCount(model.totalParameters), formatCount(model.activeParameters),
-                      String(format: "%.3g", model.flopsPerToken / 1e9), String(format: "%.0f", model.tokensPerSecond),
-                      formatBytes(model.peakMemoryBytes)]
-            table.rows.append(cells.enumerated().map { Table.Cell($1, best: best[$0]?.contains(m) == true) })
-        }
-        return table
-    }
-
-    static func notes(_ report: ComparisonReport) -> [String] {
-        var lines = [""]
-        lines.append("PPL ± standard error; ctx \(report.ctx), \(report.scoring.rawValue) scoring\(report.scoring == .half ? " (llama-perplexity)" : ""); "
-                     + report.domains.map { "\($0.name): \($0.chunks) chunks, \($0.tokensScored) tokens scored" }.joined(separator: ", ")
-                     + "; * best in column.")
-        for m in report.models {
-            var line = "\(m.name): \(m.kind)"
-            if m.ownTokenization { line += "; † its tokenizer (\(m.tokenizer)) differs from the others': scored on its own tokens, perplexity not comparable" }
-            if let s = m.btmSelections, s.reduce(0, +) > 0 {
-                let total = Double(s.reduce(0, +))
-                line += "; BTM expert choices " + s.map { String(format: "%.0f%%", Double($0) / total * 100) }.joined(separator: " / ")
-            }
-            lines.append(line)
-        }
-        lines.append("peak mem: the process's peak resident memory while the model was loaded and evaluated (\(report.models.first?.memoryMethod ?? "")); "
-                     + String(format: "%.1f s in total.", report.seconds))
-        return lines
-    }
-
-    static func markdownDocument(_ report: ComparisonReport, table: Table) -> String {
-        table.markdown() + "\n\n" + notes(report).dropFirst().map { "- " + $0 }.joined(separator: "\n") + "\n"
-    }
 }

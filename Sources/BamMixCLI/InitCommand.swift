@@ -1,4 +1,5 @@
 import ArgumentParser
+import BamEvaluation
 import BamModels
 import BamTokenizers
 import Foundation

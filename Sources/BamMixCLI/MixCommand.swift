@@ -1,5 +1,6 @@
 import ArgumentParser
 import BamMixing
+import BamEvaluation
 import BamModels
 import Foundation
 

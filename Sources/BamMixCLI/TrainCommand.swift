@@ -1,4 +1,5 @@
 import ArgumentParser
+import BamEvaluation
 import BamModels
 import BamTraining
 import Foundation
@@ -120,10 +121,10 @@ func parseGroups(_ s: String) throws -> [ParameterGroup] {
 /// The domains of `--data` (FILE or NAME=FILE[:WEIGHT]; a name given twice gathers its files;
 /// plain files belong to `defaultName`) with the held-out files of `--val-data` (FILE when there is
 /// one domain, or NAME=FILE).
-func domainSpecs(data: [String], valData: [String], defaultName: String) throws -> [DomainSpec] {
-    var specs: [DomainSpec] = []
+func domainSpecs(data: [String], valData: [String], defaultName: String) throws -> [TrainingDomain] {
+    var specs: [TrainingDomain] = []
     for d in data {
-        let s = try DomainSpec.parse(d, defaultName: defaultName)
+        let s = try TrainingDomain.parse(d, defaultName: defaultName)
         if let j = specs.firstIndex(where: { $0.name == s.name }) {
             guard s.weight == 1 || s.weight == specs[j].weight else {
                 throw ValidationError("domain `\(s.name)` has two weights (\(specs[j].weight) and \(s.weight))")
@@ -134,7 +135,7 @@ func domainSpecs(data: [String], valData: [String], defaultName: String) throws 
         }
     }
     for v in valData {
-        let s = try DomainSpec.parse(v, defaultName: specs.count == 1 ? specs[0].name : "")
+        let s = try TrainingDomain.parse(v, defaultName: specs.count == 1 ? specs[0].name : "")
         guard let j = specs.firstIndex(where: { $0.name == s.name }) else {
             throw ValidationError("--val-data `\(v)`: no --data domain is named `\(s.name)`")
         }
@@ -144,7 +145,7 @@ func domainSpecs(data: [String], valData: [String], defaultName: String) throws 
 }
 
 /// Runs a training job with a progress bar and prints the summary.
-func runTraining(kind: String, flags: TrainingFlags, data: [DomainSpec], options: TrainingOptions,
+func runTraining(kind: String, flags: TrainingFlags, data: [TrainingDomain], options: TrainingOptions,
                  check: (ModelConfig) throws -> Void) throws {
     let source = try Checkpoint.open(flags.model)
     try check(source.config)

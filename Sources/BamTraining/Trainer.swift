@@ -460,7 +460,7 @@ struct TrainingState: Codable {
 
 /// Loads the model at `modelPath`, tokenises `data` with its tokenizer and trains (the library
 /// entry point behind `bam-mix train` and `finetune`, and what the demo calls).
-public func train(modelPath: String, data specs: [DomainSpec], options: TrainingOptions, validationFraction: Double = 0.05,
+public func train(modelPath: String, data specs: [TrainingDomain], options: TrainingOptions, validationFraction: Double = 0.05,
                   progress: (TrainingEvent) -> Void = { _ in }) throws -> TrainingReport {
     try options.validate()
     let checkpoint = try Checkpoint.open(options.resume?.path ?? modelPath)

@@ -4,7 +4,7 @@ import BamTokenizers
 import Foundation
 
 /// One domain of training text: a name, a sampling weight and its files.
-public struct DomainSpec: Sendable, Equatable {
+public struct TrainingDomain: Sendable, Equatable {
     public var name: String
     public var files: [URL]
     /// Relative sampling weight (normalised over the domains).
@@ -21,7 +21,7 @@ public struct DomainSpec: Sendable, Equatable {
 
     /// Parses `NAME=FILE[:WEIGHT]` (cli.md: `--data math=FILE:0.3`); a bare `FILE` is domain
     /// `defaultName`. The weight is what follows the last colon when it is a number.
-    public static func parse(_ s: String, defaultName: String) throws -> DomainSpec {
+    public static func parse(_ s: String, defaultName: String) throws -> TrainingDomain {
         var name = defaultName, rest = Substring(s)
         if let eq = s.firstIndex(of: "="), !s[..<eq].contains("/") {
             name = String(s[..<eq])
@@ -36,7 +36,7 @@ public struct DomainSpec: Sendable, Equatable {
         guard !name.isEmpty, !rest.isEmpty else {
             throw BamError.usage("`\(s)`: expected NAME=FILE[:WEIGHT] (e.g. math=data/math.txt:0.3) or FILE")
         }
-        return DomainSpec(name: name, files: [URL(fileURLWithPath: String(rest))], weight: weight)
+        return TrainingDomain(name: name, files: [URL(fileURLWithPath: String(rest))], weight: weight)
     }
 }
 
@@ -83,7 +83,7 @@ public final class TrainingData: @unchecked Sendable {
 
     /// Tokenises every file; holds out the last `validationFraction` of each training file when a
     /// domain has no validation files of its own.
-    public convenience init(specs: [DomainSpec], tokenizer: Tokenizer, validationFraction: Double = 0.05) throws {
+    public convenience init(specs: [TrainingDomain], tokenizer: Tokenizer, validationFraction: Double = 0.05) throws {
         func tokens(_ url: URL) throws -> [Int32] {
             let text: String
             do { text = try String(contentsOf: url, encoding: .utf8) } catch {

@@ -51,7 +51,7 @@ struct TrainingRunTests {
         o.outputDirectory = dir.file("trained")
         o.logURL = dir.file("log.jsonl")
         o.finalTrainingState = false
-        let report = try train(modelPath: seed, data: [DomainSpec(name: "toy", files: [text])], options: o)
+        let report = try train(modelPath: seed, data: [TrainingDomain(name: "toy", files: [text])], options: o)
         let first = report.validation.first!.loss, last = report.validation.last!.loss
         let h = report.unigramEntropy
         #expect(report.validation.count == 3)
@@ -97,7 +97,7 @@ struct TrainingRunTests {
         o.accumulation = 2
         o.seed = 5
         o.losses = LossOptions(aux: .none, auxAlpha: 0, zBeta: 0)
-        let data = [DomainSpec(name: "toy", files: [text])]
+        let data = [TrainingDomain(name: "toy", files: [text])]
         o.outputDirectory = dir.file("straight")
         let straight = try train(modelPath: seed, data: data, options: o)
 
@@ -134,7 +134,7 @@ struct TrainingRunTests {
         o.outputDirectory = dir.file("finetuned")
         o.logURL = dir.file("log.jsonl")
         let report = try train(modelPath: ckpt.path.path,
-                               data: [DomainSpec(name: "a", files: [a], weight: 3), DomainSpec(name: "b", files: [b])], options: o)
+                               data: [TrainingDomain(name: "a", files: [a], weight: 3), TrainingDomain(name: "b", files: [b])], options: o)
         let E = ckpt.config.moe!.experts
         for r in report.steps {
             #expect(r.expertLoad.count == ckpt.config.layers && r.expertLoad.allSatisfy { $0.count == E })
@@ -153,11 +153,11 @@ struct TrainingRunTests {
 
     @Test("data: NAME=FILE:WEIGHT parsing, held-out split, seeded windows, domain weights")
     func data() throws {
-        let spec = try DomainSpec.parse("math=data/m.txt:0.3", defaultName: "x")
+        let spec = try TrainingDomain.parse("math=data/m.txt:0.3", defaultName: "x")
         #expect(spec.name == "math" && spec.files == [URL(fileURLWithPath: "data/m.txt")] && spec.weight == 0.3)
-        #expect(try DomainSpec.parse("plain.txt", defaultName: "train").name == "train")
-        #expect(try DomainSpec.parse("dir/with=sign/f.txt", defaultName: "d").name == "d")
-        #expect(throws: BamError.self) { try DomainSpec.parse("math=f.txt:-1", defaultName: "x") }
+        #expect(try TrainingDomain.parse("plain.txt", defaultName: "train").name == "train")
+        #expect(try TrainingDomain.parse("dir/with=sign/f.txt", defaultName: "d").name == "d")
+        #expect(throws: BamError.self) { try TrainingDomain.parse("math=f.txt:-1", defaultName: "x") }
 
         let d = try TrainingData(domains: [
             .init(name: "a", weight: 3, train: [Array(0..<100)], validation: [Array(100..<120)]),

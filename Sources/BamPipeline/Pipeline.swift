@@ -1,0 +1,224 @@
+import BamCorpora
+import BamEvaluation
+import BamMixing
+import BamModels
+import BamPlots
+import BamTokenizers
+import BamTraining
+import Foundation
+
+/// The domains of the demo: the seed's general text and three specialities (docs/corpora.md).
+public let pipelineDomains: [CorpusDomain] = [.math, .code, .knowledge, .general]
+
+/// What one pipeline run produced.
+public struct PipelineResult: Sendable {
+    public var comparison: ComparisonReport
+    /// Finetuning loss curves per mixture: (step, LM loss).
+    public var lossCurves: [(name: String, steps: [Int], loss: [Double])]
+    public var routing: [RoutingReport]
+    public var checks: [PipelineCheck]
+    public var artifacts: [URL]
+    public var seconds: Double
+}
+
+/// A claim the demo makes about its own numbers, and whether they bear it out.
+public struct PipelineCheck: Sendable, Codable {
+    public var claim: String
+    public var passed: Bool
+    public var detail: String
+}
+
+/// Runs the whole pipeline: corpora -> (Branch-Train) -> mix -> MoE-finetune -> compare -> plots.
+public final class Pipeline {
+    public let profile: PipelineProfile
+    public let output: URL
+    let log: (String) -> Void
+    let progress: (String, Int, Int) -> Void
+
+    /// `log` gets one line per stage; `progress(stage, done, total)` the steps within a stage.
+    public init(profile: PipelineProfile, output: URL, log: @escaping (String) -> Void,
+                progress: @escaping (String, Int, Int) -> Void = { _, _, _ in }) {
+        self.profile = profile
+        self.output = output
+        self.log = log
+        self.progress = progress
+    }
+
+    var dataDirectory: URL { output.appendingPathComponent("data") }
+    var modelsDirectory: URL { output.appendingPathComponent("models") }
+
+    func trainFile(_ d: CorpusDomain) -> URL { dataDirectory.appendingPathComponent("\(d.rawValue).train.txt") }
+    func heldoutFile(_ d: CorpusDomain) -> URL { dataDirectory.appendingPathComponent("\(d.rawValue).heldout.txt") }
+
+    // MARK: stages
+
+    /// Writes every domain's train and held-out text (deterministic, from the profile's corpus seed).
+    public func buildCorpora() throws {
+        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        for d in pipelineDomains {
+            for (split, bytes, url) in [(CorpusSplit.train, profile.trainBytes, trainFile(d)),
+                                        (.heldout, profile.heldoutBytes, heldoutFile(d))] {
+                if FileManager.default.fileExists(atPath: url.path) { continue }
+                let text = Corpus.generate(CorpusOptions(domain: d, split: split, seed: profile.corpusSeed, bytes: bytes))
+                try writeFileAtomically(Data(text.utf8), to: url)
+            }
+        }
+        log("corpora: \(pipelineDomains.map(\.rawValue).joined(separator: ", ")) (\(profile.trainBytes / 1000) kB train, \(profile.heldoutBytes / 1000) kB held-out each) in \(dataDirectory.path)")
+    }
+
+    /// The Branch-Train step from scratch: a fresh seed trained on general text, then one copy
+    /// per speciality trained on that domain. Returns [seed, math, code, knowledge].
+    public func branchTrain(into directory: URL, seed: UInt64) throws -> [URL] {
+        let fm = FileManager.default
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true)
+        let seedInit = output.appendingPathComponent("seed-init")
+        if !fm.fileExists(atPath: seedInit.path) {
+            try initialiseSeed(at: seedInit, seed: seed)
+        }
+        let seedDir = directory.appendingPathComponent("seed")
+        if !fm.fileExists(atPath: seedDir.path) {
+            _ = try runTraining("seed", model: seedInit, domains: [.general], steps: profile.seedSteps, lr: profile.seedLR,
+                                batch: profile.trainBatch, seq: profile.trainSeq, seed: seed, out: seedDir, finetune: false)
+        }
+        var out = [seedDir]
+        for (i, d) in [CorpusDomain.math, .code, .knowledge].enumerated() {
+            let dir = directory.appendingPathComponent(d.rawValue)
+            if !fm.fileExists(atPath: dir.path) {
+                _ = try runTraining("\(d.rawValue) expert", model: seedDir, domains: [d], steps: profile.expertSteps,
+                                    lr: profile.expertLR, batch: profile.trainBatch, seq: profile.trainSeq,
+                                    seed: seed &+ UInt64(i + 1), out: dir, finetune: false)
+            }
+            out.append(dir)
+        }
+        return out
+    }
+
+    /// A fresh Cohere-style (parallel block) seed with the byte-level tokenizer.
+    func initialiseSeed(at url: URL, seed: UInt64) throws {
+        let tokDir = output.appendingPathComponent("tokenizer")
+        try FileManager.default.createDirectory(at: tokDir, withIntermediateDirectories: true)
+        try ByteLevelTokenizerBuilder.write(to: tokDir)
+        let tok = try Tokenizer.load(url: tokDir)
+        var json = ModelConfig.llamaJSON(vocab: tok.vocabSize, hidden: profile.hidden, intermediate: profile.intermediate,
+                                         layers: profile.layers, heads: profile.heads, kvHeads: profile.kvHeads,
+                                         maxPositions: profile.maxPositions, tie: true, bos: tok.bosTokenId, eos: tok.eosTokenId)
+        json["architectures"] = .array(["CohereForCausalLM"])
+        json["model_type"] = "cohere"
+        json["rms_norm_eps"] = nil
+        json["mlp_bias"] = nil
+        json["layer_norm_eps"] = 1e-5
+        json["logit_scale"] = 1.0
+        json["use_qk_norm"] = false
+        json["initializer_range"] = 0.02
+        let config = try ModelConfig(json: json)
+        try CheckpointWriter.save(weights: .random(config: config, seed: seed, scale: 0.02), config: config, to: url,
+                                  sideFilesFrom: tokDir)
+        log("seed: \(config.architectureName), \(ModelStatistics(config: config, context: profile.trainSeq).totalParameters) parameters, initialised")
+    }
+
+    /// Builds every mixture of the profile from `experts` ([seed, math, code, knowledge]) and
+    /// finetunes it on an equal mixture of the four domains (BAM: 25 % each, seed data included).
+    public func mixAndFinetune(experts: [URL], seed: UInt64) throws -> [(recipe: MixtureRecipe, path: URL, report: TrainingReport)] {
+        try FileManager.default.createDirectory(at: modelsDirectory, withIntermediateDirectories: true)
+        var results: [(MixtureRecipe, URL, TrainingReport)] = []
+        var flopsPerToken: [String: Double] = [:]
+        for recipe in profile.mixtures {
+            let slug = recipe.name.lowercased().replacingOccurrences(of: " ", with: "-").replacingOccurrences(of: ",", with: "")
+            let mixed = modelsDirectory.appendingPathComponent("\(slug)-mixed")
+            let tuned = modelsDirectory.appendingPathComponent(slug)
+            if !FileManager.default.fileExists(atPath: mixed.path) {
+                var o = MixOptions(method: recipe.method, experts: recipe.method == .upcycle ? [experts[0].path] : experts.map(\.path),
+                                   output: mixed)
+                o.seed = seed
+                o.attention = recipe.attention
+                o.attentionRouting = recipe.attentionRouting
+                o.attentionTopK = recipe.attentionTopK
+                if recipe.method == .upcycle { o.numExperts = experts.count; o.upcycleNoise = 0.01 }
+                let report = try Mixer.run(o)
+                log("mix \(recipe.name): \(report.formatName), \(report.tensors) tensors")
+            }
+            let config = try Checkpoint.open(mixed.path).config
+            flopsPerToken[recipe.name] = ModelStatistics.flopsPerToken(config: config, context: profile.finetuneSeq)
+            var steps = Int((Double(profile.finetuneSteps) * recipe.stepScale).rounded())
+            if let other = recipe.matchComputeOf, let f = flopsPerToken[other], let mine = flopsPerToken[recipe.name] {
+                steps = Int((Double(profile.finetuneSteps) * f / mine).rounded())
+            }
+            let report = try runTraining("finetune \(recipe.name)", model: mixed, domains: pipelineDomains, steps: steps,
+                                         lr: profile.finetuneLR, batch: profile.finetuneBatch, seq: profile.finetuneSeq,
+                                         seed: seed &+ 100, out: tuned, finetune: true)
+            results.append((recipe, tuned, report))
+        }
+        return results
+    }
+
+    func runTraining(_ what: String, model: URL, domains: [CorpusDomain], steps: Int, lr: Double, batch: Int, seq: Int,
+                     seed: UInt64, out: URL, finetune: Bool) throws -> TrainingReport {
+        var o = TrainingOptions()
+        o.steps = steps
+        o.batchSize = batch
+        o.sequenceLength = seq
+        o.learningRate = lr
+        o.seed = seed
+        o.outputDirectory = out
+        o.finalTrainingState = false
+        o.evalWindows = 8
+        o.train = [.all]
+        let specs = domains.map {
+            TrainingDomain(name: $0.rawValue, files: [trainFile($0)], weight: 1, validationFiles: [heldoutFile($0)])
+        }
+        let report = try train(modelPath: model.path, data: specs, options: o) { event in
+            if case let .step(record, total) = event { self.progress(what, record.step, total) }
+        }
+        let first = report.validation.first?.loss ?? .nan, last = report.validation.last?.loss ?? .nan
+        log(String(format: "%@: %d steps, %.0f tokens/s, validation loss %.3f -> %.3f", what, steps, report.tokensPerSecond, first, last))
+        return report
+    }
+
+    /// Perplexity of every model on every domain's held-out text, the same chunks for all.
+    public func evaluate(dense: [(name: String, path: URL, domain: CorpusDomain)], mixtures: [(name: String, path: URL)]) throws -> ComparisonReport {
+        var specs: [ModelSpec] = dense.map { ModelSpec(name: $0.name, source: .checkpoint($0.path.path)) }
+        // Branch-Train-Merge: the dense experts as an ensemble, routed per context by tf-idf
+        // against each expert's training text (docs/evaluation.md).
+        specs.append(ModelSpec(name: "BTM (top-1)", source: .btm(experts: dense.map {
+            ModelSpec.BTMExpert(path: $0.path.path, trainingText: trainFile($0.domain).path)
+        }, topK: 1)))
+        specs += mixtures.map { ModelSpec(name: $0.name, source: .checkpoint($0.path.path)) }
+        let domains = pipelineDomains.map { DomainSpec(name: $0.rawValue, file: heldoutFile($0).path) }
+        log("compare: \(specs.count) models on \(domains.count) domains")
+        return try compareModels(specs, domains: domains,
+                                 options: CompareOptions(contextLength: profile.evalContext, maxChunks: profile.evalChunks)) { p in
+            self.progress("compare", p.done, p.total)
+        }
+    }
+
+    /// Routing statistics of a mixture on every domain.
+    public func routes(name: String, path: URL) throws -> RoutingReport {
+        let ckpt = try Checkpoint.open(path.path)
+        let model = try Transformer.load(ckpt)
+        return try analyseRouting(model: model, modelName: name, tokenizer: try ckpt.loadTokenizer(),
+                                  domains: pipelineDomains.map { DomainSpec(name: $0.rawValue, file: heldoutFile($0).path) },
+                                  options: RoutesOptions(contextLength: profile.evalContext, maxChunks: profile.routeChunks))
+    }
+
+    /// The demo's claims (issue 9): every mixture beats the seed on every speciality, and each
+    /// expert beats the seed on its own domain.
+    public static func checks(_ report: ComparisonReport, seed: String, experts: [(String, CorpusDomain)], mixtures: [String]) -> [PipelineCheck] {
+        func ppl(_ model: String, _ domain: String) -> Double? {
+            report.models.first { $0.name == model }?.result(domain)?.ppl
+        }
+        var out: [PipelineCheck] = []
+        for (name, d) in experts {
+            guard let e = ppl(name, d.rawValue), let s = ppl(seed, d.rawValue) else { continue }
+            out.append(PipelineCheck(claim: "\(name) beats the seed on \(d.rawValue)", passed: e < s,
+                                     detail: String(format: "%.3f vs %.3f", e, s)))
+        }
+        for m in mixtures {
+            for d in [CorpusDomain.math, .code, .knowledge] {
+                guard let x = ppl(m, d.rawValue), let s = ppl(seed, d.rawValue) else { continue }
+                out.append(PipelineCheck(claim: "\(m) beats the seed on \(d.rawValue)", passed: x < s,
+                                         detail: String(format: "%.3f vs %.3f", x, s)))
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,112 @@
+import BamMixing
+import BamModels
+import Foundation
+
+/// One mixture the pipeline builds and finetunes.
+public struct MixtureRecipe: Sendable {
+    public var name: String
+    public var method: MixMethod
+    public var attention: AttentionExpertKind = .expertKV
+    public var attentionRouting: AttentionRouting = .soft
+    public var attentionTopK = 2
+    /// Finetuning steps relative to the profile's.
+    public var stepScale = 1.0
+    /// Compute-matched variant: finetune for as many steps as give this mixture the training
+    /// FLOPs the named mixture spends in the profile's steps (the BAM paper's compute matching).
+    public var matchComputeOf: String? = nil
+
+    public init(name: String, method: MixMethod, attention: AttentionExpertKind = .expertKV,
+                attentionRouting: AttentionRouting = .soft, attentionTopK: Int = 2, stepScale: Double = 1) {
+        self.name = name
+        self.method = method
+        self.attention = attention
+        self.attentionRouting = attentionRouting
+        self.attentionTopK = attentionTopK
+        self.stepScale = stepScale
+    }
+
+    public static let btx = MixtureRecipe(name: "BTX", method: .btx)
+    public static let bamExpertKV = MixtureRecipe(name: "BAM expert-KV", method: .bam)
+    public static let bamSharedKV = MixtureRecipe(name: "BAM shared-KV", method: .bam, attention: .sharedKV)
+    public static let upcycle = MixtureRecipe(name: "upcycled", method: .upcycle)
+}
+
+/// Everything the pipeline does, sized: the seed's shape, the corpora, the Branch-Train budgets,
+/// the mixtures and their MoE-finetuning budget, and the evaluation. `demo` and `quick` run on the
+/// shipped checkpoints; `reproduce` trains its own seed and experts (tools/reproduce).
+public struct PipelineProfile: Sendable {
+    public var name: String
+    // The seed: a parallel-block (Cohere-style) model, so BAM's concurrent branches apply.
+    public var hidden = 128
+    public var layers = 4
+    public var heads = 4
+    public var kvHeads = 2
+    public var intermediate = 384
+    public var maxPositions = 512
+    // Corpora (bytes per domain).
+    public var trainBytes = 4_000_000
+    public var heldoutBytes = 200_000
+    public var corpusSeed: UInt64 = 1
+    // Branch-Train.
+    public var seedSteps = 1500
+    public var expertSteps = 400
+    public var trainBatch = 16
+    public var trainSeq = 256
+    public var seedLR = 3e-3
+    public var expertLR = 1e-3
+    // Mix + MoE finetuning (the same token budget for every mixture unless its recipe scales it).
+    public var mixtures: [MixtureRecipe] = [.btx, .bamExpertKV, .bamSharedKV, .upcycle]
+    public var finetuneSteps = 150
+    public var finetuneBatch = 8
+    public var finetuneSeq = 256
+    public var finetuneLR = 1e-3
+    // Evaluation.
+    public var evalContext = 256
+    public var evalChunks = 24
+    public var routeChunks = 4
+
+    public init(name: String) { self.name = name }
+
+    /// `bam-mix demo`: under 10 minutes on two cores.
+    public static var demo: PipelineProfile { PipelineProfile(name: "demo") }
+
+    /// `bam-mix demo --quick`: the same pipeline on a small budget (CI's smoke test, under 2 minutes).
+    public static var quick: PipelineProfile {
+        var p = PipelineProfile(name: "quick")
+        p.finetuneSteps = 12
+        p.finetuneBatch = 4
+        p.finetuneSeq = 128
+        p.evalContext = 128
+        p.evalChunks = 4
+        p.routeChunks = 1
+        p.heldoutBytes = 60_000
+        p.trainBytes = 400_000
+        return p
+    }
+
+    /// tools/reproduce: a bigger seed trained from scratch per run seed, more tokens, and the
+    /// papers' ablations (compute-matched BTX, top-k attention routing).
+    public static var reproduce: PipelineProfile {
+        var p = PipelineProfile(name: "reproduce")
+        p.hidden = 192
+        p.layers = 6
+        p.heads = 6
+        p.kvHeads = 3
+        p.intermediate = 512
+        p.trainBytes = 8_000_000
+        p.heldoutBytes = 400_000
+        p.seedSteps = 3000
+        p.expertSteps = 800
+        p.finetuneSteps = 400
+        p.finetuneBatch = 8
+        p.evalContext = 256
+        p.evalChunks = 64
+        p.mixtures = [
+            .btx, .bamExpertKV, .bamSharedKV, .upcycle,
+            { var r = MixtureRecipe(name: "BTX compute-matched", method: .btx); r.matchComputeOf = "BAM expert-KV"; return r }(),
+            MixtureRecipe(name: "BAM expert-KV, top-1 attention", method: .bam, attentionRouting: .topK, attentionTopK: 1),
+            MixtureRecipe(name: "BAM expert-KV, top-2 attention", method: .bam, attentionRouting: .topK, attentionTopK: 2),
+        ]
+        return p
+    }
+}
