@@ -13,6 +13,6 @@ struct BamMix: ParsableCommand {
         subcommands: [
             InspectCommand.self, ForwardCommand.self, TokenizeCommand.self, PerplexityCommand.self, MixCommand.self, ConvertCommand.self,
             GenerateCommand.self, CorpusCommand.self, InitCommand.self, TrainCommand.self, FinetuneCommand.self,
-            CompareCommand.self, RoutesCommand.self,
+            CompareCommand.self, RoutesCommand.self, DemoCommand.self,
         ])
 }

@@ -84,6 +84,30 @@ public struct PipelineProfile: Sendable {
         return p
     }
 
+    /// A seconds-long run of every stage, for the tests.
+    public static var micro: PipelineProfile {
+        var p = PipelineProfile(name: "micro")
+        p.hidden = 32
+        p.layers = 2
+        p.heads = 2
+        p.kvHeads = 1
+        p.intermediate = 48
+        p.maxPositions = 128
+        p.trainBytes = 40_000
+        p.heldoutBytes = 8_000
+        p.seedSteps = 4
+        p.expertSteps = 2
+        p.trainBatch = 2
+        p.trainSeq = 32
+        p.finetuneSteps = 2
+        p.finetuneBatch = 2
+        p.finetuneSeq = 32
+        p.evalContext = 32
+        p.evalChunks = 2
+        p.routeChunks = 1
+        return p
+    }
+
     /// tools/reproduce: a bigger seed trained from scratch per run seed, more tokens, and the
     /// papers' ablations (compute-matched BTX, top-k attention routing).
     public static var reproduce: PipelineProfile {

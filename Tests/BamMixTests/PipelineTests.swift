@@ -1,0 +1,43 @@
+import BamEvaluation
+import BamModels
+import BamPipeline
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+
+@Suite("The demo pipeline, end to end on a micro budget")
+struct PipelineTests {
+    @Test("from scratch: corpora, seed, experts, four mixtures finetuned, compare, routes, artifacts")
+    func fromScratch() throws {
+        let dir = try TemporaryDirectory()
+        var lines: [String] = []
+        let pipeline = Pipeline(profile: .micro, output: dir.url, log: { lines.append($0) })
+        let result = try pipeline.runFromScratch(seed: 3)
+        // Seed, three experts, BTM and the four mixtures, on four domains.
+        #expect(result.comparison.models.map(\.name) == ["seed", "math expert", "code expert", "knowledge expert", "BTM (top-1)",
+                                                         "BTX", "BAM expert-KV", "BAM shared-KV", "upcycled"])
+        #expect(result.comparison.domains.map(\.name) == ["math", "code", "knowledge", "general"])
+        for m in result.comparison.models {
+            #expect(m.results.count == 4 && m.results.allSatisfy { $0.ppl.isFinite && $0.ppl > 1 })
+        }
+        // The mixtures have the shapes their methods say.
+        let bam = try Checkpoint.open(dir.url.appendingPathComponent("models/bam-expert-kv").path).config
+        #expect(bam.moa?.kind == .expertKV && bam.moe?.experts == 4 && bam.parallelBlock)
+        let btx = try Checkpoint.open(dir.url.appendingPathComponent("models/btx").path).config
+        #expect(btx.family == .bam && btx.moa == nil && btx.moe?.topK == 2, "Cohere-style experts: BTX in the BAM format with one attention")
+        // Claims are computed (whether they hold at this budget is not the point here).
+        #expect(result.checks.count == 3 + 4 * 3)
+        // Artifacts: JSON that decodes, SVGs that parse.
+        let json = try Data(contentsOf: dir.url.appendingPathComponent("results.json"))
+        let decoded = try JSONDecoder().decode(RunResults.self, from: json)
+        #expect(decoded.finetuning.count == 4 && decoded.finetuning.allSatisfy { $0.lossCurve.count == 2 })
+        for name in ["perplexity.svg", "finetune-loss.svg", "routes-btx.svg", "routes-bam-expert-kv.svg"] {
+            let data = try Data(contentsOf: dir.url.appendingPathComponent(name))
+            let parser = XMLParser(data: data)
+            #expect(parser.parse(), "\(name) is well-formed XML")
+        }
+        #expect(try String(contentsOf: dir.url.appendingPathComponent("results.md"), encoding: .utf8).contains("| BAM expert-KV |"))
+    }
+}
