@@ -16,10 +16,14 @@ struct DemoCommand: ParsableCommand {
         held-out text, and writes results.md, results.json, perplexity.svg, finetune-loss.svg and routing
         plots into --out. `--quick` is the same on a small budget (CI's smoke test).
         `--rebuild-checkpoints` trains the seed and experts from scratch into --checkpoints instead.
+        `--reproduce` is tools/reproduce's longer experiment: for each of --seeds, a seed model and experts trained
+        from scratch, seven mixtures (with compute-matched BTX and top-k attention routing), then the table of
+        mean ± standard error across seeds and the plots (results.md, results/*.svg in --out; --publish DIR
+        copies them into DIR, keeping the hand-written discussion of an existing DIR/results.md).
         """)
 
-    @Option(help: "Output directory (created; an existing one is reused, finished stages are not redone).")
-    var out = "demo-out"
+    @Option(help: "Output directory (created; an existing one is reused, finished stages are not redone; default demo-out, or reproduce-out with --reproduce).")
+    var out: String? = nil
 
     @Option(help: "Directory of the shipped checkpoints.")
     var checkpoints = "checkpoints"
@@ -33,26 +37,61 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Seed of the mixing and finetuning (and of the from-scratch training).")
     var seed: UInt64 = 1
 
+    @Flag(help: "The reproduction experiment (tools/reproduce): everything from scratch for each of --seeds.")
+    var reproduce = false
+
+    @Option(help: "Run seeds of --reproduce, comma-separated.")
+    var seeds = "1,2,3"
+
+    @Option(help: "With --reproduce: copy results.md and results/ into this directory (e.g. docs).")
+    var publish: String? = nil
+
+    func validate() throws {
+        if reproduce && (quick || rebuildCheckpoints) {
+            throw ValidationError("--reproduce runs its own profile; it does not combine with --quick or --rebuild-checkpoints")
+        }
+        if publish != nil && !reproduce { throw ValidationError("--publish goes with --reproduce") }
+        if reproduce && runSeeds == nil { throw ValidationError("--seeds must be comma-separated non-negative integers, got '\(seeds)'") }
+    }
+
+    var runSeeds: [UInt64]? {
+        let parts = seeds.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        return parts.isEmpty || parts.contains(nil) ? nil : parts.map { $0! }
+    }
+
     func run() throws {
-        let profile: PipelineProfile = quick ? .quick : .demo
-        let output = URL(fileURLWithPath: out).standardizedFileURL
+        let profile: PipelineProfile = reproduce ? .reproduce : quick ? .quick : .demo
+        let output = URL(fileURLWithPath: out ?? (reproduce ? "reproduce-out" : "demo-out")).standardizedFileURL
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         var bar: Progress? = nil
         var stage = ""
-        let pipeline = Pipeline(profile: profile, output: output, log: { line in
+        let log: (String) -> Void = { line in
             bar?.finish()
             bar = nil
             stage = ""
             printError(line)
-        }, progress: { what, done, total in
+        }
+        let progress: (String, Int, Int) -> Void = { what, done, total in
             if what != stage {
                 bar?.finish()
                 stage = what
                 bar = Progress(title: what, total: total)
             }
             bar?.update(done: done)
-        })
+        }
         let started = Date()
+        if reproduce, let runSeeds {
+            let reproduction = Reproduction(profile: profile, output: output, seeds: runSeeds, log: log, progress: progress)
+            let written = try reproduction.run()
+            bar?.finish()
+            print("wrote \(written.map { $0.path.replacingOccurrences(of: output.path + "/", with: "") }.joined(separator: ", ")) to \(output.path) in \(formatDuration(Date().timeIntervalSince(started)))")
+            if let publish {
+                let doc = try reproduction.publish(to: URL(fileURLWithPath: publish).standardizedFileURL)
+                print("published \(doc.path) and its plots")
+            }
+            return
+        }
+        let pipeline = Pipeline(profile: profile, output: output, log: log, progress: progress)
         if rebuildCheckpoints {
             try pipeline.buildCorpora()
             let dir = URL(fileURLWithPath: checkpoints).standardizedFileURL

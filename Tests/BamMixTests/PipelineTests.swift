@@ -28,7 +28,7 @@ struct PipelineTests {
         let btx = try Checkpoint.open(dir.url.appendingPathComponent("models/btx").path).config
         #expect(btx.family == .bam && btx.moa == nil && btx.moe?.topK == 2, "Cohere-style experts: BTX in the BAM format with one attention")
         // Claims are computed (whether they hold at this budget is not the point here).
-        #expect(result.checks.count == 3 + 4 * 3)
+        #expect(result.checks.count == 3 + 4 * 4)
         // Artifacts: JSON that decodes, SVGs that parse.
         let json = try Data(contentsOf: dir.url.appendingPathComponent("results.json"))
         let decoded = try JSONDecoder().decode(RunResults.self, from: json)
@@ -39,5 +39,34 @@ struct PipelineTests {
             #expect(parser.parse(), "\(name) is well-formed XML")
         }
         #expect(try String(contentsOf: dir.url.appendingPathComponent("results.md"), encoding: .utf8).contains("| BAM expert-KV |"))
+    }
+
+    @Test("reproduction: two seeds, mean ± s.e. table and orderings, bit-for-bit again from scratch, publish keeps the discussion")
+    func reproduction() throws {
+        let a = try TemporaryDirectory(), b = try TemporaryDirectory(), docs = try TemporaryDirectory()
+        var written: [[URL]] = []
+        for dir in [a, b] {
+            written.append(try Reproduction(profile: .micro, output: dir.url, seeds: [5, 6], log: { _ in }).run())
+        }
+        let md = try String(contentsOf: a.url.appendingPathComponent("results.md"), encoding: .utf8)
+        #expect(md.contains("| BAM expert-KV vs BAM shared-KV |") && md.contains("| BTX vs seed |"))
+        #expect(md.contains(" ± ") && md.contains("| seed 5 | seed 6 |"))
+        // The per-seed averages in the table are the runs' own.
+        let run5 = try JSONDecoder().decode(RunResults.self, from: Data(contentsOf: a.url.appendingPathComponent("seed-5/results.json")))
+        let btx5 = try #require(run5.comparison.models.first { $0.name == "BTX" })
+        #expect(md.contains(String(format: "%.3f", btx5.averagePPL)))
+        // Everything from scratch twice: the same document and plots, byte for byte.
+        for (x, y) in zip(written[0], written[1]) {
+            #expect(x.lastPathComponent == y.lastPathComponent)
+            #expect(try Data(contentsOf: x) == Data(contentsOf: y), "\(x.lastPathComponent) differs between two identical runs")
+        }
+        // Publishing over a document with a discussion keeps the discussion and replaces the rest.
+        let target = docs.url.appendingPathComponent("results.md")
+        try Data(("old numbers\n" + Reproduction.discussionMarker + "\nOur reading of the numbers.\n").utf8).write(to: target)
+        _ = try Reproduction(profile: .micro, output: a.url, seeds: [5, 6], log: { _ in }).publish(to: docs.url)
+        let published = try String(contentsOf: target, encoding: .utf8)
+        #expect(published.hasSuffix(Reproduction.discussionMarker + "\nOur reading of the numbers.\n"))
+        #expect(!published.contains("old numbers") && published.contains("| BTX vs seed |"))
+        #expect(FileManager.default.fileExists(atPath: docs.url.appendingPathComponent("results/perplexity.svg").path))
     }
 }

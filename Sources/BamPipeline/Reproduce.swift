@@ -1,0 +1,215 @@
+import BamEvaluation
+import BamFormats
+import BamPlots
+import BamTensors
+import Foundation
+
+/// tools/reproduce: the whole pipeline from scratch for several run seeds (each its own seed
+/// model, experts, mixtures and finetuning), then the table of mean ± standard error across
+/// seeds, the papers' orderings tested on paired differences, and the plots. Only numbers that
+/// the seeds determine go into the document (no timings), so it regenerates bit-for-bit.
+public struct Reproduction {
+    public let profile: PipelineProfile
+    public let output: URL
+    public let seeds: [UInt64]
+    let log: (String) -> Void
+    let progress: (String, Int, Int) -> Void
+
+    /// Marks the hand-written discussion in a published document; `publish` keeps what follows it.
+    public static let discussionMarker = "<!-- discussion: written by hand after reading the numbers above; tools/reproduce keeps it when it regenerates this file -->"
+
+    public init(profile: PipelineProfile, output: URL, seeds: [UInt64], log: @escaping (String) -> Void,
+                progress: @escaping (String, Int, Int) -> Void = { _, _, _ in }) {
+        self.profile = profile
+        self.output = output
+        self.seeds = seeds
+        self.log = log
+        self.progress = progress
+    }
+
+    func runDirectory(_ seed: UInt64) -> URL { output.appendingPathComponent("seed-\(seed)") }
+
+    /// Runs every seed whose results.json is missing (a finished seed is not redone), then
+    /// aggregates. Returns the files written.
+    public func run() throws -> [URL] {
+        var runs: [RunResults] = []
+        for seed in seeds {
+            let dir = runDirectory(seed)
+            let resultsFile = dir.appendingPathComponent("results.json")
+            if !FileManager.default.fileExists(atPath: resultsFile.path) {
+                log("run seed \(seed) into \(dir.path)")
+                try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+                _ = try Pipeline(profile: profile, output: dir, log: log, progress: progress).runFromScratch(seed: seed)
+            } else {
+                log("seed \(seed): reusing \(resultsFile.path)")
+            }
+            runs.append(try JSONDecoder().decode(RunResults.self, from: Data(contentsOf: resultsFile)))
+        }
+        return try aggregate(runs)
+    }
+
+    /// Mean and standard error of the mean (sample standard deviation / sqrt(n); nil for one value).
+    static func meanStderr(_ xs: [Double]) -> (mean: Double, stderr: Double?) {
+        let n = Double(xs.count)
+        let mean = xs.reduce(0, +) / n
+        guard xs.count > 1 else { return (mean, nil) }
+        let variance = xs.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
+        return (mean, (variance / n).squareRoot())
+    }
+
+    static func format(_ m: (mean: Double, stderr: Double?), digits: Int = 3) -> String {
+        let mean = String(format: "%.\(digits)f", m.mean)
+        guard let se = m.stderr else { return mean }
+        return mean + " ± " + String(format: "%.\(digits)f", se)
+    }
+
+    /// The orderings the papers report, as (better, worse): BAM expert-KV < BAM shared-KV < BTX <
+    /// seed, soft attention routing better than top-k, and BAM against BTX given BAM's compute.
+    static let orderings: [(String, String)] = [
+        ("BAM expert-KV", "BAM shared-KV"), ("BAM shared-KV", "BTX"), ("BAM expert-KV", "BTX"), ("BTX", "seed"),
+        ("BAM expert-KV", "BTX compute-matched"), ("BAM expert-KV", "BAM expert-KV, top-1 attention"),
+        ("BAM expert-KV", "BAM expert-KV, top-2 attention"), ("BTX", "upcycled"), ("BAM expert-KV", "BTM (top-1)"),
+    ]
+
+    /// Writes results.md and results/*.svg into the output directory.
+    public func aggregate(_ runs: [RunResults]) throws -> [URL] {
+        guard let first = runs.first else { throw BamError.usage("no runs to aggregate") }
+        let domains = first.comparison.domains.map(\.name)
+        let columns = domains + (domains.count > 1 ? ["average"] : [])
+        let models = first.comparison.models.map(\.name)
+        // ppl[model][column] -> one value per seed
+        func values(_ model: String, _ column: String) -> [Double] {
+            runs.compactMap { run -> Double? in
+                guard let m = run.comparison.models.first(where: { $0.name == model }) else { return nil }
+                return column == "average" ? m.averagePPL : m.result(column)?.ppl
+            }
+        }
+        let assets = output.appendingPathComponent("results")
+        try FileManager.default.createDirectory(at: assets, withIntermediateDirectories: true)
+        var written: [URL] = []
+        func write(_ url: URL, _ text: String) throws {
+            try writeFileAtomically(Data(text.utf8), to: url)
+            written.append(url)
+        }
+
+        var md = "# Reproduction: dense experts vs BTX vs BAM at small scale\n\n"
+        md += "Generated by `tools/reproduce` (`bam-mix demo --reproduce --seeds \(seeds.map(String.init).joined(separator: ","))`); "
+        md += "every number below is a function of the committed code and these seeds, so the file and its plots regenerate bit-for-bit "
+        md += "(on the same binary and thread count).\n\n"
+        md += "## Set-up\n\n"
+        md += "For each run seed, from scratch: a \(profile.layers)-layer parallel-block (Cohere-style) seed model, hidden \(profile.hidden), "
+        md += "\(profile.heads) attention heads sharing \(profile.kvHeads) KV head(s), FFN \(profile.intermediate), byte-level tokenizer, "
+        md += "trained \(profile.seedSteps) steps on the general corpus; three experts branched from it and trained \(profile.expertSteps) steps "
+        md += "each on math, code and knowledge (batches of \(profile.trainBatch) x \(profile.trainSeq) tokens). "
+        md += "The corpora are the project's generators (docs/corpora.md), \(formatBytes(profile.trainBytes)) of training text per domain. "
+        md += "Each mixture is then MoE-finetuned for \(profile.finetuneSteps) steps of \(profile.finetuneBatch) x \(profile.finetuneSeq) tokens "
+        md += "on an equal mixture of the four domains (data-matched: the same tokens for every mixture), except "
+        md += "*BTX compute-matched*, which gets as many steps as give it the training FLOPs of BAM expert-KV. "
+        md += "Top-k attention variants route each token to k attention experts instead of all of them (soft). "
+        md += "Perplexity: llama.cpp's scoring (second half of each window) on windows of \(profile.evalContext) tokens of each domain's "
+        md += "held-out text, at most \(profile.evalChunks) windows, the same windows for every model. "
+        md += "Seeds: \(seeds.map(String.init).joined(separator: ", ")) (n = \(runs.count)).\n\n"
+
+        md += "## Held-out perplexity, mean ± standard error across seeds\n\n"
+        var table = Table(header: ["model"] + columns)
+        for model in models {
+            var row = [Table.Cell(model)]
+            for c in columns {
+                let v = values(model, c)
+                let best = models.map { Self.meanStderr(values($0, c)).mean }.min()
+                row.append(Table.Cell(v.isEmpty ? "-" : Self.format(Self.meanStderr(v)), best: !v.isEmpty && Self.meanStderr(v).mean == best))
+            }
+            table.rows.append(row)
+        }
+        md += table.markdown() + "\n\n(bold: lowest mean in the column.)\n\n"
+
+        md += "## The papers' orderings, on paired differences\n\n"
+        md += "Per seed, the difference of perplexities A − B (negative: A is better), then its mean ± standard error across seeds "
+        md += "and the number of seeds where A is better. Verdict: *A better* / *B better* when the mean is more than two standard "
+        md += "errors from zero, otherwise *not resolved*.\n\n"
+        var orderTable = Table(header: ["A vs B"] + columns)
+        for (a, b) in Self.orderings where models.contains(a) && models.contains(b) {
+            var row = [Table.Cell("\(a) vs \(b)")]
+            for c in columns {
+                let pa = values(a, c), pb = values(b, c)
+                guard pa.count == pb.count, !pa.isEmpty else { row.append(Table.Cell("-")); continue }
+                let diffs = zip(pa, pb).map { $0 - $1 }
+                let m = Self.meanStderr(diffs)
+                let wins = diffs.filter { $0 < 0 }.count
+                var verdict = "not resolved"
+                if let se = m.stderr, se > 0 {
+                    if m.mean + 2 * se < 0 { verdict = "A better" } else if m.mean - 2 * se > 0 { verdict = "B better" }
+                } else if m.stderr == nil {
+                    verdict = m.mean < 0 ? "A better (1 seed)" : "B better (1 seed)"
+                }
+                row.append(Table.Cell("\(Self.format(m)) (\(wins)/\(diffs.count)) \(verdict)"))
+            }
+            orderTable.rows.append(row)
+        }
+        md += orderTable.markdown() + "\n\n"
+
+        md += "## Per seed (average over the domains)\n\n"
+        var perSeed = Table(header: ["model"] + runs.map { "seed \($0.seed)" })
+        for model in models {
+            perSeed.rows.append([Table.Cell(model)] + runs.map { run in
+                Table.Cell(run.comparison.models.first { $0.name == model }.map { String(format: "%.3f", $0.averagePPL) } ?? "-")
+            })
+        }
+        md += perSeed.markdown() + "\n\n"
+
+        // Plots: perplexity bars with the standard error across seeds, the mean finetuning loss.
+        let chart = BarChart(title: "Held-out perplexity, mean ± s.e. over \(runs.count) seeds (lower is better)",
+                             xLabel: "domain", yLabel: "perplexity", categories: columns,
+                             series: models.map { model in
+                                 let stats = columns.map { Self.meanStderr(values(model, $0)) }
+                                 return BarChart.Series(name: model, values: stats.map { $0.mean }, errors: stats.map { $0.stderr })
+                             })
+        try write(assets.appendingPathComponent("perplexity.svg"), chart.svg())
+        var curves: [LineChart.Series] = []
+        for f in first.finetuning {
+            let all = runs.compactMap { $0.finetuning.first { $0.name == f.name }?.lossCurve }
+            let n = all.map(\.count).min() ?? 0
+            guard n > 0 else { continue }
+            let mean = (0..<n).map { i in all.reduce(0) { $0 + $1[i] } / Double(all.count) }
+            curves.append(LineChart.Series(name: f.name, x: (1...n).map(Double.init), y: mean))
+        }
+        try write(assets.appendingPathComponent("finetune-loss.svg"),
+                  LineChart(title: "MoE finetuning: training LM loss per step, mean over \(runs.count) seeds", xLabel: "step",
+                            yLabel: "loss (nats per token)", series: curves).svg())
+        // Routing of the first seed's mixtures (the pipeline wrote them).
+        var routeFiles: [String] = []
+        let firstDir = runDirectory(first.seed)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: firstDir.path)) ?? []
+        for name in names.sorted() where name.hasPrefix("routes-") && name.hasSuffix(".svg") {
+            let text = try String(contentsOf: firstDir.appendingPathComponent(name), encoding: .utf8)
+            try write(assets.appendingPathComponent(name), text)
+            routeFiles.append(name)
+        }
+        md += "## Plots\n\n![perplexity](results/perplexity.svg)\n\n![finetuning loss](results/finetune-loss.svg)\n\n"
+        md += "Routing of seed \(first.seed)'s mixtures (fraction of tokens per expert, per layer and domain; and per token):\n\n"
+        md += routeFiles.map { "- [\($0)](results/\($0))" }.joined(separator: "\n") + "\n\n"
+        md += "## Discussion\n\n" + Self.discussionMarker + "\n"
+        try write(output.appendingPathComponent("results.md"), md)
+        return written
+    }
+
+    /// Copies results.md and results/ into `directory` (e.g. docs/), keeping the hand-written
+    /// discussion of an existing results.md there.
+    public func publish(to directory: URL) throws -> URL {
+        let fm = FileManager.default
+        let target = directory.appendingPathComponent("results.md")
+        var text = try String(contentsOf: output.appendingPathComponent("results.md"), encoding: .utf8)
+        if let old = try? String(contentsOf: target, encoding: .utf8), let r = old.range(of: Self.discussionMarker) {
+            let kept = old[r.upperBound...]
+            if let mine = text.range(of: Self.discussionMarker) { text = String(text[..<mine.upperBound]) + kept }
+        }
+        let assets = directory.appendingPathComponent("results")
+        try fm.createDirectory(at: assets, withIntermediateDirectories: true)
+        for name in try fm.contentsOfDirectory(atPath: output.appendingPathComponent("results").path).sorted() {
+            let data = try Data(contentsOf: output.appendingPathComponent("results").appendingPathComponent(name))
+            try writeFileAtomically(data, to: assets.appendingPathComponent(name))
+        }
+        try writeFileAtomically(Data(text.utf8), to: target)
+        return target
+    }
+}
