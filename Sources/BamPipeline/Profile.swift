@@ -56,7 +56,7 @@ public struct PipelineProfile: Sendable {
     public var expertLR = 1e-3
     // Mix + MoE finetuning (the same token budget for every mixture unless its recipe scales it).
     public var mixtures: [MixtureRecipe] = [.btx, .bamExpertKV, .bamSharedKV, .upcycle]
-    public var finetuneSteps = 150
+    public var finetuneSteps = 300
     public var finetuneBatch = 8
     public var finetuneSeq = 256
     public var finetuneLR = 1e-3
@@ -115,7 +115,7 @@ public struct PipelineProfile: Sendable {
     /// and a half on two cores.
     public static var reproduce: PipelineProfile {
         var p = PipelineProfile(name: "reproduce")
-        p.finetuneSteps = 300
+        p.finetuneSteps = 600
         p.evalChunks = 48
         p.mixtures = [
             .btx, .bamExpertKV, .bamSharedKV, .upcycle,

@@ -28,7 +28,7 @@ struct PipelineTests {
         let btx = try Checkpoint.open(dir.url.appendingPathComponent("models/btx").path).config
         #expect(btx.family == .bam && btx.moa == nil && btx.moe?.topK == 2, "Cohere-style experts: BTX in the BAM format with one attention")
         // Claims are computed (whether they hold at this budget is not the point here).
-        #expect(result.checks.count == 3 + 4 * 4)
+        #expect(result.checks.count == 3 + 4 * 3)
         // Artifacts: JSON that decodes, SVGs that parse.
         let json = try Data(contentsOf: dir.url.appendingPathComponent("results.json"))
         let decoded = try JSONDecoder().decode(RunResults.self, from: json)
