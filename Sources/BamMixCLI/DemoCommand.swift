@@ -113,7 +113,8 @@ struct DemoCommand: ParsableCommand {
         for line in result.comparison.notes() { print(line) }
         print()
         let failed = result.checks.filter { !$0.passed }
-        print("claims: \(result.checks.count - failed.count) of \(result.checks.count) hold")
+        print("claims: \(result.checks.count - failed.count) of \(result.checks.count) hold"
+              + (quick ? " (--quick is a smoke-test budget, \(profile.finetuneSteps) finetuning steps; the claims are the full demo's)" : ""))
         for c in result.checks { print("  \(c.passed ? "yes" : "NO ") \(c.claim) (\(c.detail))") }
         print()
         print("wrote \(result.artifacts.map(\.lastPathComponent).joined(separator: ", ")) to \(output.path) in \(formatDuration(result.seconds))")

@@ -73,11 +73,10 @@ public struct PipelineProfile: Sendable {
     /// `bam-mix demo --quick`: the same pipeline on a small budget (CI's smoke test, under 2 minutes).
     public static var quick: PipelineProfile {
         var p = PipelineProfile(name: "quick")
-        p.finetuneSteps = 12
-        p.finetuneBatch = 4
-        p.finetuneSeq = 128
-        p.evalContext = 128
-        p.evalChunks = 4
+        p.finetuneSteps = 60
+        p.finetuneBatch = 8
+        p.finetuneSeq = 256
+        p.evalChunks = 16
         p.routeChunks = 1
         p.heldoutBytes = 60_000
         p.trainBytes = 400_000
