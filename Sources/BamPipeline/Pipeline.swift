@@ -78,7 +78,7 @@ public final class Pipeline {
         let seedDir = directory.appendingPathComponent("seed")
         if !fm.fileExists(atPath: seedDir.path) {
             _ = try runTraining("seed", model: seedInit, domains: [.general], steps: profile.seedSteps, lr: profile.seedLR,
-                                batch: profile.trainBatch, seq: profile.trainSeq, seed: seed, out: seedDir, finetune: false)
+                                batch: profile.trainBatch, seq: profile.trainSeq, seed: seed, out: seedDir)
         }
         var out = [seedDir]
         for (i, d) in [CorpusDomain.math, .code, .knowledge].enumerated() {
@@ -86,7 +86,7 @@ public final class Pipeline {
             if !fm.fileExists(atPath: dir.path) {
                 _ = try runTraining("\(d.rawValue) expert", model: seedDir, domains: [d], steps: profile.expertSteps,
                                     lr: profile.expertLR, batch: profile.trainBatch, seq: profile.trainSeq,
-                                    seed: seed &+ UInt64(i + 1), out: dir, finetune: false)
+                                    seed: seed &+ UInt64(i + 1), out: dir)
             }
             out.append(dir)
         }
@@ -145,14 +145,14 @@ public final class Pipeline {
             }
             let report = try runTraining("finetune \(recipe.name)", model: mixed, domains: pipelineDomains, steps: steps,
                                          lr: profile.finetuneLR, batch: profile.finetuneBatch, seq: profile.finetuneSeq,
-                                         seed: seed &+ 100, out: tuned, finetune: true)
+                                         seed: seed &+ 100, out: tuned)
             results.append((recipe, tuned, report))
         }
         return results
     }
 
     func runTraining(_ what: String, model: URL, domains: [CorpusDomain], steps: Int, lr: Double, batch: Int, seq: Int,
-                     seed: UInt64, out: URL, finetune: Bool) throws -> TrainingReport {
+                     seed: UInt64, out: URL) throws -> TrainingReport {
         var o = TrainingOptions()
         o.steps = steps
         o.batchSize = batch
