@@ -16,7 +16,7 @@ struct InitCommand: ParsableCommand {
             --intermediate 384 --tokenizer byte-level --out seed-init
         """)
 
-    enum Architecture: String, ExpressibleByArgument, CaseIterable { case llama, mistral, qwen2, cohere }
+    typealias Architecture = ModelConfig.SeedArchitecture
 
     @Option(help: "llama, mistral, qwen2 or cohere (parallel block, LayerNorm).")
     var architecture: Architecture = .llama
@@ -54,27 +54,10 @@ struct InitCommand: ParsableCommand {
         let tok = try Tokenizer.load(url: tokDir)
         let V = vocab ?? tok.vocabSize
         guard V >= tok.vocabSize else { throw ValidationError("--vocab \(V) is smaller than the tokenizer's \(tok.vocabSize) tokens") }
-        var json = ModelConfig.llamaJSON(vocab: V, hidden: hidden, intermediate: intermediate, layers: layers, heads: heads,
-                                         kvHeads: kvHeads, maxPositions: maxPositions, ropeTheta: ropeTheta,
-                                         tie: tie ?? (architecture == .cohere), bos: tok.bosTokenId, eos: tok.eosTokenId)
-        switch architecture {
-        case .llama: break
-        case .mistral:
-            json["architectures"] = .array(["MistralForCausalLM"]); json["model_type"] = "mistral"
-            json["sliding_window"] = .null
-            json["attention_bias"] = nil; json["mlp_bias"] = nil
-        case .qwen2:
-            json["architectures"] = .array(["Qwen2ForCausalLM"]); json["model_type"] = "qwen2"
-            json["use_sliding_window"] = false
-            json["attention_bias"] = nil; json["mlp_bias"] = nil
-        case .cohere:
-            json["architectures"] = .array(["CohereForCausalLM"]); json["model_type"] = "cohere"
-            json["rms_norm_eps"] = nil; json["mlp_bias"] = nil
-            json["layer_norm_eps"] = 1e-5
-            json["logit_scale"] = .double(logitScale)
-            json["use_qk_norm"] = false
-        }
-        json["initializer_range"] = 0.02
+        let json = ModelConfig.seedJSON(architecture, vocab: V, hidden: hidden, intermediate: intermediate, layers: layers,
+                                        heads: heads, kvHeads: kvHeads, maxPositions: maxPositions, ropeTheta: ropeTheta,
+                                        tie: tie ?? (architecture == .cohere), logitScale: logitScale,
+                                        bos: tok.bosTokenId, eos: tok.eosTokenId)
         let config = try ModelConfig(json: json)
         let weights = TransformerWeights.random(config: config, seed: seed, scale: 0.02)
         try CheckpointWriter.save(weights: weights, config: config, to: dir, sideFilesFrom: tokDir)
@@ -82,3 +65,5 @@ struct InitCommand: ParsableCommand {
         print("wrote \(config.architectureName) with \(formatCount(stats.totalParameters)) parameters (vocabulary \(V)) to \(dir.path)")
     }
 }
+
+extension ModelConfig.SeedArchitecture: ExpressibleByArgument {}

@@ -104,6 +104,37 @@ extension ModelConfig {
         if let eos { o["eos_token_id"] = .int(eos) }
         return o
     }
+
+    /// The dense architectures a fresh model can be created in (`bam-mix init`, the pipeline's seed).
+    public enum SeedArchitecture: String, CaseIterable, Sendable { case llama, mistral, qwen2, cohere }
+
+    /// The config of a freshly initialised dense model: `llamaJSON`'s fields, re-labelled for the
+    /// architecture (Cohere: parallel block, LayerNorm, `logit_scale`), with `initializer_range` 0.02.
+    public static func seedJSON(_ architecture: SeedArchitecture, vocab: Int, hidden: Int, intermediate: Int, layers: Int,
+                                heads: Int, kvHeads: Int? = nil, maxPositions: Int = 2048, ropeTheta: Double = 10000,
+                                tie: Bool, logitScale: Double = 1, bos: Int?, eos: Int?) -> JSONObject {
+        var json = llamaJSON(vocab: vocab, hidden: hidden, intermediate: intermediate, layers: layers, heads: heads,
+                             kvHeads: kvHeads, maxPositions: maxPositions, ropeTheta: ropeTheta, tie: tie, bos: bos, eos: eos)
+        switch architecture {
+        case .llama: break
+        case .mistral:
+            json["architectures"] = .array(["MistralForCausalLM"]); json["model_type"] = "mistral"
+            json["sliding_window"] = .null
+            json["attention_bias"] = nil; json["mlp_bias"] = nil
+        case .qwen2:
+            json["architectures"] = .array(["Qwen2ForCausalLM"]); json["model_type"] = "qwen2"
+            json["use_sliding_window"] = false
+            json["attention_bias"] = nil; json["mlp_bias"] = nil
+        case .cohere:
+            json["architectures"] = .array(["CohereForCausalLM"]); json["model_type"] = "cohere"
+            json["rms_norm_eps"] = nil; json["mlp_bias"] = nil
+            json["layer_norm_eps"] = 1e-5
+            json["logit_scale"] = .double(logitScale)
+            json["use_qk_norm"] = false
+        }
+        json["initializer_range"] = 0.02
+        return json
+    }
 }
 
 extension TransformerWeights {

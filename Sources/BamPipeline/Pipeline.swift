@@ -99,17 +99,9 @@ public final class Pipeline {
         try FileManager.default.createDirectory(at: tokDir, withIntermediateDirectories: true)
         try ByteLevelTokenizerBuilder.write(to: tokDir)
         let tok = try Tokenizer.load(url: tokDir)
-        var json = ModelConfig.llamaJSON(vocab: tok.vocabSize, hidden: profile.hidden, intermediate: profile.intermediate,
-                                         layers: profile.layers, heads: profile.heads, kvHeads: profile.kvHeads,
-                                         maxPositions: profile.maxPositions, tie: true, bos: tok.bosTokenId, eos: tok.eosTokenId)
-        json["architectures"] = .array(["CohereForCausalLM"])
-        json["model_type"] = "cohere"
-        json["rms_norm_eps"] = nil
-        json["mlp_bias"] = nil
-        json["layer_norm_eps"] = 1e-5
-        json["logit_scale"] = 1.0
-        json["use_qk_norm"] = false
-        json["initializer_range"] = 0.02
+        let json = ModelConfig.seedJSON(.cohere, vocab: tok.vocabSize, hidden: profile.hidden, intermediate: profile.intermediate,
+                                        layers: profile.layers, heads: profile.heads, kvHeads: profile.kvHeads,
+                                        maxPositions: profile.maxPositions, tie: true, bos: tok.bosTokenId, eos: tok.eosTokenId)
         let config = try ModelConfig(json: json)
         try CheckpointWriter.save(weights: .random(config: config, seed: seed, scale: 0.02), config: config, to: url,
                                   sideFilesFrom: tokDir)
