@@ -102,6 +102,7 @@ struct DemoCommand: ParsableCommand {
                 for extra in ["training_state.json", "training_state.safetensors"] {
                     try? FileManager.default.removeItem(at: url.appendingPathComponent(extra))
                 }
+                try? FileManager.default.removeItem(at: url.deletingLastPathComponent().appendingPathComponent(url.lastPathComponent + ".report.json"))
             }
             print("trained the seed and experts into \(dir.path) in \(formatDuration(Date().timeIntervalSince(started)))")
             return

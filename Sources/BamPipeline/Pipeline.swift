@@ -145,6 +145,15 @@ public final class Pipeline {
 
     func runTraining(_ what: String, model: URL, domains: [CorpusDomain], steps: Int, lr: Double, batch: Int, seq: Int,
                      seed: UInt64, out: URL) throws -> TrainingReport {
+        // A finished run (its output and its report) is reused; an unfinished one is redone.
+        let reportFile = out.deletingLastPathComponent().appendingPathComponent(out.lastPathComponent + ".report.json")
+        if FileManager.default.fileExists(atPath: out.path) {
+            if let data = try? Data(contentsOf: reportFile), let report = try? JSONDecoder().decode(TrainingReport.self, from: data) {
+                log("\(what): reusing \(out.path)")
+                return report
+            }
+            try FileManager.default.removeItem(at: out)
+        }
         var o = TrainingOptions()
         o.steps = steps
         o.batchSize = batch
@@ -161,6 +170,7 @@ public final class Pipeline {
         let report = try train(modelPath: model.path, data: specs, options: o) { event in
             if case let .step(record, total) = event { self.progress(what, record.step, total) }
         }
+        try writeFileAtomically(try JSONEncoder().encode(report), to: reportFile)
         let first = report.validation.first?.loss ?? .nan, last = report.validation.last?.loss ?? .nan
         log(String(format: "%@: %d steps, %.0f tokens/s, validation loss %.3f -> %.3f", what, steps, report.tokensPerSecond, first, last))
         return report

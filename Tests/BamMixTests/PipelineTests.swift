@@ -39,6 +39,11 @@ struct PipelineTests {
             #expect(parser.parse(), "\(name) is well-formed XML")
         }
         #expect(try String(contentsOf: dir.url.appendingPathComponent("results.md"), encoding: .utf8).contains("| BAM expert-KV |"))
+        // Run again into the same directory: finished stages are reused, not redone or refused.
+        lines = []
+        let again = try Pipeline(profile: .micro, output: dir.url, log: { lines.append($0) }).runFromScratch(seed: 3)
+        #expect(lines.filter { $0.contains("reusing") }.count == 4)
+        #expect(again.comparison.models.map { $0.results.map(\.ppl) } == result.comparison.models.map { $0.results.map(\.ppl) })
     }
 
     @Test("reproduction: two seeds, mean ± s.e. table and orderings, bit-for-bit again from scratch, publish keeps the discussion")
