@@ -25,8 +25,8 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Output directory (created; an existing one is reused, finished stages are not redone; default demo-out, or reproduce-out with --reproduce).")
     var out: String? = nil
 
-    @Option(help: "Directory of the shipped checkpoints.")
-    var checkpoints = "checkpoints"
+    @Option(help: "Directory of the shipped checkpoints (default: checkpoints).")
+    var checkpoints: String? = nil
 
     @Flag(help: "A small budget: under two minutes on two cores.")
     var quick = false
@@ -34,14 +34,14 @@ struct DemoCommand: ParsableCommand {
     @Flag(name: .customLong("rebuild-checkpoints"), help: "Train the seed and the experts from scratch into --checkpoints (tools/make_checkpoints).")
     var rebuildCheckpoints = false
 
-    @Option(help: "Seed of the mixing and finetuning (and of the from-scratch training).")
-    var seed: UInt64 = 1
+    @Option(help: "Seed of the mixing and finetuning (and of --rebuild-checkpoints' training); default 1.")
+    var seed: UInt64? = nil
 
     @Flag(help: "The reproduction experiment (tools/reproduce): everything from scratch for each of --seeds.")
     var reproduce = false
 
-    @Option(help: "Run seeds of --reproduce, comma-separated.")
-    var seeds = "1,2,3"
+    @Option(help: "Run seeds of --reproduce, comma-separated (default 1,2,3).")
+    var seeds: String? = nil
 
     @Option(help: "With --reproduce: copy results.md and results/ into this directory (e.g. docs).")
     var publish: String? = nil
@@ -50,12 +50,21 @@ struct DemoCommand: ParsableCommand {
         if reproduce && (quick || rebuildCheckpoints) {
             throw ValidationError("--reproduce runs its own profile; it does not combine with --quick or --rebuild-checkpoints")
         }
-        if publish != nil && !reproduce { throw ValidationError("--publish goes with --reproduce") }
-        if reproduce && runSeeds == nil { throw ValidationError("--seeds must be comma-separated non-negative integers, got '\(seeds)'") }
+        if quick && rebuildCheckpoints {
+            throw ValidationError("--rebuild-checkpoints trains with the full demo's budgets; it does not combine with --quick")
+        }
+        if reproduce {
+            if seed != nil { throw ValidationError("--reproduce takes its run seeds from --seeds, not --seed") }
+            if checkpoints != nil { throw ValidationError("--reproduce trains its own seed and experts; --checkpoints does not apply") }
+            if runSeeds == nil { throw ValidationError("--seeds must be comma-separated non-negative integers, got '\(seeds ?? "")'") }
+        } else {
+            if publish != nil { throw ValidationError("--publish goes with --reproduce") }
+            if seeds != nil { throw ValidationError("--seeds goes with --reproduce (the demo takes one --seed)") }
+        }
     }
 
     var runSeeds: [UInt64]? {
-        let parts = seeds.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+        let parts = (seeds ?? "1,2,3").split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
         return parts.isEmpty || parts.contains(nil) ? nil : parts.map { $0! }
     }
 
@@ -94,8 +103,8 @@ struct DemoCommand: ParsableCommand {
         let pipeline = Pipeline(profile: profile, output: output, log: log, progress: progress)
         if rebuildCheckpoints {
             try pipeline.buildCorpora()
-            let dir = URL(fileURLWithPath: checkpoints).standardizedFileURL
-            let built = try pipeline.branchTrain(into: dir, seed: seed)
+            let dir = URL(fileURLWithPath: checkpoints ?? "checkpoints").standardizedFileURL
+            let built = try pipeline.branchTrain(into: dir, seed: seed ?? 1)
             bar?.finish()
             for url in built {
                 // The shipped files: weights, config and tokenizer only (no optimiser state).
@@ -107,7 +116,7 @@ struct DemoCommand: ParsableCommand {
             print("trained the seed and experts into \(dir.path) in \(formatDuration(Date().timeIntervalSince(started)))")
             return
         }
-        let result = try pipeline.runDemo(checkpoints: URL(fileURLWithPath: checkpoints).standardizedFileURL, seed: seed)
+        let result = try pipeline.runDemo(checkpoints: URL(fileURLWithPath: checkpoints ?? "checkpoints").standardizedFileURL, seed: seed ?? 1)
         bar?.finish()
         print()
         print(result.comparison.table().render(colour: terminalColour))
