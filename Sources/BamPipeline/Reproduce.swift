@@ -58,7 +58,8 @@ public struct Reproduction {
     }
 
     static func format(_ m: (mean: Double, stderr: Double?), digits: Int = 3) -> String {
-        let mean = String(format: "%.\(digits)f", m.mean)
+        var mean = String(format: "%.\(digits)f", m.mean)
+        if mean.hasPrefix("-"), Double(mean) == 0 { mean.removeFirst() }   // no "-0.000"
         guard let se = m.stderr else { return mean }
         return mean + " ± " + String(format: "%.\(digits)f", se)
     }
