@@ -135,6 +135,22 @@ public func gemm(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ 
     }
 }
 
+/// y[rows or cols] = alpha * op(A) x + beta * y for a row-major A (rows, cols) with leading
+/// dimension `lda`, through cblas_sgemv: `transA` gives A^T x (length cols), otherwise A x
+/// (length rows). A one-row product goes here rather than to `gemm`: OpenBLAS 0.3.21's sgemm
+/// packs (copies) its whole B operand even for a single row.
+public func gemv(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                 rows: Int, cols: Int, transA: Bool = false, alpha: Float = 1, beta: Float = 0, lda: Int? = nil) {
+    if rows == 0 || cols == 0 {
+        let n = transA ? cols : rows
+        for i in 0..<n { y[i] = beta == 0 ? 0 : beta * y[i] }
+        return
+    }
+    BLASThreads.configure()
+    cblas_sgemv(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, Int32(rows), Int32(cols), alpha, a, Int32(lda ?? cols),
+                x, 1, beta, y, 1)
+}
+
 /// Naive twin of `gemm` (same arguments), used by tests to hold the BLAS path honest.
 public func gemmNaive(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                       m: Int, n: Int, k: Int, transA: Bool = false, transB: Bool = false,

@@ -15,6 +15,19 @@ struct KernelTests {
         #expect(compare(c1.data, c2.data, count: m * n, tolerance: 1e-5).firstBad == nil)
     }
 
+    @Test("gemv, plain and transposed, equals the one-row gemm", arguments: [false, true])
+    func gemvTwin(trans: Bool) {
+        var r = TestRandom(seed: 11)
+        let (rows, cols, lda) = (9, 6, 8)   // a strided matrix: 6 of every 8 columns are used
+        let a = r.tensor([rows * lda]), x = r.tensor([trans ? rows : cols])
+        let n = trans ? cols : rows
+        let y1 = r.tensor([n]), y2 = y1.copy()
+        gemv(y1.data, a.data, x.data, rows: rows, cols: cols, transA: trans, alpha: 0.5, beta: 2, lda: lda)
+        // y = 0.5 op(A) x + 2 y as a one-row product: x^T op(A)^T, i.e. B = A (transB) or A^T.
+        gemmNaive(y2.data, x.data, a.data, m: 1, n: n, k: trans ? rows : cols, transB: !trans, alpha: 0.5, beta: 2, ldb: lda)
+        #expect(compare(y1.data, y2.data, count: n, tolerance: 1e-5).firstBad == nil)
+    }
+
     @Test("linear with bias")
     func linear() {
         var r = TestRandom(seed: 2)
@@ -85,8 +98,8 @@ struct KernelTests {
         #expect(compare(a.data, b.data, count: 50, tolerance: 1e-5).firstBad == nil)
     }
 
-    @Test("causal GQA attention over a cache with past positions (short, and long enough for query blocks)",
-          arguments: [(5, 4), (300, 21)])
+    @Test("causal GQA attention over a cache with past positions (short, a decode row, long enough for query blocks, a one-row last block)",
+          arguments: [(5, 4), (1, 37), (300, 21), (257, 3)])
     func attention(sizes: (Int, Int)) {
         var r = TestRandom(seed: 6)
         let (T, past, NH, NKV, HS) = (sizes.0, sizes.1, 4, 2, 8)

@@ -24,8 +24,9 @@ public struct AttentionShape: Sendable {
     public var scoresCount: Int { NH * blockRows * keys }
 }
 
-/// Optimised: per head, scores = q_h K^T and out_h = P V are two GEMMs; heads are fanned out
-/// over Dispatch workers with BLAS single-threaded (see `BLASThreads`). Long prefills are cut into
+/// Optimised: per head, scores = q_h K^T and out_h = P V are two GEMMs (two matrix-vector
+/// products for a single query row); heads are fanned out over Dispatch workers with BLAS
+/// single-threaded (see `BLASThreads`). Long prefills are cut into
 /// blocks of query rows, each multiplied only against the keys it can see (block-causal), which
 /// skips about 40 % of the score and value products of a 512-token chunk.
 /// `scores` must hold `shape.scoresCount` floats (NH * blockRows * (past + T)).
@@ -52,6 +53,16 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
             let rows = min(block, s.T - r0)
             let visible = s.past + r0 + rows   // keys the last row of this block sees
             let sc = scP.pointer + h * block * keys   // this head's slice, reused block after block
+            if rows == 1 {
+                // One query row (a decode step): two matrix-vector products over the cache,
+                // reading K and V once instead of packing them for a GEMM.
+                let qRow = qP.pointer + r0 * rowStride + h * s.HS
+                gemv(sc, k, qRow, rows: visible, cols: s.HS, alpha: s.scale)
+                softmaxRows(sc, rows: 1, n: visible)
+                gemv(outP.pointer + r0 * rowStride + h * s.HS, v, sc, rows: visible, cols: s.HS, transA: true)
+                r0 += 1
+                continue
+            }
             gemm(sc, qP.pointer + r0 * rowStride + h * s.HS, k, m: rows, n: visible, k: s.HS, transB: true,
                  alpha: s.scale, lda: rowStride, ldb: s.HS, ldc: visible)
             softmaxRows(sc, rows: rows, n: visible, valid: { t in s.past + r0 + t + 1 })
