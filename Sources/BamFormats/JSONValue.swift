@@ -82,7 +82,9 @@ struct ExactKey: Hashable, Sendable {
 /// A JSON object that remembers key order; keys are exact (byte-for-byte).
 public struct JSONObject: Equatable, Sendable {
     public private(set) var keys: [String] = []
-    private var values: [ExactKey: JSONValue] = [:]
+    /// values[i] belongs to keys[i]; `index` finds i from a key (one hash per lookup or insertion).
+    private var values: [JSONValue] = []
+    private var index: [ExactKey: Int] = [:]
 
     public init() {}
 
@@ -91,23 +93,46 @@ public struct JSONObject: Equatable, Sendable {
     }
 
     public subscript(key: String) -> JSONValue? {
-        get { values[ExactKey(key)] }
+        get { index[ExactKey(key)].map { values[$0] } }
         set {
             let k = ExactKey(key)
             if let newValue {
-                if values.updateValue(newValue, forKey: k) == nil { keys.append(key) }
-            } else if values.removeValue(forKey: k) != nil {
-                keys.removeAll { ExactKey($0) == k }
+                if !insertNew(k, newValue), let i = index[k] { values[i] = newValue }
+            } else if let i = index.removeValue(forKey: k) {
+                keys.remove(at: i)
+                values.remove(at: i)
+                for j in i..<keys.count { index[ExactKey(keys[j])] = j }
             }
         }
     }
 
-    public var pairs: [(String, JSONValue)] { keys.map { ($0, values[ExactKey($0)]!) } }
+    /// Appends `key` with `value` unless the key is present (then nothing changes): true if appended.
+    mutating func insertNew(_ key: ExactKey, _ value: JSONValue) -> Bool {
+        let i = keys.count
+        if let existing = index.updateValue(i, forKey: key) {
+            index[key] = existing
+            return false
+        }
+        keys.append(key.string)
+        values.append(value)
+        return true
+    }
+
+    /// Replaces the value of a key that is present (the key keeps its first position).
+    mutating func replace(_ key: ExactKey, _ value: JSONValue) {
+        if let i = index[key] { values[i] = value }
+    }
+
+    public var pairs: [(String, JSONValue)] { Array(zip(keys, values)) }
     public var count: Int { keys.count }
 
     /// Order-insensitive, exact comparison (a JSON object is a map).
     public static func == (a: JSONObject, b: JSONObject) -> Bool {
-        a.values == b.values
+        guard a.count == b.count else { return false }
+        for (k, v) in zip(a.keys, a.values) {
+            guard let w = b.index[ExactKey(k)].map({ b.values[$0] }), w == v else { return false }
+        }
+        return true
     }
 }
 
@@ -228,8 +253,11 @@ public struct JSONParser {
             i += 1
             skipWhitespace()
             let value = try parseValue()
-            if duplicates == .reject && obj[key] != nil { throw fail("duplicate key \"\(key)\"", at: keyOffset) }
-            obj[key] = value
+            let k = ExactKey(key)
+            if !obj.insertNew(k, value) {
+                if duplicates == .reject { throw fail("duplicate key \"\(key)\"", at: keyOffset) }
+                obj.replace(k, value)
+            }
             skipWhitespace()
             guard i < bytes.count else { throw fail("unexpected end of input in an object") }
             if bytes[i] == UInt8(ascii: ",") { i += 1; continue }
