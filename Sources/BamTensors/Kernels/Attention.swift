@@ -26,9 +26,9 @@ public struct AttentionShape: Sendable {
 
 /// Optimised: per head, scores = q_h K^T and out_h = P V are two GEMMs (two matrix-vector
 /// products for a single query row); heads are fanned out over Dispatch workers with BLAS
-/// single-threaded (see `BLASThreads`). Long prefills are cut into
-/// blocks of query rows, each multiplied only against the keys it can see (block-causal), which
-/// skips about 40 % of the score and value products of a 512-token chunk.
+/// single-threaded (see `BLASThreads`). Long prefills are cut into blocks of query rows, each
+/// multiplied only against the keys it can see (block-causal), which skips about 40 % of the
+/// score and value products of a 512-token chunk.
 /// `scores` must hold `shape.scoresCount` floats (NH * blockRows * (past + T)).
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>,
                              _ kCache: UnsafePointer<Float>, _ vCache: UnsafePointer<Float>,
