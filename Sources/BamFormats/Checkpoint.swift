@@ -79,3 +79,26 @@ enum CheckpointOpeners {
                           tokenizerURL: FileManager.default.fileExists(atPath: tok.path) ? tok : nil)
     }
 }
+
+/// transformers 5's Mixtral layout: `model.layers.N.mlp.gate.weight` (the router [E, H]),
+/// `model.layers.N.mlp.experts.gate_up_proj` [E, 2I, H] and `...experts.down_proj` [E, H, I]
+/// (formats.md). Matched by hand: a Swift regex literal is parsed again at every evaluation,
+/// which cost ~5 % of a conversion when it ran once per tensor.
+public enum FusedMixtralTensor: Sendable, Equatable {
+    case router, gateUp, down
+
+    /// The layer and the kind of a tensor name in that layout, or nil for any other name.
+    public static func parse(_ name: String) -> (layer: Int, kind: FusedMixtralTensor)? {
+        let prefix = "model.layers."
+        guard name.hasPrefix(prefix) else { return nil }
+        let tail = name.dropFirst(prefix.count)
+        guard let dot = tail.firstIndex(of: "."), tail[..<dot].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              let layer = Int(tail[..<dot]) else { return nil }
+        switch tail[tail.index(after: dot)...] {
+        case "mlp.gate.weight": return (layer, .router)
+        case "mlp.experts.gate_up_proj": return (layer, .gateUp)
+        case "mlp.experts.down_proj": return (layer, .down)
+        default: return nil
+        }
+    }
+}

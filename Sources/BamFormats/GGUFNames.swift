@@ -92,23 +92,16 @@ enum GGUFTensorNames {
     }
 
     static func gguf(fromHF name: String) -> Destination? {
-        // model.layers.N.mlp.{gate.weight, experts.gate_up_proj, experts.down_proj}, matched by
-        // hand: a Swift regex literal is parsed again at every evaluation (~5 % of a conversion).
-        let prefix = "model.layers."
-        if name.hasPrefix(prefix) {
-            let tail = name.dropFirst(prefix.count)
-            if let dot = tail.firstIndex(of: "."), tail[..<dot].utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-               let layer = Int(tail[..<dot]) {
-                switch tail[tail.index(after: dot)...] {
-                case "mlp.gate.weight": return .single("blk.\(layer).ffn_gate_inp.weight")
-                case "mlp.experts.gate_up_proj": return .fusedGateUp(layer: layer)
-                case "mlp.experts.down_proj": return .fusedDown(layer: layer)
-                default: break
-                }
+        if let (layer, kind) = FusedMixtralTensor.parse(name) {
+            switch kind {
+            case .router: return .single("blk.\(layer).ffn_gate_inp.weight")
+            case .gateUp: return .fusedGateUp(layer: layer)
+            case .down: return .fusedDown(layer: layer)
             }
         }
         guard let (stem, suffix) = splitSuffix(name) else { return nil }
         for (h, g) in topLevel where h == stem { return .single(g + suffix) }
+        let prefix = "model.layers."
         guard stem.hasPrefix(prefix) else { return nil }
         let rest = stem.dropFirst(prefix.count)
         guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]), layer >= 0 else { return nil }

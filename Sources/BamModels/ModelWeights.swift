@@ -360,15 +360,14 @@ final class FusedMixtralStore: TensorStore, @unchecked Sendable {
         var names: [String] = []
         var views: [String: (String, Int, [Int])] = [:]
         for n in base.names {
-            guard let m = n.firstMatch(of: /^model\.layers\.(\d+)\.mlp\.(gate\.weight|experts\.gate_up_proj|experts\.down_proj)$/),
-                  let l = Int(m.1) else {
+            guard let (l, kind) = FusedMixtralTensor.parse(n) else {
                 names.append(n)
                 continue
             }
-            switch m.2 {
-            case "gate.weight":
+            switch kind {
+            case .router:
                 views[ParameterNames.moeRouter(l)] = (n, 0, [E, C]); names.append(ParameterNames.moeRouter(l))
-            case "experts.gate_up_proj":
+            case .gateUp:
                 guard base.info(n)?.shape == [E, 2 * F, C] else {
                     throw BamError.mismatch("\(base.location): `\(n)` has shape \(base.info(n)?.shape ?? []); expected \([E, 2 * F, C])")
                 }
@@ -377,7 +376,7 @@ final class FusedMixtralStore: TensorStore, @unchecked Sendable {
                     views[ParameterNames.moeExpert(l, e, "w3")] = (n, e * 2 * F * C + F * C, [F, C])
                     names += [ParameterNames.moeExpert(l, e, "w1"), ParameterNames.moeExpert(l, e, "w3")]
                 }
-            default:
+            case .down:
                 guard base.info(n)?.shape == [E, C, F] else {
                     throw BamError.mismatch("\(base.location): `\(n)` has shape \(base.info(n)?.shape ?? []); expected \([E, C, F])")
                 }

@@ -551,6 +551,18 @@ struct GGUFRoundTripTests {
         for (k, v) in a.pairs { #expect(b[k] == v, "config key \(k): \(v.serialized(indent: nil)) became \(b[k]?.serialized(indent: nil) ?? "absent")") }
     }
 
+    @Test("fused Mixtral tensor names: exactly the router, gate_up_proj and down_proj of a numbered layer")
+    func fusedMixtralNames() {
+        #expect(FusedMixtralTensor.parse("model.layers.0.mlp.gate.weight")! == (0, .router))
+        #expect(FusedMixtralTensor.parse("model.layers.17.mlp.experts.gate_up_proj")! == (17, .gateUp))
+        #expect(FusedMixtralTensor.parse("model.layers.3.mlp.experts.down_proj")! == (3, .down))
+        for other in ["model.layers.x.mlp.gate.weight", "model.layers..mlp.gate.weight", "model.layers.+1.mlp.gate.weight",
+                      "model.layers.0.mlp.gate.weight.extra", "model.layers.0.block_sparse_moe.gate.weight",
+                      "model.layers.0.mlp.gate_proj.weight", "layers.0.mlp.experts.down_proj", "model.embed_tokens.weight"] {
+            #expect(FusedMixtralTensor.parse(other) == nil, "\(other)")
+        }
+    }
+
     @Test("transformers 5's fused Mixtral experts convert like the legacy layout")
     func fusedMixtral() throws {
         let dir = try FormatTempDir()
