@@ -7,7 +7,9 @@ import Foundation
 ///  - decode ms/token and 512-token prefill seconds with the attention and FFN branches run
 ///    concurrently (Dispatch) vs one after the other, in the same process;
 ///  - prefill throughput as achieved GFLOP/s (ModelStatistics' FLOPs formula) over the sgemm
-///    ceiling measured in the same run (target >= 0.6).
+///    ceiling measured in the same run (target >= 0.6);
+///  - the decode floor (`decodeFloor`): a token's weights read once with one hand-off, which
+///    shows how far each mode is from the memory-bound limit.
 func runBAMBench(arguments: [String]) throws {
     let kind = option(arguments, "--attention") == "shared-kv" ? "shared_kv" : "expert_kv"
     let decodeTokens = option(arguments, "--decode").flatMap(Int.init) ?? 64
@@ -53,6 +55,19 @@ func runBAMBench(arguments: [String]) throws {
         }
     }
     let ceiling = gemmCeiling()
+    // What one decode token must read: every attention expert (soft routing), one FFN expert
+    // (top-1; all experts have the same size), the routers and the output projection.
+    var matrices: [Tensor] = []
+    for block in model.weights.blocks {
+        let a = block.attention
+        if let r = a.router { matrices.append(r) }
+        for e in a.experts { matrices += [e.q, e.o] + [e.k, e.v].compactMap { $0 } }
+        matrices += [a.sharedK, a.sharedV].compactMap { $0 }
+        if let r = block.feedForward.router { matrices.append(r) }
+        let f = block.feedForward.experts[0]
+        matrices += [f.gate, f.up, f.down]
+    }
+    let floor = decodeFloor(matrices, head: model.weights.lmHead)
     let stats = ModelStatistics(config: config, context: 512)
     // FLOPs of the prefill: the formula's per-token count with the attention term at the average
     // causal context (T/2), without the output projection (only one row is projected).
@@ -62,6 +77,9 @@ func runBAMBench(arguments: [String]) throws {
     print("BAM benchmark: parallel block, 4 \(kind) attention experts (soft), FFN top-1, 58M dense shape, \(formatParams(stats.totalParameters)) params, \(BLASThreads.defaultCount) threads, best of \(rounds)")
     print(String(format: "  decode ms/token     concurrent %.2f   sequential %.2f   speed-up %.2fx (target >= 1.2)",
                  conc.decode * 1e3, seq.decode * 1e3, seq.decode / conc.decode))
+    print(String(format: "  decode floor        %.2f ms/token: its %.0f MB of weights read once by sgemv on every worker, one hand-off; concurrent %.2fx it, sequential %.2fx",
+                 floor * 1e3, Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.count * 4 }) / 1e6,
+                 conc.decode / floor, seq.decode / floor))
     print(String(format: "  512-token prefill s concurrent %.3f   sequential %.3f   speed-up %.2fx (target >= 1.0)",
                  conc.prefill, seq.prefill, seq.prefill / conc.prefill))
     print(String(format: "  prefill GFLOP/s     %.1f of a %.1f sgemm ceiling = %.2f (target >= 0.6)", achieved, ceiling, achieved / ceiling))

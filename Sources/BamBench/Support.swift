@@ -1,4 +1,5 @@
 import BamModels
+import BamTensors
 import BamTokenizers
 import CBLAS
 import Foundation
@@ -109,4 +110,39 @@ func ensureModel(_ shape: BenchShape, name: String? = nil, seed: Int = 1, layers
         try runSelf(args)
     }
     return dir
+}
+
+/// The memory-bound floor of one decode token: the time to read `matrices` (rows, cols) once
+/// with matrix-vector products spread over every worker and a single Dispatch hand-off, plus
+/// `head` split by rows across the workers (as decode splits the output projection). Nothing
+/// else of a forward pass runs, so a decode step cannot be faster than this on the same cores.
+func decodeFloor(_ matrices: [Tensor], head: Tensor, rounds: Int = 20) -> Double {
+    BLASThreads.configure()
+    let workers = BLASThreads.defaultCount
+    let maxCols = max(head.shape[1], matrices.map { $0.shape[1] }.max() ?? 1)
+    let x = Tensor(shape: [maxCols]), ys = (0..<workers).map { _ in Tensor(shape: [head.shape[0]]) }
+    for i in 0..<maxCols { x.data[i] = 0.01 }
+    let box = UnsafeBox((matrices, head, x, ys))
+    var best = Double.infinity
+    for _ in 0..<rounds {
+        best = min(best, seconds {
+            BLASThreads.fanOut(workers) { w in
+                let (ms, head, x, ys) = box.value
+                for (i, m) in ms.enumerated() where i % workers == w {
+                    gemv(ys[w].data, m.data, x.data, rows: m.shape[0], cols: m.shape[1])
+                }
+                let per = (head.shape[0] + workers - 1) / workers
+                let r0 = w * per, r1 = min(head.shape[0], r0 + per)
+                if r0 < r1 { gemv(ys[w].data, head.data + r0 * head.shape[1], x.data, rows: r1 - r0, cols: head.shape[1]) }
+            }
+        })
+    }
+    return best
+}
+
+/// Carries the benchmark's tensors into a Dispatch region that only reads them (each worker
+/// writes its own output vector).
+struct UnsafeBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
