@@ -113,22 +113,29 @@ func ensureModel(_ shape: BenchShape, name: String? = nil, seed: Int = 1, layers
 }
 
 /// The memory-bound floor of one decode token: the time to read `matrices` (rows, cols) once
-/// with matrix-vector products spread over every worker and a single Dispatch hand-off, plus
-/// `head` split by rows across the workers (as decode splits the output projection). Nothing
-/// else of a forward pass runs, so a decode step cannot be faster than this on the same cores.
+/// with matrix-vector products spread over every worker (largest first, each to the least loaded
+/// worker) and a single Dispatch hand-off, plus `head` split by rows across the workers (as
+/// decode splits the output projection). A decode step reads the same weights and does more
+/// (norms, routing, attention over the cache, a hand-off per layer), so this is its practical limit.
 func decodeFloor(_ matrices: [Tensor], head: Tensor, rounds: Int = 20) -> Double {
     BLASThreads.configure()
     let workers = BLASThreads.defaultCount
+    var owner = [Int](repeating: 0, count: matrices.count), load = [Int](repeating: 0, count: workers)
+    for i in matrices.indices.sorted(by: { matrices[$0].count > matrices[$1].count }) {
+        let w = load.indices.min { load[$0] < load[$1] }!
+        owner[i] = w
+        load[w] += matrices[i].count
+    }
     let maxCols = max(head.shape[1], matrices.map { $0.shape[1] }.max() ?? 1)
     let x = Tensor(shape: [maxCols]), ys = (0..<workers).map { _ in Tensor(shape: [head.shape[0]]) }
     for i in 0..<maxCols { x.data[i] = 0.01 }
-    let box = UnsafeBox((matrices, head, x, ys))
+    let box = UnsafeBox((matrices, head, x, ys, owner))
     var best = Double.infinity
     for _ in 0..<rounds {
         best = min(best, seconds {
             BLASThreads.fanOut(workers) { w in
-                let (ms, head, x, ys) = box.value
-                for (i, m) in ms.enumerated() where i % workers == w {
+                let (ms, head, x, ys, owner) = box.value
+                for (i, m) in ms.enumerated() where owner[i] == w {
                     gemv(ys[w].data, m.data, x.data, rows: m.shape[0], cols: m.shape[1])
                 }
                 let per = (head.shape[0] + workers - 1) / workers
