@@ -120,22 +120,23 @@ func ensureModel(_ shape: BenchShape, name: String? = nil, seed: Int = 1, layers
 func decodeFloor(_ matrices: [Tensor], head: Tensor, rounds: Int = 20) -> Double {
     BLASThreads.configure()
     let workers = BLASThreads.defaultCount
-    var owner = [Int](repeating: 0, count: matrices.count), load = [Int](repeating: 0, count: workers)
-    for i in matrices.indices.sorted(by: { matrices[$0].count > matrices[$1].count }) {
-        let w = load.indices.min { load[$0] < load[$1] }!
-        owner[i] = w
-        load[w] += matrices[i].count
-    }
+    let owner: [Int] = {
+        var owner = [Int](repeating: 0, count: matrices.count), load = [Int](repeating: 0, count: workers)
+        for i in matrices.indices.sorted(by: { matrices[$0].count > matrices[$1].count }) {
+            let w = load.indices.min { load[$0] < load[$1] }!
+            owner[i] = w
+            load[w] += matrices[i].count
+        }
+        return owner
+    }()
     let maxCols = max(head.shape[1], matrices.map { $0.shape[1] }.max() ?? 1)
     let x = Tensor(shape: [maxCols]), ys = (0..<workers).map { _ in Tensor(shape: [head.shape[0]]) }
     for i in 0..<maxCols { x.data[i] = 0.01 }
-    let box = UnsafeBox((matrices, head, x, ys, owner))
     var best = Double.infinity
     for _ in 0..<rounds {
         best = min(best, seconds {
             BLASThreads.fanOut(workers) { w in
-                let (ms, head, x, ys, owner) = box.value
-                for (i, m) in ms.enumerated() where owner[i] == w {
+                for (i, m) in matrices.enumerated() where owner[i] == w {
                     gemv(ys[w].data, m.data, x.data, rows: m.shape[0], cols: m.shape[1])
                 }
                 let per = (head.shape[0] + workers - 1) / workers
@@ -145,11 +146,4 @@ func decodeFloor(_ matrices: [Tensor], head: Tensor, rounds: Int = 20) -> Double
         })
     }
     return best
-}
-
-/// Carries the benchmark's tensors into a Dispatch region that only reads them (each worker
-/// writes its own output vector).
-struct UnsafeBox<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }

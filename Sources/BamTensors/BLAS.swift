@@ -188,12 +188,10 @@ public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
             BLASThreads.fanOut(workers) { w in
                 let r0 = w * per, r1 = min(OC, r0 + per)
                 guard r0 < r1 else { return }
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(r1 - r0), Int32(C), 1, wp.pointer + r0 * C, Int32(C),
-                            ip.pointer, 1, accumulate ? 1 : 0, op.pointer + r0, 1)
+                gemv(op.pointer + r0, wp.pointer + r0 * C, ip.pointer, rows: r1 - r0, cols: C, beta: accumulate ? 1 : 0)
             }
         } else {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(OC), Int32(C), 1, weight, Int32(C), inp, 1,
-                        accumulate ? 1 : 0, out, 1)
+            gemv(out, weight, inp, rows: OC, cols: C, beta: accumulate ? 1 : 0)
         }
     } else {
         gemm(out, inp, weight, m: T, n: OC, k: C, transB: true, beta: accumulate ? 1 : 0)
