@@ -9,7 +9,7 @@ import Foundation
 ///  - prefill throughput as achieved GFLOP/s (ModelStatistics' FLOPs formula) over the sgemm
 ///    ceiling measured in the same run (target >= 0.6);
 ///  - the decode floor (`decodeFloor`): a token's weights read once with one hand-off, which
-///    shows how far each mode is from the memory-bound limit.
+///    shows how far each mode is from the memory-bound limit, and what one hand-off costs.
 func runBAMBench(arguments: [String]) throws {
     let kind = option(arguments, "--attention") == "shared-kv" ? "shared_kv" : "expert_kv"
     let decodeTokens = option(arguments, "--decode").flatMap(Int.init) ?? 64
@@ -68,6 +68,7 @@ func runBAMBench(arguments: [String]) throws {
         matrices += [f.gate, f.up, f.down]
     }
     let floor = decodeFloor(matrices, head: model.weights.lmHead)
+    let handOff = handOffCost()
     let stats = ModelStatistics(config: config, context: 512)
     // FLOPs of the prefill: the formula's per-token count with the attention term at the average
     // causal context (T/2), without the output projection (only one row is projected).
@@ -80,6 +81,8 @@ func runBAMBench(arguments: [String]) throws {
     print(String(format: "  decode floor        %.2f ms/token: its %.0f MB of weights read once by sgemv on every worker, one hand-off; concurrent %.2fx it, sequential %.2fx",
                  floor * 1e3, Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.count * 4 }) / 1e6,
                  conc.decode / floor, seq.decode / floor))
+    print(String(format: "  Dispatch hand-off   %.3f ms each after 0.5 ms of serial work (decode: 1 per layer + 1 concurrent, 4 per layer + 1 sequential)",
+                 handOff * 1e3))
     print(String(format: "  512-token prefill s concurrent %.3f   sequential %.3f   speed-up %.2fx (target >= 1.0)",
                  conc.prefill, seq.prefill, seq.prefill / conc.prefill))
     print(String(format: "  prefill GFLOP/s     %.1f of a %.1f sgemm ceiling = %.2f (target >= 0.6)", achieved, ceiling, achieved / ceiling))

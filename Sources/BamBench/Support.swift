@@ -147,3 +147,18 @@ func decodeFloor(_ matrices: [Tensor], head: Tensor, rounds: Int = 20) -> Double
     }
     return best
 }
+
+/// The cost of one Dispatch hand-off as a decode layer meets it: after `serialMicroseconds` of
+/// work on the calling thread (the other worker has gone idle), a `BLASThreads.fanOut` over every
+/// worker, each spinning 100 µs; returned is the time per round above doing the same work
+/// without the fan-out (seconds).
+func handOffCost(serialMicroseconds: Double = 500, rounds: Int = 2000) -> Double {
+    @Sendable func spin(_ us: Double) {
+        let t = DispatchTime.now().uptimeNanoseconds
+        while Double(DispatchTime.now().uptimeNanoseconds - t) < us * 1000 {}
+    }
+    let workers = BLASThreads.defaultCount
+    let fanned = seconds { for _ in 0..<rounds { spin(serialMicroseconds); BLASThreads.fanOut(workers) { _ in spin(100) } } }
+    let alone = seconds { for _ in 0..<rounds { spin(serialMicroseconds); spin(100) } }
+    return (fanned - alone) / Double(rounds)
+}
