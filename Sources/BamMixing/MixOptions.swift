@@ -55,12 +55,16 @@ public struct MixOptions: Sendable {
     public var numExperts: Int?
     /// Upcycling: Gaussian noise added to each copy, as a fraction of the tensor's RMS (0 = exact copies).
     public var upcycleNoise: Float = 0
-    /// Output dtype; nil keeps the experts' (which must then agree).
+    /// Output dtype; nil picks the widest float type the experts' weights are stored in (bf16
+    /// when all are quantised; MixDType). A GGUF output may also take q8_0, q4_0, q4_1, q5_0, q5_1.
     public var dtype: DType?
     public var shardSize: Int?
     public var allowTokenizerMismatch = false
     public var routerAuxLossCoef = 0.01
     public var routerZLossCoef = 0.001
+
+    /// An output path ending in `.gguf` writes one GGUF file; anything else an HF directory.
+    public var writesGGUF: Bool { output.pathExtension.lowercased() == "gguf" }
 
     public init(method: MixMethod, experts: [String], output: URL) {
         self.method = method
