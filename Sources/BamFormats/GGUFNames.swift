@@ -86,7 +86,7 @@ enum GGUFTensorNames {
         case expert(name: String, layer: Int, hf: String, expert: Int)
         /// transformers 5's fused Mixtral experts: `mlp.experts.gate_up_proj` [E, 2I, H] (gate rows
         /// first in each expert) -> ffn_gate_exps + ffn_up_exps; `mlp.experts.down_proj` [E, H, I]
-        /// -> ffn_down_exps (formats.md).
+        /// -> ffn_down_exps (docs/gguf.md).
         case fusedGateUp(layer: Int)
         case fusedDown(layer: Int)
     }

@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// A whole file mapped into memory, unmapped on deinit. Foundation's `.mappedIfSafe` reads the
-/// whole file on Linux (style.md), so this calls mmap directly. The mapping is private
+/// whole file on Linux (docs/architecture.md), so this calls mmap directly. The mapping is private
 /// (copy-on-write): tensors borrowed from it may be written (e.g. by the optimiser) without ever
 /// touching the file.
 public final class MappedFile: @unchecked Sendable {

@@ -8,7 +8,7 @@ public enum ModelFamily: String, Sendable, CaseIterable {
 
 public enum NormKind: String, Sendable { case rms, layer }
 
-/// BAM attention experts (methods.md): each expert owns Q, K, V, O, or only Q and O with one K/V
+/// BAM attention experts (docs/methods.md): each expert owns Q, K, V, O, or only Q and O with one K/V
 /// projection shared by all.
 public enum AttentionExpertKind: String, Sendable { case expertKV = "expert_kv", sharedKV = "shared_kv" }
 

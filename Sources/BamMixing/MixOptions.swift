@@ -1,7 +1,7 @@
 import BamModels
 import Foundation
 
-/// What `bam-mix mix` builds (methods.md).
+/// What `bam-mix mix` builds (docs/methods.md).
 public enum MixMethod: String, Sendable, CaseIterable {
     /// Branch-Train-MiX: FFNs become MoE experts, everything else is averaged.
     case btx

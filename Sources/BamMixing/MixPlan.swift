@@ -7,7 +7,7 @@ enum Recipe {
     case copy(expert: Int, source: String)
     /// Expert `expert`'s tensor plus Gaussian noise of std `relative` x the tensor's RMS (upcycling).
     case noisyCopy(expert: Int, source: String, relative: Float, seed: UInt64)
-    /// The weighted mean of every expert's `source` (methods.md: non-expert parameters).
+    /// The weighted mean of every expert's `source` (docs/methods.md: non-expert parameters).
     case average(source: String)
     /// A tensor computed in memory (routers).
     case computed(Tensor)

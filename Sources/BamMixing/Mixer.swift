@@ -13,7 +13,7 @@ public struct MixReport: Sendable {
     public var seconds: Double
 }
 
-/// Builds BTX, BAM and upcycled models from dense experts (methods.md), streaming: tensors are
+/// Builds BTX, BAM and upcycled models from dense experts (docs/methods.md), streaming: tensors are
 /// read memory-mapped and written one chunk at a time, so resident memory is bounded by a few
 /// chunks per expert plus the writer's buffer, whatever the number of layers.
 public enum Mixer {

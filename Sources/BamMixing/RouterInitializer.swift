@@ -2,7 +2,7 @@ import BamModels
 import BamTokenizers
 import Foundation
 
-/// Router matrices (E, C) for every router of the output config (methods.md, "Router initialisation").
+/// Router matrices (E, C) for every router of the output config (docs/methods.md, "Router initialisation").
 enum RouterInitializer {
     /// transformers initialises nn.Linear (and so Mixtral's gate) as N(0, initializer_range²), 0.02.
     static let randomStd: Float = 0.02

@@ -2,7 +2,7 @@ import BamTensors
 
 /// Keys and values of every position processed so far, per layer and per key/value set
 /// (one set for dense, BTX and shared-KV BAM; one per attention expert for expert-KV BAM —
-/// which is why expert-KV needs E times the cache memory, methods.md).
+/// which is why expert-KV needs E times the cache memory, docs/methods.md).
 ///
 /// Layout per set: keys (NKV, S, HS) and values (NKV, S, HS), S = capacity, so that each
 /// key/value head is one contiguous matrix for the attention GEMMs.

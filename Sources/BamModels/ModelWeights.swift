@@ -5,7 +5,7 @@ import Foundation
 // The weights of every model bam-mix runs, as one structure: a dense model is a mixture with
 // one attention expert and one FFN expert and no routers; a Mixtral/BTX model has one attention
 // and an FFN mixture; a BAM model has mixtures on both sides. Tensor names are the checkpoint's
-// own (transformers' names for Llama/Mixtral; formats.md for BAM), so there is no rename table:
+// own (transformers' names for Llama/Mixtral; docs/bam-format.md for BAM), so there is no rename table:
 // `ParameterNames` says where each tensor lives and `TransformerWeights.load` checks that no
 // tensor is missing or left over.
 
@@ -102,7 +102,7 @@ public final class TransformerWeights: @unchecked Sendable {
     }
 }
 
-/// Tensor names of each parameter (transformers naming; BAM per formats.md).
+/// Tensor names of each parameter (transformers naming; BAM per docs/bam-format.md).
 public enum ParameterNames {
     public static let embed = "model.embed_tokens.weight"
     public static let finalNorm = "model.norm.weight"

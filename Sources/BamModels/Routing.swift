@@ -14,7 +14,7 @@ public struct RoutingDecision: Sendable {
 /// Softmax over the router logits, then the K largest (ties go to the lower expert index, a
 /// stable order; torch.topk leaves ties unspecified). With `renormalize` the chosen probabilities
 /// are divided by their sum — Mixtral's softmax -> top-k -> renormalise, which equals BTX's
-/// softmax over the top-k logits (methods.md). Without it they are used as is (Switch / BAM).
+/// softmax over the top-k logits (docs/methods.md). Without it they are used as is (Switch / BAM).
 public func route(logits: UnsafePointer<Float>, T: Int, E: Int, topK K: Int, renormalize: Bool) -> RoutingDecision {
     var probs = [Float](repeating: 0, count: T * E)
     var weights = [Float](repeating: 0, count: T * E)

@@ -2,7 +2,7 @@ import BamFormats
 import BamTensors
 import Foundation
 
-/// How a forward pass uses the cores (style.md: decide per region, keep the choice in one place).
+/// How a forward pass uses the cores (docs/architecture.md: decide per region, keep the choice in one place).
 public struct ExecutionOptions: Sendable {
     /// Parallel blocks: run the attention branch and the FFN branch concurrently on Dispatch
     /// workers (each with single-threaded BLAS), instead of one after the other with all BLAS threads.
@@ -208,7 +208,7 @@ public final class Transformer: @unchecked Sendable {
     // MARK: attention side
 
     /// out (T, C) = Attn(xn): one expert, or BAM's mixture of attention
-    /// MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x) (soft) or over the top-k (methods.md).
+    /// MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x) (soft) or over the top-k (docs/methods.md).
     func attentionPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: AttentionLayerWeights,
                        layer l: Int, T: Int, cache: KVCache, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
         let C = config.hidden, KV = config.kvDim

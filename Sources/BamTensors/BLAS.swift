@@ -2,7 +2,7 @@ import CBLAS
 import Dispatch
 import Foundation
 
-/// Who owns the cores (style.md). OpenBLAS is pinned to ONE thread for the whole process: its own
+/// Who owns the cores (docs/architecture.md). OpenBLAS is pinned to ONE thread for the whole process: its own
 /// pool busy-waits (sched_yield) between calls and whenever other code runs, which cost ~15 % of
 /// a forward pass in measurements (perf: `sched_yield`), and it serialises concurrent level-3 calls.
 /// Parallelism is Dispatch's instead, decided per region in this one place:

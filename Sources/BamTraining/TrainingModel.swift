@@ -9,13 +9,13 @@ import Foundation
 // accumulates parameter gradients into `grads`, a TransformerWeights of the same structure as the
 // parameters (tied lm_head: one tensor, so both uses accumulate into the embedding's gradient).
 //
-// Block (methods.md; Transformer.swift does the same for inference):
+// Block (docs/methods.md; Transformer.swift does the same for inference):
 //   sequential: x += Attn(norm1(x)); x += FFN(norm2(x))
 //   parallel:   x += Attn(norm(x)) + FFN(norm(x))
 // Attn = one attention, or BAM's MoA(h) = sum_j g_j(h) MHA_j(h);
 // FFN  = one SwiGLU, or the mixture sum_{i in TopK} g_i(h) FFN_i(h).
 
-/// How the router losses enter the training objective (methods.md):
+/// How the router losses enter the training objective (docs/methods.md):
 /// L = L_NLL + sum over FFN mixture layers (alpha * L_aux + beta * L_z). The attention router of a
 /// BAM model has no auxiliary loss.
 public struct LossOptions: Sendable, Equatable, Codable {
@@ -230,7 +230,7 @@ public final class TrainingModel {
 
     /// out (N, C) = Attn(xn): one attention, or MoA(xn) = sum_j g_j(xn) * MHA_j(xn) where every
     /// expert runs on every token (its keys and values serve later tokens that choose it) and
-    /// g = softmax (soft) or the renormalised top-k of the softmax (methods.md).
+    /// g = softmax (soft) or the renormalised top-k of the softmax (docs/methods.md).
     private func attentionForward(_ out: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ w: AttentionLayerWeights,
                                   xn: UnsafePointer<Float>) {
         let c = config, N = a.N, C = c.hidden, Q = c.qDim, KV = c.kvDim

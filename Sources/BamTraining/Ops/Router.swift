@@ -42,7 +42,7 @@ public func routerBackward(_ dlogits: UnsafeMutablePointer<Float>, _ dgates: Uns
     }
 }
 
-/// Which load-balancing loss an FFN mixture is trained with (methods.md).
+/// Which load-balancing loss an FFN mixture is trained with (docs/methods.md).
 public enum AuxLossKind: String, Sendable, Codable, CaseIterable {
     /// BTX: E * sum_i u_i P_i, u_i = mean sparse gate, P_i = mean probability (both differentiable).
     case btx
@@ -87,7 +87,7 @@ func routerStatistics(_ d: RoutingDecision, topK K: Int) -> (P: [Double], u: [Do
     return (P, u, f)
 }
 
-/// The three router losses (methods.md, and the BAM reference's `router_losses`):
+/// The three router losses (docs/methods.md, and the BAM reference's `router_losses`):
 ///   btx    = E * sum_i u_i P_i
 ///   switch = E * sum_i f_i P_i
 ///   z      = mean over tokens of logsumexp(logits)^2
