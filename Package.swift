@@ -35,7 +35,9 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "BamTensors", dependencies: ["CBLAS"], swiftSettings: optimised),
+        // Low-precision weight kernels in C, chosen at run time from the CPU's flags (no -m flags).
+        .target(name: "BamKernelsC"),
+        .target(name: "BamTensors", dependencies: ["CBLAS", "BamKernelsC"], swiftSettings: optimised),
         .target(name: "CShims"),
         .target(name: "BamFormats", dependencies: ["BamTensors", "CZlib", "CShims"], swiftSettings: optimised),
         .target(name: "BamTokenizers", dependencies: ["BamFormats"], swiftSettings: optimised),
