@@ -64,9 +64,20 @@ func runKernelBench(arguments: [String]) throws {
             }
         }
         if name == "f32" {
+            // OpenBLAS on the same split: sgemv for one row, sgemm for eight.
+            let wp = SendablePointer(source.data), xp = SendablePointer(x.data), yp = SendablePointer(y.data)
             for T in [1, 8] {
-                let t = best(rounds) { linearForward(y.data, x.data, f32.data.assumingMemoryBound(to: Float.self), nil, T: T, C: cols, OC: rows) }
-                line += String(format: " | sgemv/sgemm T=%d %5.1f (%.2fx)", T, gb / t, floor / t)
+                let t = best(rounds) {
+                    BLASThreads.splitDecodeRows(rows, bytes: w.residentBytes) { r in
+                        if T == 1 {
+                            gemv(yp.pointer + r.lowerBound, wp.pointer + r.lowerBound * cols, xp.pointer, rows: r.count, cols: cols)
+                        } else {
+                            gemm(yp.pointer + r.lowerBound, xp.pointer, wp.pointer + r.lowerBound * cols, m: T, n: r.count, k: cols,
+                                 transB: true, ldc: rows)
+                        }
+                    }
+                }
+                line += String(format: " | %@ T=%d %5.1f (%.2fx)", (T == 1 ? "sgemv" : "sgemm") as NSString, T, gb / t, floor / t)
             }
         }
         print(line)

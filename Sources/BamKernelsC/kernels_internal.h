@@ -23,6 +23,12 @@ static inline uint16_t bam_f32_to_bf16_1(float f) {
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
+#if defined(__aarch64__)
+// arm64 converts halves in hardware (fcvt: exact widening, round-to-nearest-even narrowing), the
+// same instructions Swift's Float16 conversions use there.
+static inline float bam_f16_to_f32_1(uint16_t h) { _Float16 f; memcpy(&f, &h, 2); return (float)f; }
+static inline uint16_t bam_f32_to_f16_1(float f) { _Float16 h = (_Float16)f; uint16_t u; memcpy(&u, &h, 2); return u; }
+#else
 // IEEE binary16 -> binary32, exact. A NaN is quieted, as F16C's vcvtph2ps does.
 static inline float bam_f16_to_f32_1(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -53,6 +59,7 @@ static inline uint16_t bam_f32_to_f16_1(float f) {
     if (rest > half || (rest == half && (q & 1u))) q++;
     return sign | (uint16_t)q;
 }
+#endif
 
 // One Q8_0 block from 32 floats, as ggml's quantize_row_q8_0_ref (and gguf-py) define it.
 static inline void bam_quantize_block_q8_0(uint8_t *dst, const float *x) {

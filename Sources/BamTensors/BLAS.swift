@@ -225,6 +225,17 @@ public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
             gemv(op.pointer + r.lowerBound, wp.pointer + r.lowerBound * C, ip.pointer, rows: r.count, cols: C,
                  beta: accumulate ? 1 : 0)
         }
+    } else if T <= WeightMatrix.fusedRowLimit && !accumulate {
+        // A few rows (several sequences decoding, an expert's handful of tokens): the fused kernel
+        // reads the weight once for all rows, where sgemm first packs (copies) all of it; sgemm ran
+        // 1.4-3.5x slower on 2 to 8 rows (BamBench kernels, EPYC Zen 3).
+        let k = WeightKernels.active
+        let op = SendablePointer(out), ip = SendableRawPointer(UnsafeRawPointer(inp))
+        let wp = SendableRawPointer(UnsafeRawPointer(weight))
+        BLASThreads.splitDecodeRows(OC, bytes: OC * C * MemoryLayout<Float>.size) { r in
+            k.matmul(op.pointer + r.lowerBound, ldy: OC, wp.pointer + r.lowerBound * C * 4, wStride: C * 4, storage: .f32,
+                     ip.pointer, xStride: C * 4, T: T, rows: r.count, cols: C)
+        }
     } else {
         gemm(out, inp, weight, m: T, n: OC, k: C, transB: true, beta: accumulate ? 1 : 0)
     }
