@@ -11,7 +11,9 @@
 // variants of the Q8_0 dot product); `bam_kernels_for` returns a family's table when this CPU and
 // build can run it. No global -m flags: the x86 families are compiled with per-function
 // `target` attributes and only ever called after the cpuid check, so the same binary runs on any
-// x86-64, and arm64 builds contain only the portable C family.
+// x86-64, and arm64 builds contain only the portable C family. AVX512_BF16 is detected for
+// reports only: its dot product (vdpbf16ps) needs the activations rounded to bf16, which would
+// lose the exactness of widening bf16 weights, and decode is memory-bound anyway.
 //
 // Pointers to stored weights and quantized activations are `const void *` because a file mapping
 // need not align them (safetensors data starts at any byte); the kernels load them unaligned.
