@@ -35,7 +35,11 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "BamTensors", dependencies: ["CBLAS"], swiftSettings: optimised),
+        // Low-precision weight kernels in C, chosen at run time from the CPU's flags (no -m flags).
+        // Optimised in debug builds too, like the Swift targets: at -O0 they run 5-10x slower
+        // (measured), and clang has no per-function way to raise the level.
+        .target(name: "BamKernelsC", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "BamTensors", dependencies: ["CBLAS", "BamKernelsC"], swiftSettings: optimised),
         .target(name: "CShims"),
         .target(name: "BamFormats", dependencies: ["BamTensors", "CZlib", "CShims"], swiftSettings: optimised),
         .target(name: "BamTokenizers", dependencies: ["BamFormats"], swiftSettings: optimised),

@@ -3,6 +3,7 @@
 //
 //   swift run -c release BamBench perplexity [--chunks N] [--model DIR]
 //   swift run -c release BamBench tokenizer TOKENIZER.json TEXT
+//   swift run -c release BamBench kernels [--rows N] [--cols N] [--tokens T] [--rounds R]
 import BamModels
 import Foundation
 
