@@ -25,8 +25,10 @@ enum RouterInitializer {
             }
         case .zero:
             for spec in routerSpecs { result[spec.name] = Tensor(shape: spec.shape) }
-        case .hidden, .cheapEmbed:
-            let vectors = try promptVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, log: log)
+        case .hidden, .cheapEmbed, .domain:
+            let vectors = options.router == .domain
+                ? try domainVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, log: log)
+                : try promptVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, log: log)
             for spec in routerSpecs {
                 let t = Tensor(shape: spec.shape)
                 for e in 0..<E { (t.data + e * C).update(from: vectors[spec.layer!][e], count: C) }
@@ -38,7 +40,10 @@ enum RouterInitializer {
     }
 
     /// Per layer and expert, the L2-normalised router row from the expert's prompts (mergekit's
-    /// `get_gate_params`): positive-prompt mean minus negative-prompt mean.
+    /// `get_gate_params`): the positive prompts' vector minus the negative prompts' vector, where a
+    /// set's vector is, for `hidden`, the mean over its prompts of the residual stream entering the
+    /// layer at the last token and, for `cheap-embed`, the L2-normalised sum of its token embeddings
+    /// (mergekit's `get_cheap_embedding` normalises each set before the subtraction).
     static func promptVectors(experts: [Checkpoint], options: MixOptions, E: Int, C: Int, layers: Int,
                               log: (String) -> Void) throws -> [[[Float]]] {
         let promptExperts = options.method == .upcycle ? E : experts.count
@@ -80,7 +85,7 @@ enum RouterInitializer {
                 let n = Double(max(1, prompts.count))
                 return sum.map { $0.map { $0 / n } }
             }
-            return Array(repeating: sum[0], count: layers)
+            return Array(repeating: normalized(sum[0]), count: layers)
         }
         var out: [[[Float]]] = Array(repeating: [], count: layers)
         for e in 0..<E {
@@ -98,10 +103,68 @@ enum RouterInitializer {
                 let n = try vectors(negative)
                 for l in 0..<layers { for i in 0..<C { v[l][i] -= n[l][i] } }
             }
-            for l in 0..<layers {
-                let norm = max(1e-8, v[l].reduce(0) { $0 + $1 * $1 }.squareRoot())
-                out[l].append(v[l].map { Float($0 / norm) })
+            for l in 0..<layers { out[l].append(normalized(v[l]).map { Float($0) }) }
+        }
+        return out
+    }
+
+    /// v / max(|v|, 1e-8) (mergekit clamps the norm the same way).
+    static func normalized(_ v: [Double]) -> [Double] {
+        let norm = max(1e-8, v.reduce(0) { $0 + $1 * $1 }.squareRoot())
+        return v.map { $0 / norm }
+    }
+
+    /// Per layer and expert, the domain-embedding router row: the mean over the first
+    /// `routerDataTokens` tokens of the expert's training text of the residual stream entering the
+    /// layer (the router base expert's forward pass, as for `hidden`), minus the mean of those
+    /// vectors over the experts, L2-normalised. The common part every domain shares says nothing
+    /// about which expert a token belongs to; removing it is what mergekit's negative prompts do by
+    /// hand. One expert alone keeps its uncentred mean.
+    static func domainVectors(experts: [Checkpoint], options: MixOptions, E: Int, C: Int, layers: Int,
+                              log: (String) -> Void) throws -> [[[Float]]] {
+        for e in 0..<E where options.routerData[e] == nil {
+            throw BamError.usage("--router domain needs each expert's training text: add --router-data \(e)=FILE")
+        }
+        for e in options.routerData.keys where e < 0 || e >= E {
+            throw BamError.usage("--router-data \(e)=...: there is no expert \(e) (experts 0...\(E - 1))")
+        }
+        guard options.routerBaseExpert >= 0, options.routerBaseExpert < experts.count else {
+            throw BamError.usage("--router-base-expert \(options.routerBaseExpert) is not an expert index")
+        }
+        let base = experts[options.routerBaseExpert]
+        guard let tokURL = base.tokenizerURL else {
+            throw BamError.usage("--router domain tokenises the experts' text, but \(base.path.path) has no tokenizer.json")
+        }
+        let tokenizer = try Tokenizer.load(url: tokURL.deletingLastPathComponent())
+        let model = try Transformer.load(base)
+        let window = min(512, base.config.maxPositions, base.config.slidingWindow ?? Int.max)
+        log("computing domain router vectors with \(base.path.lastPathComponent) over \(options.routerDataTokens) tokens per expert")
+        var means: [[[Double]]] = []   // (E, layers, C)
+        for e in 0..<E {
+            let file = options.routerData[e]!
+            let text: String
+            do { text = try String(contentsOf: file, encoding: .utf8) } catch {
+                throw BamError.io("\(file.path): cannot read the training text of expert \(e) (\(error.localizedDescription))")
             }
+            let ids = Array(tokenizer.encode(text, addSpecialTokens: true).prefix(options.routerDataTokens))
+            guard !ids.isEmpty else { throw BamError.usage("\(file.path): no tokens (expert \(e)'s training text is empty)") }
+            var sum = [[Double]](repeating: [Double](repeating: 0, count: C), count: layers)
+            // Windows of the text, each from an empty cache; every position counts.
+            for start in stride(from: 0, to: ids.count, by: window) {
+                let chunk = Array(ids[start..<min(ids.count, start + window)])
+                _ = try model.forward(tokens: chunk, cache: model.makeCache(capacity: chunk.count), outputRows: 0..<0) { event in
+                    if case let .hidden(layer, x, T, C) = event {
+                        for t in 0..<T { for i in 0..<C { sum[layer][i] += Double(x[t * C + i]) } }
+                    }
+                }
+            }
+            means.append(sum.map { $0.map { $0 / Double(ids.count) } })
+        }
+        var out: [[[Float]]] = Array(repeating: [], count: layers)
+        for l in 0..<layers {
+            var centre = [Double](repeating: 0, count: C)
+            if E > 1 { for e in 0..<E { for i in 0..<C { centre[i] += means[e][l][i] / Double(E) } } }
+            for e in 0..<E { out[l].append(normalized(zip(means[e][l], centre).map { $0 - $1 }).map { Float($0) }) }
         }
         return out
     }
