@@ -13,7 +13,9 @@ import Foundation
 /// itself: the router's logits for a token are R h, with h the FFN input, whose length the norm in
 /// front of the FFN fixes (|h|^2 = sum_i w_i^2 xhat_i^2 with sum_i xhat_i^2 = C, about sum_i w_i^2),
 /// and whose direction the estimate takes as uniform; the mass is averaged over such tokens by
-/// Monte Carlo with a fixed seed. Zero routers give exactly E/K, the paper's factor.
+/// Monte Carlo with a fixed seed. Zero routers give exactly E/K, the paper's factor. Routers built
+/// from a model's residual stream (`hidden`, `domain`) point along their inputs, so the mass is
+/// measured on the streams they were built from instead.
 enum ExpertScaleEstimate {
     /// Tokens of the Monte Carlo average (the estimate's standard error is below 0.1 % of the mass).
     static let samples = 2048
@@ -43,6 +45,34 @@ enum ExpertScaleEstimate {
             total += p.sorted(by: >).prefix(K).reduce(0, +) / sum
         }
         return total / Double(samples)
+    }
+
+    /// The mean over `residuals` (rows of C) of the sum of the K chosen gates, each row normalised
+    /// as the FFN's input norm does (`norm` with weight `normWeight`). For data-based routers, on
+    /// the residual streams they were computed from; for a sequential block the FFN reads the
+    /// stream after attention, which the layer's entry stream stands in for.
+    static func measuredGateMass(router: Tensor, residuals: [[Float]], normWeight w: Tensor, norm: NormKind, eps: Float,
+                                 topK K: Int) -> Double {
+        let E = router.rows, C = router.count / router.rows
+        var total = 0.0
+        var h = [Double](repeating: 0, count: C)
+        for x in residuals {
+            var mean = 0.0
+            if norm == .layer { mean = x.reduce(0.0) { $0 + Double($1) } / Double(C) }
+            var ss = 0.0
+            for i in 0..<C { let d = Double(x[i]) - mean; ss += d * d }
+            let r = 1 / (ss / Double(C) + Double(eps)).squareRoot()
+            for i in 0..<C { h[i] = (Double(x[i]) - mean) * r * Double(w.data[i]) }
+            var logits = [Double](repeating: 0, count: E)
+            for e in 0..<E {
+                let row = router.data + e * C
+                for i in 0..<C { logits[e] += Double(row[i]) * h[i] }
+            }
+            let m = logits.max()!
+            let p = logits.map { exp($0 - m) }
+            total += p.sorted(by: >).prefix(K).reduce(0, +) / p.reduce(0, +)
+        }
+        return total / Double(max(1, residuals.count))
     }
 
     /// |h| for the FFN input of a layer whose norm has weight `w`: sqrt(sum_i w_i^2).

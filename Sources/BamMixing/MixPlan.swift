@@ -85,7 +85,7 @@ func formatScales(_ xs: [Double]) -> String {
 extension MixPlan {
     /// Builds the output config (Mixtral when Mixtral can express the result, else bam-mix's BAM
     /// format) and maps each of its tensors to a recipe.
-    static func make(experts: [Checkpoint], options: MixOptions, routers: (ModelConfig) throws -> [String: Tensor]) throws -> MixPlan {
+    static func make(experts: [Checkpoint], options: MixOptions, routers: (ModelConfig) throws -> InitializedRouters) throws -> MixPlan {
         let seed = experts[0].config
         let E = options.method == .upcycle ? (options.numExperts ?? 0) : experts.count
         guard E >= 1 else { throw BamError.usage("--method upcycle needs --num-experts N (N >= 2)") }
@@ -148,7 +148,8 @@ extension MixPlan {
         }
         cfg["bam_sources"] = .array(experts.map { .string($0.path.path) })
         let out = try ModelConfig(json: cfg, file: "the mixed config")
-        let routerTensors = try routers(out)
+        let initialized = try routers(out)
+        let routerTensors = initialized.tensors
 
         // Expert weight scaling (ExpertScaleEstimate.swift; docs/mixing.md, "Mixtures usable at once").
         var gateMass = [Double](repeating: 1, count: out.layers)
@@ -162,9 +163,15 @@ extension MixPlan {
                     let t = try experts[e].store.tensor(name)
                     for i in 0..<norm.count { norm.data[i] += Float(w) * t.data[i] }
                 }
-                gateMass[l] = ExpertScaleEstimate.expectedGateMass(
-                    router: routerTensors[ParameterNames.moeRouter(l)]!, inputLength: ExpertScaleEstimate.inputLength(normWeight: norm),
-                    topK: topK, seed: options.seed &+ UInt64(l) &* 0x9E37_79B9)
+                let router = routerTensors[ParameterNames.moeRouter(l)]!
+                if let rows = initialized.calibration?[l], !rows.isEmpty {
+                    gateMass[l] = ExpertScaleEstimate.measuredGateMass(router: router, residuals: rows, normWeight: norm, norm: out.norm,
+                                                                       eps: out.normEps, topK: topK)
+                } else {
+                    gateMass[l] = ExpertScaleEstimate.expectedGateMass(
+                        router: router, inputLength: ExpertScaleEstimate.inputLength(normWeight: norm),
+                        topK: topK, seed: options.seed &+ UInt64(l) &* 0x9E37_79B9)
+                }
             }
         }
         let expertScales: [Double] = gateMass.map { m in
@@ -181,8 +188,8 @@ extension MixPlan {
         let effective = zip(gateMass, expertScales).map { $0 * $1 }
         if effective.contains(where: { abs($0 - 1) > 0.05 }) {
             notes.append("WARNING: FFN top-\(topK) without renormalisation multiplies each token's FFN output by its gate\(topK > 1 ? "s" : ""): the fresh routers' gates sum to about \(formatScales(gateMass).dropFirst()) per token, so with the experts scaled \(formatScales(expertScales)) the trained FFNs' outputs become about \(formatScales(effective).dropFirst()) times their size until the model is finetuned (--expert-scaling auto makes up for it; --check-text FILE measures the cost)")
-        } else if !recipe.gatesSumToOne(experts: E) && [.hidden, .cheapEmbed, .domain].contains(options.router) && options.expertScaling == .auto {
-            notes.append("note: --expert-scaling auto estimates the gates' mass for FFN inputs of random direction; \(options.router.rawValue) routers are built from the inputs themselves and can be sharper — measure with --check-text FILE, or route with --renormalize")
+        } else if !recipe.gatesSumToOne(experts: E) && options.router == .cheapEmbed && options.expertScaling == .auto {
+            notes.append("note: --expert-scaling auto estimates the gates' mass for FFN inputs of random direction; cheap-embed routers are built from the embeddings of the prompts and can be sharper — measure with --check-text FILE, or route with --renormalize")
         }
 
         // Dense source names of the MoE / MoA tensors.

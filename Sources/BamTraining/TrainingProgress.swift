@@ -9,7 +9,7 @@ import Foundation
 public struct TrainingProgressMeter: Sendable {
     public let total: Int
     public let every: Int
-    private var window: [StepRecord] = []
+    private var window: [(loss: Double, seconds: Double, tokens: Double)] = []
     private var firstStep: Int?
     private var started: Double?
 
@@ -21,21 +21,26 @@ public struct TrainingProgressMeter: Sendable {
 
     /// Records a step finished at `now` (seconds, any monotonic clock) and returns the line due, if any.
     public mutating func add(_ r: StepRecord, now: Double) -> ProgressLine? {
+        add(step: r.step, loss: r.loss, seconds: r.seconds, tokens: r.tokensPerSecond * r.seconds, lr: r.lr, now: now)
+    }
+
+    /// Records step `step` (its loss, the seconds it took and the tokens it saw) finished at `now`.
+    public mutating func add(step: Int, loss: Double, seconds: Double, tokens: Double, lr: Double, now: Double) -> ProgressLine? {
         if firstStep == nil {
-            // The clock starts when the first step of this run began.
-            firstStep = r.step - 1
-            started = now - r.seconds
+            // The clock starts when the first step of this run began (a resumed run starts late).
+            firstStep = step - 1
+            started = now - seconds
         }
-        window.append(r)
-        guard r.step % every == 0 || r.step >= total else { return nil }
-        let loss = window.reduce(0) { $0 + $1.loss } / Double(window.count)
-        let tokens = window.reduce(0) { $0 + Double($1.tokensPerSecond * $1.seconds) }
-        let seconds = window.reduce(0) { $0 + $1.seconds }
-        let done = r.step - firstStep!
+        window.append((loss, seconds, tokens))
+        guard step % every == 0 || step >= total else { return nil }
+        let meanLoss = window.reduce(0) { $0 + $1.loss } / Double(window.count)
+        let windowTokens = window.reduce(0) { $0 + $1.tokens }
+        let windowSeconds = window.reduce(0) { $0 + $1.seconds }
+        let done = step - firstStep!
         let elapsed = now - started!
-        let eta = done > 0 ? elapsed / Double(done) * Double(max(0, total - r.step)) : .nan
-        let line = ProgressLine(step: r.step, total: total, meanLoss: loss, steps: window.count,
-                                tokensPerSecond: seconds > 0 ? tokens / seconds : 0, etaSeconds: eta, lr: r.lr)
+        let eta = done > 0 ? elapsed / Double(done) * Double(max(0, total - step)) : .nan
+        let line = ProgressLine(step: step, total: total, meanLoss: meanLoss, steps: window.count,
+                                tokensPerSecond: windowSeconds > 0 ? windowTokens / windowSeconds : 0, etaSeconds: eta, lr: lr)
         window.removeAll()
         return line
     }

@@ -370,3 +370,74 @@ struct ExpertScalingTests {
         #expect(try Mixer.run(o).expertScales == [1, 1])
     }
 }
+
+/// The shipped checkpoints (checkpoints/: a seed and its math, code and knowledge experts).
+private enum Shipped {
+    static let root = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("checkpoints")
+    static let experts = ["seed", "math", "code", "knowledge"].map { root.appendingPathComponent($0).path }
+}
+
+@Suite("A fresh BAM mixture of the shipped checkpoints, before finetuning")
+struct FreshMixtureTests {
+    /// Held-out code text the experts never saw (BamCorpora's held-out split).
+    static let text = Corpus.generate(.code, split: .heldout, seed: 11, bytes: 12_000)
+
+    static func check(_ configure: (inout MixOptions) -> Void, in dir: TemporaryDirectory) throws -> MixCheck {
+        let out = dir.file("m-\(UUID().uuidString)")
+        var o = MixOptions(method: .bam, experts: Shipped.experts, output: out)
+        configure(&o)
+        let report = try Mixer.run(o)
+        return try MixCheck.run(text: text, reference: Shipped.experts[0], mixture: out.path, expertScales: report.expertScales,
+                                contextLength: 256, maxChunks: 6)
+    }
+
+    @Test("the default recipe's expert scaling removes what the gates take from the FFNs; BTX's FFN routing is within 5 % of the seed")
+    func usableAtOnce() throws {
+        let dir = try TemporaryDirectory()
+        let auto = try Self.check({ _ in }, in: dir)
+        let unscaled = try Self.check({ $0.expertScaling = .none }, in: dir)
+        // The same routers with every chosen gate exactly 1: the best any scaling of top-1 can do.
+        let gateOne = try Self.check({ $0.renormalize = true }, in: dir)
+        let btxRouting = try Self.check({ $0.ffnRouting = .btx }, in: dir)
+        #expect(unscaled.relativeChange > 1, "unscaled top-1 shrinks every FFN about 3x: \(unscaled.mixture.ppl) vs \(unscaled.reference.ppl)")
+        for (l, m) in auto.gateMass.enumerated() {
+            #expect(abs(m * auto.expertScales[l] - 1) < 0.05, "layer \(l): the FFN outputs keep their size (\(m) x \(auto.expertScales[l]))")
+        }
+        #expect(auto.mixture.ppl < 1.02 * gateOne.mixture.ppl, "auto \(auto.mixture.ppl) vs gates of 1 \(gateOne.mixture.ppl)")
+        #expect(btxRouting.relativeChange < 0.05, "BAM with BTX's FFN routing: \(btxRouting.mixture.ppl) vs seed \(btxRouting.reference.ppl)")
+    }
+}
+
+@Suite("Training output: progress lines and smoothed summaries")
+struct TrainingOutputTests {
+    @Test("a line every N steps and at the last: mean loss of the steps since the last line, their tokens/s, the ETA at the run's pace")
+    func progressLines() {
+        var meter = TrainingProgressMeter(total: 10, every: 4)
+        var lines: [ProgressLine] = []
+        for n in 1...10 {
+            // Each step takes 0.5 s; the clock also loses 1 s to a validation after step 4.
+            let now = Double(n) * 0.5 + (n > 4 ? 1 : 0)
+            if let l = meter.add(step: n, loss: Double(n), seconds: 0.5, tokens: 100, lr: 1e-3, now: now) { lines.append(l) }
+        }
+        #expect(lines.map(\.step) == [4, 8, 10])
+        #expect(lines.map(\.meanLoss) == [2.5, 6.5, 9.5])
+        #expect(lines.map(\.steps) == [4, 4, 2])
+        #expect(lines.allSatisfy { abs($0.tokensPerSecond - 200) < 1e-9 })
+        // After 8 steps in 5 s: 0.625 s a step, 2 left.
+        #expect(abs(lines[1].etaSeconds - 1.25) < 1e-9 && lines[2].etaSeconds == 0)
+        #expect(TrainingProgressMeter(total: 600).every == 30)
+        // A resumed run's clock starts at its first step.
+        var resumed = TrainingProgressMeter(total: 10, every: 2)
+        _ = resumed.add(step: 7, loss: 1, seconds: 0.5, tokens: 100, lr: 1e-3, now: 100.5)
+        #expect(abs(resumed.add(step: 8, loss: 1, seconds: 0.5, tokens: 100, lr: 1e-3, now: 101)!.etaSeconds - 1) < 1e-9)
+    }
+
+    @Test("summaries compare the means of the first and last 10 % of the steps")
+    func smoothed() {
+        let losses = (1...40).map { Double($0) }
+        let s = SmoothedLosses(losses)!
+        #expect(s.steps == 4 && s.first == 2.5 && s.last == 38.5)
+        #expect(SmoothedLosses([3, 1])! == SmoothedLosses([3, 1]) && SmoothedLosses([3, 1])!.first == 3 && SmoothedLosses([3, 1])!.last == 1)
+        #expect(SmoothedLosses([]) == nil)
+    }
+}
