@@ -41,7 +41,6 @@ public enum Mixer {
             try RouterInitializer.routers(for: out, experts: experts, options: options, log: log)
         }
         for n in plan.notes { log(n) }
-        log(plan.routingSummary)
         log("writing \(plan.formatName) with \(plan.outputConfig.moe?.experts ?? 1) experts to \(options.output.path)")
 
         // Content hashes of the sources, computed on another core while the mix streams.
