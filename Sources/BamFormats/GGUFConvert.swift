@@ -266,6 +266,22 @@ public enum GGUFConverter {
             if cfg.logitScale != 1 { m.append(("bam.logit_scale", .float32(cfg.logitScale))) }
             m.append(("bam.hf_config", .string(JSONValue.object(raw).serialized(indent: nil))))
         }
+        if cfg.moe != nil {
+            // The router recipe (RouterRecipe.swift) as `bam.<key>`, for Mixtral files too (llama.cpp
+            // ignores keys it does not know): the keys config.json states, so absent ones stay absent.
+            for k in RouterRecipeKeys.all where !m.contains(where: { $0.0 == "bam.\(k)" }) {
+                guard let v = raw[k], !v.isNull else { continue }
+                if let s = v.stringValue {
+                    m.append(("bam.\(k)", .string(s)))
+                } else if let b = v.boolValue {
+                    m.append(("bam.\(k)", .bool(b)))
+                } else if let x = v.doubleValue {
+                    m.append(("bam.\(k)", .float64(x)))
+                } else {
+                    throw BamError.config(ckpt.path.path, key: k, "expected a string, a boolean or a number, found \(v.serialized(indent: nil))")
+                }
+            }
+        }
         return m
     }
 

@@ -16,25 +16,40 @@ public enum AttentionExpertKind: String, Sendable { case expertKV = "expert_kv",
 /// or the top-k experts per token with the softmax taken over the chosen ones.
 public enum AttentionRouting: String, Sendable { case soft, topK = "top_k" }
 
-/// The FFN mixture-of-experts of a Mixtral/BTX or BAM layer.
+/// The FFN mixture-of-experts of a Mixtral/BTX or BAM layer, with its router recipe
+/// (RouterRecipe.swift; docs/bam-format.md).
 public struct MoEConfig: Sendable, Equatable {
     public var experts: Int            // E
     public var topK: Int               // K
     /// true: softmax -> top-k -> renormalise (Mixtral, BTX). false: top-k of the dense softmax
     /// without renormalisation (Switch, BAM).
     public var renormalize: Bool
+    /// The balancing loss `router_aux_loss_coef` weighs (`router_aux_loss_kind`; absent: btx, what
+    /// bam-mix finetune and the BAM reference used before recipes were stored).
+    public var auxLoss: RouterAuxLoss
     public var routerAuxLossCoef: Double
     public var routerZLossCoef: Double
     public var routerJitterNoise: Double
+    /// `ffn_routing`; bam-mix runs top_k (ModelConfig refuses the others until they are implemented).
+    public var routing: FFNRouting
+    /// `router_capacity_factor` of Switch routing (BTX: 1.5).
+    public var capacityFactor: Double
+    /// `router_gumbel_decay` r of sample-top-1 routing: temperature max(0.5, exp(-r step)).
+    public var gumbelDecay: Double
 
-    public init(experts: Int, topK: Int, renormalize: Bool, routerAuxLossCoef: Double = 0.01,
-                routerZLossCoef: Double = 0.001, routerJitterNoise: Double = 0) {
+    public init(experts: Int, topK: Int, renormalize: Bool, auxLoss: RouterAuxLoss = .btx, routerAuxLossCoef: Double = 0.01,
+                routerZLossCoef: Double = 0.001, routerJitterNoise: Double = 0, routing: FFNRouting = .topK,
+                capacityFactor: Double = 1.5, gumbelDecay: Double = 1e-4) {
         self.experts = experts
         self.topK = topK
         self.renormalize = renormalize
+        self.auxLoss = auxLoss
         self.routerAuxLossCoef = routerAuxLossCoef
         self.routerZLossCoef = routerZLossCoef
         self.routerJitterNoise = routerJitterNoise
+        self.routing = routing
+        self.capacityFactor = capacityFactor
+        self.gumbelDecay = gumbelDecay
     }
 }
 
@@ -274,23 +289,55 @@ extension ModelConfig {
             fatalError("unreachable: BAM's base family is checked above")
         }
 
-        if family == .mixtral {
+        // The router recipe (RouterRecipe.swift). Absent keys keep what each family meant before:
+        // Mixtral's coefficients default as in transformers (aux 0.001, no z-loss), BAM's as in the
+        // BAM reference (0.01, 0.001); the loss kind defaults to btx for both.
+        func moeConfig(renormalize: Bool, auxDefault: Double, zDefault: Double) throws -> MoEConfig {
             let e = try int("num_local_experts")
             let k = try int("num_experts_per_tok")
             guard e >= 1, k >= 1, k <= e else { throw err("num_experts_per_tok", "must be between 1 and num_local_experts = \(e), found \(k)") }
-            moe = MoEConfig(experts: e, topK: k, renormalize: true,
-                            routerAuxLossCoef: try double("router_aux_loss_coef", default: 0.001),
-                            routerZLossCoef: try double("router_z_loss_coef", default: 0),
-                            routerJitterNoise: try double("router_jitter_noise", default: 0))
+            func choice<T: RawRepresentable & CaseIterable>(_ key: String, default d: T) throws -> T where T.RawValue == String {
+                guard let v = obj[key], !v.isNull else { return d }
+                guard let s = v.stringValue, let x = T(rawValue: s) else {
+                    throw err(key, "expected one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), found \(v.serialized(indent: nil))")
+                }
+                return x
+            }
+            let m = MoEConfig(experts: e, topK: k, renormalize: renormalize,
+                              auxLoss: try choice(RouterRecipeKeys.auxLossKind, default: RouterAuxLoss.btx),
+                              routerAuxLossCoef: try double(RouterRecipeKeys.auxLossCoef, default: auxDefault),
+                              routerZLossCoef: try double(RouterRecipeKeys.zLossCoef, default: zDefault),
+                              routerJitterNoise: try double("router_jitter_noise", default: 0),
+                              routing: try choice(RouterRecipeKeys.routing, default: FFNRouting.topK),
+                              capacityFactor: try double(RouterRecipeKeys.capacityFactor, default: 1.5),
+                              gumbelDecay: try double(RouterRecipeKeys.gumbelDecay, default: 1e-4))
+            guard m.routerAuxLossCoef >= 0, m.routerZLossCoef >= 0 else {
+                throw err(RouterRecipeKeys.auxLossCoef, "router_aux_loss_coef and router_z_loss_coef must not be negative")
+            }
+            guard m.capacityFactor > 0, m.gumbelDecay >= 0 else {
+                throw err(RouterRecipeKeys.capacityFactor, "router_capacity_factor must be positive and router_gumbel_decay not negative")
+            }
+            guard m.routing == .topK else {
+                throw BamError.unsupported("\(file): `ffn_routing` = \"\(m.routing.rawValue)\" is not implemented in bam-mix (inference and training route FFN tokens top-k); use \"top_k\"")
+            }
+            // The gate scaling of arXiv 2410.07524 is stored in the expert weights by `bam-mix mix`
+            // (docs/mixing.md); a scale applied in the forward pass is not implemented.
+            let scale = try double(RouterRecipeKeys.expertOutputScale, default: 1)
+            guard scale == 1 else {
+                throw BamError.unsupported("\(file): `expert_output_scale` = \(scale) is not implemented in bam-mix's forward pass; bam-mix stores expert scaling in the experts' down projections (`mix --expert-scaling`) — multiply each expert's w2 by \(scale) and set the key to 1")
+            }
+            return m
+        }
+        if family == .mixtral {
+            if try !bool(RouterRecipeKeys.renormalize, default: true) {
+                throw err(RouterRecipeKeys.renormalize, "false is not expressible by Mixtral (it renormalises the chosen gates); un-renormalised routing is written in the BAM format")
+            }
+            moe = try moeConfig(renormalize: true, auxDefault: 0.001, zDefault: 0)
         }
         if family == .bam {
-            let e = try int("num_local_experts")
-            let k = try int("num_experts_per_tok")
-            guard e >= 1, k >= 1, k <= e else { throw err("num_experts_per_tok", "must be between 1 and num_local_experts = \(e), found \(k)") }
-            moe = MoEConfig(experts: e, topK: k, renormalize: try bool("router_renormalize", default: false),
-                            routerAuxLossCoef: try double("router_aux_loss_coef", default: 0.01),
-                            routerZLossCoef: try double("router_z_loss_coef", default: 0.001),
-                            routerJitterNoise: try double("router_jitter_noise", default: 0))
+            let m = try moeConfig(renormalize: try bool(RouterRecipeKeys.renormalize, default: false), auxDefault: 0.01, zDefault: 0.001)
+            moe = m
+            let e = m.experts
             let kindName = string("attention_experts")
             if kindName == "dense" {
                 // One attention (dense names), as a BTX mix of experts Mixtral cannot express.
