@@ -26,7 +26,7 @@ let package = Package(
         .library(name: "BamMix", targets: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels",
                                            "BamMixing", "BamTraining", "BamEvaluation", "BamPlots", "BamCorpora",
                                            "BamPipeline"]),
-        // The fuzz targets (docs/reliability.md): built instrumented by Fuzz/Package.swift
+        // The fuzz targets (docs/reliability.md): built instrumented by Fuzzing/Package.swift
         // (`tools/fuzz`), and replayed over their corpus by the normal tests.
         .library(name: "BamFuzzTargets", targets: ["BamFuzzTargets"]),
     ],

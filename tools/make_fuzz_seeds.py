@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Writes the seed corpus of the fuzz targets (Fuzz/corpus/<target>/seed-*), small valid inputs
+"""Writes the seed corpus of the fuzz targets (Fuzzing/corpus/<target>/seed-*), small valid inputs
 made by the reference implementations (gguf-py, safetensors, torch, numpy, zipfile) plus the
 small fixtures under Tests/Fixtures. Run by hand with the peers venv:
 
     ~/.cache/bam-mix-peers/venv/bin/python tools/make_fuzz_seeds.py
 
 Inputs libFuzzer finds during long runs are not committed wholesale; `tools/fuzz --merge`
-minimises a run's corpus into Fuzz/corpus when it adds coverage (docs/reliability.md)."""
+minimises a run's corpus into Fuzzing/corpus when it adds coverage (docs/reliability.md)."""
 import hashlib
 import io
 import json
@@ -20,7 +20,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIX = ROOT / "Tests" / "Fixtures"
-OUT = ROOT / "Fuzz" / "corpus"
+OUT = ROOT / "Fuzzing" / "corpus"
 
 
 def put(target, data, name=None):

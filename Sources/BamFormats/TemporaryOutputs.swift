@@ -106,23 +106,29 @@ public enum TemporaryOutputs {
         return paths.count
     }
 
-    nonisolated(unsafe) private static var interruptSources: [DispatchSourceSignal] = []
-
     /// On SIGINT or SIGTERM: removes the temporaries in flight, says so on stderr, and exits with
     /// 128 + the signal number. Outputs already renamed into place are complete and stay.
+    /// The signals are blocked in the calling thread (call this first thing in `main`, so every
+    /// thread started later inherits the mask) and taken by one thread waiting in sigwait, where
+    /// file removal is safe (it is not inside a signal handler).
     public static func installInterruptHandler(program: String) {
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                let n = removeInFlight()
-                let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
-                let message = "\(program): interrupted (\(name)); stopped, removed \(n) unfinished temporary output(s); outputs completed before it are kept\n"
-                FileHandle.standardError.write(Data(message.utf8))
-                _exit(128 + sig)
-            }
-            source.resume()
-            interruptSources.append(source)
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        let blocked = set
+        let waiter = Thread {
+            var sig: Int32 = 0
+            var waitSet = blocked
+            guard sigwait(&waitSet, &sig) == 0 else { return }
+            let n = removeInFlight()
+            let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
+            let message = "\(program): interrupted (\(name)); stopped, removed \(n) unfinished temporary output(s); outputs completed before it are kept\n"
+            FileHandle.standardError.write(Data(message.utf8))
+            _exit(128 + sig)
         }
+        waiter.name = "bam-mix signals"
+        waiter.start()
     }
 }

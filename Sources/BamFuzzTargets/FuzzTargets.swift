@@ -4,7 +4,7 @@ import Foundation
 /// The fuzz targets of docs/reliability.md: one function per parser that reads outside input.
 /// Each takes arbitrary bytes and must return normally: any thrown error is a clean refusal, and
 /// anything else (a trap, an out-of-bounds access, a hang, an allocation beyond the caps) is a
-/// finding. The same functions run under libFuzzer (Fuzz/, `tools/fuzz`) and, over the committed
+/// finding. The same functions run under libFuzzer (Fuzzing/, `tools/fuzz`) and, over the committed
 /// corpus and every past finding, in the normal test suite (ReliabilityTests), so a crash once
 /// found stays a regression test.
 public enum FuzzTargets {

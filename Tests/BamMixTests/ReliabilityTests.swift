@@ -5,7 +5,7 @@ import BamTokenizers
 import Foundation
 import Testing
 
-/// The repository root (Fuzz/ and Tests/ live there).
+/// The repository root (Fuzzing/ and Tests/ live there).
 private let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent()
 
@@ -17,7 +17,7 @@ struct ReliabilityTests {
     static func inputs(_ target: String) -> [URL] {
         let fm = FileManager.default
         var files: [URL] = []
-        for dir in [repositoryRoot.appendingPathComponent("Fuzz/corpus/\(target)"),
+        for dir in [repositoryRoot.appendingPathComponent("Fuzzing/corpus/\(target)"),
                     Fixtures.url("fuzz-regressions/\(target)")] {
             for name in ((try? fm.contentsOfDirectory(atPath: dir.path)) ?? []).sorted() where !name.hasPrefix(".") {
                 files.append(dir.appendingPathComponent(name))
@@ -31,7 +31,7 @@ struct ReliabilityTests {
     func corpusReplay(_ name: String) throws {
         let target = try #require(FuzzTargets.named(name))
         let files = Self.inputs(name)
-        #expect(!files.isEmpty, "Fuzz/corpus/\(name) is empty; run tools/make_fuzz_seeds.py")
+        #expect(!files.isEmpty, "Fuzzing/corpus/\(name) is empty; run tools/make_fuzz_seeds.py")
         for url in files {
             let data = try Data(contentsOf: url)
             // What libFuzzer would feed: at most the target's -max_len bytes.
@@ -54,7 +54,7 @@ struct ReliabilityTests {
             ([("vocab_size", .int(Int.max)), ("hidden_size", .double(1e12))], "vocab_size"),
             ([("hidden_size", .double(1e12))], "hidden_size"),
             ([("num_hidden_layers", .double(1e12))], "num_hidden_layers"),
-            ([("num_attention_heads", .int(1 << 40)), ("hidden_size", .int(1 << 40))], "hidden_size"),
+            ([("num_attention_heads", .int(1 << 40)), ("hidden_size", .int(1 << 41))], "hidden_size"),
             ([("head_dim", .int(1 << 62))], "head_dim"),
             ([("max_position_embeddings", .int(Int.max))], "max_position_embeddings"),
             ([("intermediate_size", .int(1 << 30))], "intermediate_size"),
@@ -109,7 +109,7 @@ struct ReliabilityTests {
             var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count & 0xFF), UInt8(header.utf8.count >> 8)]
             bytes += Array(header.utf8) + [UInt8](repeating: 0, count: dataBytes)
             let url = dir.file("a\(shape.hashValue).npy")
-            FileManager.default.createFile(atPath: url.path, contents: Data(bytes))
+            _ = FileManager.default.createFile(atPath: url.path, contents: Data(bytes))
             return url
         }
         #expect(try NumPy.readFloat(npy("(2, 3)", dataBytes: 24)).shape == [2, 3])
@@ -127,7 +127,7 @@ struct ReliabilityTests {
         for (i, b) in withUnsafeBytes(of: UInt32(1 << 30).littleEndian, Array.init).enumerated() { zip[cd + 24 + i] = b }
         let dir = try TemporaryDirectory()
         let url = dir.file("bomb.zip")
-        FileManager.default.createFile(atPath: url.path, contents: Data(zip))
+        _ = FileManager.default.createFile(atPath: url.path, contents: Data(zip))
         do {
             _ = try ZipArchive(path: url.path)
             Issue.record("the entry was accepted")
