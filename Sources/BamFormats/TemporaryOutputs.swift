@@ -112,6 +112,10 @@ public enum TemporaryOutputs {
     /// thread started later inherits the mask) and taken by one thread waiting in sigwait, where
     /// file removal is safe (it is not inside a signal handler).
     public static func installInterruptHandler(program: String) {
+        // A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded
+        // even while blocked: take the default disposition back so sigwait sees it.
+        signal(SIGINT, SIG_DFL)
+        signal(SIGTERM, SIG_DFL)
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGINT)
