@@ -107,32 +107,25 @@ public enum TemporaryOutputs {
     }
 
     /// On SIGINT or SIGTERM: removes the temporaries in flight, says so on stderr, and exits with
-    /// 128 + the signal number. Outputs already renamed into place are complete and stay.
-    /// The signals are blocked in the calling thread (call this first thing in `main`, so every
-    /// thread started later inherits the mask) and taken by one thread waiting in sigwait, where
-    /// file removal is safe (it is not inside a signal handler).
+    /// 128 + the signal number. Outputs already renamed into place are complete and stay. The
+    /// signal handler (CShims) only writes the signal number to a pipe; a thread reading it does
+    /// the removal, where that is safe (not inside a signal handler).
     public static func installInterruptHandler(program: String) {
-        // A shell starts background jobs with SIGINT ignored, and an ignored signal is discarded
-        // even while blocked: take the default disposition back so sigwait sees it.
-        signal(SIGINT, SIG_DFL)
-        signal(SIGTERM, SIG_DFL)
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGINT)
-        sigaddset(&set, SIGTERM)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-        let blocked = set
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return }
+        let readEnd = fds[0]
         let waiter = Thread {
             var sig: Int32 = 0
-            var waitSet = blocked
-            guard sigwait(&waitSet, &sig) == 0 else { return }
+            while read(readEnd, &sig, MemoryLayout<Int32>.size) != MemoryLayout<Int32>.size {
+                if errno != EINTR { return }
+            }
             let n = removeInFlight()
             let name = sig == SIGINT ? "SIGINT" : "SIGTERM"
             let message = "\(program): interrupted (\(name)); stopped, removed \(n) unfinished temporary output(s); outputs completed before it are kept\n"
             FileHandle.standardError.write(Data(message.utf8))
             _exit(128 + sig)
         }
-        waiter.name = "bam-mix signals"
         waiter.start()
+        _ = bam_install_signal_pipe(fds[1])
     }
 }

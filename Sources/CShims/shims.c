@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <signal.h>
+#include <string.h>
 #include "bam_shims.h"
 
 int bam_start_writeback(int fd, long long offset, long long count) {
@@ -24,4 +26,23 @@ int bam_exchange_paths(const char *a, const char *b) {
     errno = ENOSYS;
     return -1;
 #endif
+}
+
+static volatile int bam_signal_fd = -1;
+
+static void bam_signal_to_pipe(int sig) {
+    int saved = errno;
+    if (bam_signal_fd >= 0) { (void)!write(bam_signal_fd, &sig, sizeof sig); }
+    errno = saved;
+}
+
+int bam_install_signal_pipe(int fd) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = bam_signal_to_pipe;
+    sigemptyset(&action.sa_mask);
+    bam_signal_fd = fd;
+    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
+    if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
+    return 0;
 }

@@ -27,3 +27,18 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> In
     selected!.run(UnsafeRawBufferPointer(start: data, count: size))
     return 0
 }
+
+// SwiftPM links an executable target with `main` defined as `<Target>_main` (so that tests can
+// link executables), which would hide libFuzzer's own `main`; this is that function, doing what
+// libFuzzer's `main` does: hand the command line and the callback to libFuzzer's driver.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+
+@_cdecl("BamFuzz_main")
+public func bamFuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments, fuzzerTestOneInput)
+}
