@@ -26,6 +26,9 @@ let package = Package(
         .library(name: "BamMix", targets: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels",
                                            "BamMixing", "BamTraining", "BamEvaluation", "BamPlots", "BamCorpora",
                                            "BamPipeline"]),
+        // The fuzz targets (docs/reliability.md): built instrumented by Fuzzing/Package.swift
+        // (`tools/fuzz`), and replayed over their corpus by the normal tests.
+        .library(name: "BamFuzzTargets", targets: ["BamFuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -65,6 +68,8 @@ let package = Package(
                 .product(name: "ConsoleKitTerminal", package: "console-kit"),
             ],
             swiftSettings: optimised),
+        .target(name: "BamFuzzTargets", dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "CZlib"],
+                swiftSettings: optimised),
         .executableTarget(
             name: "BamBench",
             dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining", "BamEvaluation", "CBLAS"],
@@ -72,7 +77,7 @@ let package = Package(
         .testTarget(
             name: "BamMixTests",
             dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining",
-                           "BamEvaluation", "BamPlots", "BamCorpora", "BamPipeline"],
+                           "BamEvaluation", "BamPlots", "BamCorpora", "BamPipeline", "BamFuzzTargets"],
             swiftSettings: optimised),
     ]
 )

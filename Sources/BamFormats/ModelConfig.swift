@@ -342,6 +342,7 @@ extension ModelConfig {
             if kindName == "dense" {
                 // One attention (dense names), as a BTX mix of experts Mixtral cannot express.
                 parallelBlock = try bool("parallel_block", default: parallelBlock)
+                try checkLimits(file: file)
                 guard qDim > 0 else { throw err("head_dim", "invalid") }
                 return
             }
@@ -358,6 +359,7 @@ extension ModelConfig {
             parallelBlock = try bool("parallel_block", default: parallelBlock)
             // Non-Cohere bases keep their own norm; a parallel BAM of a Llama seed keeps RMSNorm.
         }
+        try checkLimits(file: file)
         guard qDim > 0 else { throw err("head_dim", "invalid") }
     }
 

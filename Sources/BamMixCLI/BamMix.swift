@@ -1,4 +1,5 @@
 import ArgumentParser
+import BamFormats
 import BamTensors
 
 @main
@@ -15,4 +16,11 @@ struct BamMix: ParsableCommand {
             GenerateCommand.self, CorpusCommand.self, InitCommand.self, TrainCommand.self, FinetuneCommand.self,
             CompareCommand.self, RoutesCommand.self, DemoCommand.self,
         ])
+
+    /// ArgumentParser's entry point, after the interrupt handler is in place: Ctrl-C stops a long
+    /// job with a message and removes its unfinished temporary outputs (docs/reliability.md).
+    static func main() {
+        TemporaryOutputs.installInterruptHandler(program: "bam-mix")
+        main(nil)
+    }
 }

@@ -54,6 +54,7 @@ public final class Transformer: @unchecked Sendable {
     }
 
     public static func load(_ checkpoint: Checkpoint, options: ExecutionOptions = .fromEnvironment) throws -> Transformer {
+        try ModelMemory.requireFits(config: checkpoint.config, bytesPerParameter: 4, purpose: "running")
         let w = try TransformerWeights.load(config: checkpoint.config, store: checkpoint.store)
         return Transformer(config: checkpoint.config, weights: w, options: options)
     }

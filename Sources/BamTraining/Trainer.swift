@@ -216,6 +216,8 @@ public final class Trainer {
                 throw BamError.unsupported("\(source.path.path): config `\(key)` = \(p): dropout is not implemented in bam-mix training; set it to 0 in config.json")
             }
         }
+        // Weights, gradients and two AdamW moments: 16 bytes a parameter before activations.
+        try ModelMemory.requireFits(config: config, bytesPerParameter: 16, purpose: "training")
         let weights = try TransformerWeights.load(config: config, store: source.store)
         let groups = options.train
         model = TrainingModel(config: config, weights: weights, losses: losses) { spec in groups.contains { $0.contains(spec) } }
