@@ -94,35 +94,34 @@ extension MixPlan {
         let out = try ModelConfig(json: cfg, file: "the mixed config")
         let routerTensors = try routers(out)
 
-        // Dense source names of the MoE / MoA tensors.
-        func denseAttentionName(_ spec: ParameterSpec) -> String {
-            // model.layers.L.self_attn.experts.J.q_proj.weight -> model.layers.L.self_attn.q_proj.weight
-            spec.name.replacingOccurrences(of: ".experts.\(spec.expert!).", with: ".")
-        }
-        func denseMLPName(_ spec: ParameterSpec) -> String {
-            let w = spec.name.split(separator: ".").dropLast().last!   // w1, w2, w3
-            let p = ["w1": "gate", "w3": "up", "w2": "down"][String(w)]!
-            return ParameterNames.mlp(spec.layer!, p)
+        // An expert's tensor comes from the same projection of the expert model's one attention / FFN.
+        func denseSource(_ key: ParameterKey) -> String {
+            switch key {
+            case let .attention(l, _, p, k): ParameterKey.attention(layer: l, expert: nil, p, k).hfName
+            case let .feedForward(l, _, p, k): ParameterKey.feedForward(layer: l, expert: nil, p, k).hfName
+            default: key.hfName
+            }
         }
         var tensors: [PlannedTensor] = []
         for spec in out.parameterSpecs {
             let recipe: Recipe
-            switch spec.role {
+            switch spec.key {
             case .attentionRouter, .ffnRouter:
                 guard let t = routerTensors[spec.name] else { throw BamError.usage("internal: no router for \(spec.name)") }
                 recipe = .computed(t)
-            case .feedForward where spec.expert != nil:
-                let e = spec.expert!
+            case let .feedForward(layer, e?, p, _):
                 if options.method == .upcycle {
+                    // Mixtral's w1, w2, w3 number the noise streams of an expert's three matrices.
+                    let stream = switch p { case .gate: 1; case .down: 2; case .up: 3 }
                     recipe = options.upcycleNoise > 0
-                        ? .noisyCopy(expert: 0, source: denseMLPName(spec), relative: options.upcycleNoise,
-                                     seed: options.seed &+ UInt64(spec.layer! * 1000 + e * 10 + (spec.name.hasSuffix("w1.weight") ? 1 : spec.name.hasSuffix("w2.weight") ? 2 : 3)))
-                        : .copy(expert: 0, source: denseMLPName(spec))
+                        ? .noisyCopy(expert: 0, source: denseSource(spec.key), relative: options.upcycleNoise,
+                                     seed: options.seed &+ UInt64(layer * 1000 + e * 10 + stream))
+                        : .copy(expert: 0, source: denseSource(spec.key))
                 } else {
-                    recipe = .copy(expert: e, source: denseMLPName(spec))
+                    recipe = .copy(expert: e, source: denseSource(spec.key))
                 }
-            case .attention where spec.expert != nil, .attentionBias where spec.expert != nil:
-                recipe = .copy(expert: spec.expert!, source: denseAttentionName(spec))
+            case let .attention(_, e?, _, _):
+                recipe = .copy(expert: e, source: denseSource(spec.key))
             default:
                 // Embeddings, norms, lm_head, dense attention, shared K/V: the (weighted) average.
                 recipe = .average(source: spec.name)
