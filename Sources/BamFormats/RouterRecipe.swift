@@ -88,11 +88,12 @@ extension ModelConfig {
     /// This config with `recipe` written into it (parsed fields and config.json alike), so a
     /// checkpoint says which objective it was trained with.
     public func withRouterLossRecipe(_ recipe: RouterLossRecipe) -> ModelConfig {
-        guard moe != nil else { return self }
+        guard case var .mixture(moe) = feedForward else { return self }
         var c = self
-        c.moe!.auxLoss = recipe.auxLoss
-        c.moe!.routerAuxLossCoef = recipe.auxLossCoef
-        c.moe!.routerZLossCoef = recipe.zLossCoef
+        moe.auxLoss = recipe.auxLoss
+        moe.routerAuxLossCoef = recipe.auxLossCoef
+        moe.routerZLossCoef = recipe.zLossCoef
+        c.feedForward = .mixture(moe)
         recipe.write(to: &c.raw)
         return c
     }

@@ -192,44 +192,42 @@ extension MixPlan {
             notes.append("note: --expert-scaling auto estimates the gates' mass for FFN inputs of random direction; cheap-embed routers are built from the embeddings of the prompts and can be sharper — measure with --check-text FILE, or route with --renormalize")
         }
 
-        // Dense source names of the MoE / MoA tensors.
-        func denseAttentionName(_ spec: ParameterSpec) -> String {
-            // model.layers.L.self_attn.experts.J.q_proj.weight -> model.layers.L.self_attn.q_proj.weight
-            spec.name.replacingOccurrences(of: ".experts.\(spec.expert!).", with: ".")
-        }
-        func denseMLPName(_ spec: ParameterSpec) -> String {
-            let w = spec.name.split(separator: ".").dropLast().last!   // w1, w2, w3
-            let p = ["w1": "gate", "w3": "up", "w2": "down"][String(w)]!
-            return ParameterNames.mlp(spec.layer!, p)
+        // An expert's tensor comes from the same projection of the expert model's one attention / FFN.
+        func denseSource(_ key: ParameterKey) -> String {
+            switch key {
+            case let .attention(l, _, p, k): ParameterKey.attention(layer: l, expert: nil, p, k).hfName
+            case let .feedForward(l, _, p, k): ParameterKey.feedForward(layer: l, expert: nil, p, k).hfName
+            default: key.hfName
+            }
         }
         var tensors: [PlannedTensor] = []
         for spec in out.parameterSpecs {
             let recipe: Recipe
-            switch spec.role {
+            switch spec.key {
             case .attentionRouter, .ffnRouter:
                 guard let t = routerTensors[spec.name] else { throw BamError.usage("internal: no router for \(spec.name)") }
                 recipe = .computed(t)
-            case .feedForward where spec.expert != nil:
-                let e = spec.expert!
-                let source = denseMLPName(spec)
-                let part = DropUpcycling.Part(hfName: spec.name)!
+            case let .feedForward(layer, e?, p, _):
+                let source = denseSource(spec.key)
+                let part: DropUpcycling.Part = switch p { case .gate: .gate; case .up: .up; case .down: .down }
                 // Expert weight scaling multiplies the down projection only: SwiGLU's output is
                 // linear in w2, so the expert's output is scaled exactly.
-                let scale = Float(part == .down ? expertScales[spec.layer!] : 1)
+                let scale = Float(p == .down ? expertScales[layer] : 1)
                 if options.method == .upcycle && options.dropRatio > 0 {
                     let drop = DropUpcycling(ratio: options.dropRatio, intermediate: out.intermediate, part: part,
-                                             seed: options.seed, layer: spec.layer!, expert: e)
+                                             seed: options.seed, layer: layer, expert: e)
                     recipe = .dropUpcycled(expert: 0, source: source, drop: drop, scale: scale)
                 } else if options.method == .upcycle && options.upcycleNoise > 0 {
-                    let offset = UInt64(spec.layer! * 1000 + e * 10) + part.noiseIndex
+                    // Mixtral's w1, w2, w3 number the noise streams of an expert's three matrices.
+                    let offset = UInt64(layer * 1000 + e * 10) + part.noiseIndex
                     recipe = .noisyCopy(expert: 0, source: source, relative: options.upcycleNoise,
                                         seed: options.seed &+ offset, scale: scale)
                 } else {
                     let from = options.method == .upcycle ? 0 : e
                     recipe = scale == 1 ? .copy(expert: from, source: source) : .scaledCopy(expert: from, source: source, scale: scale)
                 }
-            case .attention where spec.expert != nil, .attentionBias where spec.expert != nil:
-                recipe = .copy(expert: spec.expert!, source: denseAttentionName(spec))
+            case let .attention(_, e?, _, _):
+                recipe = .copy(expert: e, source: denseSource(spec.key))
             default:
                 // Embeddings, norms, lm_head, dense attention, shared K/V: the (weighted) average.
                 recipe = .average(source: spec.name)

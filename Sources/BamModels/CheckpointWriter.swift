@@ -139,7 +139,7 @@ extension TransformerWeights {
     /// Random weights (normal, std `scale`; norms 1), for benchmarks and tests.
     public static func random(config: ModelConfig, seed: UInt64, scale: Float = 0.02) -> TransformerWeights {
         var rng = SplitMix64(seed: seed)
-        var tensors: [String: Tensor] = [:]
+        var tensors: [ParameterKey: Tensor] = [:]
         for spec in config.parameterSpecs {
             let t = Tensor(shape: spec.shape)
             if spec.role == .norm {
@@ -147,9 +147,9 @@ extension TransformerWeights {
             } else {
                 for i in 0..<t.count { t.data[i] = rng.normal() * scale }
             }
-            tensors[spec.name] = t
+            tensors[spec.key] = t
         }
-        return assemble(config: config) { tensors[$0]! } optional: { tensors[$0] }
+        return assemble(config: config, tensors)
     }
 }
 

@@ -1,4 +1,4 @@
-import BamTensors
+import Foundation
 
 /// Token embedding lookup: out[n] = wte[tokens[n]].
 /// out (N, C); tokens (N); wte (V, C).
@@ -17,5 +17,19 @@ public func encoderBackward(_ dwte: UnsafeMutablePointer<Float>, _ dout: UnsafeP
     for n in 0..<N where tokens[n] != paddingToken {
         let d = dwte + Int(tokens[n]) * C, g = dout + n * C
         for i in 0..<C { d[i] += g[i] }
+    }
+}
+
+/// Naive twin of `encoderBackward`: dwte += onehot(tokens)^T dout, row by row of the vocabulary,
+/// accumulated in double (the padding token's row excluded).
+/// dwte (V, C); dout (N, C); tokens (N).
+public func encoderBackwardNaive(_ dwte: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
+                                 _ tokens: UnsafePointer<Int32>, N: Int, C: Int, V: Int, paddingToken: Int32? = nil) {
+    for v in 0..<V where Int32(v) != paddingToken {
+        for i in 0..<C {
+            var s = 0.0
+            for n in 0..<N where Int(tokens[n]) == v { s += Double(dout[n * C + i]) }
+            dwte[v * C + i] += Float(s)
+        }
     }
 }

@@ -1,4 +1,4 @@
-import BamTensors
+import Foundation
 
 /// A linear layer as transformers defines it: out (N, OC) = inp (N, C) @ weight (OC, C)^T + bias (OC).
 public func matmulForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,

@@ -1,12 +1,51 @@
-import BamModels
-import BamTensors
 import Foundation
 
-// The router's forward is the inference routing itself, `route(logits:T:E:topK:renormalize:)`
-// (BamModels/Routing.swift): p = softmax(logits); the K most probable experts (ties to the lower
-// index); gate g_i = p_i / sum_{chosen} p (renormalised: Mixtral/BTX, BAM top-k attention) or
-// g_i = p_i (Switch / BAM FFN), 0 for experts not chosen. Training and inference therefore choose
-// the same experts. Soft attention routing is route(topK: E, renormalize: true), i.e. g = p.
+// The router: p = softmax(logits); the K most probable experts (ties to the lower index); gate
+// g_i = p_i / sum_{chosen} p (renormalised: Mixtral/BTX, BAM top-k attention) or g_i = p_i
+// (Switch / BAM FFN), 0 for experts not chosen. Inference and training call the same `route`, so
+// they choose the same experts. Soft attention routing is route(topK: E, renormalize: true), i.e.
+// g = p. Below it: its backward, the router losses (forward and backward) and the naive twins.
+
+/// Router decisions for T tokens over E experts.
+public struct RoutingDecision: Sendable {
+    public var T: Int
+    public var E: Int
+    public var probabilities: [Float]     // (T, E) dense softmax of the router logits
+    public var logits: [Float]            // (T, E)
+    public var weights: [Float]           // (T, E) the gate each expert's output is scaled by (0 = not chosen)
+    public var chosen: [[Int]]            // (T, K) chosen experts, highest probability first
+}
+
+/// Softmax over the router logits, then the K largest (ties go to the lower expert index, a
+/// stable order; torch.topk leaves ties unspecified). With `renormalize` the chosen probabilities
+/// are divided by their sum — Mixtral's softmax -> top-k -> renormalise, which equals BTX's
+/// softmax over the top-k logits (docs/methods.md). Without it they are used as is (Switch / BAM).
+public func route(logits: UnsafePointer<Float>, T: Int, E: Int, topK K: Int, renormalize: Bool) -> RoutingDecision {
+    var probs = [Float](repeating: 0, count: T * E)
+    var weights = [Float](repeating: 0, count: T * E)
+    var chosen: [[Int]] = []
+    chosen.reserveCapacity(T)
+    let logitArray = Array(UnsafeBufferPointer(start: logits, count: T * E))
+    probs.withUnsafeMutableBufferPointer { p in
+        p.baseAddress!.update(from: logits, count: T * E)
+        softmaxRows(p.baseAddress!, rows: T, n: E)
+    }
+    for t in 0..<T {
+        let row = Array(probs[(t * E)..<((t + 1) * E)])
+        var order = Array(0..<E)
+        if K < E {
+            order.sort { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }
+            order = Array(order.prefix(K))
+        } else {
+            order.sort { row[$0] != row[$1] ? row[$0] > row[$1] : $0 < $1 }
+        }
+        var sum: Float = 0
+        for e in order { sum += row[e] }
+        for e in order { weights[t * E + e] = renormalize ? row[e] / sum : row[e] }
+        chosen.append(order)
+    }
+    return RoutingDecision(T: T, E: E, probabilities: probs, logits: logitArray, weights: weights, chosen: chosen)
+}
 
 /// Backward of the router: from dgates (N, E) = dL/dg (the LM loss through the chosen experts'
 /// outputs, plus the BTX balance loss) and dprobs (N, E) = dL/dp (the balance losses' direct
@@ -42,6 +81,41 @@ public func routerBackward(_ dlogits: UnsafeMutablePointer<Float>, _ dgates: Uns
     }
 }
 
+/// Naive twin of `routerBackward`: each row's Jacobians written out in double and multiplied,
+/// with the gates taken as functions of the logits directly — renormalised gates are a softmax
+/// over the chosen logits (dg_j/dl_k = g_j (δ_jk - g_k), k chosen), plain gates are the dense
+/// probabilities (dg_j/dl_k = p_j (δ_jk - p_k)); dp_j/dl_k = p_j (δ_jk - p_k).
+public func routerBackwardNaive(_ dlogits: UnsafeMutablePointer<Float>, _ dgates: UnsafePointer<Float>,
+                                _ dprobs: UnsafePointer<Float>?, _ decision: RoutingDecision, renormalize: Bool) {
+    let N = decision.T, E = decision.E
+    for t in 0..<N {
+        let l = (0..<E).map { Double(decision.logits[t * E + $0]) }
+        let mx = l.max() ?? 0
+        let ex = l.map { exp($0 - mx) }
+        let sum = ex.reduce(0, +)
+        let p = ex.map { $0 / sum }
+        let chosen = decision.chosen[t]
+        let chosenSum = chosen.reduce(0.0) { $0 + ex[$1] }
+        for k in 0..<E {
+            var d = 0.0
+            for j in chosen {
+                let dgdl: Double
+                if renormalize {
+                    let g = ex[j] / chosenSum
+                    dgdl = chosen.contains(k) ? g * ((j == k ? 1 : 0) - ex[k] / chosenSum) : 0
+                } else {
+                    dgdl = p[j] * ((j == k ? 1 : 0) - p[k])
+                }
+                d += Double(dgates[t * E + j]) * dgdl
+            }
+            if let dprobs {
+                for j in 0..<E { d += Double(dprobs[t * E + j]) * p[j] * ((j == k ? 1 : 0) - p[k]) }
+            }
+            dlogits[t * E + k] += Float(d)
+        }
+    }
+}
+
 /// Which load-balancing loss an FFN mixture is trained with (docs/methods.md).
 public enum AuxLossKind: String, Sendable, Codable, CaseIterable {
     /// BTX: E * sum_i u_i P_i, u_i = mean sparse gate, P_i = mean probability (both differentiable).
@@ -73,7 +147,7 @@ public struct RouterLossValues: Sendable, Codable, Equatable {
 }
 
 /// Mean probability P_i, mean gate u_i and hard fraction f_i = count_i / (N K) per expert.
-func routerStatistics(_ d: RoutingDecision, topK K: Int) -> (P: [Double], u: [Double], f: [Double]) {
+public func routerStatistics(_ d: RoutingDecision, topK K: Int) -> (P: [Double], u: [Double], f: [Double]) {
     let N = d.T, E = d.E
     var P = [Double](repeating: 0, count: E), u = P, f = P
     for t in 0..<N {

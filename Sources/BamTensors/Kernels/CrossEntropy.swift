@@ -1,4 +1,3 @@
-import BamTensors
 import Foundation
 
 /// Next-token cross-entropy fused with its backward (llm.c's fused classifier), per row n:
