@@ -25,6 +25,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,7 +60,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=65536, help="tokens (bytes) per domain")
     ap.add_argument("--models", type=int, default=4)
     ap.add_argument("--ctx", type=int, default=512)
-    ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "bam-mix-bench-compare"))
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "bam-mix-bench-compare"))
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each side is kept")
     ap.add_argument("--skip-build", action="store_true")
     args = ap.parse_args()

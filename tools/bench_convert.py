@@ -8,9 +8,10 @@ Run by hand, not in CI:
     swift build -c release --product bam-mix --product BamBench
     python3 tools/bench_convert.py [--llama-cpp DIR] [--rounds 3]
 
-DIR is a llama.cpp source tree (e.g. the one vendored by `pip download --no-binary :all: --no-deps
-llama-cpp-python`); its converter needs `pip install numpy torch sentencepiece transformers` plus its
-own gguf-py (added to PYTHONPATH here). Targets: bam-mix's throughput >= 0.5x the copy's, and
+DIR is a llama.cpp source tree (default: the one tools/setup-peers installs under
+${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers/llama.cpp); its converter needs numpy, torch, sentencepiece and
+transformers (the peers' venv: run this script with its python, or pass --python) plus its own gguf-py
+(added to PYTHONPATH here). Targets: bam-mix's throughput >= 0.5x the copy's, and
 >= 3x llama.cpp's converter.
 """
 import argparse
@@ -18,10 +19,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
+PEERS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bam-mix-peers")
 
 
 def timed(cmd, env=None):
@@ -32,9 +36,9 @@ def timed(cmd, env=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--llama-cpp", default="/work/thirdparty/llama_cpp_python-0.3.36/vendor/llama.cpp")
+    ap.add_argument("--llama-cpp", default=os.path.join(PEERS, "llama.cpp"))
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--workdir", default=os.environ.get("BAM_MIX_BENCH_DIR", "/tmp/bam-mix-bench"))
+    ap.add_argument("--workdir", default=os.environ.get("BAM_MIX_BENCH_DIR", os.path.join(tempfile.gettempdir(), "bam-mix-bench")))
     ap.add_argument("--python", default=sys.executable, help="Python with torch/transformers for llama.cpp's converter")
     args = ap.parse_args()
     work = Path(args.workdir)

@@ -5,13 +5,14 @@ mergekit-moe is what users use today; it needs PyTorch and copies attention from
 instead of averaging (so its output is not the BTX recipe), but it does the same I/O: read four
 experts, write one Mixtral. Both are timed as whole commands with /usr/bin/time (wall time and
 peak RSS), alternating, best of --rounds. The experts are the ones `BamBench mix` creates
-(/tmp/bam-mix-bench/llama58m-L8-e{1..4}); run that first.
+(llama58m-L8-e{1..4} in $BAM_MIX_BENCH_DIR, default bam-mix-bench in the temporary directory); run
+that first.
 
 Run by hand, not in CI:
 
-    python3 -m venv tools/.venv-mergekit && tools/.venv-mergekit/bin/pip install mergekit
+    tools/setup-peers   # once: mergekit in the peers' venv under ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers
     swift build -c release --product bam-mix
-    python3 tools/bench_mix_mergekit.py --mergekit tools/.venv-mergekit/bin/mergekit-moe [--rounds 3]
+    python3 tools/bench_mix_mergekit.py [--mergekit PATH/TO/mergekit-moe] [--rounds 3]
 
 Target: bam-mix at least 5x faster than mergekit-moe; bam-mix's peak RSS under 400 MB.
 """
@@ -25,6 +26,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
+PEERS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bam-mix-peers")
 
 
 def timed(cmd):
@@ -40,9 +43,9 @@ def timed(cmd):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mergekit", default="/work/venv-mk/bin/mergekit-moe")
+    ap.add_argument("--mergekit", default=os.path.join(PEERS, "venv", "bin", "mergekit-moe"))
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--workdir", default=os.environ.get("BAM_MIX_BENCH_DIR", "/tmp/bam-mix-bench"))
+    ap.add_argument("--workdir", default=os.environ.get("BAM_MIX_BENCH_DIR", os.path.join(tempfile.gettempdir(), "bam-mix-bench")))
     args = ap.parse_args()
     work = Path(args.workdir)
     experts = [work / f"llama58m-L8-e{i}" for i in range(1, 5)]

@@ -11,9 +11,9 @@ random f32 weights) gets a 32k byte-level BPE tokenizer trained on generated tex
 The runs are interleaved `--rounds` times and the best of each is kept (the machines are noisy).
 Run by hand, not in CI:
 
-    python3 -m venv tools/.venv && tools/.venv/bin/pip install torch transformers tokenizers safetensors
+    tools/setup-peers   # once: torch, transformers, tokenizers, llama.cpp under ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers
     swift build -c release --product bam-mix --product BamBench
-    tools/.venv/bin/python tools/bench_perplexity_peers.py [--llama-perplexity PATH] [--chunks 8] [--rounds 3]
+    ~/.cache/bam-mix-peers/venv/bin/python tools/bench_perplexity_peers.py [--llama-perplexity PATH] [--chunks 8] [--rounds 3]
         [--model DIR]   # another HF model directory (with a tokenizer.json) instead of the 58M Llama
 
 Prints seconds per pass for each tool, bam-mix's time over llama.cpp's (target <= 0.9) and over
@@ -26,10 +26,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
+PEERS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bam-mix-peers")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
@@ -56,11 +59,11 @@ def ensure_model(work: Path, model_arg):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--llama-perplexity", default="/work/thirdparty/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin/llama-perplexity")
+    ap.add_argument("--llama-perplexity", default=os.path.join(PEERS, "llama.cpp", "build", "bin", "llama-perplexity"))
     ap.add_argument("--chunks", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model")
-    ap.add_argument("--workdir", default=os.environ.get("BAM_MIX_BENCH_DIR", "/tmp/bam-mix-bench"))
+    ap.add_argument("--workdir", default=os.environ.get("BAM_MIX_BENCH_DIR", os.path.join(tempfile.gettempdir(), "bam-mix-bench")))
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)

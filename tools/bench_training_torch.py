@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Times PyTorch's CPU training step on the 58M-parameter dense Llama and bam-mix's side by side.
 
-    /work/venv/bin/python tools/bench_training_torch.py [--model DIR] [--steps N] [--batch 4] [--seq 256]
-                                                        [--bench .build/release/BamBench] [--rounds R]
+    ~/.cache/bam-mix-peers/venv/bin/python tools/bench_training_torch.py [--model DIR] [--steps N] [--batch 4] [--seq 256]
+                                                                         [--bench .build/release/BamBench] [--rounds R]
 
 The model is the safetensors directory `BamBench train` uses (created by `BamBench make-model llama58m DIR`
-when missing; default $BAM_MIX_BENCH_DIR/llama58m or /tmp/bam-mix-bench/llama58m). PyTorch's step is what a
+when missing; default $BAM_MIX_BENCH_DIR/llama58m, or bam-mix-bench/llama58m in the temporary directory). PyTorch's step is what a
 plain training loop does: LlamaForCausalLM from that directory in float32 (SDPA attention, transformers'
 default), torch.set_num_threads(2), next-token cross-entropy over B x T random tokens, backward,
 clip_grad_norm_(1.0), torch.optim.AdamW (weight decay 0.1 except norms; foreach implementation). bam-mix's
@@ -21,6 +21,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -58,7 +59,7 @@ def torch_steps(model_dir, steps, batch, seq, threads):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    base = os.environ.get("BAM_MIX_BENCH_DIR", "/tmp/bam-mix-bench")
+    base = os.environ.get("BAM_MIX_BENCH_DIR", os.path.join(tempfile.gettempdir(), "bam-mix-bench"))
     ap.add_argument("--model", default=os.path.join(base, "llama58m"))
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=2)

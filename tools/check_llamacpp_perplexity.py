@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Checks that `bam-mix perplexity` equals llama.cpp's `llama-perplexity` (target: within 0.1 %).
 
-    /work/venv/bin/python tools/check_llamacpp_perplexity.py [--llama-bin DIR] [--model HF_DIR] [--text FILE]
-                                                             [--ctx 512] [--threads 2] [--steps 200] [--workdir DIR]
+    ~/.cache/bam-mix-peers/venv/bin/python tools/check_llamacpp_perplexity.py [--llama-bin DIR] [--model HF_DIR] [--text FILE]
+                                                                              [--ctx 512] [--threads 2] [--steps 200] [--workdir DIR]
 
 Without --model it makes one: a byte-level BPE tokenizer (HF tokenizers, 1024 tokens, BOS added by
 the post-processor, so both programs replace each chunk's first token with BOS) trained on the
@@ -15,7 +15,8 @@ with PyTorch, so that its predictions are far from uniform. Then:
 
 and prints the three perplexities and the relative differences; exits 1 when one exceeds 0.1 %.
 Needs torch, transformers and tokenizers only when it makes the model; run by hand (not a test).
-The default llama.cpp is the one vendored by llama-cpp-python, built under /work/thirdparty.
+The default llama.cpp is the one tools/setup-peers builds under ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers
+($LLAMA_CPP_BIN or --llama-bin override it).
 """
 import argparse
 import glob
@@ -25,9 +26,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_LLAMA = "/work/thirdparty/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin"
+# The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
+PEERS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bam-mix-peers")
+DEFAULT_LLAMA = os.path.join(PEERS, "llama.cpp", "build", "bin")
 
 
 def default_text(path, size=120_000):
@@ -117,7 +121,7 @@ def main():
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "bam-mix-llamacpp-check"))
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "bam-mix-llamacpp-check"))
     args = ap.parse_args()
 
     llama = os.path.join(args.llama_bin, "llama-perplexity")

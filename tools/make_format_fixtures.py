@@ -3,12 +3,13 @@
 
 Run by hand (never in CI; the Swift tests only read the committed outputs):
 
-    python3 -m venv /work/venv
-    /work/venv/bin/pip install torch transformers safetensors gguf numpy tokenizers
-    /work/venv/bin/python tools/make_format_fixtures.py [--llama-cpp DIR]
+    tools/setup-peers   # once: a venv with torch transformers safetensors gguf numpy tokenizers, and llama.cpp,
+                        # under ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers
+    ~/.cache/bam-mix-peers/venv/bin/python tools/make_format_fixtures.py [--llama-cpp ~/.cache/bam-mix-peers/llama.cpp]
 
---llama-cpp points at a llama.cpp source tree (e.g. unpacked from the llama-cpp-python sdist:
-`pip download --no-binary :all: --no-deps llama-cpp-python`, then vendor/llama.cpp). When given,
+--llama-cpp points at a llama.cpp source tree (e.g. the peers' copy above, or one unpacked from the
+llama-cpp-python sdist: `pip download --no-binary :all: --no-deps llama-cpp-python`, then
+vendor/llama.cpp). When given,
 its own convert_hf_to_gguf.py converts the tiny HF models, so the tests compare bam-mix against
 llama.cpp's real output (Q/K permutation, expert stacking, metadata). Without it those fixtures
 are left as they are.
@@ -202,7 +203,7 @@ def tiny_model(kind, directory, dtype):
         (directory / extra).unlink(missing_ok=True)
     save_tokenizer(directory, tok, tcfg)
     # transformers 5 may write fused expert tensors; the tests want the legacy Mixtral layout
-    # (what formats.md says bam-mix writes), so rewrite them if needed.
+    # (what docs/formats.md says bam-mix writes), so rewrite them if needed.
     from safetensors.torch import load_file
     sd = load_file(str(directory / "model.safetensors"))
     fixed = {}

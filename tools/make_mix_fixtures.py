@@ -119,9 +119,12 @@ def main():
     run_mix(binary, "btx_llama", ["--method", "btx", *ex(llama), "--seed", "7"], ids, "mixtral")
     run_mix(binary, "btx_llama_weighted", ["--method", "btx", *ex(llama), "--weights", "2,1,1", "--top-k", "1", "--seed", "8"], ids, "mixtral")
     run_mix(binary, "upcycle_llama", ["--method", "upcycle", "--expert", llama[0], "--num-experts", "4", "--noise", "0.01", "--seed", "9"], ids, "mixtral")
-    run_mix(binary, "bam_cohere_expert_kv", ["--method", "bam", *ex(cohere), "--seed", "10"], ids, "bam")
+    # Unscaled experts (--expert-scaling none): these fixtures hold the routing formula; the scaling
+    # (each expert's w2 times E/K) is checked exactly in the Swift tests.
+    run_mix(binary, "bam_cohere_expert_kv", ["--method", "bam", *ex(cohere), "--seed", "10", "--expert-scaling", "none"], ids, "bam")
     run_mix(binary, "bam_llama_shared_kv_topk", ["--method", "bam", *ex(llama), "--attention", "shared-kv",
-                                                  "--attention-routing", "top-k", "--attention-top-k", "2", "--seed", "11"], ids, "bam")
+                                                  "--attention-routing", "top-k", "--attention-top-k", "2", "--seed", "11",
+                                                  "--expert-scaling", "none"], ids, "bam")
     run_mix(binary, "btx_cohere_dense_attention", ["--method", "btx", *ex(cohere), "--seed", "12"], ids, "bam")
     with open(os.path.join(ROOT, "VERSIONS.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\ntransformers {transformers.__version__}\n")

@@ -9,7 +9,8 @@ Run by hand (not in CI), from the repository root:
     tools/.venv/bin/pip install tokenizers==0.23.3 transformers numpy
     tools/.venv/bin/python tools/make_tokenizer_fixtures.py
 
-(any venv with those packages works, e.g. /work/venv/bin/python). It writes
+(any venv with those packages works, e.g. the peers' venv that tools/setup-peers installs:
+~/.cache/bam-mix-peers/venv/bin/python). It writes
 Tests/Fixtures/tokenizers/<name>/{tokenizer.json, tokenizer_config.json, cases.json}, which
 Tests/BamMixTests/TokenizerTests.swift reads. Everything is deterministic: rerunning it rewrites
 the same files.

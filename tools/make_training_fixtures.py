@@ -3,7 +3,7 @@
 
 Run by hand (never in CI); the tests only read what this writes under Tests/Fixtures/training.
 
-    /work/venv/bin/python tools/make_training_fixtures.py      (torch 2.x, transformers 5.23)
+    ~/.cache/bam-mix-peers/venv/bin/python tools/make_training_fixtures.py      (torch 2.x, transformers 5.23)
 
 Every fixture is a tiny model with random weights of meaningful scale (weights and embeddings
 N(0, 0.15), norms 1 + 0.2 N(0, 1), routers N(0, 0.5), biases N(0, 0.2)):
@@ -11,7 +11,7 @@ N(0, 0.15), norms 1 + 0.2 N(0, 1), routers N(0, 0.5), biases N(0, 0.2)):
   * dense Llama / Llama with q/k/v/o and MLP biases and tied embeddings / Cohere (LayerNorm,
     interleaved RoPE, parallel block, logit_scale, tied) / Mixtral (top-2 of 4, renormalised) through
     transformers (eager attention, `output_router_logits` off: the router losses are computed here
-    from the router logits, with the definitions of methods.md);
+    from the router logits, with the definitions of docs/methods.md);
   * BAM through the reference implementation (tools/bam_reference): expert-KV soft parallel,
     shared-KV top-1 sequential, expert-KV top-2 attention with renormalised top-2 FFN (sequential,
     tied), and a Cohere shared-KV parallel model with attention biases. Its router losses are the
@@ -223,7 +223,7 @@ class Objective:
 
 
 def mixtral_router_losses(logits, k):
-    """methods.md: btx = E sum u_i P_i (u = mean renormalised gate), switch = E sum f_i P_i
+    """docs/methods.md: btx = E sum u_i P_i (u = mean renormalised gate), switch = E sum f_i P_i
     (f = count / (N k)), z = mean logsumexp^2 — per layer over the N tokens of the batch."""
     n, e = logits.shape
     probs = F.softmax(logits, -1)

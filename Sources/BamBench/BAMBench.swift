@@ -59,12 +59,23 @@ func runBAMBench(arguments: [String]) throws {
     // (top-1; all experts have the same size), the routers and the output projection.
     var matrices: [Tensor] = []
     for block in model.weights.blocks {
-        let a = block.attention
-        if let r = a.router { matrices.append(r) }
-        for e in a.experts { matrices += [e.q, e.o] + [e.k, e.v].compactMap { $0 } }
-        matrices += [a.sharedK, a.sharedV].compactMap { $0 }
-        if let r = block.feedForward.router { matrices.append(r) }
-        let f = block.feedForward.experts[0]
+        switch block.attention {
+        case let .single(qo, kv): matrices += [qo.q, qo.o, kv.k, kv.v]
+        case let .mixture(router, experts, kv, _):
+            matrices.append(router)
+            for e in experts { matrices += [e.q, e.o] }
+            switch kv {
+            case let .shared(w): matrices += [w.k, w.v]
+            case let .perExpert(ws): for w in ws { matrices += [w.k, w.v] }
+            }
+        }
+        let f: FeedForwardWeights
+        switch block.feedForward {
+        case let .single(w): f = w
+        case let .mixture(router, experts, _):
+            matrices.append(router)
+            f = experts[0]
+        }
         matrices += [f.gate, f.up, f.down]
     }
     let floor = decodeFloor(matrices, head: model.weights.lmHead)

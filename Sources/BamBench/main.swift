@@ -5,6 +5,7 @@
 //   swift run -c release BamBench tokenizer TOKENIZER.json TEXT
 //   swift run -c release BamBench dequant [--values N]        (ggml block types, MB/s)
 //   swift run -c release BamBench gguf-load --model X.gguf    (tools/bench_gguf_load.py compares llama.cpp)
+//   swift run -c release BamBench kernels [--rows N] [--cols N] [--tokens T] [--rounds R]
 import BamModels
 import Foundation
 

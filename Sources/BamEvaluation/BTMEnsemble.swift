@@ -1,11 +1,11 @@
 import BamModels
 import Foundation
 
-// Branch-Train-Merge (Li et al. 2022; the tf-idf routing of c-BTM, Gruber/Gururangan et al. 2023):
+// Branch-Train-Merge (Li et al. 2022; the tf-idf routing of c-BTM, Gururangan et al. 2023):
 // no mixing at all. The dense experts stay separate models; for every prediction the top-k
 // experts are chosen by the cosine similarity between the tf-idf vector of the context and each
 // expert's mean training tf-idf vector, and their next-token probabilities are averaged
-// (methods.md: probabilities, not logits). "Context" here is exactly the tokens the experts see
+// (docs/methods.md: probabilities, not logits). "Context" here is exactly the tokens the experts see
 // when they predict: the prefix tokens[0...p] of the chunk being scored (docs/evaluation.md).
 
 /// The tf-idf statistics of the experts' training data and the per-prefix expert choice.

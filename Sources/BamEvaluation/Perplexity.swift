@@ -35,7 +35,7 @@ public struct PerplexityOptions: Sendable {
     }
 }
 
-/// The result, with the field names `perplexity --json` prints (cli.md).
+/// The result, with the field names `perplexity --json` prints (docs/cli.md).
 public struct PerplexityResult: Sendable, Codable, Equatable {
     public var ppl: Double
     public var pplStderr: Double
@@ -110,7 +110,7 @@ public struct PerplexityPlan: Sendable {
     public var tokensScored: Int { chunks.count * scored.count }
 }
 
-/// llama.cpp-compatible perplexity (formats.md). `progress` is called after each chunk with the
+/// llama.cpp-compatible perplexity (docs/evaluation.md). `progress` is called after each chunk with the
 /// number done and the running estimate.
 public func perplexity(model: any ScoringModel, tokens: [Int], options: PerplexityOptions,
                        progress: ((_ done: Int, _ total: Int, _ runningPPL: Double) -> Void)? = nil) throws -> PerplexityResult {

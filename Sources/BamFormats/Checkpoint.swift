@@ -2,7 +2,7 @@ import BamTensors
 import Foundation
 
 /// A model on disk: its architecture and its tensors under HF names, whatever the container.
-/// PATH forms (cli.md): an HF directory (config.json + safetensors), a `.gguf` file, or a
+/// PATH forms (docs/formats.md): an HF directory (config.json + safetensors), a `.gguf` file, or a
 /// directory of PyTorch `pytorch_model*.bin` files (read-only).
 public final class Checkpoint: @unchecked Sendable {
     public enum Container: String, Sendable { case safetensors, gguf, pytorch, memory }
@@ -82,7 +82,7 @@ enum CheckpointOpeners {
 
 /// transformers 5's Mixtral layout: `model.layers.N.mlp.gate.weight` (the router [E, H]),
 /// `model.layers.N.mlp.experts.gate_up_proj` [E, 2I, H] and `...experts.down_proj` [E, H, I]
-/// (formats.md). Matched by hand: a Swift regex literal is parsed again at every evaluation,
+/// (docs/formats.md). Matched by hand: a Swift regex literal is parsed again at every evaluation,
 /// which cost ~5 % of a conversion when it ran once per tensor.
 public enum FusedMixtralTensor: Sendable, Equatable {
     case router, gateUp, down

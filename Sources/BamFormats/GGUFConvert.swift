@@ -212,7 +212,14 @@ public enum GGUFConverter {
     static func architectureMetadata(_ ckpt: Checkpoint, arch: String, fileType: DType) throws -> [(String, GGUFValue)] {
         let cfg = ckpt.config
         var m: [(String, GGUFValue)] = []
-        func u32(_ k: String, _ v: Int) { m.append(("\(arch).\(k)", .uint32(UInt32(clamping: v)))) }
+        // A size GGUF's u32 cannot hold is refused, never clamped (a clamped vocab_size is a
+        // different model). ModelConfig's limits keep real configs far below 2^32.
+        func u32(_ k: String, _ v: Int) throws {
+            guard let x = UInt32(exactly: v) else {
+                throw BamError.unsupported("\(ckpt.path.path): \(k) = \(v) does not fit GGUF's uint32 `\(arch).\(k)`; refusing to write a clamped value")
+            }
+            m.append(("\(arch).\(k)", .uint32(x)))
+        }
         func f32(_ k: String, _ v: Double) { m.append(("\(arch).\(k)", .float32(Float(v)))) }
         let raw = cfg.raw
         m.append(("general.architecture", .string(arch)))
@@ -232,18 +239,18 @@ public enum GGUFConverter {
         }
         m.append(("general.file_type", .uint32(ft)))
         m.append(("general.quantization_version", .uint32(quantizationVersion)))
-        u32("vocab_size", cfg.vocabSize)
-        u32("context_length", cfg.maxPositions)
-        u32("embedding_length", cfg.hidden)
-        u32("block_count", cfg.layers)
-        u32("feed_forward_length", cfg.intermediate)
-        u32("attention.head_count", cfg.heads)
-        u32("attention.head_count_kv", cfg.kvHeads)
-        u32("rope.dimension_count", cfg.headDim)
+        try u32("vocab_size", cfg.vocabSize)
+        try u32("context_length", cfg.maxPositions)
+        try u32("embedding_length", cfg.hidden)
+        try u32("block_count", cfg.layers)
+        try u32("feed_forward_length", cfg.intermediate)
+        try u32("attention.head_count", cfg.heads)
+        try u32("attention.head_count_kv", cfg.kvHeads)
+        try u32("rope.dimension_count", cfg.headDim)
         // convert_hf_to_gguf.py writes these whenever config.json names head_dim.
         if cfg.headDim * cfg.heads != cfg.hidden || raw["head_dim"]?.intValue != nil {
-            u32("attention.key_length", cfg.headDim)
-            u32("attention.value_length", cfg.headDim)
+            try u32("attention.key_length", cfg.headDim)
+            try u32("attention.value_length", cfg.headDim)
         }
         // Take floats from config.json itself where present (the parsed config holds Float).
         let theta = raw["rope_theta"]?.doubleValue ?? raw["rope_parameters"]?["rope_theta"]?.doubleValue ?? Double(cfg.ropeTheta)
@@ -258,8 +265,8 @@ public enum GGUFConverter {
             f32("rope.scaling.factor", Double(factor))
         }
         if let moe = cfg.moe {
-            u32("expert_count", moe.experts)
-            u32("expert_used_count", moe.topK)
+            try u32("expert_count", moe.experts)
+            try u32("expert_used_count", moe.topK)
         }
         if arch == "bam" {
             m.append(("bam.base_architecture", .string(cfg.baseFamily.rawValue)))
@@ -278,6 +285,22 @@ public enum GGUFConverter {
             m.append(("bam.attention.bias", .bool(cfg.qkvBias)))
             if cfg.logitScale != 1 { m.append(("bam.logit_scale", .float32(cfg.logitScale))) }
             m.append(("bam.hf_config", .string(JSONValue.object(raw).serialized(indent: nil))))
+        }
+        if cfg.moe != nil {
+            // The router recipe (RouterRecipe.swift) as `bam.<key>`, for Mixtral files too (llama.cpp
+            // ignores keys it does not know): the keys config.json states, so absent ones stay absent.
+            for k in RouterRecipeKeys.all where !m.contains(where: { $0.0 == "bam.\(k)" }) {
+                guard let v = raw[k], !v.isNull else { continue }
+                if let s = v.stringValue {
+                    m.append(("bam.\(k)", .string(s)))
+                } else if let b = v.boolValue {
+                    m.append(("bam.\(k)", .bool(b)))
+                } else if let x = v.doubleValue {
+                    m.append(("bam.\(k)", .float64(x)))
+                } else {
+                    throw BamError.config(ckpt.path.path, key: k, "expected a string, a boolean or a number, found \(v.serialized(indent: nil))")
+                }
+            }
         }
         return m
     }
@@ -309,8 +332,11 @@ public enum GGUFConverter {
         }
         let parent = outputDirectory.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
-        let tmp = parent.appendingPathComponent(".\(outputDirectory.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        TemporaryOutputs.cleanUpDeadRuns(for: outputDirectory)
+        let tmp = parent.appendingPathComponent(TemporaryOutputs.temporaryName(for: outputDirectory.lastPathComponent))
         try? fm.removeItem(at: tmp)
+        TemporaryOutputs.register(tmp)
+        defer { TemporaryOutputs.unregister(tmp) }
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         var done = false
         defer { if !done { try? fm.removeItem(at: tmp) } }
@@ -344,8 +370,7 @@ public enum GGUFConverter {
             report.notes.append("no tokenizer.json written: \(e.message)")
         }
 
-        if fm.fileExists(atPath: outputDirectory.path) { try fm.removeItem(at: outputDirectory) }
-        try fm.moveItem(at: tmp, to: outputDirectory)
+        try TemporaryOutputs.replaceDirectory(outputDirectory, with: tmp)
         done = true
         return report
     }

@@ -1,44 +1,17 @@
 import BamTensors
 import Foundation
 
-/// Tensor names between HF (transformers) and GGUF (llama.cpp's gguf-py `tensor_mapping.py`), for
-/// the architectures bam-mix writes: `llama` (Llama, Mistral, Mixtral), `qwen2`, and this
-/// project's own `bam` (docs/gguf.md).
+/// Tensor names between HF (transformers) and GGUF, for the architectures bam-mix writes: `llama`
+/// (Llama, Mistral, Mixtral), `qwen2`, and this project's own `bam` (docs/gguf.md). Both spellings
+/// of every parameter come from `ParameterKey` (ParameterTable.swift); this type only adds what is
+/// specific to converting files: stacked experts, transformers 5's fused Mixtral tensors and
+/// buffers that are not weights.
 ///
 /// GGUF names are `token_embd`, `output_norm`, `output`, and per block `blk.N.<part>[.E]`, each
 /// with a `.weight` or `.bias` suffix. Mixtral experts are stacked into one 3-D tensor per block
 /// and projection (`ffn_gate_exps` etc.), as current llama.cpp writes them; older files with one
 /// tensor per expert (`blk.N.ffn_gate.E.weight`) are read too.
 enum GGUFTensorNames {
-    /// HF per-layer suffix (without `.weight`/`.bias`) <-> GGUF block part.
-    static let blockParts: [(hf: String, gguf: String)] = [
-        ("input_layernorm", "attn_norm"),
-        ("post_attention_layernorm", "ffn_norm"),
-        ("self_attn.q_proj", "attn_q"),
-        ("self_attn.k_proj", "attn_k"),
-        ("self_attn.v_proj", "attn_v"),
-        ("self_attn.o_proj", "attn_output"),
-        ("mlp.gate_proj", "ffn_gate"),
-        ("mlp.up_proj", "ffn_up"),
-        ("mlp.down_proj", "ffn_down"),
-        ("block_sparse_moe.gate", "ffn_gate_inp"),
-        // BAM's attention router (docs/gguf.md).
-        ("self_attn.gate", "attn_gate_inp"),
-    ]
-
-    /// Mixtral expert projections: HF `w1|w3|w2` <-> the stacked GGUF tensor.
-    static let expertParts: [(hf: String, gguf: String)] = [("w1", "ffn_gate_exps"), ("w3", "ffn_up_exps"), ("w2", "ffn_down_exps")]
-    /// The per-expert GGUF layout of older llama.cpp Mixtral files.
-    static let legacyExpertParts: [(hf: String, gguf: String)] = [("w1", "ffn_gate"), ("w3", "ffn_up"), ("w2", "ffn_down")]
-    /// BAM attention experts: HF `self_attn.experts.E.<proj>` <-> GGUF `blk.N.<part>.E`.
-    static let attentionExpertParts: [(hf: String, gguf: String)] = [
-        ("q_proj", "attn_q"), ("k_proj", "attn_k"), ("v_proj", "attn_v"), ("o_proj", "attn_output"),
-    ]
-
-    static let topLevel: [(hf: String, gguf: String)] = [
-        ("model.embed_tokens", "token_embd"), ("model.norm", "output_norm"), ("lm_head", "output"),
-    ]
-
     /// What a GGUF tensor holds in HF terms.
     enum Target: Equatable {
         /// One HF tensor.
@@ -47,36 +20,15 @@ enum GGUFTensorNames {
         case stacked([String])
     }
 
-    /// Splits `name` into its stem and `.weight`/`.bias` suffix.
-    static func splitSuffix(_ name: String) -> (String, String)? {
-        for s in [".weight", ".bias"] where name.hasSuffix(s) { return (String(name.dropLast(s.count)), s) }
-        return nil
-    }
-
-    /// The HF name(s) of a GGUF tensor, or nil when it has none (e.g. `rope_freqs`).
+    /// The HF name(s) of a GGUF tensor, or nil when it has none (e.g. `rope_freqs`). `experts` is
+    /// the file's expert count; per-expert FFN names of older files are only read when it is > 0.
     static func hf(fromGGUF name: String, experts: Int) -> Target? {
-        guard let (stem, suffix) = splitSuffix(name) else { return nil }
-        for (h, g) in topLevel where g == stem { return .single(h + suffix) }
-        let parts = stem.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count >= 3, parts[0] == "blk", let layer = Int(parts[1]), layer >= 0 else { return nil }
-        let prefix = "model.layers.\(layer)."
-        if parts.count == 3 {
-            let part = parts[2]
-            for (h, g) in blockParts where g == part { return .single(prefix + h + suffix) }
-            for (h, g) in expertParts where g == part {
-                return .stacked((0..<experts).map { "\(prefix)block_sparse_moe.experts.\($0).\(h)\(suffix)" })
-            }
-            return nil
+        switch ParameterKey.parse(ggufName: name, legacyExperts: experts > 0) {
+        case nil: return nil
+        case let .parameter(key)?: return .single(key.hfName)
+        case let .stackedExperts(layer, p, kind)?:
+            return .stacked((0..<experts).map { ParameterKey.feedForward(layer: layer, expert: $0, p, kind).hfName })
         }
-        if parts.count == 4, let e = Int(parts[3]), e >= 0 {
-            let part = parts[2]
-            // Legacy per-expert FFN tensors (only when the file has FFN experts), else BAM attention experts.
-            if experts > 0 {
-                for (h, g) in legacyExpertParts where g == part { return .single("\(prefix)block_sparse_moe.experts.\(e).\(h)\(suffix)") }
-            }
-            for (h, g) in attentionExpertParts where g == part { return .single("\(prefix)self_attn.experts.\(e).\(h)\(suffix)") }
-        }
-        return nil
     }
 
     /// Where an HF tensor goes in GGUF.
@@ -86,7 +38,7 @@ enum GGUFTensorNames {
         case expert(name: String, layer: Int, hf: String, expert: Int)
         /// transformers 5's fused Mixtral experts: `mlp.experts.gate_up_proj` [E, 2I, H] (gate rows
         /// first in each expert) -> ffn_gate_exps + ffn_up_exps; `mlp.experts.down_proj` [E, H, I]
-        /// -> ffn_down_exps (formats.md).
+        /// -> ffn_down_exps (docs/gguf.md).
         case fusedGateUp(layer: Int)
         case fusedDown(layer: Int)
     }
@@ -94,29 +46,18 @@ enum GGUFTensorNames {
     static func gguf(fromHF name: String) -> Destination? {
         if let (layer, kind) = FusedMixtralTensor.parse(name) {
             switch kind {
-            case .router: return .single("blk.\(layer).ffn_gate_inp.weight")
+            case .router: return .single(ParameterKey.ffnRouter(layer: layer).ggufName.name)
             case .gateUp: return .fusedGateUp(layer: layer)
             case .down: return .fusedDown(layer: layer)
             }
         }
-        guard let (stem, suffix) = splitSuffix(name) else { return nil }
-        for (h, g) in topLevel where h == stem { return .single(g + suffix) }
-        let prefix = "model.layers."
-        guard stem.hasPrefix(prefix) else { return nil }
-        let rest = stem.dropFirst(prefix.count)
-        guard let dot = rest.firstIndex(of: "."), let layer = Int(rest[..<dot]), layer >= 0 else { return nil }
-        let part = String(rest[rest.index(after: dot)...])
-        for (h, g) in blockParts where h == part { return .single("blk.\(layer).\(g)\(suffix)") }
-        let p = part.split(separator: ".").map(String.init)
-        if p.count == 4, p[0] == "block_sparse_moe", p[1] == "experts", let e = Int(p[2]), e >= 0, suffix == ".weight" {
-            for (h, g) in expertParts where h == p[3] {
-                return .expert(name: "blk.\(layer).\(g).weight", layer: layer, hf: h, expert: e)
-            }
+        guard let key = ParameterKey(hfName: name) else { return nil }
+        switch key.ggufName {
+        case let .tensor(g): return .single(g)
+        case let .stacked(g, e):
+            guard case let .feedForward(layer, _, p, _) = key else { return nil }
+            return .expert(name: g, layer: layer, hf: p.mixtralName, expert: e)
         }
-        if p.count == 4, p[0] == "self_attn", p[1] == "experts", let e = Int(p[2]), e >= 0 {
-            for (h, g) in attentionExpertParts where h == p[3] { return .single("blk.\(layer).\(g).\(e)\(suffix)") }
-        }
-        return nil
     }
 
     /// HF tensors that are buffers, not weights, and are dropped on conversion.

@@ -250,6 +250,17 @@ enum GGUFConfigSynthesis {
             obj["num_local_experts"] = .int(experts)
             obj["num_experts_per_tok"] = .int(int("expert_used_count") ?? min(2, experts))
         }
+        if experts > 0 {
+            // bam-mix's router recipe keys (GGUFConvert writes them for Mixtral files too).
+            for k in RouterRecipeKeys.all {
+                switch file["bam.\(k)"] {
+                case let .string(s)?: obj[k] = .string(s)
+                case let .bool(b)?: obj[k] = .bool(b)
+                case let v?: if let x = v.doubleValue { obj[k] = .double(x) }
+                case nil: break
+                }
+            }
+        }
         if arch == "bam" {
             if let b = file["bam.router_renormalize"]?.boolValue { obj["router_renormalize"] = .bool(b) }
             if let s = file["bam.attention.expert_kind"]?.stringValue { obj["attention_experts"] = .string(s) }

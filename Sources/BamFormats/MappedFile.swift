@@ -6,7 +6,7 @@ import Glibc
 #endif
 
 /// A whole file mapped into memory, unmapped on deinit. Foundation's `.mappedIfSafe` reads the
-/// whole file on Linux (style.md), so this calls mmap directly. The mapping is private
+/// whole file on Linux (docs/architecture.md), so this calls mmap directly. The mapping is private
 /// (copy-on-write): tensors borrowed from it may be written (e.g. by the optimiser) without ever
 /// touching the file.
 public final class MappedFile: @unchecked Sendable {
@@ -69,9 +69,13 @@ public final class AtomicFileWriter {
 
     public init(url: URL) throws {
         finalURL = url
+        // What a run killed earlier left for this output goes first (TemporaryOutputs.swift).
+        TemporaryOutputs.cleanUpDeadRuns(for: url)
         temporaryURL = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+            .appendingPathComponent(TemporaryOutputs.temporaryName(for: url.lastPathComponent))
+        TemporaryOutputs.register(temporaryURL)
         guard FileManager.default.createFile(atPath: temporaryURL.path, contents: nil) else {
+            TemporaryOutputs.unregister(temporaryURL)
             throw BamError.io("\(temporaryURL.path): cannot create (is the directory writable?)")
         }
         handle = try FileHandle(forWritingTo: temporaryURL)
@@ -83,6 +87,7 @@ public final class AtomicFileWriter {
             writebackQueue.sync {}   // no writeback call may outlive the descriptor
             try? handle.close()
             try? FileManager.default.removeItem(at: temporaryURL)
+            TemporaryOutputs.unregister(temporaryURL)
         }
     }
 
@@ -147,6 +152,7 @@ public final class AtomicFileWriter {
                 + String(cString: strerror(errno)))
         }
         committed = true
+        TemporaryOutputs.unregister(temporaryURL)
     }
 }
 

@@ -8,7 +8,7 @@ public enum ModelFamily: String, Sendable, CaseIterable {
 
 public enum NormKind: String, Sendable { case rms, layer }
 
-/// BAM attention experts (methods.md): each expert owns Q, K, V, O, or only Q and O with one K/V
+/// BAM attention experts (docs/methods.md): each expert owns Q, K, V, O, or only Q and O with one K/V
 /// projection shared by all.
 public enum AttentionExpertKind: String, Sendable { case expertKV = "expert_kv", sharedKV = "shared_kv" }
 
@@ -16,25 +16,59 @@ public enum AttentionExpertKind: String, Sendable { case expertKV = "expert_kv",
 /// or the top-k experts per token with the softmax taken over the chosen ones.
 public enum AttentionRouting: String, Sendable { case soft, topK = "top_k" }
 
-/// The FFN mixture-of-experts of a Mixtral/BTX or BAM layer.
+/// How an FFN mixture picks experts for a token and weighs their outputs (`ffn_routing` and its
+/// parameters in config.json; RouterRecipe.swift). One case is implemented; the routing variants of
+/// later work (Switch with capacity, sampled top-1, soft; `FFNRouting` names them) become further
+/// cases, and inference and training switch on this value.
+public enum FeedForwardRouting: Sendable, Equatable {
+    /// softmax -> the K most probable experts. `renormalize`: the chosen probabilities divided by
+    /// their sum (Mixtral, BTX); otherwise used as they are (Switch, BAM).
+    case topK(k: Int, renormalize: Bool)
+
+    /// Experts each token is sent to.
+    public var expertsPerToken: Int {
+        switch self {
+        case let .topK(k, _): k
+        }
+    }
+}
+
+/// The FFN mixture-of-experts of a Mixtral/BTX or BAM layer, with its router recipe
+/// (RouterRecipe.swift; docs/bam-format.md).
 public struct MoEConfig: Sendable, Equatable {
     public var experts: Int            // E
-    public var topK: Int               // K
-    /// true: softmax -> top-k -> renormalise (Mixtral, BTX). false: top-k of the dense softmax
-    /// without renormalisation (Switch, BAM).
-    public var renormalize: Bool
+    public var routing: FeedForwardRouting
+    /// The balancing loss `router_aux_loss_coef` weighs (`router_aux_loss_kind`; absent: btx, what
+    /// bam-mix finetune and the BAM reference used before recipes were stored).
+    public var auxLoss: RouterAuxLoss
     public var routerAuxLossCoef: Double
     public var routerZLossCoef: Double
     public var routerJitterNoise: Double
 
-    public init(experts: Int, topK: Int, renormalize: Bool, routerAuxLossCoef: Double = 0.01,
+    public init(experts: Int, routing: FeedForwardRouting, auxLoss: RouterAuxLoss = .btx, routerAuxLossCoef: Double = 0.01,
                 routerZLossCoef: Double = 0.001, routerJitterNoise: Double = 0) {
         self.experts = experts
-        self.topK = topK
-        self.renormalize = renormalize
+        self.routing = routing
+        self.auxLoss = auxLoss
         self.routerAuxLossCoef = routerAuxLossCoef
         self.routerZLossCoef = routerZLossCoef
         self.routerJitterNoise = routerJitterNoise
+    }
+
+    /// Top-k routing (`renormalize` as in `FeedForwardRouting.topK`).
+    public init(experts: Int, topK: Int, renormalize: Bool, auxLoss: RouterAuxLoss = .btx, routerAuxLossCoef: Double = 0.01,
+                routerZLossCoef: Double = 0.001, routerJitterNoise: Double = 0) {
+        self.init(experts: experts, routing: .topK(k: topK, renormalize: renormalize), auxLoss: auxLoss,
+                  routerAuxLossCoef: routerAuxLossCoef, routerZLossCoef: routerZLossCoef, routerJitterNoise: routerJitterNoise)
+    }
+
+    /// K: experts per token.
+    public var topK: Int { routing.expertsPerToken }
+    /// Whether the chosen gates are renormalised (top-k routing's flag).
+    public var renormalize: Bool {
+        switch routing {
+        case let .topK(_, renormalize): renormalize
+        }
     }
 }
 
@@ -52,6 +86,46 @@ public struct MoAConfig: Sendable, Equatable {
         self.routing = routing
         self.topK = topK
     }
+
+    /// Key/value sets a layer computes and caches: one per expert, or one shared.
+    public var keyValueSets: Int {
+        switch kind {
+        case .expertKV: experts
+        case .sharedKV: 1
+        }
+    }
+
+    /// Attention experts a token's output mixes (all of them for soft routing).
+    public var expertsPerToken: Int {
+        switch routing {
+        case .soft: experts
+        case .topK: topK
+        }
+    }
+}
+
+/// How a block combines its attention and feed-forward sides (docs/methods.md).
+public enum BlockLayout: String, Sendable, Equatable {
+    /// x += Attn(norm1(x)); x += FFN(norm2(x)) (Llama, Mistral, Qwen2, Mixtral).
+    case sequential
+    /// x += Attn(norm(x)) + FFN(norm(x)): one norm, both sides read it (Cohere, BAM's parallel block).
+    case parallel
+}
+
+/// The attention side of every block of a model.
+public enum AttentionVariant: Sendable, Equatable {
+    /// One multi-head attention (dense models, Mixtral/BTX).
+    case single
+    /// BAM's mixture of attention experts.
+    case mixture(MoAConfig)
+}
+
+/// The feed-forward side of every block of a model.
+public enum FeedForwardVariant: Sendable, Equatable {
+    /// One SwiGLU FFN (dense models).
+    case single
+    /// A mixture of SwiGLU experts behind a router (Mixtral/BTX, BAM).
+    case mixture(MoEConfig)
 }
 
 /// A model's architecture, normalised from an HF config.json (or a GGUF's metadata).
@@ -72,7 +146,8 @@ public struct ModelConfig: Sendable {
     public var ropeTheta: Float
     public var ropeStyle: RopeStyle
     public var ropeScaling: RopeScaling
-    public var parallelBlock: Bool
+    /// Sequential or parallel blocks.
+    public var blockLayout: BlockLayout
     public var qkvBias: Bool
     public var oBias: Bool
     public var mlpBias: Bool
@@ -83,8 +158,10 @@ public struct ModelConfig: Sendable {
     public var slidingWindow: Int?
     public var bosTokenId: Int?
     public var eosTokenIds: [Int]
-    public var moe: MoEConfig?
-    public var moa: MoAConfig?
+    /// One attention or BAM's mixture of attention experts.
+    public var attention: AttentionVariant
+    /// One FFN or a mixture of FFN experts.
+    public var feedForward: FeedForwardVariant
     /// The dtype config.json says the weights are stored in.
     public var storedDType: DType?
     /// The config as read, to be rewritten with changes (mixing, conversion) without losing keys.
@@ -92,9 +169,28 @@ public struct ModelConfig: Sendable {
 
     public var qDim: Int { heads * headDim }
     public var kvDim: Int { kvHeads * headDim }
-    public var isDense: Bool { moe == nil && moa == nil }
 
-    public var blockDescription: String { parallelBlock ? "parallel" : "sequential" }
+    // Summaries for reports (inspect, compare, routes) and tests. Code that computes switches on
+    // `blockLayout`, `attention` and `feedForward` instead, so that each case carries what it needs.
+
+    /// The FFN mixture, or nil for a single FFN.
+    public var moe: MoEConfig? {
+        switch feedForward {
+        case .single: nil
+        case let .mixture(m): m
+        }
+    }
+    /// The mixture of attention experts, or nil for a single attention.
+    public var moa: MoAConfig? {
+        switch attention {
+        case .single: nil
+        case let .mixture(m): m
+        }
+    }
+    public var parallelBlock: Bool { blockLayout == .parallel }
+    public var isDense: Bool { attention == .single && feedForward == .single }
+
+    public var blockDescription: String { blockLayout.rawValue }
 }
 
 extension ModelConfig {
@@ -234,11 +330,11 @@ extension ModelConfig {
 
         slidingWindow = nil
         logitScale = 1
-        parallelBlock = false
+        blockLayout = .sequential
         ropeStyle = .rotateHalf
         norm = .rms
-        moe = nil
-        moa = nil
+        attention = .single
+        feedForward = .single
 
         switch base {
         case .llama, .mistral, .mixtral:
@@ -265,7 +361,7 @@ extension ModelConfig {
             mlpBias = false
             tieEmbeddings = try bool("tie_word_embeddings", default: true)
             logitScale = Float(try double("logit_scale", default: 0.0625))
-            parallelBlock = true
+            blockLayout = .parallel
             ropeStyle = .interleaved
             if try bool("use_qk_norm", default: false) {
                 throw err("use_qk_norm", "true is not supported (Command R+ style per-head Q/K LayerNorm)")
@@ -274,27 +370,60 @@ extension ModelConfig {
             fatalError("unreachable: BAM's base family is checked above")
         }
 
-        if family == .mixtral {
+        // The router recipe (RouterRecipe.swift). Absent keys keep what each family meant before:
+        // Mixtral's coefficients default as in transformers (aux 0.001, no z-loss), BAM's as in the
+        // BAM reference (0.01, 0.001); the loss kind defaults to btx for both.
+        func moeConfig(renormalize: Bool, auxDefault: Double, zDefault: Double) throws -> MoEConfig {
             let e = try int("num_local_experts")
             let k = try int("num_experts_per_tok")
             guard e >= 1, k >= 1, k <= e else { throw err("num_experts_per_tok", "must be between 1 and num_local_experts = \(e), found \(k)") }
-            moe = MoEConfig(experts: e, topK: k, renormalize: true,
-                            routerAuxLossCoef: try double("router_aux_loss_coef", default: 0.001),
-                            routerZLossCoef: try double("router_z_loss_coef", default: 0),
-                            routerJitterNoise: try double("router_jitter_noise", default: 0))
+            func choice<T: RawRepresentable & CaseIterable>(_ key: String, default d: T) throws -> T where T.RawValue == String {
+                guard let v = obj[key], !v.isNull else { return d }
+                guard let s = v.stringValue, let x = T(rawValue: s) else {
+                    throw err(key, "expected one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), found \(v.serialized(indent: nil))")
+                }
+                return x
+            }
+            let m = MoEConfig(experts: e, routing: .topK(k: k, renormalize: renormalize),
+                              auxLoss: try choice(RouterRecipeKeys.auxLossKind, default: RouterAuxLoss.btx),
+                              routerAuxLossCoef: try double(RouterRecipeKeys.auxLossCoef, default: auxDefault),
+                              routerZLossCoef: try double(RouterRecipeKeys.zLossCoef, default: zDefault),
+                              routerJitterNoise: try double("router_jitter_noise", default: 0))
+            guard m.routerAuxLossCoef >= 0, m.routerZLossCoef >= 0 else {
+                throw err(RouterRecipeKeys.auxLossCoef, "router_aux_loss_coef and router_z_loss_coef must not be negative")
+            }
+            // The routing variants' parameters are checked even though only top-k runs, so that a
+            // config written for another implementation fails here with the key it got wrong.
+            guard try double(RouterRecipeKeys.capacityFactor, default: 1.5) > 0, try double(RouterRecipeKeys.gumbelDecay, default: 1e-4) >= 0 else {
+                throw err(RouterRecipeKeys.capacityFactor, "router_capacity_factor must be positive and router_gumbel_decay not negative")
+            }
+            let routing = try choice(RouterRecipeKeys.routing, default: FFNRouting.topK)
+            guard routing == .topK else {
+                throw BamError.unsupported("\(file): `ffn_routing` = \"\(routing.rawValue)\" is not implemented in bam-mix (inference and training route FFN tokens top-k); use \"top_k\"")
+            }
+            // The gate scaling of arXiv 2410.07524 is stored in the expert weights by `bam-mix mix`
+            // (docs/mixing.md); a scale applied in the forward pass is not implemented.
+            let scale = try double(RouterRecipeKeys.expertOutputScale, default: 1)
+            guard scale == 1 else {
+                throw BamError.unsupported("\(file): `expert_output_scale` = \(scale) is not implemented in bam-mix's forward pass; bam-mix stores expert scaling in the experts' down projections (`mix --expert-scaling`) — multiply each expert's w2 by \(scale) and set the key to 1")
+            }
+            return m
+        }
+        if family == .mixtral {
+            if try !bool(RouterRecipeKeys.renormalize, default: true) {
+                throw err(RouterRecipeKeys.renormalize, "false is not expressible by Mixtral (it renormalises the chosen gates); un-renormalised routing is written in the BAM format")
+            }
+            feedForward = .mixture(try moeConfig(renormalize: true, auxDefault: 0.001, zDefault: 0))
         }
         if family == .bam {
-            let e = try int("num_local_experts")
-            let k = try int("num_experts_per_tok")
-            guard e >= 1, k >= 1, k <= e else { throw err("num_experts_per_tok", "must be between 1 and num_local_experts = \(e), found \(k)") }
-            moe = MoEConfig(experts: e, topK: k, renormalize: try bool("router_renormalize", default: false),
-                            routerAuxLossCoef: try double("router_aux_loss_coef", default: 0.01),
-                            routerZLossCoef: try double("router_z_loss_coef", default: 0.001),
-                            routerJitterNoise: try double("router_jitter_noise", default: 0))
+            let m = try moeConfig(renormalize: try bool(RouterRecipeKeys.renormalize, default: false), auxDefault: 0.01, zDefault: 0.001)
+            feedForward = .mixture(m)
+            let e = m.experts
             let kindName = string("attention_experts")
             if kindName == "dense" {
                 // One attention (dense names), as a BTX mix of experts Mixtral cannot express.
-                parallelBlock = try bool("parallel_block", default: parallelBlock)
+                blockLayout = try bool("parallel_block", default: blockLayout == .parallel) ? .parallel : .sequential
+                try checkLimits(file: file)
                 guard qDim > 0 else { throw err("head_dim", "invalid") }
                 return
             }
@@ -307,10 +436,11 @@ extension ModelConfig {
             }
             let ak = try optInt("num_attention_experts_per_tok") ?? e
             guard ak >= 1, ak <= e else { throw err("num_attention_experts_per_tok", "must be between 1 and \(e), found \(ak)") }
-            moa = MoAConfig(experts: e, kind: kind, routing: routing, topK: routing == .soft ? e : ak)
-            parallelBlock = try bool("parallel_block", default: parallelBlock)
+            attention = .mixture(MoAConfig(experts: e, kind: kind, routing: routing, topK: routing == .soft ? e : ak))
+            blockLayout = try bool("parallel_block", default: blockLayout == .parallel) ? .parallel : .sequential
             // Non-Cohere bases keep their own norm; a parallel BAM of a Llama seed keeps RMSNorm.
         }
+        try checkLimits(file: file)
         guard qDim > 0 else { throw err("head_dim", "invalid") }
     }
 

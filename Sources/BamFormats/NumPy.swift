@@ -50,7 +50,10 @@ public enum NumPy {
     }
 
     private static func readRaw(_ url: URL) throws -> (shape: [Int], descr: String, data: Data) {
-        let d = try Data(contentsOf: url)
+        // Mapped, not `Data(contentsOf:)`, which leaks a 4 KB buffer on an empty file in
+        // swift-foundation (found by the npy fuzz target).
+        let file = try MappedFile(path: url.path)
+        let d = Data(file.bytes(at: 0, count: file.size))
         guard d.count >= 10, d.prefix(6) == Data([0x93] + Array("NUMPY".utf8)) else {
             throw BamError.format(url.path, "not a .npy file (bad magic)")
         }
@@ -75,7 +78,22 @@ public enum NumPy {
         guard let sr = header.range(of: "'shape': ("), let se = header[sr.upperBound...].firstIndex(of: ")") else {
             throw BamError.format(url.path, "header has no shape")
         }
-        let shape = header[sr.upperBound..<se].split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        // Every dimension a non-negative integer, and their product (and its byte count) checked
+        // for overflow, before the element count sizes anything.
+        var shape: [Int] = []
+        var count = 1
+        for part in header[sr.upperBound..<se].split(separator: ",") {
+            let text = part.trimmingCharacters(in: .whitespaces)
+            guard let v = Int(text), v >= 0 else {
+                throw BamError.format(url.path, "shape dimension `\(text)` is not a non-negative integer")
+            }
+            let (m, o) = count.multipliedReportingOverflow(by: v)
+            guard !o, m.multipliedReportingOverflow(by: 8).overflow == false else {
+                throw BamError.format(url.path, "shape \(header[sr.upperBound..<se]) overflows the element count")
+            }
+            count = m
+            shape.append(v)
+        }
         return (shape, descr, d.subdata(in: (d.startIndex + headerStart + headerLen)..<d.endIndex))
     }
 }

@@ -91,9 +91,20 @@ enum Pickle {
     }
 
     /// Runs the pickle and returns the value STOP leaves on the stack.
+    ///
+    /// Lists and dicts are reference boxes (APPEND and SETITEM mutate them through the memo), so a
+    /// hostile pickle can make one contain itself, and such a cycle would never be freed. The
+    /// machine therefore remembers every box it made and empties them all when it finishes; the
+    /// root dict's pairs (all a state dict needs) are handed back in a fresh box first.
     static func load(_ bytes: [UInt8], file: String) throws -> Value {
         var vm = Machine(code: bytes, file: file)
-        return try vm.run()
+        defer { for box in vm.boxes { box.items = []; box.pairs = [] } }
+        let result = try vm.run()
+        guard case let .dict(root) = result else { return result }
+        let copy = Box()
+        copy.pairs = root.pairs
+        copy.depth = root.depth
+        return .dict(copy)
     }
 
     struct Machine {
@@ -103,6 +114,14 @@ enum Pickle {
         var stack: [Value] = []
         var marks: [Int] = []
         var memo: [Int: Value] = [:]
+        /// Every list and dict made, so `load` can break cycles between them when it is done.
+        var boxes: [Box] = []
+
+        mutating func box() -> Box {
+            let b = Box()
+            boxes.append(b)
+            return b
+        }
 
         init(code: [UInt8], file: String) {
             self.code = code
@@ -178,8 +197,8 @@ enum Pickle {
                     guard stack.count == 1, marks.isEmpty else { throw fail("STOP with \(stack.count) values on the stack", at: at) }
                     return stack[0]
                 case 0x28: marks.append(stack.count)                          // MARK
-                case 0x7D: try push(.dict(Box()))                             // EMPTY_DICT
-                case 0x5D: try push(.list(Box()))                             // EMPTY_LIST
+                case 0x7D: try push(.dict(box()))                             // EMPTY_DICT
+                case 0x5D: try push(.list(box()))                             // EMPTY_LIST
                 case 0x29: try push(tuple([]))                                // EMPTY_TUPLE
                 case 0x74: try push(tuple(try popMark()))                     // TUPLE
                 case 0x85: try push(tuple([try pop()]))                       // TUPLE1
@@ -190,14 +209,14 @@ enum Pickle {
                     let c = try pop(), b = try pop(), a = try pop()
                     try push(tuple([a, b, c]))
                 case 0x6C:                                                    // LIST
-                    let box = Box()
+                    let box = self.box()
                     box.items = try popMark()
                     box.depth = 1 + (box.items.map(\.depth).max() ?? 0)
                     try push(.list(box))
                 case 0x64:                                                    // DICT
                     let items = try popMark()
                     guard items.count % 2 == 0 else { throw fail("DICT with an odd number of items", at: at) }
-                    let box = Box()
+                    let box = self.box()
                     try Self.setItems(box, items, self)
                     try push(.dict(box))
                 case 0x61:                                                    // APPEND
@@ -315,7 +334,7 @@ enum Pickle {
             return Storage(key: key, dtype: dtype, numel: numel)
         }
 
-        func call(_ callee: Value, _ args: Value, at: Int) throws -> Value {
+        mutating func call(_ callee: Value, _ args: Value, at: Int) throws -> Value {
             guard case let .global(module, name) = callee else { throw fail("REDUCE on a \(callee.kind), not a callable", at: at) }
             guard case let .tuple(a, _) = args else { throw fail("REDUCE arguments are a \(args.kind), a tuple expected", at: at) }
             switch (module, name) {
@@ -334,7 +353,7 @@ enum Pickle {
                 guard let first = a.first, case .tensor = first else { throw fail("\(name) needs a tensor first", at: at) }
                 return first
             case ("collections", "OrderedDict"):
-                let box = Box()
+                let box = self.box()
                 if let first = a.first {
                     // OrderedDict(iterable of pairs)
                     guard case let .list(l) = first else { throw fail("OrderedDict(...) with a \(first.kind)", at: at) }

@@ -21,6 +21,7 @@ public final class ZipArchive: @unchecked Sendable {
     /// Entries larger than this are refused (no checkpoint tensor comes close).
     public static let maxEntryBytes = 1 << 40
     public static let maxEntries = 1 << 20
+    public static let maxDeflateRatio = 1032
 
     public let path: String
     public let file: MappedFile
@@ -115,6 +116,11 @@ public final class ZipArchive: @unchecked Sendable {
             }
             guard usize <= Self.maxEntryBytes, csize <= Self.maxEntryBytes else { throw fail("entry `\(name)` is larger than \(Self.maxEntryBytes) bytes") }
             if method == 0, csize != usize { throw fail("stored entry `\(name)` has compressed size \(csize) != size \(usize)") }
+            // Deflate cannot expand data more than 1032:1 (RFC 1951's longest match per shortest
+            // code), so a larger claim is corrupt — and would otherwise size the inflate buffer.
+            if method == 8, usize > Self.maxDeflateRatio * csize + 1024 {
+                throw fail("deflated entry `\(name)` claims \(usize) bytes from \(csize) compressed, beyond deflate's 1032:1 limit — corrupt or hostile")
+            }
             guard localOffset + 30 <= size, u32(localOffset) == 0x0403_4b50 else {
                 throw fail("entry `\(name)`: no local header at byte \(localOffset)")
             }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BamFormats
 import BamTensors
 
 @main
@@ -10,9 +11,17 @@ struct BamMix: ParsableCommand {
         A model PATH is an HF directory (config.json + *.safetensors, sharded or not), a .gguf file, or
         (read-only) a directory of PyTorch pytorch_model*.bin files. Set BAM_MIX_THREADS to limit the cores used.
         """,
+        version: BamMixVersion.current,
         subcommands: [
             InspectCommand.self, ForwardCommand.self, TokenizeCommand.self, PerplexityCommand.self, MixCommand.self, ConvertCommand.self,
             GenerateCommand.self, CorpusCommand.self, InitCommand.self, TrainCommand.self, FinetuneCommand.self,
             CompareCommand.self, RoutesCommand.self, DemoCommand.self,
         ])
+
+    /// ArgumentParser's entry point, after the interrupt handler is in place: Ctrl-C stops a long
+    /// job with a message and removes its unfinished temporary outputs (docs/reliability.md).
+    static func main() {
+        TemporaryOutputs.installInterruptHandler(program: "bam-mix")
+        main(nil)
+    }
 }

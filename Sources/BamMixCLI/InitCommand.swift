@@ -59,6 +59,7 @@ struct InitCommand: ParsableCommand {
                                         tie: tie ?? (architecture == .cohere), logitScale: logitScale,
                                         bos: tok.bosTokenId, eos: tok.eosTokenId)
         let config = try ModelConfig(json: json)
+        try ModelMemory.requireFits(config: config, bytesPerParameter: 4, purpose: "initialising")
         let weights = TransformerWeights.random(config: config, seed: seed, scale: 0.02)
         try CheckpointWriter.save(weights: weights, config: config, to: dir, sideFilesFrom: tokDir)
         let stats = ModelStatistics(config: config, context: maxPositions)

@@ -74,13 +74,16 @@ struct TrainingFlags: ParsableArguments {
     @Flag(name: .customLong("no-final-state"), help: "Leave the optimiser state out of the final checkpoint (smaller; it cannot be resumed).")
     var noFinalState = false
 
+    @Option(name: .customLong("print-every"), help: "A progress line (step, mean loss since the last line, tokens/s, ETA) every N steps when stderr is not a terminal (default: about 20 lines a run).")
+    var printEvery = 0
+
     func validate() throws {
         guard let d = DType(userName: dtype), [DType.f32, .f16, .bf16].contains(d) else {
             throw ValidationError("--dtype must be f32, f16 or bf16, found \(dtype)")
         }
     }
 
-    func options(learningRate: Double, train: [ParameterGroup], losses: LossOptions) -> TrainingOptions {
+    func options(learningRate: Double, train: [ParameterGroup], losses: LossOptions?) -> TrainingOptions {
         var o = TrainingOptions()
         o.steps = steps
         o.batchSize = batch
@@ -150,6 +153,7 @@ func runTraining(kind: String, flags: TrainingFlags, data: [TrainingDomain], opt
     let source = try Checkpoint.open(flags.model)
     try check(source.config)
     let progress = Progress(title: kind, total: options.steps)
+    var meter = TrainingProgressMeter(total: options.steps, every: flags.printEvery)
     var lastValidation: ValidationRecord?
     let report: TrainingReport
     do {
@@ -159,8 +163,20 @@ func runTraining(kind: String, flags: TrainingFlags, data: [TrainingDomain], opt
                 var detail = String(format: "loss %.4f  lr %.2e  ", r.loss, r.lr) + "\(formatCount(Int(r.tokensPerSecond))) tok/s"
                 if let v = lastValidation { detail += String(format: "  val %.4f", v.loss) }
                 progress.update(done: r.step, detail: detail)
+                // Without a terminal (a log file, CI) the bar is not drawn: a line every N steps instead.
+                if let line = meter.add(r, now: Double(DispatchTime.now().uptimeNanoseconds) / 1e9), !progress.isInteractive {
+                    var text = "\(kind): step \(line.step)/\(line.total)  " + String(format: "loss %.4f", line.meanLoss)
+                        + (line.steps > 1 ? " (mean of \(line.steps) steps)" : "") + String(format: "  lr %.2e  ", line.lr)
+                        + "\(formatCount(Int(line.tokensPerSecond))) tok/s  ETA \(formatDuration(line.etaSeconds))"
+                    if let v = lastValidation { text += String(format: "  val %.4f (step %d)", v.loss, v.step) }
+                    printError(text)
+                }
             case let .validation(v):
                 lastValidation = v
+                if !progress.isInteractive {
+                    printError("\(kind): validation at step \(v.step): " + String(format: "loss %.4f", v.loss)
+                               + (v.domains.count > 1 ? "  (" + v.domains.sorted { $0.key < $1.key }.map { "\($0.key) " + String(format: "%.4f", $0.value) }.joined(separator: ", ") + ")" : ""))
+                }
             case .checkpoint:
                 break
             }
@@ -173,8 +189,10 @@ func runTraining(kind: String, flags: TrainingFlags, data: [TrainingDomain], opt
     let tokens = report.steps.last?.tokens ?? 0
     print("\(kind): \(report.steps.count) steps, \(formatCount(tokens)) tokens seen, "
           + String(format: "%.1f s, %.0f tokens/s", report.seconds, report.tokensPerSecond))
-    if let first = report.steps.first, let last = report.steps.last {
-        print(String(format: "  training loss   %.4f -> %.4f (LM %.4f -> %.4f)", first.loss, last.loss, first.lmLoss, last.lmLoss))
+    // Smoothed: one batch's loss is too noisy to compare (docs/training.md, "Output").
+    if let total = report.smoothedLoss, let lm = report.smoothedLMLoss {
+        let what = report.steps.count < 10 ? "first and last step" : "mean of the first and last \(total.steps) steps, 10 % each"
+        print(String(format: "  training loss   %.4f -> %.4f (LM %.4f -> %.4f; ", total.first, total.last, lm.first, lm.last) + what + ")")
     }
     if let first = report.validation.first, let last = report.validation.last {
         print(String(format: "  validation loss %.4f -> %.4f (unigram entropy of the held-out text %.4f)", first.loss, last.loss,
@@ -240,7 +258,10 @@ struct FinetuneCommand: ParsableCommand {
         (uniform by default, as BAM's 25% each). Loss: next-token cross-entropy + sum over FFN mixture layers of
         alpha * balance + beta * z, where balance is BTX's E * sum u_i P_i (u = mean gate, P = mean probability) or
         the Switch/HF form E * sum f_i P_i (f = hard fraction of routed tokens); z = mean logsumexp(router logits)^2.
-        BAM attention routers have no auxiliary loss. --train routers trains only the routers. The JSONL log adds
+        The loss kind and coefficients come from the checkpoint's config.json (router_aux_loss_kind,
+        router_aux_loss_coef, router_z_loss_coef: what `mix` wrote for the method); --aux-loss, --aux-alpha and
+        --z-loss override them, and the checkpoints written state what was used. BAM attention routers have no
+        auxiliary loss. --train routers trains only the routers. The JSONL log adds
         the expert load of every layer. See docs/training.md.
         """)
 
@@ -258,14 +279,14 @@ struct FinetuneCommand: ParsableCommand {
     @Option(help: "Parameter groups to train: all, routers, experts, attention, ffn, embeddings, norms (comma-separated).")
     var train = "all"
 
-    @Option(name: .customLong("aux-loss"), help: "Load-balancing loss: btx, switch or none.")
-    var auxLoss: AuxLossKind = .btx
+    @Option(name: .customLong("aux-loss"), help: "Load-balancing loss: btx, switch or none (default: the checkpoint's router_aux_loss_kind).")
+    var auxLoss: AuxLossKind?
 
-    @Option(name: .customLong("aux-alpha"), help: "Coefficient of the load-balancing loss.")
-    var auxAlpha = 0.01
+    @Option(name: .customLong("aux-alpha"), help: "Coefficient of the load-balancing loss (default: the checkpoint's router_aux_loss_coef).")
+    var auxAlpha: Double?
 
-    @Option(name: .customLong("z-loss"), help: "Coefficient of the router z-loss.")
-    var zLoss = 0.001
+    @Option(name: .customLong("z-loss"), help: "Coefficient of the router z-loss (default: the checkpoint's router_z_loss_coef).")
+    var zLoss: Double?
 
     func validate() throws {
         if data.isEmpty { throw ValidationError("give at least one --data NAME=FILE") }
@@ -273,12 +294,16 @@ struct FinetuneCommand: ParsableCommand {
 
     func run() throws {
         let specs = try domainSpecs(data: data, valData: valData, defaultName: "data")
-        let options = flags.options(learningRate: lr, train: try parseGroups(train),
-                                    losses: LossOptions(aux: auxLoss, auxAlpha: auxAlpha, zBeta: zLoss))
+        // The router losses: the checkpoint's recipe (what `mix` wrote for the method; a resumed run's
+        // checkpoint states what the run used), each flag overriding its field.
+        let recipeSource = try Checkpoint.open(flags.resume ?? flags.model).config
+        let (losses, description) = LossOverrides(aux: auxLoss, auxAlpha: auxAlpha, zBeta: zLoss).resolve(recipeSource)
+        let options = flags.options(learningRate: lr, train: try parseGroups(train), losses: losses)
         try runTraining(kind: "finetune", flags: flags, data: specs, options: options) { config in
             guard !config.isDense else {
                 throw BamError.usage("\(flags.model) is a dense model; `finetune` trains mixtures (BTX/BAM) — use `bam-mix train` for dense models")
             }
+            printError("finetune: \(description)")
         }
     }
 }

@@ -1,7 +1,7 @@
 import BamModels
 import Foundation
 
-/// What `bam-mix mix` builds (methods.md).
+/// What `bam-mix mix` builds (docs/methods.md).
 public enum MixMethod: String, Sendable, CaseIterable {
     /// Branch-Train-MiX: FFNs become MoE experts, everything else is averaged.
     case btx
@@ -21,6 +21,33 @@ public enum RouterInit: String, Sendable, CaseIterable {
     case hidden
     /// mergekit's "cheap_embed": the normalised sum of the prompts' token embeddings, same row every layer.
     case cheapEmbed = "cheap-embed"
+    /// Domain embeddings, in the spirit of Nexus (arXiv 2408.15901) and FlexOlmo (arXiv 2507.07024):
+    /// each expert's row is the mean residual stream entering the layer over the expert's own
+    /// training text (`routerData`), centred across experts and L2-normalised.
+    case domain
+}
+
+/// Which FFN routing recipe a mix writes (docs/mixing.md, "Router recipes").
+public enum FFNRoutingRecipe: String, Sendable, CaseIterable {
+    /// The method's own: BTX and upcycling top-2 renormalised with BTX's balancing loss (alpha 0.01,
+    /// no z-loss); BAM top-1 without renormalisation with the Switch loss (0.01) and the z-loss (0.001).
+    case paper
+    /// BTX's FFN routing and loss on a BAM mix (top-2 renormalised, BTX loss 0.01, no z-loss): the
+    /// combination docs/results.md's ablation found best at small finetuning budgets.
+    case btx
+}
+
+/// Expert weight scaling for un-renormalised gates (arXiv 2410.07524, section 3): softmax -> top-K
+/// without renormalisation multiplies each FFN output by gates that sum to about K/E with fresh
+/// routers, so the experts are scaled by E/K to give a trained model's FFN its size back. bam-mix
+/// stores the scale in each expert's down projection (w2), where it scales the SwiGLU output exactly.
+public enum ExpertScaling: Sendable, Equatable {
+    /// E/K when the gates are not renormalised and K < E; 1 otherwise (renormalised gates sum to 1).
+    case auto
+    /// No scaling.
+    case none
+    /// This factor.
+    case factor(Double)
 }
 
 public enum BlockChoice: String, Sendable, CaseIterable {
@@ -55,13 +82,25 @@ public struct MixOptions: Sendable {
     public var numExperts: Int?
     /// Upcycling: Gaussian noise added to each copy, as a fraction of the tensor's RMS (0 = exact copies).
     public var upcycleNoise: Float = 0
+    /// Upcycling: Drop-Upcycling's ratio r (arXiv 2502.19261): per expert, floor(r F) intermediate
+    /// dimensions re-initialised from the statistics of the weights they replace (0 = plain copies).
+    public var dropRatio: Double = 0
+    /// The FFN routing recipe (the method's own by default).
+    public var ffnRouting: FFNRoutingRecipe = .paper
+    /// Overrides of the recipe's router losses (nil: the recipe's).
+    public var auxLoss: RouterAuxLoss?
+    public var routerAuxLossCoef: Double?
+    public var routerZLossCoef: Double?
+    public var expertScaling: ExpertScaling = .auto
+    /// expert index -> a text file of that expert's training data (`--router domain`).
+    public var routerData: [Int: URL] = [:]
+    /// Tokens of each `routerData` file the domain router averages over (its first ones).
+    public var routerDataTokens = 8192
     /// Output dtype; nil picks the widest float type the experts' weights are stored in (bf16
     /// when all are quantised; MixDType). A GGUF output may also take q8_0, q4_0, q4_1, q5_0, q5_1.
     public var dtype: DType?
     public var shardSize: Int?
     public var allowTokenizerMismatch = false
-    public var routerAuxLossCoef = 0.01
-    public var routerZLossCoef = 0.001
 
     /// An output path ending in `.gguf` writes one GGUF file; anything else an HF directory.
     public var writesGGUF: Bool { output.pathExtension.lowercased() == "gguf" }

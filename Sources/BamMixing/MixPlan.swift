@@ -5,9 +5,15 @@ import Foundation
 enum Recipe {
     /// Expert `expert`'s tensor `source`, copied byte for byte (or cast exactly to the output dtype).
     case copy(expert: Int, source: String)
-    /// Expert `expert`'s tensor plus Gaussian noise of std `relative` x the tensor's RMS (upcycling).
-    case noisyCopy(expert: Int, source: String, relative: Float, seed: UInt64)
-    /// The weighted mean of every expert's `source` (methods.md: non-expert parameters).
+    /// Expert `expert`'s tensor times `scale` (expert weight scaling of a down projection).
+    case scaledCopy(expert: Int, source: String, scale: Float)
+    /// Expert `expert`'s tensor plus Gaussian noise of std `relative` x the tensor's RMS (upcycling),
+    /// times `scale`.
+    case noisyCopy(expert: Int, source: String, relative: Float, seed: UInt64, scale: Float)
+    /// Drop-Upcycling: expert `expert`'s tensor with the intermediate dimensions `DropUpcycling`
+    /// picks re-initialised, times `scale`.
+    case dropUpcycled(expert: Int, source: String, drop: DropUpcycling, scale: Float)
+    /// The weighted mean of every expert's `source` (docs/methods.md: non-expert parameters).
     case average(source: String)
     /// A tensor computed in memory (routers).
     case computed(Tensor)
@@ -26,20 +32,70 @@ struct MixPlan {
     /// "Mixtral" or "BAM"; says which format was written.
     var formatName: String
     var notes: [String]
+    /// Per layer, the factor every expert's down projection was multiplied by (1: none).
+    var expertScales: [Double]
+    /// The FFN routing in words ("top-1 of 4, not renormalised").
+    var routingSummary: String
+}
+
+/// The FFN routing and router losses a mix writes (docs/mixing.md, "Router recipes").
+struct ResolvedRecipe {
+    var topK: Int
+    var renormalize: Bool
+    var losses: RouterLossRecipe
+
+    /// The method's recipe, then the options' overrides.
+    static func resolve(_ o: MixOptions, experts E: Int) throws -> ResolvedRecipe {
+        var r: ResolvedRecipe
+        switch (o.method, o.ffnRouting) {
+        case (.bam, .paper): r = ResolvedRecipe(topK: 1, renormalize: false, losses: .bam)
+        case (.bam, .btx), (.btx, .paper), (.upcycle, .paper): r = ResolvedRecipe(topK: 2, renormalize: true, losses: .btx)
+        case (.btx, .btx), (.upcycle, .btx):
+            throw BamError.usage("--ffn-routing btx puts BTX's FFN routing on a BAM mix; --method \(o.method.rawValue) routes that way already")
+        }
+        r.topK = min(r.topK, E)
+        if let k = o.topK { r.topK = k }
+        if let n = o.renormalize { r.renormalize = n }
+        if let a = o.auxLoss { r.losses.auxLoss = a }
+        if let a = o.routerAuxLossCoef { r.losses.auxLossCoef = a }
+        if let z = o.routerZLossCoef { r.losses.zLossCoef = z }
+        guard r.topK >= 1, r.topK <= E else { throw BamError.usage("--top-k \(r.topK) must be between 1 and the number of experts (\(E))") }
+        guard r.losses.auxLossCoef >= 0, r.losses.zLossCoef >= 0, r.losses.auxLossCoef.isFinite, r.losses.zLossCoef.isFinite else {
+            throw BamError.usage("--aux-loss-coef and --z-loss-coef must be finite and not negative")
+        }
+        return r
+    }
+
+    /// True when the chosen gates always sum to 1 (renormalised, or every expert chosen).
+    func gatesSumToOne(experts E: Int) -> Bool { renormalize || topK == E }
+}
+
+/// 4.0 -> "4", 0.25 -> "0.25", 1.2345 -> "1.23".
+func formatScale(_ x: Double) -> String {
+    x == x.rounded() ? String(Int(x)) : String(format: "%.3g", x)
+}
+
+/// "x3.27" or "x3.27 (layers 3.22 ... 3.31)".
+func formatScales(_ xs: [Double]) -> String {
+    let lo = xs.min() ?? 1, hi = xs.max() ?? 1
+    if formatScale(lo) == formatScale(hi) { return "x" + formatScale(lo) }
+    return "x" + formatScale(xs.reduce(0, +) / Double(xs.count)) + " (layers " + formatScale(lo) + " ... " + formatScale(hi) + ")"
 }
 
 extension MixPlan {
     /// Builds the output config (Mixtral when Mixtral can express the result, else bam-mix's BAM
     /// format) and maps each of its tensors to a recipe.
-    static func make(experts: [Checkpoint], options: MixOptions, routers: (ModelConfig) throws -> [String: Tensor]) throws -> MixPlan {
+    static func make(experts: [Checkpoint], options: MixOptions, routers: (ModelConfig) throws -> InitializedRouters) throws -> MixPlan {
         let seed = experts[0].config
         let E = options.method == .upcycle ? (options.numExperts ?? 0) : experts.count
         guard E >= 1 else { throw BamError.usage("--method upcycle needs --num-experts N (N >= 2)") }
         var notes: [String] = []
         let isBAM = options.method == .bam
-        let topK = options.topK ?? (isBAM ? 1 : 2)
-        guard topK >= 1, topK <= E else { throw BamError.usage("--top-k \(topK) must be between 1 and the number of experts (\(E))") }
-        let renormalize = options.renormalize ?? !isBAM
+        let recipe = try ResolvedRecipe.resolve(options, experts: E)
+        let topK = recipe.topK, renormalize = recipe.renormalize
+        if case let .factor(x) = options.expertScaling, !(x > 0 && x.isFinite) {
+            throw BamError.usage("--expert-scaling \(x): the factor must be a positive number")
+        }
         if seed.mlpBias {
             throw BamError.unsupported("\(experts[0].path.path): the experts' MLPs have biases (mlp_bias); MoE experts in Mixtral and BAM checkpoints have none — bam-mix cannot mix them without dropping the biases")
         }
@@ -55,7 +111,8 @@ extension MixPlan {
         for k in ["auto_map", "transformers_version", "_name_or_path", "bam_sources"] { cfg[k] = nil }
         cfg["num_local_experts"] = .int(E)
         cfg["num_experts_per_tok"] = .int(topK)
-        cfg["router_aux_loss_coef"] = .double(options.routerAuxLossCoef)
+        recipe.losses.write(to: &cfg)
+        cfg[RouterRecipeKeys.routing] = .string(FFNRouting.topK.rawValue)
         cfg["output_router_logits"] = false
         cfg["router_jitter_noise"] = 0.0
         if let d = options.dtype { cfg["torch_dtype"] = nil; cfg["dtype"] = .string(d.torchName) }
@@ -75,7 +132,6 @@ extension MixPlan {
             cfg["model_type"] = "bam"
             cfg["base_model_type"] = .string(seed.baseFamily.rawValue)
             cfg["router_renormalize"] = .bool(renormalize)
-            cfg["router_z_loss_coef"] = .double(options.routerZLossCoef)
             cfg["parallel_block"] = .bool(parallel)
             if isBAM {
                 cfg["attention_experts"] = .string(options.attention.rawValue)
@@ -92,43 +148,93 @@ extension MixPlan {
         }
         cfg["bam_sources"] = .array(experts.map { .string($0.path.path) })
         let out = try ModelConfig(json: cfg, file: "the mixed config")
-        let routerTensors = try routers(out)
+        let initialized = try routers(out)
+        let routerTensors = initialized.tensors
 
-        // Dense source names of the MoE / MoA tensors.
-        func denseAttentionName(_ spec: ParameterSpec) -> String {
-            // model.layers.L.self_attn.experts.J.q_proj.weight -> model.layers.L.self_attn.q_proj.weight
-            spec.name.replacingOccurrences(of: ".experts.\(spec.expert!).", with: ".")
+        // Expert weight scaling (ExpertScaleEstimate.swift; docs/mixing.md, "Mixtures usable at once").
+        var gateMass = [Double](repeating: 1, count: out.layers)
+        if !recipe.gatesSumToOne(experts: E) {
+            let weights = options.method == .upcycle ? [1.0] : try Mixer.averagingWeights(options, count: experts.count)
+            for l in 0..<out.layers {
+                // The norm in front of the FFN (averaged like every norm of the mix).
+                let name = out.parallelBlock ? ParameterNames.inputNorm(l) : ParameterNames.postAttentionNorm(l)
+                let norm = Tensor(shape: [out.hidden])
+                for (e, w) in weights.enumerated() {
+                    let t = try experts[e].store.tensor(name)
+                    for i in 0..<norm.count { norm.data[i] += Float(w) * t.data[i] }
+                }
+                let router = routerTensors[ParameterNames.moeRouter(l)]!
+                if let rows = initialized.calibration?[l], !rows.isEmpty {
+                    gateMass[l] = ExpertScaleEstimate.measuredGateMass(router: router, residuals: rows, normWeight: norm, norm: out.norm,
+                                                                       eps: out.normEps, topK: topK)
+                } else {
+                    gateMass[l] = ExpertScaleEstimate.expectedGateMass(
+                        router: router, inputLength: ExpertScaleEstimate.inputLength(normWeight: norm),
+                        topK: topK, seed: options.seed &+ UInt64(l) &* 0x9E37_79B9)
+                }
+            }
         }
-        func denseMLPName(_ spec: ParameterSpec) -> String {
-            let w = spec.name.split(separator: ".").dropLast().last!   // w1, w2, w3
-            let p = ["w1": "gate", "w3": "up", "w2": "down"][String(w)]!
-            return ParameterNames.mlp(spec.layer!, p)
+        let expertScales: [Double] = gateMass.map { m in
+            switch options.expertScaling {
+            case .none: 1
+            case let .factor(x): x
+            case .auto: recipe.gatesSumToOne(experts: E) ? 1 : 1 / m
+            }
+        }
+        let routingSummary = "FFN top-\(topK) of \(E)\(renormalize ? " renormalised" : topK == E ? "" : " not renormalised"), \(recipe.losses.summary)"
+            + (expertScales.allSatisfy { $0 == 1 } ? "" : ", experts scaled \(formatScales(expertScales))")
+        // A trained model's FFN output is multiplied by the chosen gates; say so when the scale does
+        // not make up for them (docs/mixing.md, "Mixtures usable at once").
+        let effective = zip(gateMass, expertScales).map { $0 * $1 }
+        if effective.contains(where: { abs($0 - 1) > 0.05 }) {
+            notes.append("WARNING: FFN top-\(topK) without renormalisation multiplies each token's FFN output by its gate\(topK > 1 ? "s" : ""): the fresh routers' gates sum to about \(formatScales(gateMass).dropFirst()) per token, so with the experts scaled \(formatScales(expertScales)) the trained FFNs' outputs become about \(formatScales(effective).dropFirst()) times their size until the model is finetuned (--expert-scaling auto makes up for it; --check-text FILE measures the cost)")
+        } else if !recipe.gatesSumToOne(experts: E) && options.router == .cheapEmbed && options.expertScaling == .auto {
+            notes.append("note: --expert-scaling auto estimates the gates' mass for FFN inputs of random direction; cheap-embed routers are built from the embeddings of the prompts and can be sharper — measure with --check-text FILE, or route with --renormalize")
+        }
+
+        // An expert's tensor comes from the same projection of the expert model's one attention / FFN.
+        func denseSource(_ key: ParameterKey) -> String {
+            switch key {
+            case let .attention(l, _, p, k): ParameterKey.attention(layer: l, expert: nil, p, k).hfName
+            case let .feedForward(l, _, p, k): ParameterKey.feedForward(layer: l, expert: nil, p, k).hfName
+            default: key.hfName
+            }
         }
         var tensors: [PlannedTensor] = []
         for spec in out.parameterSpecs {
             let recipe: Recipe
-            switch spec.role {
+            switch spec.key {
             case .attentionRouter, .ffnRouter:
                 guard let t = routerTensors[spec.name] else { throw BamError.usage("internal: no router for \(spec.name)") }
                 recipe = .computed(t)
-            case .feedForward where spec.expert != nil:
-                let e = spec.expert!
-                if options.method == .upcycle {
-                    recipe = options.upcycleNoise > 0
-                        ? .noisyCopy(expert: 0, source: denseMLPName(spec), relative: options.upcycleNoise,
-                                     seed: options.seed &+ UInt64(spec.layer! * 1000 + e * 10 + (spec.name.hasSuffix("w1.weight") ? 1 : spec.name.hasSuffix("w2.weight") ? 2 : 3)))
-                        : .copy(expert: 0, source: denseMLPName(spec))
+            case let .feedForward(layer, e?, p, _):
+                let source = denseSource(spec.key)
+                let part: DropUpcycling.Part = switch p { case .gate: .gate; case .up: .up; case .down: .down }
+                // Expert weight scaling multiplies the down projection only: SwiGLU's output is
+                // linear in w2, so the expert's output is scaled exactly.
+                let scale = Float(p == .down ? expertScales[layer] : 1)
+                if options.method == .upcycle && options.dropRatio > 0 {
+                    let drop = DropUpcycling(ratio: options.dropRatio, intermediate: out.intermediate, part: part,
+                                             seed: options.seed, layer: layer, expert: e)
+                    recipe = .dropUpcycled(expert: 0, source: source, drop: drop, scale: scale)
+                } else if options.method == .upcycle && options.upcycleNoise > 0 {
+                    // Mixtral's w1, w2, w3 number the noise streams of an expert's three matrices.
+                    let offset = UInt64(layer * 1000 + e * 10) + part.noiseIndex
+                    recipe = .noisyCopy(expert: 0, source: source, relative: options.upcycleNoise,
+                                        seed: options.seed &+ offset, scale: scale)
                 } else {
-                    recipe = .copy(expert: e, source: denseMLPName(spec))
+                    let from = options.method == .upcycle ? 0 : e
+                    recipe = scale == 1 ? .copy(expert: from, source: source) : .scaledCopy(expert: from, source: source, scale: scale)
                 }
-            case .attention where spec.expert != nil, .attentionBias where spec.expert != nil:
-                recipe = .copy(expert: spec.expert!, source: denseAttentionName(spec))
+            case let .attention(_, e?, _, _):
+                recipe = .copy(expert: e, source: denseSource(spec.key))
             default:
                 // Embeddings, norms, lm_head, dense attention, shared K/V: the (weighted) average.
                 recipe = .average(source: spec.name)
             }
             tensors.append(PlannedTensor(spec: spec, recipe: recipe))
         }
-        return MixPlan(config: cfg, outputConfig: out, tensors: tensors, formatName: formatName, notes: notes)
+        return MixPlan(config: cfg, outputConfig: out, tensors: tensors, formatName: formatName, notes: notes,
+                       expertScales: expertScales, routingSummary: routingSummary)
     }
 }

@@ -11,9 +11,13 @@ public struct MixReport: Sendable {
     public var bytesWritten: Int
     public var notes: [String]
     public var seconds: Double
+    /// Per FFN mixture layer, the factor every expert's down projection was multiplied by (1: none).
+    public var expertScales: [Double]
+    /// The FFN routing and router losses written, in words.
+    public var routingSummary: String
 }
 
-/// Builds BTX, BAM and upcycled models from dense experts (methods.md), streaming: tensors are
+/// Builds BTX, BAM and upcycled models from dense experts (docs/methods.md), streaming: tensors are
 /// read memory-mapped and written one chunk at a time, so resident memory is bounded by a few
 /// chunks per expert plus the writer's buffer, whatever the number of layers.
 public enum Mixer {
@@ -57,6 +61,10 @@ public enum Mixer {
             opts["method"] = .string(options.method.rawValue)
             opts["top_k"] = .int(plan.outputConfig.moe?.topK ?? 0)
             opts["renormalize"] = .bool(plan.outputConfig.moe?.renormalize ?? true)
+            opts["ffn_routing"] = .string(options.ffnRouting.rawValue)
+            // The expert weight scale is in the weights themselves (w2); recorded here so the
+            // checkpoint says how its experts differ from their sources.
+            opts["expert_scales"] = .array(plan.expertScales.map { .double($0) })
             opts["router"] = .string(options.router.rawValue)
             opts["seed"] = .int(Int(truncatingIfNeeded: options.seed))
             opts["weights"] = .array(weights.map { .double($0) })
@@ -69,6 +77,7 @@ public enum Mixer {
             if options.method == .upcycle {
                 opts["num_experts"] = .int(options.numExperts ?? 0)
                 opts["noise"] = .double(Double(options.upcycleNoise))
+                opts["drop_ratio"] = .double(options.dropRatio)
             }
             let doc = JSONValue.object(JSONObject([
                 ("tool", "bam-mix"), ("format", .string(plan.formatName)), ("options", .object(opts)),
@@ -91,7 +100,8 @@ public enum Mixer {
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         return MixReport(output: options.output, formatName: plan.formatName + (options.writesGGUF ? " as GGUF" : ""), experts: experts.count,
-                         tensors: entries.count, bytesWritten: bytes, notes: notes, seconds: seconds)
+                         tensors: entries.count, bytesWritten: bytes, notes: notes, seconds: seconds,
+                         expertScales: plan.expertScales, routingSummary: plan.routingSummary)
     }
 
     /// The tokenizer and generation files the mixture carries: an HF expert's own, or for a GGUF
@@ -110,9 +120,12 @@ public enum Mixer {
                           provenance: () throws -> Data) throws -> GGUFConversionReport {
         let fm = FileManager.default
         let out = options.output
+        // A temporary name of the output's (TemporaryOutputs): a run killed while staging leaves
+        // a name the next writer of this output recognises and removes; SIGINT removes it at once.
         let staging = out.deletingLastPathComponent()
-            .appendingPathComponent(".\(out.lastPathComponent).hf-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
-        defer { try? fm.removeItem(at: staging) }
+            .appendingPathComponent(TemporaryOutputs.temporaryName(for: out.lastPathComponent, suffix: "hf"))
+        TemporaryOutputs.register(staging)
+        defer { try? fm.removeItem(at: staging); TemporaryOutputs.unregister(staging) }
         try CheckpointWriter.write(directory: staging, config: plan.config, entries: entries, extraFiles: sideFiles(of: experts[0]))
         let staged = try Checkpoint.open(staging.path)
         let tokenizerSource = (experts[0].store as? GGUFStore)?.file
@@ -130,11 +143,23 @@ public enum Mixer {
             }
             guard let n = o.numExperts, n >= 2 else { throw BamError.usage("--method upcycle needs --num-experts N with N >= 2") }
             guard o.upcycleNoise >= 0, o.upcycleNoise.isFinite else { throw BamError.usage("--noise must be a non-negative number") }
+            guard o.dropRatio >= 0, o.dropRatio <= 1 else { throw BamError.usage("--drop-ratio must be within 0...1 (Drop-Upcycling's r; the paper uses 0.5), found \(o.dropRatio)") }
+            if o.dropRatio > 0 && o.upcycleNoise > 0 {
+                throw BamError.usage("--drop-ratio and --noise are two ways to make upcycled experts differ; choose one")
+            }
         case .btx, .bam:
             guard o.experts.count >= 2 else {
                 throw BamError.usage("--method \(o.method.rawValue) mixes at least two --expert models, got \(o.experts.count) (use --method upcycle for one)")
             }
             if o.numExperts != nil { throw BamError.usage("--num-experts is for --method upcycle; BTX and BAM use one expert per --expert") }
+            if o.dropRatio != 0 || o.upcycleNoise != 0 {
+                throw BamError.usage("--drop-ratio and --noise re-initialise upcycled copies; they apply to --method upcycle only")
+            }
+        }
+        if o.router == .domain {
+            guard o.routerDataTokens >= 1 else { throw BamError.usage("--router-data-tokens must be positive") }
+        } else if !o.routerData.isEmpty {
+            throw BamError.usage("--router-data gives the training text of `--router domain`; it does nothing with --router \(o.router.rawValue)")
         }
         if o.method != .bam && (o.attention != .expertKV || o.attentionRouting != .soft) {
             throw BamError.usage("--attention and --attention-routing apply to --method bam only")
@@ -179,16 +204,31 @@ public enum Mixer {
                     }
                     store.release(source)
                 }
-            case let .noisyCopy(e, source, relative, seed):
+            case let .scaledCopy(e, source, scale):
                 let store = experts[e].store
                 let info = try sourceInfo(store, source, spec)
+                try streamFloat(count: count, dtype: dtype, write: write) { range, out in
+                    try decode(store, source, info, range, into: out)
+                    for i in 0..<range.count { out[i] *= scale }
+                }
+                store.release(source)
+            case let .noisyCopy(e, source, relative, seed, scale):
+                let store = experts[e].store
+                _ = try sourceInfo(store, source, spec)
                 let t = try store.tensor(source).copy()
                 var ss: Double = 0
                 for i in 0..<t.count { ss += Double(t.data[i]) * Double(t.data[i]) }
                 let std = relative * Float((ss / Double(max(1, t.count))).squareRoot())
                 var rng = SplitMix64(seed: seed)
-                for i in 0..<t.count { t.data[i] += rng.normal() * std }
-                _ = info
+                for i in 0..<t.count { t.data[i] = (t.data[i] + rng.normal() * std) * scale }
+                try TensorWriteEntry.float(spec.name, t, as: dtype).produce(write)
+                store.release(source)
+            case let .dropUpcycled(e, source, drop, scale):
+                let store = experts[e].store
+                _ = try sourceInfo(store, source, spec)
+                let t = try store.tensor(source).copy()
+                drop.apply(to: t)
+                if scale != 1 { for i in 0..<t.count { t.data[i] *= scale } }
                 try TensorWriteEntry.float(spec.name, t, as: dtype).produce(write)
                 store.release(source)
             case let .average(source):

@@ -2,19 +2,33 @@ import BamModels
 import BamTokenizers
 import Foundation
 
-/// Router matrices (E, C) for every router of the output config (methods.md, "Router initialisation").
+/// The routers of a mix, and the residual streams the data-based ones were computed from.
+struct InitializedRouters {
+    /// Router name -> (E, C).
+    var tensors: [String: Tensor]
+    /// Per layer, residual-stream rows (C each) entering that layer on the router's own data
+    /// (`hidden`: each prompt's last token; `domain`: positions of every expert's text); nil for
+    /// routers computed without running a model. Expert scaling measures the gates on them.
+    var calibration: [[[Float]]]?
+}
+
+/// Router matrices (E, C) for every router of the output config (docs/mixing.md, "Router initialisation").
 enum RouterInitializer {
     /// transformers initialises nn.Linear (and so Mixtral's gate) as N(0, initializer_range²), 0.02.
     static let randomStd: Float = 0.02
     /// mergekit warns when a layer's gate matrix has a condition number above 5.
     static let conditionThreshold = 5.0
 
+    /// Positions per expert (domain) kept for calibration.
+    static let calibrationPerExpert = 256
+
     static func routers(for out: ModelConfig, experts: [Checkpoint], options: MixOptions,
-                        log: (String) -> Void) throws -> [String: Tensor] {
+                        log: (String) -> Void) throws -> InitializedRouters {
         let routerSpecs = out.parameterSpecs.filter(\.isRouter)
         let E = out.moe?.experts ?? 1
         let C = out.hidden
         var result: [String: Tensor] = [:]
+        var calibration: [[[Float]]]? = nil
         switch options.router {
         case .random:
             for (i, spec) in routerSpecs.enumerated() {
@@ -25,8 +39,12 @@ enum RouterInitializer {
             }
         case .zero:
             for spec in routerSpecs { result[spec.name] = Tensor(shape: spec.shape) }
-        case .hidden, .cheapEmbed:
-            let vectors = try promptVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, log: log)
+        case .hidden, .cheapEmbed, .domain:
+            var samples = [[[Float]]](repeating: [], count: out.layers)
+            let vectors = options.router == .domain
+                ? try domainVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, samples: &samples, log: log)
+                : try promptVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, samples: &samples, log: log)
+            if samples.contains(where: { !$0.isEmpty }) { calibration = samples }
             for spec in routerSpecs {
                 let t = Tensor(shape: spec.shape)
                 for e in 0..<E { (t.data + e * C).update(from: vectors[spec.layer!][e], count: C) }
@@ -34,13 +52,16 @@ enum RouterInitializer {
             }
             warnIfDegenerate(vectors, log: log)
         }
-        return result
+        return InitializedRouters(tensors: result, calibration: calibration)
     }
 
     /// Per layer and expert, the L2-normalised router row from the expert's prompts (mergekit's
-    /// `get_gate_params`): positive-prompt mean minus negative-prompt mean.
+    /// `get_gate_params`): the positive prompts' vector minus the negative prompts' vector, where a
+    /// set's vector is, for `hidden`, the mean over its prompts of the residual stream entering the
+    /// layer at the last token and, for `cheap-embed`, the L2-normalised sum of its token embeddings
+    /// (mergekit's `get_cheap_embedding` normalises each set before the subtraction).
     static func promptVectors(experts: [Checkpoint], options: MixOptions, E: Int, C: Int, layers: Int,
-                              log: (String) -> Void) throws -> [[[Float]]] {
+                              samples: inout [[[Float]]], log: (String) -> Void) throws -> [[[Float]]] {
         let promptExperts = options.method == .upcycle ? E : experts.count
         for e in 0..<promptExperts where options.routerPrompts[e] == nil {
             throw BamError.usage("--router \(options.router.rawValue) needs prompts for every expert: add --router-prompts \(e)=FILE (one prompt per line; lines starting with ! are negative prompts)")
@@ -58,6 +79,7 @@ enum RouterInitializer {
         log("computing \(options.router.rawValue) router vectors with \(base.path.lastPathComponent)")
 
         // One vector per layer (hidden) or one shared (cheap-embed) for a list of prompts.
+        var collected = [[[Float]]](repeating: [], count: layers)
         func vectors(_ prompts: [String]) throws -> [[Double]] {
             var sum = [[Double]](repeating: [Double](repeating: 0, count: C), count: layers)
             for p in prompts {
@@ -68,6 +90,7 @@ enum RouterInitializer {
                     _ = try model.forward(tokens: ids, cache: model.makeCache(capacity: ids.count), outputRows: 0..<0) { event in
                         if case let .hidden(layer, x, T, C) = event {
                             for i in 0..<C { sum[layer][i] += Double(x[(T - 1) * C + i]) }
+                            collected[layer].append(Array(UnsafeBufferPointer(start: x + (T - 1) * C, count: C)))
                         }
                     }
                 } else {
@@ -80,7 +103,7 @@ enum RouterInitializer {
                 let n = Double(max(1, prompts.count))
                 return sum.map { $0.map { $0 / n } }
             }
-            return Array(repeating: sum[0], count: layers)
+            return Array(repeating: normalized(sum[0]), count: layers)
         }
         var out: [[[Float]]] = Array(repeating: [], count: layers)
         for e in 0..<E {
@@ -98,10 +121,78 @@ enum RouterInitializer {
                 let n = try vectors(negative)
                 for l in 0..<layers { for i in 0..<C { v[l][i] -= n[l][i] } }
             }
-            for l in 0..<layers {
-                let norm = max(1e-8, v[l].reduce(0) { $0 + $1 * $1 }.squareRoot())
-                out[l].append(v[l].map { Float($0 / norm) })
+            for l in 0..<layers { out[l].append(normalized(v[l]).map { Float($0) }) }
+        }
+        samples = collected
+        return out
+    }
+
+    /// v / max(|v|, 1e-8) (mergekit clamps the norm the same way).
+    static func normalized(_ v: [Double]) -> [Double] {
+        let norm = max(1e-8, v.reduce(0) { $0 + $1 * $1 }.squareRoot())
+        return v.map { $0 / norm }
+    }
+
+    /// Per layer and expert, the domain-embedding router row: the mean over the first
+    /// `routerDataTokens` tokens of the expert's training text of the residual stream entering the
+    /// layer (the router base expert's forward pass, as for `hidden`), minus the mean of those
+    /// vectors over the experts, L2-normalised. The common part every domain shares says nothing
+    /// about which expert a token belongs to; removing it is what mergekit's negative prompts do by
+    /// hand. One expert alone keeps its uncentred mean.
+    static func domainVectors(experts: [Checkpoint], options: MixOptions, E: Int, C: Int, layers: Int,
+                              samples: inout [[[Float]]], log: (String) -> Void) throws -> [[[Float]]] {
+        for e in 0..<E where options.routerData[e] == nil {
+            throw BamError.usage("--router domain needs each expert's training text: add --router-data \(e)=FILE")
+        }
+        for e in options.routerData.keys where e < 0 || e >= E {
+            throw BamError.usage("--router-data \(e)=...: there is no expert \(e) (experts 0...\(E - 1))")
+        }
+        guard options.routerBaseExpert >= 0, options.routerBaseExpert < experts.count else {
+            throw BamError.usage("--router-base-expert \(options.routerBaseExpert) is not an expert index")
+        }
+        let base = experts[options.routerBaseExpert]
+        guard let tokURL = base.tokenizerURL else {
+            throw BamError.usage("--router domain tokenises the experts' text, but \(base.path.path) has no tokenizer.json")
+        }
+        let tokenizer = try Tokenizer.load(url: tokURL.deletingLastPathComponent())
+        let model = try Transformer.load(base)
+        let window = min(512, base.config.maxPositions, base.config.slidingWindow ?? Int.max)
+        log("computing domain router vectors with \(base.path.lastPathComponent) over \(options.routerDataTokens) tokens per expert")
+        var means: [[[Double]]] = []   // (E, layers, C)
+        for e in 0..<E {
+            let file = options.routerData[e]!
+            let text: String
+            do { text = try String(contentsOf: file, encoding: .utf8) } catch {
+                throw BamError.io("\(file.path): cannot read the training text of expert \(e) (\(error.localizedDescription))")
             }
+            let ids = Array(tokenizer.encode(text, addSpecialTokens: true).prefix(options.routerDataTokens))
+            guard !ids.isEmpty else { throw BamError.usage("\(file.path): no tokens (expert \(e)'s training text is empty)") }
+            var sum = [[Double]](repeating: [Double](repeating: 0, count: C), count: layers)
+            var kept = [[[Float]]](repeating: [], count: layers)
+            // Every how many positions one is kept for calibration (about calibrationPerExpert of them).
+            let keepEvery = max(1, ids.count / calibrationPerExpert)
+            var position = 0
+            // Windows of the text, each from an empty cache; every position counts.
+            for start in stride(from: 0, to: ids.count, by: window) {
+                let chunk = Array(ids[start..<min(ids.count, start + window)])
+                _ = try model.forward(tokens: chunk, cache: model.makeCache(capacity: chunk.count), outputRows: 0..<0) { event in
+                    if case let .hidden(layer, x, T, C) = event {
+                        for t in 0..<T {
+                            for i in 0..<C { sum[layer][i] += Double(x[t * C + i]) }
+                            if (position + t) % keepEvery == 0 { kept[layer].append(Array(UnsafeBufferPointer(start: x + t * C, count: C))) }
+                        }
+                    }
+                }
+                position += chunk.count
+            }
+            for l in 0..<layers { samples[l] += kept[l] }
+            means.append(sum.map { $0.map { $0 / Double(ids.count) } })
+        }
+        var out: [[[Float]]] = Array(repeating: [], count: layers)
+        for l in 0..<layers {
+            var centre = [Double](repeating: 0, count: C)
+            if E > 1 { for e in 0..<E { for i in 0..<C { centre[i] += means[e][l][i] / Double(E) } } }
+            for e in 0..<E { out[l].append(normalized(zip(means[e][l], centre).map { $0 - $1 }).map { Float($0) }) }
         }
         return out
     }

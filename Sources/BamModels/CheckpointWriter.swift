@@ -18,7 +18,12 @@ public enum CheckpointWriter {
         if fm.fileExists(atPath: directory.path) && !replace {
             throw BamError.usage("\(directory.path) already exists; choose a new --out directory (bam-mix never overwrites a model)")
         }
-        let tmp = parent.appendingPathComponent(".\(directory.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)-\(UInt32.random(in: 0...UInt32.max))")
+        // A run killed earlier may have left its temporary (or the set-aside previous output).
+        TemporaryOutputs.cleanUpDeadRuns(for: directory)
+        let tmp = parent.appendingPathComponent(TemporaryOutputs.temporaryName(for: directory.lastPathComponent,
+                                                                               suffix: String(UInt32.random(in: 0...UInt32.max))))
+        TemporaryOutputs.register(tmp)
+        defer { TemporaryOutputs.unregister(tmp) }
         try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
         var done = false
         defer { if !done { try? fm.removeItem(at: tmp) } }
@@ -33,14 +38,7 @@ public enum CheckpointWriter {
         for (name, data) in extraData.sorted(by: { $0.key < $1.key }) {
             try data().write(to: tmp.appendingPathComponent(name))
         }
-        if fm.fileExists(atPath: directory.path) {
-            let old = parent.appendingPathComponent(".\(directory.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
-            try fm.moveItem(at: directory, to: old)
-            try fm.moveItem(at: tmp, to: directory)
-            try? fm.removeItem(at: old)
-        } else {
-            try fm.moveItem(at: tmp, to: directory)
-        }
+        try TemporaryOutputs.replaceDirectory(directory, with: tmp)
         done = true
     }
 
@@ -141,7 +139,7 @@ extension TransformerWeights {
     /// Random weights (normal, std `scale`; norms 1), for benchmarks and tests.
     public static func random(config: ModelConfig, seed: UInt64, scale: Float = 0.02) -> TransformerWeights {
         var rng = SplitMix64(seed: seed)
-        var tensors: [String: Tensor] = [:]
+        var tensors: [ParameterKey: Tensor] = [:]
         for spec in config.parameterSpecs {
             let t = Tensor(shape: spec.shape)
             if spec.role == .norm {
@@ -149,9 +147,9 @@ extension TransformerWeights {
             } else {
                 for i in 0..<t.count { t.data[i] = rng.normal() * scale }
             }
-            tensors[spec.name] = t
+            tensors[spec.key] = t
         }
-        return assemble(config: config) { tensors[$0]! } optional: { tensors[$0] }
+        return assemble(config: config, tensors)
     }
 }
 

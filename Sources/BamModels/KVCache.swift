@@ -2,7 +2,7 @@ import BamTensors
 
 /// Keys and values of every position processed so far, per layer and per key/value set
 /// (one set for dense, BTX and shared-KV BAM; one per attention expert for expert-KV BAM —
-/// which is why expert-KV needs E times the cache memory, methods.md).
+/// which is why expert-KV needs E times the cache memory, docs/methods.md).
 ///
 /// Layout per set: keys (NKV, S, HS) and values (NKV, S, HS), S = capacity, so that each
 /// key/value head is one contiguous matrix for the attention GEMMs.
@@ -19,15 +19,22 @@ public final class KVCache: @unchecked Sendable {
         kvHeads = config.kvHeads
         headDim = config.headDim
         self.capacity = max(1, capacity)
-        let sets = config.moa.map { $0.kind == .sharedKV ? 1 : $0.experts } ?? 1
+        let sets = Self.sets(config)
         keys = (0..<config.layers).map { _ in (0..<sets).map { _ in Tensor(shape: [config.kvHeads, max(1, capacity), config.headDim]) } }
         values = (0..<config.layers).map { _ in (0..<sets).map { _ in Tensor(shape: [config.kvHeads, max(1, capacity), config.headDim]) } }
     }
 
     /// Bytes the cache needs per position (all layers and sets), for `inspect`.
     public static func bytesPerPosition(config: ModelConfig) -> Int {
-        let sets = config.moa.map { $0.kind == .sharedKV ? 1 : $0.experts } ?? 1
-        return config.layers * sets * 2 * config.kvDim * MemoryLayout<Float>.size
+        config.layers * sets(config) * 2 * config.kvDim * MemoryLayout<Float>.size
+    }
+
+    /// Key/value sets per layer: one for a single attention, else the mixture's.
+    static func sets(_ config: ModelConfig) -> Int {
+        switch config.attention {
+        case .single: 1
+        case let .mixture(moa): moa.keyValueSets
+        }
     }
 
     public var byteCount: Int { keys.reduce(0) { $0 + $1.reduce(0) { $0 + $1.byteCount } } * 2 }

@@ -24,18 +24,14 @@ public struct ModelStatistics: Sendable, Codable, Equatable {
         var active = 0
         for s in specs {
             let n = s.shape.reduce(1, *)
-            switch s.role {
-            case .feedForward where s.expert != nil:
+            switch (s.key, c.attention, c.feedForward) {
+            case let (.feedForward(_, _?, _, _), _, .mixture(moe)):
                 // K of E experts' FFNs per token.
-                active += n * c.moe!.topK / c.moe!.experts
-            case .attention where s.expert != nil, .attentionBias where s.expert != nil:
+                active += n * moe.topK / moe.experts
+            case let (.attention(_, _?, p, _), .mixture(moa), _) where moa.routing == .topK && (p == .q || p == .o):
                 // Soft MoA runs every expert; top-k MoA runs K query/output projections (keys and
                 // values of every expert are still computed, see docs/bam-format.md).
-                if let moa = c.moa, moa.routing == .topK, s.name.contains("q_proj") || s.name.contains("o_proj") {
-                    active += n * moa.topK / moa.experts
-                } else {
-                    active += n
-                }
+                active += n * moa.topK / moa.experts
             default:
                 active += n
             }
@@ -57,18 +53,22 @@ public struct ModelStatistics: Sendable, Codable, Equatable {
     public static func flopsPerToken(config c: ModelConfig, context nctx: Int) -> Double {
         let C = Double(c.hidden), F = Double(c.intermediate), Q = Double(c.qDim), KV = Double(c.kvDim)
         let V = Double(c.vocabSize), n = Double(nctx)
-        var attention: Double
-        if let moa = c.moa {
-            let used = Double(moa.routing == .soft ? moa.experts : moa.topK)
+        let attention: Double
+        switch c.attention {
+        case let .mixture(moa):
+            let used = Double(moa.expertsPerToken)
             let E = Double(moa.experts)
             let perExpertQO = 2 * C * Q + 2 * n * Q + 2 * Q * C
             let kv = 2 * C * 2 * KV
-            attention = used * perExpertQO + (moa.kind == .sharedKV ? kv : E * kv) + 2 * E * C
-        } else {
+            attention = used * perExpertQO + Double(moa.keyValueSets) * kv + 2 * E * C
+        case .single:
             attention = 2 * C * (Q + 2 * KV) + 2 * n * Q + 2 * Q * C
         }
         var ffn = 2 * 3 * C * F
-        if let moe = c.moe { ffn = Double(moe.topK) * ffn + 2 * Double(moe.experts) * C }
+        switch c.feedForward {
+        case .single: break
+        case let .mixture(moe): ffn = Double(moe.topK) * ffn + 2 * Double(moe.experts) * C
+        }
         return Double(c.layers) * (attention + ffn) + 2 * C * V
     }
 }

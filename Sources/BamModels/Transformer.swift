@@ -2,7 +2,7 @@ import BamFormats
 import BamTensors
 import Foundation
 
-/// How a forward pass uses the cores (style.md: decide per region, keep the choice in one place).
+/// How a forward pass uses the cores (docs/architecture.md: decide per region, keep the choice in one place).
 public struct ExecutionOptions: Sendable {
     /// Parallel blocks: run the attention branch and the FFN branch concurrently on Dispatch
     /// workers (each with single-threaded BLAS), instead of one after the other with all BLAS threads.
@@ -54,6 +54,7 @@ public final class Transformer: @unchecked Sendable {
     }
 
     public static func load(_ checkpoint: Checkpoint, options: ExecutionOptions = .fromEnvironment) throws -> Transformer {
+        try ModelMemory.requireFits(config: checkpoint.config, bytesPerParameter: 4, purpose: "running")
         let w = try TransformerWeights.load(config: checkpoint.config, store: checkpoint.store)
         return Transformer(config: checkpoint.config, weights: w, options: options)
     }
@@ -99,7 +100,8 @@ public final class Transformer: @unchecked Sendable {
             observer?(.hidden(layer: l, x: x, T: T, C: C))
             norm(xn, x, block.inputNorm, T: T)
             let layerArena = Arena(pool: pool)   // freed (back to the pool) at the end of each layer
-            if config.parallelBlock {
+            switch block.layout {
+            case .parallel:
                 // Both branches read the same normalised input and write their own buffers.
                 let attention = attentionPlan(attnOut, xn, block.attention, layer: l, T: T, cache: cache, arena: layerArena,
                                               observer: observer)
@@ -107,11 +109,11 @@ public final class Transformer: @unchecked Sendable {
                                                   observer: observer)
                 run([attention, feedForward], T: T, concurrent: options.concurrentBranches)
                 addResidual(x, attnOut, ffnOut, count: T * C)
-            } else {
+            case let .sequential(postAttentionNorm):
                 run([attentionPlan(attnOut, xn, block.attention, layer: l, T: T, cache: cache, arena: layerArena, observer: observer)],
                     T: T, concurrent: false)
                 addResidual(x, attnOut, nil, count: T * C)
-                norm(xn, x, block.postAttentionNorm!, T: T)
+                norm(xn, x, postAttentionNorm, T: T)
                 run([feedForwardPlan(ffnOut, xn, block.feedForward, layer: l, T: T, arena: layerArena, observer: observer)],
                     T: T, concurrent: false)
                 addResidual(x, ffnOut, nil, count: T * C)
@@ -207,45 +209,55 @@ public final class Transformer: @unchecked Sendable {
 
     // MARK: attention side
 
-    /// out (T, C) = Attn(xn): one expert, or BAM's mixture of attention
-    /// MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x) (soft) or over the top-k (methods.md).
-    func attentionPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: AttentionLayerWeights,
+    /// out (T, C) = Attn(xn): one attention, or BAM's mixture of attention
+    /// MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x) (soft) or over the top-k (docs/methods.md).
+    func attentionPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ side: AttentionSide,
                        layer l: Int, T: Int, cache: KVCache, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
         let C = config.hidden, KV = config.kvDim
-        guard let router = layer.router else {
+        let router: Tensor, experts: [QueryOutputWeights], kv: AttentionKeyValues, topK: Int
+        switch side {
+        case let .single(qo, ownKV):
             let expertArena = arena.child()
             return BranchPlan(tasks: [(attentionCost(T: T, past: cache.length), {
-                self.attentionExpert(out, xn, layer.experts[0], layer: l, set: 0, shared: nil, gate: nil, T: T, cache: cache,
+                self.attentionExpert(out, xn, qo, keys: .project(ownKV, set: 0), layer: l, gate: nil, T: T, cache: cache,
                                      arena: expertArena)
             })], finish: {})
+        case let .mixture(r, e, k, n):
+            (router, experts, kv, topK) = (r, e, k, n)
         }
-        let E = layer.experts.count
+        let E = experts.count
         let logits = arena.take(T * E)
         linearForward(logits, xn, router.data, nil, T: T, C: C, OC: E)
-        let moa = config.moa!
-        let decision = route(logits: logits, T: T, E: E, topK: moa.routing == .soft ? E : moa.topK, renormalize: true)
+        // Soft routing is top-E with the softmax renormalised over all experts, i.e. g = p.
+        let decision = route(logits: logits, T: T, E: E, topK: topK, renormalize: true)
         observer?(.attentionRouting(layer: l, decision))
-        var shared: (k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>)? = nil
-        if let sk = layer.sharedK, let sv = layer.sharedV {
+        let keys: (Int) -> ExpertKeys, projectsKV: Bool
+        switch kv {
+        case let .shared(w):
             // Shared-KV: one K and one V projection, one cache set, read by every expert's queries.
             let k = arena.take(T * KV), v = arena.take(T * KV)
-            linearForward(k, xn, sk.data, layer.sharedKBias?.data, T: T, C: C, OC: KV)
-            linearForward(v, xn, sv.data, layer.sharedVBias?.data, T: T, C: C, OC: KV)
+            linearForward(k, xn, w.k.data, w.kBias?.data, T: T, C: C, OC: KV)
+            linearForward(v, xn, w.v.data, w.vBias?.data, T: T, C: C, OC: KV)
             rope.apply(k, T: T, heads: config.kvHeads, start: cache.length)
             cache.store(layer: l, set: 0, k: k, v: v, T: T)
-            shared = (k, v)
+            keys = { _ in .cached(set: 0) }
+            projectsKV = false
+        case let .perExpert(ws):
+            keys = { e in .project(ws[e], set: e) }
+            projectsKV = true
         }
         // Expert e's gate per token; a top-k expert no token chose still writes its keys and values
         // (later tokens may choose it and attend over the whole prefix). Each expert writes its own
         // output buffer; `finish` sums them.
         let outs = (0..<E).map { _ in arena.take(T * C) }
-        let cost = attentionCost(T: T, past: cache.length, projectsKV: shared == nil)
+        let cost = attentionCost(T: T, past: cache.length, projectsKV: projectsKV)
         let tasks: [(cost: Double, run: () -> Void)] = (0..<E).map { e in
             let gate = (0..<T).map { t in decision.weights[t * E + e] }
             let expertArena = arena.child()
+            let expertKeys = keys(e)
             return (cost, {
-                self.attentionExpert(outs[e], xn, layer.experts[e], layer: l, set: shared == nil ? e : 0, shared: shared,
-                                     gate: gate, T: T, cache: cache, arena: expertArena)
+                self.attentionExpert(outs[e], xn, experts[e], keys: expertKeys, layer: l, gate: gate, T: T, cache: cache,
+                                     arena: expertArena)
             })
         }
         return BranchPlan(tasks: tasks, finish: {
@@ -260,24 +272,36 @@ public final class Transformer: @unchecked Sendable {
         })
     }
 
-    /// One attention expert: q, k, v projections (+ biases), RoPE, the new keys/values into the
-    /// cache set, causal GQA attention, and the output projection into `out`. With `gate` the
-    /// attention output rows are scaled by the gate before the output projection (linear, so this
-    /// equals scaling the expert's output; the output bias is scaled too).
-    func attentionExpert(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ w: AttentionWeights,
-                         layer l: Int, set: Int, shared: (k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>)?,
-                         gate: [Float]?, T: Int, cache: KVCache, arena: Arena) {
+    /// Where an attention expert's keys and values come from.
+    enum ExpertKeys {
+        /// Projected from xn with these weights and written to cache set `set`.
+        case project(KeyValueWeights, set: Int)
+        /// Already in cache set `set` (a shared-KV mixture's, projected once for all experts).
+        case cached(set: Int)
+    }
+
+    /// One attention expert: q (and, unless cached, k, v) projections (+ biases), RoPE, the new
+    /// keys/values into the cache set, causal GQA attention, and the output projection into `out`.
+    /// With `gate` the attention output rows are scaled by the gate before the output projection
+    /// (linear, so this equals scaling the expert's output; the output bias is scaled too).
+    func attentionExpert(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ w: QueryOutputWeights,
+                         keys: ExpertKeys, layer l: Int, gate: [Float]?, T: Int, cache: KVCache, arena: Arena) {
         let C = config.hidden, Q = config.qDim, KV = config.kvDim
         let past = cache.length
         let q = arena.take(T * Q)
         linearForward(q, xn, w.q.data, w.qBias?.data, T: T, C: C, OC: Q)
         rope.apply(q, T: T, heads: config.heads, start: past)
-        if shared == nil {
+        let set: Int
+        switch keys {
+        case let .project(kv, s):
+            set = s
             let k = arena.take(T * KV), v = arena.take(T * KV)
-            linearForward(k, xn, w.k!.data, w.kBias?.data, T: T, C: C, OC: KV)
-            linearForward(v, xn, w.v!.data, w.vBias?.data, T: T, C: C, OC: KV)
+            linearForward(k, xn, kv.k.data, kv.kBias?.data, T: T, C: C, OC: KV)
+            linearForward(v, xn, kv.v.data, kv.vBias?.data, T: T, C: C, OC: KV)
             rope.apply(k, T: T, heads: config.kvHeads, start: past)
             cache.store(layer: l, set: set, k: k, v: v, T: T)
+        case let .cached(s):
+            set = s
         }
         let att = arena.take(T * Q)
         let shape = AttentionShape(T: T, past: past, NH: config.heads, NKV: config.kvHeads, HS: config.headDim, S: cache.capacity)
@@ -304,43 +328,45 @@ public final class Transformer: @unchecked Sendable {
 
     /// out (T, C) = FFN(xn): one SwiGLU expert, or a mixture
     /// FF_MoE(x) = sum_{i in TopK} g_i(x) FF_i(x) with tokens grouped per expert (one GEMM each).
-    func feedForwardPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ layer: FeedForwardLayerWeights,
+    func feedForwardPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ side: FeedForwardSide,
                          layer l: Int, T: Int, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
         let C = config.hidden
-        guard let router = layer.router else {
+        let router: Tensor, experts: [FeedForwardWeights], routing: FeedForwardRouting
+        switch side {
+        case let .single(w):
             let expertArena = arena.child()
-            return BranchPlan(tasks: [(feedForwardCost(rows: T), { self.feedForwardExpert(out, xn, layer.experts[0], rows: T, arena: expertArena) })],
+            return BranchPlan(tasks: [(feedForwardCost(rows: T), { self.feedForwardExpert(out, xn, w, rows: T, arena: expertArena) })],
                               finish: {})
+        case let .mixture(r, e, rule):
+            (router, experts, routing) = (r, e, rule)
         }
-        let moe = config.moe!
-        let E = layer.experts.count
+        let E = experts.count
         let logits = arena.take(T * E)
         linearForward(logits, xn, router.data, nil, T: T, C: C, OC: E)
-        let decision = route(logits: logits, T: T, E: E, topK: moe.topK, renormalize: moe.renormalize)
+        let decision = routing.route(logits: logits, T: T, E: E)
         observer?(.feedForwardRouting(layer: l, decision))
         // Group token rows per expert; each active expert gets its gathered inputs (n_e, C) and
         // its own output buffer (n_e, C).
         var members = [[Int]](repeating: [], count: E)
         for t in 0..<T { for e in decision.chosen[t] { members[e].append(t) } }
         let active = (0..<E).filter { !members[$0].isEmpty }
-        var outputs: [Int: UnsafeMutablePointer<Float>] = [:]
+        var outputs: [(expert: Int, rows: [Int], out: UnsafeMutablePointer<Float>)] = []
         var tasks: [(cost: Double, run: () -> Void)] = []
         for e in active {
             let rows = members[e]
             let inp = arena.take(rows.count * C)
             for (r, t) in rows.enumerated() { (inp + r * C).update(from: xn + t * C, count: C) }
             let o = arena.take(rows.count * C)
-            outputs[e] = o
+            outputs.append((e, rows, o))
             let expertArena = arena.child()
             tasks.append((feedForwardCost(rows: rows.count), {
-                self.feedForwardExpert(o, inp, layer.experts[e], rows: rows.count, arena: expertArena)
+                self.feedForwardExpert(o, inp, experts[e], rows: rows.count, arena: expertArena)
             }))
         }
         return BranchPlan(tasks: tasks, finish: {
             for i in 0..<(T * C) { out[i] = 0 }
-            for e in active {
-                let src0 = outputs[e]!
-                for (r, t) in members[e].enumerated() {
+            for (e, rows, src0) in outputs {
+                for (r, t) in rows.enumerated() {
                     let g = decision.weights[t * E + e]
                     let src = src0 + r * C, dst = out + t * C
                     for i in 0..<C { dst[i] += g * src[i] }

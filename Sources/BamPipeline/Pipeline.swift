@@ -125,6 +125,7 @@ public final class Pipeline {
                 o.attention = recipe.attention
                 o.attentionRouting = recipe.attentionRouting
                 o.attentionTopK = recipe.attentionTopK
+                o.ffnRouting = recipe.ffnRouting
                 if recipe.method == .upcycle { o.numExperts = experts.count; o.upcycleNoise = 0.01 }
                 let report = try Mixer.run(o)
                 log("mix \(recipe.name): \(report.formatName), \(report.tensors) tensors")

@@ -9,6 +9,8 @@ public struct MixtureRecipe: Sendable {
     public var attention: AttentionExpertKind = .expertKV
     public var attentionRouting: AttentionRouting = .soft
     public var attentionTopK = 2
+    /// The FFN router recipe (`mix --ffn-routing`): the method's own, or BTX's on a BAM mix.
+    public var ffnRouting: FFNRoutingRecipe = .paper
     /// Finetuning steps relative to the profile's.
     public var stepScale = 1.0
     /// Compute-matched variant: finetune for as many steps as give this mixture the training
@@ -29,6 +31,12 @@ public struct MixtureRecipe: Sendable {
     public static let bamExpertKV = MixtureRecipe(name: "BAM expert-KV", method: .bam)
     public static let bamSharedKV = MixtureRecipe(name: "BAM shared-KV", method: .bam, attention: .sharedKV)
     public static let upcycle = MixtureRecipe(name: "upcycled", method: .upcycle)
+    /// BAM's attention experts with BTX's FFN routing and loss (`mix --method bam --ffn-routing btx`).
+    public static let bamBTXRouting: MixtureRecipe = {
+        var r = MixtureRecipe(name: "BAM expert-KV, BTX FFN routing", method: .bam)
+        r.ffnRouting = .btx
+        return r
+    }()
 }
 
 /// Everything the pipeline does, sized: the seed's shape, the corpora, the Branch-Train budgets,

@@ -2,14 +2,16 @@ import CBLAS
 import Dispatch
 import Foundation
 
-/// Who owns the cores (style.md). OpenBLAS is pinned to ONE thread for the whole process: its own
+/// Who owns the cores (docs/architecture.md). OpenBLAS is pinned to ONE thread for the whole process: its own
 /// pool busy-waits (sched_yield) between calls and whenever other code runs, which cost ~15 % of
 /// a forward pass in measurements (perf: `sched_yield`), and it serialises concurrent level-3 calls.
 /// Parallelism is Dispatch's instead, decided per region in this one place:
 ///  - `fanOut`: many independent units (attention heads, experts, branches) on Dispatch workers,
 ///    each calling single-threaded BLAS;
 ///  - `gemm` / `linearForward` outside any fan-out: one large product split into column (or row)
-///    blocks, one single-threaded BLAS call per worker.
+///    blocks, one single-threaded BLAS call per worker;
+///  - `splitDecodeRows` / `splitPrefillRows`: the rows of one weight matrix in contiguous blocks,
+///    one per worker and one hand-off (the low-precision kernels of `WeightMatrix`).
 /// Inside a fan-out region products are never split again (the region already uses every core).
 public enum BLASThreads {
     /// Dispatch workers (all cores unless BAM_MIX_THREADS says otherwise).
@@ -85,6 +87,44 @@ public enum BLASThreads {
 
     /// Products at least this large (multiply-adds) are split across workers.
     static let splitThreshold = 1 << 21
+
+    /// Matrix-vector-like products (decode: one to a few activation rows) that read at least this
+    /// many bytes of weights are split across workers. They are memory-bound, so the bytes read
+    /// decide; below ~1 MiB a Dispatch hand-off (tens of microseconds on a busy VM, see BamBench
+    /// `bam`) costs about what the second core saves.
+    static let splitBytes = 1 << 20
+
+    /// Runs `body` over the rows `0..<rows` of one weight matrix in a memory-bound product,
+    /// splitting them across the workers when it reads `bytes` >= `splitBytes`: one contiguous
+    /// block per worker (a multiple of 16 rows, whole cache lines of a float output row), one
+    /// hand-off. Inline with one worker, for fewer than 64 rows per worker, or inside a fan-out
+    /// region.
+    public static func splitDecodeRows(_ rows: Int, bytes: Int, _ body: @Sendable (Range<Int>) -> Void) {
+        configure()
+        splitRows(rows, worthIt: bytes >= splitBytes && rows >= 64 * defaultCount, body)
+    }
+
+    /// Runs `body` over the rows `0..<rows` of one weight matrix in a compute-bound product
+    /// (prefill: `multiplyAdds` in all), one contiguous block of rows per worker, one hand-off,
+    /// under the same rules as `gemm`.
+    public static func splitPrefillRows(_ rows: Int, multiplyAdds: Int, _ body: @Sendable (Range<Int>) -> Void) {
+        configure()
+        splitRows(rows, worthIt: multiplyAdds >= splitThreshold && rows >= 16 * defaultCount, body)
+    }
+
+    private static func splitRows(_ rows: Int, worthIt: Bool, _ body: @Sendable (Range<Int>) -> Void) {
+        let workers = defaultCount
+        guard rows > 0 else { return }
+        guard workers > 1, worthIt, !inParallelRegion else {
+            body(0..<rows)
+            return
+        }
+        let per = ((rows + workers - 1) / workers + 15) / 16 * 16
+        fanOut(workers) { w in
+            let r0 = w * per, r1 = min(rows, r0 + per)
+            if r0 < r1 { body(r0..<r1) }
+        }
+    }
 }
 
 /// C[M, N] = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm.
@@ -179,19 +219,22 @@ public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
         // One row (decode): a matrix-vector product reads the weight once; OpenBLAS 0.3.21's sgemm
         // would first pack (copy) the whole weight for a single row. Large ones are split by
         // output rows across workers (memory bandwidth is the limit, and two cores draw more).
-        BLASThreads.configure()
-        let workers = BLASThreads.defaultCount
-        if workers > 1, OC * C >= 1 << 18, OC >= 64 * workers, !BLASThreads.inParallelRegion {
-            let per = ((OC + workers - 1) / workers + 15) / 16 * 16
-            let op = SendablePointer(out), ip = SendablePointer(UnsafeMutablePointer(mutating: inp))
-            let wp = SendablePointer(UnsafeMutablePointer(mutating: weight))
-            BLASThreads.fanOut(workers) { w in
-                let r0 = w * per, r1 = min(OC, r0 + per)
-                guard r0 < r1 else { return }
-                gemv(op.pointer + r0, wp.pointer + r0 * C, ip.pointer, rows: r1 - r0, cols: C, beta: accumulate ? 1 : 0)
-            }
-        } else {
-            gemv(out, weight, inp, rows: OC, cols: C, beta: accumulate ? 1 : 0)
+        let op = SendablePointer(out), ip = SendablePointer(UnsafeMutablePointer(mutating: inp))
+        let wp = SendablePointer(UnsafeMutablePointer(mutating: weight))
+        BLASThreads.splitDecodeRows(OC, bytes: OC * C * MemoryLayout<Float>.size) { r in
+            gemv(op.pointer + r.lowerBound, wp.pointer + r.lowerBound * C, ip.pointer, rows: r.count, cols: C,
+                 beta: accumulate ? 1 : 0)
+        }
+    } else if T <= WeightMatrix.fusedRowLimit && !accumulate {
+        // A few rows (several sequences decoding, an expert's handful of tokens): the fused kernel
+        // reads the weight once for all rows, where sgemm first packs (copies) all of it; sgemm ran
+        // 1.4-3.5x slower on 2 to 8 rows (BamBench kernels, EPYC Zen 3).
+        let k = WeightKernels.active
+        let op = SendablePointer(out), ip = SendableRawPointer(UnsafeRawPointer(inp))
+        let wp = SendableRawPointer(UnsafeRawPointer(weight))
+        BLASThreads.splitDecodeRows(OC, bytes: OC * C * MemoryLayout<Float>.size) { r in
+            k.matmul(op.pointer + r.lowerBound, ldy: OC, wp.pointer + r.lowerBound * C * 4, wStride: C * 4, storage: .f32,
+                     ip.pointer, xStride: C * 4, T: T, rows: r.count, cols: C)
         }
     } else {
         gemm(out, inp, weight, m: T, n: OC, k: C, transB: true, beta: accumulate ? 1 : 0)

@@ -135,7 +135,7 @@ public func clipGradients(_ gradients: [Tensor], maxNorm: Double) -> Double {
 }
 
 /// Linear warm-up to the peak learning rate, then cosine decay to `minFraction` of the peak at
-/// the last step (methods.md: "linear warm-up, cosine decay to 10 % of peak"). `step` counts
+/// the last step (docs/methods.md, "Optimiser and schedule"). `step` counts
 /// updates from 0:
 ///   step < warmup:  peak * (step + 1) / warmup
 ///   otherwise:      floor + (peak - floor) * (1 + cos(pi * progress)) / 2,

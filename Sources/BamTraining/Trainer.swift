@@ -53,7 +53,9 @@ public struct TrainingOptions: Sendable {
     /// Clip the global gradient norm to this value (0: no clipping).
     public var gradClip = 1.0
     public var train: [ParameterGroup] = [.all]
-    public var losses = LossOptions()
+    /// The router losses; nil trains with the recipe the checkpoint's config.json states
+    /// (`ModelConfig.routerLossRecipe`), which is what `mix` wrote for the method.
+    public var losses: LossOptions? = nil
     /// Validation every this many steps (0: only before the first and after the last step), over
     /// at most `evalWindows` windows per domain.
     public var evalEvery = 0
@@ -91,7 +93,7 @@ public struct TrainingOptions: Sendable {
         try check(adam.weightDecay >= 0, "--weight-decay must not be negative")
         try check(adam.beta1 >= 0 && adam.beta1 < 1 && adam.beta2 >= 0 && adam.beta2 < 1, "AdamW betas must be within [0, 1)")
         try check(gradClip >= 0, "--grad-clip must not be negative (0 turns clipping off)")
-        try check(losses.auxAlpha >= 0 && losses.zBeta >= 0, "--aux-alpha and --z-loss must not be negative")
+        if let losses { try check(losses.auxAlpha >= 0 && losses.zBeta >= 0, "--aux-alpha and --z-loss must not be negative") }
         try check(evalEvery >= 0 && checkpointEvery >= 0 && evalWindows >= 1, "--eval-every and --checkpoint-every must not be negative; --eval-windows must be positive")
         try check(!train.isEmpty, "--train needs at least one parameter group")
     }
@@ -176,10 +178,13 @@ public enum TrainingEvent: Sendable {
 
 /// A training run: the model, its optimiser, the data and the sampling state.
 public final class Trainer {
+    /// The model's config, stating the router losses this run trains with (so do its checkpoints).
     public let config: ModelConfig
     public let model: TrainingModel
     public let optimizer: AdamW
     public let options: TrainingOptions
+    /// The router losses: `options.losses`, or the checkpoint's recipe.
+    public let losses: LossOptions
     public let data: TrainingData
     /// The directory whose tokenizer and generation files every checkpoint copies.
     let sideFiles: URL?
@@ -196,7 +201,8 @@ public final class Trainer {
         if let resume = options.resume, resume.standardizedFileURL.path != checkpoint.path.standardizedFileURL.path {
             source = try Checkpoint.open(resume.path)
         }
-        config = source.config
+        losses = options.losses ?? LossOptions(recipe: source.config.routerLossRecipe)
+        config = source.config.withRouterLossRecipe(losses.recipe)
         if options.sequenceLength > config.maxPositions {
             throw BamError.usage("--seq \(options.sequenceLength) exceeds the model's max_position_embeddings (\(config.maxPositions))")
         }
@@ -210,9 +216,11 @@ public final class Trainer {
                 throw BamError.unsupported("\(source.path.path): config `\(key)` = \(p): dropout is not implemented in bam-mix training; set it to 0 in config.json")
             }
         }
+        // Weights, gradients and two AdamW moments: 16 bytes a parameter before activations.
+        try ModelMemory.requireFits(config: config, bytesPerParameter: 16, purpose: "training")
         let weights = try TransformerWeights.load(config: config, store: source.store)
         let groups = options.train
-        model = TrainingModel(config: config, weights: weights, losses: options.losses) { spec in groups.contains { $0.contains(spec) } }
+        model = TrainingModel(config: config, weights: weights, losses: losses) { spec in groups.contains { $0.contains(spec) } }
         guard !model.trainable.isEmpty else {
             throw BamError.usage("--train \(groups.map(\.rawValue).joined(separator: ",")) selects no parameter of this \(config.architectureName) model (a dense model has no routers)")
         }
@@ -267,7 +275,7 @@ public final class Trainer {
         let tokens = B * T * batches.count
         tokensSeen += tokens
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return StepRecord(step: step, loss: total, lmLoss: lm, auxLoss: router.aux(o.losses.aux), btxLoss: router.btx,
+        return StepRecord(step: step, loss: total, lmLoss: lm, auxLoss: router.aux(losses.aux), btxLoss: router.btx,
                           switchLoss: router.switchLoss, zLoss: router.z, lr: lr, gradNorm: norm, tokens: tokensSeen,
                           seconds: seconds, tokensPerSecond: Double(tokens) / seconds, expertLoad: expertLoad,
                           attentionLoad: attentionLoad)
@@ -307,6 +315,7 @@ public final class Trainer {
         }
         if let url = o.logURL { log = try openLog(url, append: o.resume != nil) }
         defer { try? log?.close(); log = nil }
+        if config.moe != nil { try write(RouterLossRecord(losses), type: "router_losses") }
         var steps: [StepRecord] = [], validation: [ValidationRecord] = []
         func validateNow() throws {
             let v = try validate()
@@ -376,7 +385,8 @@ public final class Trainer {
     static let stateTensorsFile = "training_state.safetensors"
     static let stateFile = "training_state.json"
 
-    /// Writes the model as an HF directory (config unchanged, tokenizer files copied), replacing
+    /// Writes the model as an HF directory (config unchanged but for the router losses the run used,
+    /// tokenizer files copied), replacing
     /// `directory` atomically, with the optimiser moments, step and RNG state beside it when asked.
     public func save(to directory: URL, trainingState: Bool) throws {
         var tensors: [String: [TensorWriteEntry]] = [:]

@@ -19,7 +19,7 @@ public struct TrainingDomain: Sendable, Equatable {
         self.validationFiles = validationFiles
     }
 
-    /// Parses `NAME=FILE[:WEIGHT]` (cli.md: `--data math=FILE:0.3`); a bare `FILE` is domain
+    /// Parses `NAME=FILE[:WEIGHT]` (docs/cli.md: `--data math=FILE:0.3`); a bare `FILE` is domain
     /// `defaultName`. The weight is what follows the last colon when it is a number.
     public static func parse(_ s: String, defaultName: String) throws -> TrainingDomain {
         var name = defaultName, rest = Substring(s)

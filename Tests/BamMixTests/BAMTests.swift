@@ -15,7 +15,8 @@ struct BAMTests {
     @Test("BAM expert-KV of Cohere (parallel) experts: our logits equal the PyTorch reference's")
     func cohereExpertKV() throws {
         let dir = try TemporaryDirectory()
-        let ckpt = try MixFixtures.mix({ var o = MixOptions(method: .bam, experts: MixFixtures.cohere, output: $0); o.seed = 10; return o }, in: dir)
+        // The fixture's mix is unscaled (tools/make_mix_fixtures.py); MethodsTests checks the scaling.
+        let ckpt = try MixFixtures.mix({ var o = MixOptions(method: .bam, experts: MixFixtures.cohere, output: $0); o.seed = 10; o.expertScaling = .none; return o }, in: dir)
         #expect(ckpt.config.moa == MoAConfig(experts: 3, kind: .expertKV, routing: .soft, topK: 3))
         #expect(ckpt.config.moe?.topK == 1 && ckpt.config.moe?.renormalize == false)
         #expect(ckpt.config.parallelBlock)
@@ -27,7 +28,7 @@ struct BAMTests {
         let dir = try TemporaryDirectory()
         let ckpt = try MixFixtures.mix({
             var o = MixOptions(method: .bam, experts: MixFixtures.llama, output: $0)
-            o.attention = .sharedKV; o.attentionRouting = .topK; o.attentionTopK = 2; o.seed = 11; return o
+            o.attention = .sharedKV; o.attentionRouting = .topK; o.attentionTopK = 2; o.seed = 11; o.expertScaling = .none; return o
         }, in: dir)
         #expect(ckpt.config.moa == MoAConfig(experts: 3, kind: .sharedKV, routing: .topK, topK: 2))
         try MixFixtures.expectMatchesReference(ckpt, fixture: "bam_llama_shared_kv_topk")
@@ -93,7 +94,8 @@ struct BAMTests {
         let dir = try TemporaryDirectory()
         let btx = try MixFixtures.mix({ MixOptions(method: .btx, experts: MixFixtures.llama, output: $0) }, in: dir)
         let dir2 = try TemporaryDirectory()
-        let bam = try MixFixtures.mix({ MixOptions(method: .bam, experts: MixFixtures.llama, output: $0) }, in: dir2)
+        // Unscaled, so the FFN experts are byte copies in both (MethodsTests checks the scaling).
+        let bam = try MixFixtures.mix({ var o = MixOptions(method: .bam, experts: MixFixtures.llama, output: $0); o.expertScaling = .none; return o }, in: dir2)
         let a = Set(btx.store.names), b = Set(bam.store.names)
         let onlyBTX = a.subtracting(b), onlyBAM = b.subtracting(a)
         // BTX keeps one averaged attention; BAM replaces it with per-expert copies and a router.

@@ -12,7 +12,7 @@ struct KernelTests {
         let c1 = r.tensor([m * n]), c2 = c1.copy()
         gemm(c1.data, a.data, b.data, m: m, n: n, k: k, transA: trans.0, transB: trans.1, alpha: 0.5, beta: 2)
         gemmNaive(c2.data, a.data, b.data, m: m, n: n, k: k, transA: trans.0, transB: trans.1, alpha: 0.5, beta: 2)
-        #expect(compare(c1.data, c2.data, count: m * n, tolerance: 1e-5).firstBad == nil)
+        expectTwins(c1.data, c2.data, count: m * n, tolerance: 1e-5, "gemm transA \(trans.0) transB \(trans.1)")
     }
 
     @Test("gemv, plain and transposed, equals the one-row gemm", arguments: [false, true])
@@ -25,7 +25,7 @@ struct KernelTests {
         gemv(y1.data, a.data, x.data, rows: rows, cols: cols, transA: trans, alpha: 0.5, beta: 2, lda: lda)
         // y = 0.5 op(A) x + 2 y as a one-row product: x^T op(A)^T, i.e. B = A (transB) or A^T.
         gemmNaive(y2.data, x.data, a.data, m: 1, n: n, k: trans ? rows : cols, transB: !trans, alpha: 0.5, beta: 2, ldb: lda)
-        #expect(compare(y1.data, y2.data, count: n, tolerance: 1e-5).firstBad == nil)
+        expectTwins(y1.data, y2.data, count: n, tolerance: 1e-5, "gemv transA \(trans)")
     }
 
     @Test("linear with bias")
@@ -36,7 +36,7 @@ struct KernelTests {
         let y1 = Tensor(shape: [T, OC]), y2 = Tensor(shape: [T, OC])
         linearForward(y1.data, x.data, w.data, b.data, T: T, C: C, OC: OC)
         linearForwardNaive(y2.data, x.data, w.data, b.data, T: T, C: C, OC: OC)
-        #expect(compare(y1.data, y2.data, count: y1.count, tolerance: 1e-5).firstBad == nil)
+        expectTwins(y1.data, y2.data, count: y1.count, tolerance: 1e-5, "linearForward")
     }
 
     @Test("RMSNorm and LayerNorm")
@@ -47,13 +47,13 @@ struct KernelTests {
         let a = Tensor(shape: [T, C]), n = Tensor(shape: [T, C])
         rmsnormForward(a.data, x.data, w.data, T: T, C: C, eps: 1e-5)
         rmsnormForwardNaive(n.data, x.data, w.data, T: T, C: C, eps: 1e-5)
-        #expect(compare(a.data, n.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+        expectTwins(a.data, n.data, count: a.count, tolerance: 1e-5, "rmsnormForward")
         layernormForward(a.data, x.data, w.data, T: T, C: C, eps: 1e-5)
         layernormForwardNaive(n.data, x.data, w.data, T: T, C: C, eps: 1e-5)
-        #expect(compare(a.data, n.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+        expectTwins(a.data, n.data, count: a.count, tolerance: 1e-5, "layernormForward")
         layernormForward(a.data, x.data, w.data, bias: b.data, T: T, C: C, eps: 1e-5)
         layernormForwardNaive(n.data, x.data, w.data, bias: b.data, T: T, C: C, eps: 1e-5)
-        #expect(compare(a.data, n.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+        expectTwins(a.data, n.data, count: a.count, tolerance: 1e-5, "layernormForward with bias")
     }
 
     @Test("RoPE, both pairings, at an offset", arguments: [RopeStyle.rotateHalf, .interleaved])
@@ -64,7 +64,7 @@ struct KernelTests {
         let table = RopeTable(headSize: HS, theta: 10000, style: style)
         table.apply(x.data, T: T, heads: NH, start: 37)
         ropeApplyNaive(y.data, T: T, heads: NH, headSize: HS, start: 37, inverseFrequencies: table.inverseFrequencies, style: style)
-        #expect(compare(x.data, y.data, count: x.count, tolerance: 2e-5).firstBad == nil)
+        expectTwins(x.data, y.data, count: x.count, tolerance: 2e-5, "RoPE \(style)")
     }
 
     @Test("RoPE pairs the dimensions the style says")
@@ -90,12 +90,12 @@ struct KernelTests {
         let x = r.tensor([4, 11], scale: 5), y = x.copy()
         softmaxRows(x.data, rows: 4, n: 11)
         softmaxRowsNaive(y.data, rows: 4, n: 11)
-        #expect(compare(x.data, y.data, count: x.count, tolerance: 1e-6).firstBad == nil)
+        expectTwins(x.data, y.data, count: x.count, tolerance: 1e-6, "softmaxRows")
         let g = r.tensor([50], scale: 4), u = r.tensor([50])
         let a = Tensor(shape: [50]), b = Tensor(shape: [50])
         swigluForward(a.data, g.data, u.data, count: 50)
         swigluForwardNaive(b.data, g.data, u.data, count: 50)
-        #expect(compare(a.data, b.data, count: 50, tolerance: 1e-5).firstBad == nil)
+        expectTwins(a.data, b.data, count: 50, tolerance: 1e-5, "swigluForward")
     }
 
     @Test("causal GQA attention over a cache with past positions (short, a decode row, long enough for query blocks, a one-row last block)",
@@ -110,7 +110,7 @@ struct KernelTests {
         let scores = Tensor(shape: [shape.scoresCount])
         attentionForward(o1.data, q.data, k.data, v.data, scores: scores.data, shape: shape)
         attentionForwardNaive(o2.data, q.data, k.data, v.data, shape: shape)
-        #expect(compare(o1.data, o2.data, count: o1.count, tolerance: 1e-5).firstBad == nil)
+        expectTwins(o1.data, o2.data, count: o1.count, tolerance: 1e-5, "attentionForward T \(T) past \(past)")
     }
 
     @Test("bf16 rounds to nearest even and keeps NaN a NaN")
@@ -172,7 +172,7 @@ struct FastMathTests {
         var r = TestRandom(seed: 9)
         for n in [1, 7, 8, 33, 1000] {
             let x = r.tensor([n], scale: 6)
-            #expect(abs(logSumExp(x.data, n: n) - logSumExpNaive(x.data, n: n)) < 1e-6)
+            expectTwins([logSumExp(x.data, n: n)], [logSumExpNaive(x.data, n: n)], tolerance: 1e-6, "logSumExp n \(n)")
         }
     }
 }

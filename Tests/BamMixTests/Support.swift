@@ -40,6 +40,44 @@ func compare(_ a: [Float], _ b: [Float], tolerance: Float) -> (maxDiff: Float, f
     } }
 }
 
+/// What a twin test reports when a kernel and its twin disagree: the first index beyond the
+/// tolerance, both values there, and the largest difference; nil when they agree.
+func twinMismatch(_ kernel: UnsafePointer<Float>, _ twin: UnsafePointer<Float>, count: Int, tolerance: Float) -> String? {
+    let (maxDiff, firstBad) = compare(kernel, twin, count: count, tolerance: tolerance)
+    guard let i = firstBad else { return nil }
+    return "first element beyond \(tolerance) at index \(i) of \(count): kernel \(kernel[i]), twin \(twin[i]) (largest |difference| \(maxDiff))"
+}
+
+/// Double values (scalars, per-row losses) must differ by strictly less than `tolerance`.
+func twinMismatch(_ kernel: [Double], _ twin: [Double], tolerance: Double) -> String? {
+    precondition(kernel.count == twin.count)
+    var maxDiff = 0.0
+    var first: Int? = nil
+    for i in kernel.indices {
+        let d = abs(kernel[i] - twin[i])
+        if !(d < tolerance) && first == nil { first = i }
+        maxDiff = d.isNaN ? .infinity : max(maxDiff, d)
+    }
+    guard let i = first else { return nil }
+    return "first element not within \(tolerance) at index \(i) of \(kernel.count): kernel \(kernel[i]), twin \(twin[i]) (largest |difference| \(maxDiff))"
+}
+
+/// Holds an optimised kernel's output to its naive twin's, element by element; a failure names
+/// `what`, the first bad index and both values there.
+func expectTwins(_ kernel: UnsafePointer<Float>, _ twin: UnsafePointer<Float>, count: Int, tolerance: Float, _ what: String,
+                 sourceLocation: SourceLocation = #_sourceLocation) {
+    if let message = twinMismatch(kernel, twin, count: count, tolerance: tolerance) {
+        Issue.record("\(what): \(message)", sourceLocation: sourceLocation)
+    }
+}
+
+func expectTwins(_ kernel: [Double], _ twin: [Double], tolerance: Double, _ what: String,
+                 sourceLocation: SourceLocation = #_sourceLocation) {
+    if let message = twinMismatch(kernel, twin, tolerance: tolerance) {
+        Issue.record("\(what): \(message)", sourceLocation: sourceLocation)
+    }
+}
+
 /// Deterministic pseudo-random floats (SplitMix64), so kernel tests need no global RNG state.
 struct TestRandom {
     var state: UInt64

@@ -65,14 +65,14 @@ struct TrainingOpTests {
         matmulBackwardNaive(nx.data, nw.data, nb.data, W.data, x.data, w.data, N: N, C: C, OC: OC)
         matmulBackwardNaive(nx.data, nw.data, nb.data, W.data, x.data, w.data, N: N, C: C, OC: OC)
         matmulBackward(dx.data, dw.data, db.data, W.data, x.data, w.data, N: N, C: C, OC: OC)
-        for (a, bb) in [(dx, nx), (dw, nw), (db, nb)] {
-            #expect(compare(a.data, bb.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+        for (a, bb, what) in [(dx, nx, "dinp"), (dw, nw, "dweight"), (db, nb, "dbias")] {
+            expectTwins(a.data, bb.data, count: a.count, tolerance: 1e-5, "matmulBackward \(what), accumulated twice")
         }
         // `scale` multiplies the output gradient: one pass at scale 2 equals the two above.
         let sx = Tensor(shape: [N, C]), sw = Tensor(shape: [OC, C]), sb = Tensor(shape: [OC])
         matmulBackward(sx.data, sw.data, sb.data, W.data, x.data, w.data, N: N, C: C, OC: OC, scale: 2)
-        for (a, bb) in [(sx, nx), (sw, nw), (sb, nb)] {
-            #expect(compare(a.data, bb.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+        for (a, bb, what) in [(sx, nx, "dinp"), (sw, nw, "dweight"), (sb, nb, "dbias")] {
+            expectTwins(a.data, bb.data, count: a.count, tolerance: 1e-5, "matmulBackward \(what) at scale 2")
         }
     }
 
@@ -102,8 +102,8 @@ struct TrainingOpTests {
         expectClose(dw.array, num[1], "rmsnorm dweight")
         let nx = Tensor(shape: [N, C]), nw = Tensor(shape: [C])
         rmsnormBackwardNaive(nx.data, nw.data, W.data, x.data, w.data, N: N, C: C, eps: eps)
-        #expect(compare(dx.data, nx.data, count: dx.count, tolerance: 1e-5).firstBad == nil)
-        #expect(compare(dw.data, nw.data, count: dw.count, tolerance: 1e-5).firstBad == nil)
+        expectTwins(dx.data, nx.data, count: dx.count, tolerance: 1e-5, "rmsnormBackward dinp")
+        expectTwins(dw.data, nw.data, count: dw.count, tolerance: 1e-5, "rmsnormBackward dweight")
     }
 
     @Test("LayerNorm (Cohere) backward with and without bias (and its naive twin)")
@@ -134,8 +134,8 @@ struct TrainingOpTests {
         expectClose(db.array, num[2], "layernorm dbias")
         let nx = Tensor(shape: [N, C]), nw = Tensor(shape: [C])
         layernormBackwardNaive(nx.data, nw.data, W.data, x.data, w.data, N: N, C: C, eps: eps)
-        #expect(compare(dx.data, nx.data, count: dx.count, tolerance: 1e-5).firstBad == nil)
-        #expect(compare(dw.data, nw.data, count: dw.count, tolerance: 1e-5).firstBad == nil)
+        expectTwins(dx.data, nx.data, count: dx.count, tolerance: 1e-5, "layernormBackward dinp")
+        expectTwins(dw.data, nw.data, count: dw.count, tolerance: 1e-5, "layernormBackward dweight")
     }
 
     @Test("RoPE backward (inverse rotation), rotate-half and interleaved", arguments: [RopeStyle.rotateHalf, .interleaved])
@@ -164,7 +164,11 @@ struct TrainingOpTests {
         let y = x.copy()
         ropeForward(y.data, table, B: B, T: T, heads: H)
         ropeBackward(y.data, table, B: B, T: T, heads: H)
-        #expect(compare(y.data, x.data, count: x.count, tolerance: 1e-5).firstBad == nil)
+        expectTwins(y.data, x.data, count: x.count, tolerance: 1e-5, "RoPE \(style): forward then backward, against the input")
+        // The naive twin: each pair's transposed rotation, angles in double.
+        let naive = W.copy()
+        ropeBackwardNaive(naive.data, B: B, T: T, heads: H, headSize: HS, inverseFrequencies: inv, style: style)
+        expectTwins(dx.data, naive.data, count: dx.count, tolerance: 2e-5, "ropeBackward \(style)")
     }
 
     @Test("causal GQA attention: forward equals the inference kernel and its naive twin; backward against finite differences",
@@ -178,8 +182,8 @@ struct TrainingOpTests {
         causalAttentionForward(out.data, probs.data, q.data, k.data, v.data, shape: s)
         let nOut = Tensor(shape: [B * T, s.Q]), nProbs = Tensor(shape: [B, NH, T, T])
         causalAttentionForwardNaive(nOut.data, nProbs.data, q.data, k.data, v.data, shape: s)
-        #expect(compare(out.data, nOut.data, count: out.count, tolerance: 1e-5).firstBad == nil)
-        #expect(compare(probs.data, nProbs.data, count: probs.count, tolerance: 1e-6).firstBad == nil)
+        expectTwins(out.data, nOut.data, count: out.count, tolerance: 1e-5, "causalAttentionForward out (NH \(NH), NKV \(NKV))")
+        expectTwins(probs.data, nProbs.data, count: probs.count, tolerance: 1e-6, "causalAttentionForward probs (NH \(NH), NKV \(NKV))")
         // The inference kernel over a (NKV, S, HS) cache, one sequence at a time.
         for b in 0..<B {
             let kc = Tensor(shape: [NKV, T, HS]), vc = Tensor(shape: [NKV, T, HS])
@@ -190,7 +194,7 @@ struct TrainingOpTests {
             let inf = Tensor(shape: [T, s.Q]), scores = Tensor(shape: [NH * T * T])
             attentionForward(inf.data, q.data + b * T * s.Q, kc.data, vc.data, scores: scores.data,
                              shape: AttentionShape(T: T, past: 0, NH: NH, NKV: NKV, HS: HS, S: T))
-            #expect(compare(out.data + b * T * s.Q, inf.data, count: T * s.Q, tolerance: 1e-6).firstBad == nil)
+            expectTwins(out.data + b * T * s.Q, inf.data, count: T * s.Q, tolerance: 1e-6, "causalAttentionForward vs the inference kernel, sequence \(b)")
         }
         let dq = Tensor(shape: [B * T, s.Q]), dk = Tensor(shape: [B * T, s.KV]), dv = Tensor(shape: [B * T, s.KV])
         let scratch = Tensor(shape: [B * NKV, T, T])
@@ -219,8 +223,8 @@ struct TrainingOpTests {
         expectClose(dv.array, num[2], "attention dv")
         let nq = Tensor(shape: [B * T, s.Q]), nk = Tensor(shape: [B * T, s.KV]), nv = Tensor(shape: [B * T, s.KV])
         causalAttentionBackwardNaive(nq.data, nk.data, nv.data, W.data, probs.data, q.data, k.data, v.data, shape: s)
-        for (a, b) in [(dq, nq), (dk, nk), (dv, nv)] {
-            #expect(compare(a.data, b.data, count: a.count, tolerance: 1e-5).firstBad == nil)
+        for (a, b, what) in [(dq, nq, "dq"), (dk, nk, "dk"), (dv, nv, "dv")] {
+            expectTwins(a.data, b.data, count: a.count, tolerance: 1e-5, "causalAttentionBackward \(what) (NH \(NH), NKV \(NKV))")
         }
     }
 
@@ -239,11 +243,11 @@ struct TrainingOpTests {
         let out = Tensor(shape: [n]), naiveOut = Tensor(shape: [n])
         swigluForwardParallel(out.data, g.data, u.data, count: n)
         swigluForwardNaive(naiveOut.data, g.data, u.data, count: n)
-        #expect(compare(out.data, naiveOut.data, count: n, tolerance: 1e-6).firstBad == nil)
+        expectTwins(out.data, naiveOut.data, count: n, tolerance: 1e-6, "swigluForwardParallel")
         let ng = Tensor(shape: [n]), nu = Tensor(shape: [n])
         swigluBackwardNaive(ng.data, nu.data, W.data, g.data, u.data, count: n)
-        #expect(compare(dg.data, ng.data, count: n, tolerance: 1e-6).firstBad == nil)
-        #expect(compare(du.data, nu.data, count: n, tolerance: 1e-6).firstBad == nil)
+        expectTwins(dg.data, ng.data, count: n, tolerance: 1e-6, "swigluBackward dgate")
+        expectTwins(du.data, nu.data, count: n, tolerance: 1e-6, "swigluBackward dup")
     }
 
     @Test("fused cross-entropy (loss and dloss/dlogits in place) with a logit scale and unscored rows, against finite differences")
@@ -264,8 +268,8 @@ struct TrainingOpTests {
         }
         #expect(scored == 4)
         #expect(losses[1] == 0)
-        for n in 0..<N { #expect(abs(losses[n] - naiveLosses[n]) < 1e-5) }
-        #expect(compare(logits.data, naive.data, count: logits.count, tolerance: 1e-6).firstBad == nil)
+        expectTwins((0..<N).map { losses[$0] }, (0..<N).map { naiveLosses[$0] }, tolerance: 1e-5, "crossEntropyForwardBackward losses")
+        expectTwins(logits.data, naive.data, count: logits.count, tolerance: 1e-6, "crossEntropyForwardBackward dlogits")
         // The mean loss over the scored rows, as a function of the raw (unscaled) logits: its gradient
         // is the in-place result times scale / scored, the factor the backward folds into the GEMMs.
         let num = numericGradients([doubles(raw)]) { v in
@@ -306,6 +310,16 @@ struct TrainingOpTests {
             (0..<N).reduce(0.0) { s, n in s + (0..<C).reduce(0.0) { $0 + v[0][Int(tokens[n]) * C + $1] * Double(W[n * C + $1]) } }
         }
         expectClose(d.array, num[0], "embedding dwte")
+        // The naive twin (a one-hot product, accumulated in double), with and without a padding token.
+        for pad in [nil, Int32(2)] {
+            let fast = Tensor(shape: [V, C]), naive = Tensor(shape: [V, C])
+            tokens.withUnsafeBufferPointer {
+                encoderBackward(fast.data, W.data, $0.baseAddress!, N: N, C: C, paddingToken: pad)
+                encoderBackwardNaive(naive.data, W.data, $0.baseAddress!, N: N, C: C, V: V, paddingToken: pad)
+            }
+            expectTwins(fast.data, naive.data, count: fast.count, tolerance: 1e-6, "encoderBackward (padding \(pad.map(String.init) ?? "none"))")
+            if let pad { #expect(fast.array[(Int(pad) * C)..<(Int(pad) * C + C)].allSatisfy { $0 == 0 }, "the padding row gets no gradient") }
+        }
     }
 
     /// Router logits with clear top-k margins (so finite differences never flip a choice).
@@ -365,5 +379,27 @@ struct TrainingOpTests {
                 && abs(values.z - reference.z) < 1e-5, "router loss values \(values) vs \(reference)")
         let num = numericGradients([doubles(logits)]) { objective($0[0]).total }
         expectClose(dl.array, num[0], "router dlogits (K \(K), renormalize \(renormalize), aux \(aux))")
+        // routerBackward against its naive twin (explicit Jacobians), from the same dgates and dprobs.
+        let fast = Tensor(shape: [N, E]), naive = Tensor(shape: [N, E])
+        routerBackward(fast.data, dg.data, dp.data, d, renormalize: renormalize)
+        routerBackwardNaive(naive.data, dg.data, dp.data, d, renormalize: renormalize)
+        expectTwins(fast.data, naive.data, count: fast.count, tolerance: 1e-6, "routerBackward (K \(K), renormalize \(renormalize))")
+        // Without dprobs (the attention router's case: no balance loss).
+        let fast0 = Tensor(shape: [N, E]), naive0 = Tensor(shape: [N, E])
+        routerBackward(fast0.data, W.data, nil, d, renormalize: renormalize)
+        routerBackwardNaive(naive0.data, W.data, nil, d, renormalize: renormalize)
+        expectTwins(fast0.data, naive0.data, count: fast0.count, tolerance: 1e-6, "routerBackward without dprobs (K \(K), renormalize \(renormalize))")
+    }
+
+    @Test("a twin mismatch names the first bad index and both values")
+    func twinReport() {
+        let kernel: [Float] = [1, 2, 3.5, 4, 9], twin: [Float] = [1, 2, 3, 4, 5]
+        let message = kernel.withUnsafeBufferPointer { k in twin.withUnsafeBufferPointer { t in
+            twinMismatch(k.baseAddress!, t.baseAddress!, count: 5, tolerance: 0.1)
+        } }
+        #expect(message == "first element beyond 0.1 at index 2 of 5: kernel 3.5, twin 3.0 (largest |difference| 4.0)")
+        let agree = kernel.withUnsafeBufferPointer { k in twinMismatch(k.baseAddress!, k.baseAddress!, count: 5, tolerance: 0) }
+        #expect(agree == nil)
+        #expect(twinMismatch([1, 2.5], [1, 2], tolerance: 0.5) == "first element not within 0.5 at index 1 of 2: kernel 2.5, twin 2.0 (largest |difference| 0.5)")
     }
 }

@@ -14,6 +14,8 @@ from transformers import PretrainedConfig
 BASE_MODEL_TYPES = ("llama", "mistral", "qwen2", "cohere")
 ATTENTION_EXPERTS = ("expert_kv", "shared_kv", "dense")
 ATTENTION_ROUTING = ("soft", "top_k")
+ROUTER_AUX_LOSS_KINDS = ("btx", "switch", "none")
+FFN_ROUTINGS = ("top_k", "switch", "sample_top1", "soft")
 
 
 class BamConfig(PretrainedConfig):
@@ -52,8 +54,19 @@ class BamConfig(PretrainedConfig):
             cohere only (default 0.0625): multiplies the logits. Ignored for the other families.
         tie_word_embeddings (`bool`, *optional*):
             Defaults to `True` for cohere and `False` otherwise.
+        router_aux_loss_kind (`str`, defaults to `"btx"`):
+            The FFN router's balancing loss that `total_loss` adds: `"btx"` (E * sum u_i P_i), `"switch"`
+            (E * sum f_i P_i) or `"none"`. `bam-mix mix` writes `"switch"` for BAM and `"btx"` for BTX.
         router_aux_loss_coef (`float`, defaults to 0.01), router_z_loss_coef (`float`, defaults to 0.001):
-            Suggested coefficients of the router losses (the model never adds them to `loss` itself).
+            Coefficients of the router losses `total_loss` adds (the model never adds them to `loss` itself).
+        ffn_routing (`str`, defaults to `"top_k"`):
+            How FFN tokens are routed. This reference implements `"top_k"`; `"switch"`, `"sample_top1"` and
+            `"soft"` are refused.
+        router_capacity_factor (`float`, defaults to 1.5), router_gumbel_decay (`float`, defaults to 1e-4):
+            Parameters of the `"switch"` and `"sample_top1"` routings (stored, not used by `"top_k"`).
+        expert_output_scale (`float`, defaults to 1.0):
+            A factor on the FFN mixture's output; only 1.0 is implemented (bam-mix stores expert scaling in
+            the experts' down projections instead).
         bam_sources (*optional*):
             Free-form provenance of the experts; not used by the model.
     """
@@ -94,6 +107,11 @@ class BamConfig(PretrainedConfig):
         parallel_block=None,
         router_aux_loss_coef=0.01,
         router_z_loss_coef=0.001,
+        router_aux_loss_kind="btx",
+        ffn_routing="top_k",
+        router_capacity_factor=1.5,
+        router_gumbel_decay=1e-4,
+        expert_output_scale=1.0,
         bam_sources=None,
         layer_types=None,
         **kwargs,
@@ -161,6 +179,19 @@ class BamConfig(PretrainedConfig):
         self.parallel_block = (base_model_type == "cohere") if parallel_block is None else bool(parallel_block)
         self.router_aux_loss_coef = router_aux_loss_coef
         self.router_z_loss_coef = router_z_loss_coef
+        if router_aux_loss_kind not in ROUTER_AUX_LOSS_KINDS:
+            raise ValueError(f"router_aux_loss_kind must be one of {ROUTER_AUX_LOSS_KINDS}, got {router_aux_loss_kind!r}")
+        self.router_aux_loss_kind = router_aux_loss_kind
+        if ffn_routing not in FFN_ROUTINGS:
+            raise ValueError(f"ffn_routing must be one of {FFN_ROUTINGS}, got {ffn_routing!r}")
+        if ffn_routing != "top_k":
+            raise NotImplementedError(f"ffn_routing {ffn_routing!r} is not implemented by this reference (top_k only)")
+        self.ffn_routing = ffn_routing
+        self.router_capacity_factor = float(router_capacity_factor)
+        self.router_gumbel_decay = float(router_gumbel_decay)
+        if float(expert_output_scale) != 1.0:
+            raise NotImplementedError("expert_output_scale other than 1.0 is not implemented; scale the experts' w2 instead")
+        self.expert_output_scale = 1.0
         self.bam_sources = bam_sources
         # Every layer attends over the full causal context (a Mistral seed's sliding_window is not
         # part of BAM); saying so keeps transformers' DynamicCache from building sliding-window layers.

@@ -578,12 +578,15 @@ class BamForCausalLM(BamPreTrainedModel, GenerationMixin):
         )
         return out if return_dict is not False else out.to_tuple()
 
-    def total_loss(self, outputs, aux_coef=None, z_coef=None, aux="btx"):
-        """LM loss + aux_coef * router_losses[aux] + z_coef * router_losses["z"] (config coefficients
-        by default; aux = "btx" or "switch")."""
+    def total_loss(self, outputs, aux_coef=None, z_coef=None, aux=None):
+        """LM loss + aux_coef * router_losses[aux] + z_coef * router_losses["z"]: the config's router
+        recipe (router_aux_loss_kind, router_aux_loss_coef, router_z_loss_coef) unless overridden;
+        aux = "btx", "switch" or "none"."""
+        aux = getattr(self.config, "router_aux_loss_kind", "btx") if aux is None else aux
         aux_coef = self.config.router_aux_loss_coef if aux_coef is None else aux_coef
         z_coef = self.config.router_z_loss_coef if z_coef is None else z_coef
-        return outputs.loss + aux_coef * outputs.router_losses[aux] + z_coef * outputs.router_losses["z"]
+        balance = 0.0 if aux == "none" else aux_coef * outputs.router_losses[aux]
+        return outputs.loss + balance + z_coef * outputs.router_losses["z"]
 
 
 __all__ = ["BamConfig", "BamModel", "BamForCausalLM", "BamPreTrainedModel"]

@@ -108,3 +108,169 @@ public func attentionForwardNaive(_ out: UnsafeMutablePointer<Float>, _ q: Unsaf
         }
     }
 }
+
+// MARK: training: B sequences of T tokens, no cache
+
+/// Dimensions of causal grouped-query attention over B independent sequences of T tokens.
+public struct CausalAttentionShape: Sendable {
+    public var B: Int, T: Int, NH: Int, NKV: Int, HS: Int
+    public var scale: Float
+    public init(B: Int, T: Int, NH: Int, NKV: Int, HS: Int) {
+        self.B = B; self.T = T; self.NH = NH; self.NKV = NKV; self.HS = HS
+        scale = 1 / Float(HS).squareRoot()
+    }
+    public var Q: Int { NH * HS }
+    public var KV: Int { NKV * HS }
+    /// Query heads per key/value head (transformers' repeat_kv): head h reads kv head h / group.
+    public var group: Int { NH / NKV }
+}
+
+/// Query rows are processed in blocks of this many; block [r0, r1) only meets keys [0, r1)
+/// (block-causal), which skips about 40 % of the products at T = 256 while keeping GEMM shapes.
+let attentionRowBlock = 64
+
+/// Causal attention, per sequence b and head h:
+///   S = scale * q_h k_kv^T (T, T),  P = softmax over j <= t of S[t, j],  out_h = P v_kv
+/// out (B*T, NH*HS); probs (B, NH, T, T) saved (zero above the diagonal);
+/// q (B*T, NH*HS) after RoPE; k, v (B*T, NKV*HS), k after RoPE.
+/// Each (b, h) is two GEMMs per block of query rows on strided views of q/k/v (no transposed
+/// copies); the B*NH pairs are fanned out over Dispatch workers with BLAS single-threaded (BLASThreads).
+public func causalAttentionForward(_ out: UnsafeMutablePointer<Float>, _ probs: UnsafeMutablePointer<Float>,
+                                   _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                                   shape s: CausalAttentionShape) {
+    let T = s.T, Q = s.Q, KV = s.KV, HS = s.HS
+    let outP = SendablePointer(out), probsP = SendablePointer(probs)
+    let qP = SendableRawPointer(q), kP = SendableRawPointer(k), vP = SendableRawPointer(v)
+    // Iteration (b, h) writes only head h's columns of sequence b in `out` and its own (T, T) of `probs`.
+    BLASThreads.fanOut(s.B * s.NH) { i in
+        let b = i / s.NH, h = i % s.NH, kv = h / s.group
+        let qh = qP.pointer.assumingMemoryBound(to: Float.self) + b * T * Q + h * HS
+        let kh = kP.pointer.assumingMemoryBound(to: Float.self) + b * T * KV + kv * HS
+        let vh = vP.pointer.assumingMemoryBound(to: Float.self) + b * T * KV + kv * HS
+        let p = probsP.pointer + i * T * T
+        let oh = outP.pointer + b * T * Q + h * HS
+        for r0 in stride(from: 0, to: T, by: attentionRowBlock) {
+            let r1 = min(T, r0 + attentionRowBlock), rows = r1 - r0
+            let pr = p + r0 * T
+            gemm(pr, qh + r0 * Q, kh, m: rows, n: r1, k: HS, transB: true, alpha: s.scale, lda: Q, ldb: KV, ldc: T)
+            // Row t sees keys 0...t; the rest of its T entries become 0.
+            softmaxRows(pr, rows: rows, n: T, valid: { t in r0 + t + 1 })
+            gemm(oh + r0 * Q, pr, vh, m: rows, n: HS, k: r1, lda: T, ldb: KV, ldc: Q)
+        }
+    }
+}
+
+/// Backward of `causalAttentionForward`, per sequence b and head h (P = probs, dO = dout_h), by
+/// blocks of query rows [r0, r1) against keys [0, r1):
+///   dv_kv += P^T dO
+///   dP     = dO v_kv^T
+///   dS     = P * (dP - rowsum(P * dP))            (softmax backward; zero above the diagonal)
+///   dq_h  += scale * dS k_kv
+///   dk_kv += scale * dS^T q_h
+/// Query heads that share a key/value head accumulate into the same dk/dv columns, so the work is
+/// fanned out over (b, kv head) units, each running its group of query heads in turn.
+/// dq (B*T, Q), dk, dv (B*T, KV) accumulate; scratch (B*NKV, T, T) is overwritten; dout (B*T, Q).
+public func causalAttentionBackward(_ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>,
+                                    _ dv: UnsafeMutablePointer<Float>, _ scratch: UnsafeMutablePointer<Float>,
+                                    _ dout: UnsafePointer<Float>, _ probs: UnsafePointer<Float>,
+                                    _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                                    shape s: CausalAttentionShape) {
+    let T = s.T, Q = s.Q, KV = s.KV, HS = s.HS
+    let dqP = SendablePointer(dq), dkP = SendablePointer(dk), dvP = SendablePointer(dv), scP = SendablePointer(scratch)
+    let doP = SendableRawPointer(dout), pP = SendableRawPointer(probs)
+    let qP = SendableRawPointer(q), kP = SendableRawPointer(k), vP = SendableRawPointer(v)
+    // Unit (b, kv) writes only kv head `kv` of sequence b in dk/dv, its query heads' columns of
+    // sequence b in dq, and its own (T, T) scratch.
+    BLASThreads.fanOut(s.B * s.NKV) { u in
+        let b = u / s.NKV, kv = u % s.NKV
+        let dP = scP.pointer + u * T * T
+        let kh = kP.pointer.assumingMemoryBound(to: Float.self) + b * T * KV + kv * HS
+        let vh = vP.pointer.assumingMemoryBound(to: Float.self) + b * T * KV + kv * HS
+        let dkh = dkP.pointer + b * T * KV + kv * HS
+        let dvh = dvP.pointer + b * T * KV + kv * HS
+        for h in (kv * s.group)..<((kv + 1) * s.group) {
+            let p = pP.pointer.assumingMemoryBound(to: Float.self) + (b * s.NH + h) * T * T
+            let dO = doP.pointer.assumingMemoryBound(to: Float.self) + b * T * Q + h * HS
+            let qh = qP.pointer.assumingMemoryBound(to: Float.self) + b * T * Q + h * HS
+            let dqh = dqP.pointer + b * T * Q + h * HS
+            for r0 in stride(from: 0, to: T, by: attentionRowBlock) {
+                let r1 = min(T, r0 + attentionRowBlock), rows = r1 - r0
+                let pr = p + r0 * T, dr = dP + r0 * T
+                gemm(dvh, pr, dO + r0 * Q, m: r1, n: HS, k: rows, transA: true, beta: 1, lda: T, ldb: Q, ldc: KV)
+                gemm(dr, dO + r0 * Q, vh, m: rows, n: r1, k: HS, transB: true, lda: Q, ldb: KV, ldc: T)
+                for t in r0..<r1 {
+                    let prow = p + t * T, drow = dP + t * T
+                    var dot: Float = 0
+                    for j in 0...t { dot += prow[j] * drow[j] }
+                    for j in 0...t { drow[j] = prow[j] * (drow[j] - dot) }
+                    for j in (t + 1)..<r1 { drow[j] = 0 }
+                }
+                gemm(dqh + r0 * Q, dr, kh, m: rows, n: HS, k: r1, alpha: s.scale, beta: 1, lda: T, ldb: KV, ldc: Q)
+                gemm(dkh, dr, qh + r0 * Q, m: r1, n: HS, k: rows, transA: true, alpha: s.scale, beta: 1, lda: T, ldb: Q, ldc: KV)
+            }
+        }
+    }
+}
+
+/// Naive twin of `causalAttentionForward`: explicit loops, double accumulation.
+public func causalAttentionForwardNaive(_ out: UnsafeMutablePointer<Float>, _ probs: UnsafeMutablePointer<Float>,
+                                        _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>,
+                                        shape s: CausalAttentionShape) {
+    let T = s.T, Q = s.Q, KV = s.KV, HS = s.HS
+    for b in 0..<s.B {
+        for h in 0..<s.NH {
+            let kv = h / s.group
+            let p = probs + (b * s.NH + h) * T * T
+            for t in 0..<T {
+                var w = [Double](repeating: 0, count: t + 1)
+                var mx = -Double.infinity
+                for j in 0...t {
+                    var d: Double = 0
+                    for i in 0..<HS { d += Double(q[(b * T + t) * Q + h * HS + i]) * Double(k[(b * T + j) * KV + kv * HS + i]) }
+                    w[j] = d * Double(s.scale)
+                    mx = max(mx, w[j])
+                }
+                var sum: Double = 0
+                for j in 0...t { w[j] = exp(w[j] - mx); sum += w[j] }
+                for j in 0..<T { p[t * T + j] = j <= t ? Float(w[j] / sum) : 0 }
+                for i in 0..<HS {
+                    var acc: Double = 0
+                    for j in 0...t { acc += w[j] / sum * Double(v[(b * T + j) * KV + kv * HS + i]) }
+                    out[(b * T + t) * Q + h * HS + i] = Float(acc)
+                }
+            }
+        }
+    }
+}
+
+/// Naive twin of `causalAttentionBackward`: explicit loops, double accumulation.
+public func causalAttentionBackwardNaive(_ dq: UnsafeMutablePointer<Float>, _ dk: UnsafeMutablePointer<Float>,
+                                         _ dv: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>,
+                                         _ probs: UnsafePointer<Float>, _ q: UnsafePointer<Float>,
+                                         _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, shape s: CausalAttentionShape) {
+    let T = s.T, Q = s.Q, KV = s.KV, HS = s.HS
+    for b in 0..<s.B {
+        for h in 0..<s.NH {
+            let kv = h / s.group
+            let p = probs + (b * s.NH + h) * T * T
+            for t in 0..<T {
+                let dO = dout + (b * T + t) * Q + h * HS
+                var dP = [Double](repeating: 0, count: t + 1)
+                var dot: Double = 0
+                for j in 0...t {
+                    for i in 0..<HS { dP[j] += Double(dO[i]) * Double(v[(b * T + j) * KV + kv * HS + i]) }
+                    dot += Double(p[t * T + j]) * dP[j]
+                }
+                for j in 0...t {
+                    let pj = Double(p[t * T + j])
+                    let dS = pj * (dP[j] - dot) * Double(s.scale)
+                    for i in 0..<HS {
+                        dv[(b * T + j) * KV + kv * HS + i] += Float(pj * Double(dO[i]))
+                        dq[(b * T + t) * Q + h * HS + i] += Float(dS * Double(k[(b * T + j) * KV + kv * HS + i]))
+                        dk[(b * T + j) * KV + kv * HS + i] += Float(dS * Double(q[(b * T + t) * Q + h * HS + i]))
+                    }
+                }
+            }
+        }
+    }
+}

@@ -126,3 +126,42 @@ public func ropeApplyNaive(_ x: UnsafeMutablePointer<Float>, T: Int, heads NH: I
         }
     }
 }
+
+// MARK: training (B sequences, positions from 0)
+
+/// RoPE on B sequences whose positions start at 0 each: x (B, T, H, HS), rotated in place
+/// (the training forward keeps only the rotated q and k, which is all the backward needs).
+public func ropeForward(_ x: UnsafeMutablePointer<Float>, _ rope: RopeTable, B: Int, T: Int, heads H: Int) {
+    for b in 0..<B { rope.apply(x + b * T * H * rope.headSize, T: T, heads: H, start: 0) }
+}
+
+/// Backward of RoPE: the rotation is orthogonal, so dL/dx = R^T dL/dy = the inverse rotation of
+/// the gradient. Applied in place to dx (B, T, H, HS), which holds dL/dy on entry and dL/dx on exit
+/// — the one backward op that transforms its buffer instead of accumulating, because the
+/// pre-rotation gradient is only ever consumed by the projection's backward right after.
+public func ropeBackward(_ dx: UnsafeMutablePointer<Float>, _ rope: RopeTable, B: Int, T: Int, heads H: Int) {
+    for b in 0..<B { rope.apply(dx + b * T * H * rope.headSize, T: T, heads: H, start: 0, inverse: true) }
+}
+
+/// Naive twin of `ropeBackward`: the transpose of each pair's rotation applied to the gradient,
+/// dx_a = c dy_a + s dy_b, dx_b = -s dy_a + c dy_b, with every angle recomputed in double. dx
+/// (B, T, H, HS) holds dL/dy on entry and dL/dx on exit, as in `ropeBackward`.
+public func ropeBackwardNaive(_ dx: UnsafeMutablePointer<Float>, B: Int, T: Int, heads H: Int, headSize HS: Int,
+                              inverseFrequencies inv: [Float], style: RopeStyle) {
+    let half = HS / 2
+    for b in 0..<B {
+        for t in 0..<T {
+            for h in 0..<H {
+                let v = dx + ((b * T + t) * H + h) * HS
+                for i in 0..<half {
+                    let angle = Double(t) * Double(inv[i])
+                    let c = cos(angle), s = sin(angle)
+                    let (ia, ib) = style == .rotateHalf ? (i, i + half) : (2 * i, 2 * i + 1)
+                    let da = Double(v[ia]), db = Double(v[ib])
+                    v[ia] = Float(c * da + s * db)
+                    v[ib] = Float(-s * da + c * db)
+                }
+            }
+        }
+    }
+}

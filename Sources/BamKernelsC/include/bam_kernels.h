@@ -1,0 +1,88 @@
+// bam-mix low-precision weight kernels, chosen at run time from the CPU's flags.
+//
+// Weights stay in their stored type (f32, f16, bf16, ggml's Q8_0) and are read by:
+//  - decode kernels (`matmul_*`): one to eight activation rows against a range of weight rows,
+//    each weight row read once for all activation rows, widened or dequantized in registers;
+//  - panel converters (`*_to_f32`): a block of weight rows widened into an f32 buffer that an
+//    sgemm then reuses for every activation row (prefill), and the bulk f16/bf16 <-> f32
+//    conversions used when loading or saving.
+//
+// Every kernel exists once per family (portable C, AVX2+FMA+F16C, AVX-512F/BW/VL, and VNNI
+// variants of the Q8_0 dot product); `bam_kernels_for` returns a family's table when this CPU and
+// build can run it. No global -m flags: the x86 families are compiled with per-function
+// `target` attributes and only ever called after the cpuid check, so the same binary runs on any
+// x86-64, and arm64 builds contain only the portable C family. AVX512_BF16 is detected for
+// reports only: its dot product (vdpbf16ps) needs the activations rounded to bf16, which would
+// lose the exactness of widening bf16 weights, and decode is memory-bound anyway.
+//
+// Pointers to stored weights and quantized activations are `const void *` because a file mapping
+// need not align them (safetensors data starts at any byte); the kernels load them unaligned.
+#ifndef BAM_KERNELS_H
+#define BAM_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// ggml's Q8_0 block (ggml-common.h `block_q8_0`): an IEEE half scale d, then 32 int8 q; x = d * q.
+#define BAM_Q8_0_BLOCK 32
+#define BAM_Q8_0_BYTES 34
+
+/// The most activation rows one `matmul_*` call takes (the decode kernels keep one accumulator
+/// per activation row and weight row in registers).
+#define BAM_MATMUL_MAX_ROWS 8
+
+/// Kernel families, in the order the automatic choice prefers them (last supported wins).
+typedef enum bam_family {
+    BAM_FAMILY_GENERIC = 0,      // portable C (every CPU; the only family on arm64)
+    BAM_FAMILY_AVX2 = 1,         // AVX2 + FMA + F16C
+    BAM_FAMILY_AVX2_VNNI = 2,    // AVX2 family, Q8_0 dot through AVX-VNNI (vpdpbusd, VEX)
+    BAM_FAMILY_AVX512 = 3,       // AVX-512 F + BW + VL (+ the AVX2 set)
+    BAM_FAMILY_AVX512_VNNI = 4,  // AVX-512 family, Q8_0 dot through AVX512_VNNI
+    BAM_FAMILY_COUNT = 5
+} bam_family;
+
+/// Y[t * ldy + r] = sum_c W[r][c] * X[t][c] for r in [0, rows), t in [0, T), 1 <= T <= 8.
+/// W: `rows` rows of `cols` stored values, row r at w + r * w_stride bytes. X: T rows, row t at
+/// x + t * x_stride bytes: float32 for the f32/f16/bf16 kernels, Q8_0 blocks (from
+/// `quantize_q8_0`, cols a multiple of 32) for the Q8_0 kernel. Y is overwritten.
+typedef void (*bam_matmul_fn)(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                              int T, int rows, int cols);
+
+typedef struct bam_kernels {
+    const char *name;   // "generic", "avx2", "avx2-vnni", "avx512", "avx512-vnni"
+    bam_matmul_fn matmul_f32;
+    bam_matmul_fn matmul_f16;
+    bam_matmul_fn matmul_bf16;
+    bam_matmul_fn matmul_q8_0;
+    /// n values (a multiple of 32) -> n / 32 Q8_0 blocks, exactly as ggml's reference
+    /// quantize_row_q8_0_ref and gguf-py: d = max|x| / 127, q = roundf(x / d) (half away from zero).
+    void (*quantize_q8_0)(void *dst, const float *src, size_t n);
+    /// n / 32 Q8_0 blocks -> n values (d * q, exact in float32).
+    void (*q8_0_to_f32)(float *dst, const void *src, size_t n);
+    /// IEEE half -> float32 (exact); float32 -> half rounds to nearest even, NaN stays NaN.
+    void (*f16_to_f32)(float *dst, const void *src, size_t n);
+    void (*f32_to_f16)(void *dst, const float *src, size_t n);
+    /// bfloat16 -> float32 (exact); float32 -> bfloat16 rounds to nearest even, NaN stays NaN.
+    void (*bf16_to_f32)(float *dst, const void *src, size_t n);
+    void (*f32_to_bf16)(void *dst, const float *src, size_t n);
+} bam_kernels;
+
+/// The family's table, or NULL when this CPU (or this build's architecture) cannot run it.
+const bam_kernels *bam_kernels_for(bam_family family);
+
+/// CPU features the dispatcher looked at, as flags (cpuid + xgetbv, read once).
+enum {
+    BAM_CPU_AVX2 = 1 << 0, BAM_CPU_FMA = 1 << 1, BAM_CPU_F16C = 1 << 2,
+    BAM_CPU_AVX512F = 1 << 3, BAM_CPU_AVX512BW = 1 << 4, BAM_CPU_AVX512VL = 1 << 5,
+    BAM_CPU_AVX512_VNNI = 1 << 6, BAM_CPU_AVX_VNNI = 1 << 7, BAM_CPU_AVX512_BF16 = 1 << 8,
+};
+unsigned bam_cpu_features(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

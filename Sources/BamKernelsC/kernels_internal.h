@@ -1,0 +1,104 @@
+// Scalar helpers shared by every kernel family (the portable family, and the tails of the SIMD
+// loops), and the per-family tables the dispatcher hands out.
+#ifndef BAM_KERNELS_INTERNAL_H
+#define BAM_KERNELS_INTERNAL_H
+
+#include "bam_kernels.h"
+#include <math.h>
+#include <string.h>
+
+// Unaligned loads: weights come straight from a file mapping.
+static inline uint16_t bam_load_u16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline float bam_load_f32(const void *p) { float v; memcpy(&v, p, 4); return v; }
+static inline uint32_t bam_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float bam_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static inline float bam_bf16_to_f32_1(uint16_t h) { return bam_bits_f32((uint32_t)h << 16); }
+
+// Round to nearest even; a NaN keeps its sign and top payload bits and is made quiet (so that
+// truncating the payload cannot turn it into infinity).
+static inline uint16_t bam_f32_to_bf16_1(float f) {
+    uint32_t u = bam_f32_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x0040u);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+#if defined(__aarch64__)
+// arm64 converts halves in hardware (fcvt: exact widening, round-to-nearest-even narrowing), the
+// same instructions Swift's Float16 conversions use there.
+static inline float bam_f16_to_f32_1(uint16_t h) { _Float16 f; memcpy(&f, &h, 2); return (float)f; }
+static inline uint16_t bam_f32_to_f16_1(float f) { _Float16 h = (_Float16)f; uint16_t u; memcpy(&u, &h, 2); return u; }
+#else
+// IEEE binary16 -> binary32, exact. A NaN is quieted, as F16C's vcvtph2ps does.
+static inline float bam_f16_to_f32_1(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+    if (exponent == 0x1f) return bam_bits_f32(sign | 0x7f800000u | (mantissa << 13) | (mantissa ? 0x00400000u : 0));
+    if (exponent != 0) return bam_bits_f32(sign | ((exponent + 112) << 23) | (mantissa << 13));
+    // Zero or subnormal: mantissa * 2^-24, exact in float32.
+    float v = (float)mantissa * 0x1p-24f;
+    return sign ? -v : v;
+}
+
+// binary32 -> binary16, round to nearest even (what vcvtps2ph with _MM_FROUND_TO_NEAREST_INT does).
+static inline uint16_t bam_f32_to_f16_1(float f) {
+    uint32_t u = bam_f32_bits(f);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return sign | 0x7e00u | (uint16_t)((a >> 13) & 0x3ffu);  // NaN, quiet
+    if (a >= 0x477ff000u) return sign | 0x7c00u;   // >= 65520 (half-way past 65504) -> infinity
+    if (a >= 0x38800000u) {                          // a normal half (>= 2^-14): rebias, round 13 bits
+        uint32_t r = a - 0x38000000u;
+        return sign | (uint16_t)((r + 0x0fffu + ((r >> 13) & 1u)) >> 13);
+    }
+    if (a < 0x33000000u) return sign;                // < 2^-25 (or exactly it: a tie to even) -> zero
+    // Subnormal half: value / 2^-24 rounded to nearest even. value = m * 2^(e - 150).
+    uint32_t e = a >> 23, m = (a & 0x7fffffu) | 0x800000u;
+    uint32_t shift = 126 - e;                        // e in [102, 112] -> shift in [14, 24]
+    uint32_t q = m >> shift, rest = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (q & 1u))) q++;
+    return sign | (uint16_t)q;
+}
+#endif
+
+// One Q8_0 block from 32 floats, as ggml's quantize_row_q8_0_ref (and gguf-py) define it.
+static inline void bam_quantize_block_q8_0(uint8_t *dst, const float *x) {
+    float amax = 0;
+    for (int j = 0; j < BAM_Q8_0_BLOCK; j++) amax = fmaxf(amax, fabsf(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    uint16_t dh = bam_f32_to_f16_1(d);
+    memcpy(dst, &dh, 2);
+    for (int j = 0; j < BAM_Q8_0_BLOCK; j++) {
+        float v = roundf(x[j] * id);
+        // |x * id| <= 127 up to rounding; NaN (from a NaN input) becomes -128 as the SIMD
+        // conversions' "integer indefinite" does, instead of undefined behaviour.
+        int q = (v >= -128.0f && v <= 127.0f) ? (int)v : (v > 0 ? 127 : -128);
+        dst[2 + j] = (uint8_t)(int8_t)q;
+    }
+}
+
+// The family tables (generic.c, x86_avx2*.c, x86_avx512*.c). The VNNI tables differ from their
+// family only in the Q8_0 dot product and share the other entries, declared here.
+extern const bam_kernels bam_kernels_generic;
+#if defined(__x86_64__)
+extern const bam_kernels bam_kernels_avx2;
+extern const bam_kernels bam_kernels_avx2_vnni;
+extern const bam_kernels bam_kernels_avx512;
+extern const bam_kernels bam_kernels_avx512_vnni;
+
+#define BAM_SHARED_ENTRIES(prefix) \
+    void prefix##_matmul_f32(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_f16(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_bf16(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_quantize_q8_0(void *, const float *, size_t); \
+    void prefix##_q8_0_to_f32(float *, const void *, size_t); \
+    void prefix##_f16_to_f32(float *, const void *, size_t); \
+    void prefix##_f32_to_f16(void *, const float *, size_t); \
+    void prefix##_bf16_to_f32(float *, const void *, size_t); \
+    void prefix##_f32_to_bf16(void *, const float *, size_t);
+BAM_SHARED_ENTRIES(bam_avx2)
+BAM_SHARED_ENTRIES(bam_avx512)
+#endif
+
+#endif

@@ -1,0 +1,217 @@
+// The AVX2 family (AVX2 + FMA + F16C: Haswell and later, every AMD Zen). Compiled with
+// per-function target attributes, so the rest of the program keeps the baseline x86-64 flags;
+// dispatch.c hands the table out only after cpuid has confirmed the features.
+#if defined(__x86_64__)
+#include "kernels_internal.h"
+#include "x86_intrinsics.h"
+
+#define AVX2 BAM_TARGET("avx2,fma,f16c")
+#define AVX2_INLINE static inline __attribute__((always_inline)) AVX2
+
+enum stored { STORED_F32, STORED_F16, STORED_BF16 };
+
+// Eight stored values widened to float32 in registers (f16 through F16C, bf16 by a 16-bit shift).
+AVX2_INLINE __m256 load8(const uint8_t *p, const enum stored kind) {
+    switch (kind) {
+    case STORED_F32: return _mm256_loadu_ps((const float *)p);
+    case STORED_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    default: return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+    }
+}
+
+AVX2_INLINE float load1(const uint8_t *p, const enum stored kind) {
+    switch (kind) {
+    case STORED_F32: return bam_load_f32(p);
+    case STORED_F16: return bam_f16_to_f32_1(bam_load_u16(p));
+    default: return bam_bf16_to_f32_1(bam_load_u16(p));
+    }
+}
+
+AVX2_INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// R weight rows against T activation rows: R * T accumulators stay in registers, each weight
+// vector is loaded once and used T times, each activation vector once and used R times. R and T
+// are compile-time constants at every call site (the switch below), so the loops unroll fully.
+AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *x,
+                              size_t x_stride, const int R, const int T, const int cols, const enum stored kind,
+                              const size_t element_bytes) {
+    __m256 acc[4][BAM_MATMUL_MAX_ROWS];
+    for (int i = 0; i < R; i++)
+        for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
+    int c = 0;
+    for (; c + 8 <= cols; c += 8) {
+        __m256 wv[4];
+        for (int i = 0; i < R; i++) wv[i] = load8(w + (size_t)i * w_stride + (size_t)c * element_bytes, kind);
+        for (int t = 0; t < T; t++) {
+            const __m256 xv = _mm256_loadu_ps((const float *)(x + (size_t)t * x_stride) + c);
+            for (int i = 0; i < R; i++) acc[i][t] = _mm256_fmadd_ps(wv[i], xv, acc[i][t]);
+        }
+    }
+    for (int i = 0; i < R; i++) {
+        for (int t = 0; t < T; t++) {
+            float s = hsum8(acc[i][t]);
+            const float *xt = (const float *)(x + (size_t)t * x_stride);
+            for (int k = c; k < cols; k++) s += load1(w + (size_t)i * w_stride + (size_t)k * element_bytes, kind) * xt[k];
+            y[(size_t)t * ldy + i] = s;
+        }
+    }
+}
+
+// Four weight rows at a time for one activation row (four independent FMA chains), two for two
+// to four rows, one beyond (T accumulators are enough chains then).
+#define RUN_TILES(R, T)                                                                                           \
+    do {                                                                                                          \
+        int r = 0;                                                                                                \
+        for (; r + (R) <= rows; r += (R))                                                                         \
+            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, x, x_stride, R, T, cols, kind, bytes);    \
+        for (; r < rows; r++)                                                                                     \
+            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, x, x_stride, 1, T, cols, kind, bytes);    \
+    } while (0)
+
+AVX2_INLINE void matmul_widened(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *x,
+                                size_t x_stride, int T, int rows, int cols, const enum stored kind, const size_t bytes) {
+    switch (T) {
+    case 1: RUN_TILES(4, 1); break;
+    case 2: RUN_TILES(2, 2); break;
+    case 3: RUN_TILES(2, 3); break;
+    case 4: RUN_TILES(2, 4); break;
+    case 5: RUN_TILES(1, 5); break;
+    case 6: RUN_TILES(1, 6); break;
+    case 7: RUN_TILES(1, 7); break;
+    default: RUN_TILES(1, 8); break;
+    }
+}
+
+AVX2 void bam_avx2_matmul_f32(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                              int T, int rows, int cols) {
+    matmul_widened(y, ldy, w, w_stride, x, x_stride, T, rows, cols, STORED_F32, 4);
+}
+
+AVX2 void bam_avx2_matmul_f16(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                              int T, int rows, int cols) {
+    matmul_widened(y, ldy, w, w_stride, x, x_stride, T, rows, cols, STORED_F16, 2);
+}
+
+AVX2 void bam_avx2_matmul_bf16(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                               int T, int rows, int cols) {
+    matmul_widened(y, ldy, w, w_stride, x, x_stride, T, rows, cols, STORED_BF16, 2);
+}
+
+// roundf on eight lanes: truncate, then step away from zero where the dropped fraction is at
+// least one half (v - trunc(v) is exact). _mm256_round_ps has no half-away-from-zero mode, and
+// the reference quantizer uses roundf.
+AVX2_INLINE __m256 round_half_away(__m256 v) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    const __m256 step = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(t, _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ), step));
+}
+
+// Q8_0 quantization of activations or weights, bit for bit the reference's (kernels_internal.h):
+// the same max, the same d = amax / 127 and id = 1 / d, the same products, the same rounding.
+AVX2 void bam_avx2_quantize_q8_0(void *dst, const float *src, size_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (size_t b = 0; b < n / BAM_Q8_0_BLOCK; b++) {
+        const float *x = src + b * BAM_Q8_0_BLOCK;
+        uint8_t *out = (uint8_t *)dst + b * BAM_Q8_0_BYTES;
+        __m256 v[4];
+        for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v[0]), _mm256_andnot_ps(sign, v[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v[2]), _mm256_andnot_ps(sign, v[3])));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const float id = d != 0 ? 1.0f / d : 0.0f;
+        const uint16_t dh = (uint16_t)_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        memcpy(out, &dh, 2);
+        const __m256 idv = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++) q[k] = _mm256_cvttps_epi32(round_half_away(_mm256_mul_ps(v[k], idv)));
+        // Saturating packs interleave the 128-bit lanes; the permutation restores element order.
+        __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)(out + 2), _mm256_permutevar8x32_epi32(packed, order));
+    }
+}
+
+AVX2 void bam_avx2_q8_0_to_f32(float *dst, const void *src, size_t n) {
+    for (size_t b = 0; b < n / BAM_Q8_0_BLOCK; b++) {
+        const uint8_t *blk = (const uint8_t *)src + b * BAM_Q8_0_BYTES;
+        const __m256 d = _mm256_set1_ps(_cvtsh_ss(bam_load_u16(blk)));
+        for (int k = 0; k < 4; k++) {
+            const __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 2 + 8 * k));
+            _mm256_storeu_ps(dst + b * BAM_Q8_0_BLOCK + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
+        }
+    }
+}
+
+AVX2 void bam_avx2_f16_to_f32(float *dst, const void *src, size_t n) {
+    const uint8_t *s = src;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + 2 * i))));
+    for (; i < n; i++) dst[i] = bam_f16_to_f32_1(bam_load_u16(s + 2 * i));
+}
+
+AVX2 void bam_avx2_f32_to_f16(void *dst, const float *src, size_t n) {
+    uint8_t *d = dst;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(d + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) {
+        const uint16_t h = bam_f32_to_f16_1(src[i]);
+        memcpy(d + 2 * i, &h, 2);
+    }
+}
+
+AVX2 void bam_avx2_bf16_to_f32(float *dst, const void *src, size_t n) {
+    const uint8_t *s = src;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load8(s + 2 * i, STORED_BF16));
+    for (; i < n; i++) dst[i] = bam_bf16_to_f32_1(bam_load_u16(s + 2 * i));
+}
+
+// Round to nearest even as bam_f32_to_bf16_1 does, eight lanes at a time; NaN lanes keep their
+// top bits and are made quiet.
+AVX2 void bam_avx2_f32_to_bf16(void *dst, const float *src, size_t n) {
+    uint8_t *d = dst;
+    const __m256i one = _mm256_set1_epi32(1), bias = _mm256_set1_epi32(0x7fff), quiet = _mm256_set1_epi32(0x40);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(src + i);
+        const __m256i u = _mm256_castps_si256(v);
+        const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), one);
+        __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, bias), lsb), 16);
+        const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        r = _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_srli_epi32(u, 16), quiet), nan);
+        // Every lane holds 0...0xffff, so the unsigned-saturating pack is exact.
+        _mm_storeu_si128((__m128i *)(d + 2 * i), _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+    }
+    for (; i < n; i++) {
+        const uint16_t h = bam_f32_to_bf16_1(src[i]);
+        memcpy(d + 2 * i, &h, 2);
+    }
+}
+
+// The Q8_0 dot product with maddubs + madd (x86_q8_0_avx2.h).
+#define BAM_Q8_TARGET BAM_TARGET("avx2,fma,f16c")
+#define BAM_Q8_DOT(aw, sx) _mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))
+#define BAM_Q8_MATMUL bam_avx2_matmul_q8_0
+#include "x86_q8_0_avx2.h"
+
+const bam_kernels bam_kernels_avx2 = {
+    .name = "avx2",
+    .matmul_f32 = bam_avx2_matmul_f32, .matmul_f16 = bam_avx2_matmul_f16, .matmul_bf16 = bam_avx2_matmul_bf16,
+    .matmul_q8_0 = bam_avx2_matmul_q8_0,
+    .quantize_q8_0 = bam_avx2_quantize_q8_0, .q8_0_to_f32 = bam_avx2_q8_0_to_f32,
+    .f16_to_f32 = bam_avx2_f16_to_f32, .f32_to_f16 = bam_avx2_f32_to_f16,
+    .bf16_to_f32 = bam_avx2_bf16_to_f32, .f32_to_bf16 = bam_avx2_f32_to_bf16,
+};
+#endif

@@ -1,0 +1,41 @@
+import BamFormats
+import Foundation
+
+/// Refuses, before anything is allocated, a model whose weights (and whatever a job keeps per
+/// parameter) would not fit in this machine's memory, with the number it would need. Configs are
+/// already capped when parsed (ModelConfig+Limits.swift); this is the second rule of
+/// docs/reliability.md: sizes within the caps can still be more than the machine has.
+public enum ModelMemory {
+    /// Bytes to hold every parameter at `bytesPerParameter` (4 for float32 inference; training
+    /// keeps weights, gradients and two AdamW moments, 16).
+    public static func requiredBytes(config: ModelConfig, bytesPerParameter: Int) -> Int {
+        let params = ModelStatistics(config: config, context: 1).totalParameters
+        let (bytes, overflow) = params.multipliedReportingOverflow(by: bytesPerParameter)
+        return overflow ? .max : bytes
+    }
+
+    /// Physical memory, or the cgroup (v2 or v1) limit when the process runs under a smaller one.
+    public static var availableBytes: Int {
+        var limit = Int(clamping: ProcessInfo.processInfo.physicalMemory)
+        for path in ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"] {
+            if let s = try? String(contentsOfFile: path, encoding: .utf8),
+               let v = Int(s.trimmingCharacters(in: .whitespacesAndNewlines)), v > 0 {
+                limit = min(limit, v)
+            }
+        }
+        return limit
+    }
+
+    /// Throws when `requiredBytes + extraBytes` exceeds the memory available. `purpose` names the
+    /// job in the message ("forward", "training", ...).
+    public static func requireFits(config: ModelConfig, bytesPerParameter: Int, extraBytes: Int = 0,
+                                   purpose: String) throws {
+        let weights = requiredBytes(config: config, bytesPerParameter: bytesPerParameter)
+        let (need, overflow) = weights.addingReportingOverflow(max(0, extraBytes))
+        let have = availableBytes
+        guard overflow || need > have else { return }
+        func gib(_ b: Int) -> String { String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
+        let needText = overflow ? "more than 2^63 bytes" : "\(gib(need)) (\(need) bytes)"
+        throw BamError.unsupported("\(purpose) of this model needs \(needText) for its \(ModelStatistics(config: config, context: 1).totalParameters) parameters at \(bytesPerParameter) bytes each, but this machine has \(gib(have)) — refused before allocating; use a smaller model or a machine with more memory")
+    }
+}

@@ -1,0 +1,159 @@
+import BamKernelsC
+import Foundation
+
+/// The families of low-precision kernels in BamKernelsC, each a complete table: portable C, AVX2
+/// (+ FMA + F16C), AVX-512 (F + BW + VL), and the VNNI variants whose only difference is the
+/// Q8_0 dot product. Which ones a CPU can run is read once from cpuid (not from compile flags), so
+/// one binary serves every x86-64 machine.
+public enum KernelFamily: String, CaseIterable, Sendable {
+    case generic
+    case avx2
+    case avx2VNNI = "avx2-vnni"
+    case avx512
+    case avx512VNNI = "avx512-vnni"
+
+    var cFamily: bam_family {
+        switch self {
+        case .generic: BAM_FAMILY_GENERIC
+        case .avx2: BAM_FAMILY_AVX2
+        case .avx2VNNI: BAM_FAMILY_AVX2_VNNI
+        case .avx512: BAM_FAMILY_AVX512
+        case .avx512VNNI: BAM_FAMILY_AVX512_VNNI
+        }
+    }
+
+    /// The family's kernels, or nil when this CPU cannot run them.
+    public var kernels: WeightKernels? {
+        bam_kernels_for(cFamily).map { WeightKernels(family: self, table: $0) }
+    }
+
+    /// Every family this CPU runs, least capable first.
+    public static var supported: [KernelFamily] { allCases.filter { $0.kernels != nil } }
+
+    /// The CPU features the dispatcher read (names as in /proc/cpuinfo), for reports.
+    public static var cpuFeatures: [String] {
+        let f = bam_cpu_features()
+        let names: [(UInt32, String)] = [
+            (UInt32(BAM_CPU_AVX2), "avx2"), (UInt32(BAM_CPU_FMA), "fma"), (UInt32(BAM_CPU_F16C), "f16c"),
+            (UInt32(BAM_CPU_AVX512F), "avx512f"), (UInt32(BAM_CPU_AVX512BW), "avx512bw"),
+            (UInt32(BAM_CPU_AVX512VL), "avx512vl"), (UInt32(BAM_CPU_AVX512_VNNI), "avx512_vnni"),
+            (UInt32(BAM_CPU_AVX_VNNI), "avx_vnni"), (UInt32(BAM_CPU_AVX512_BF16), "avx512_bf16"),
+        ]
+        return names.filter { f & $0.0 != 0 }.map(\.1)
+    }
+}
+
+/// One family's kernel table, with Swift signatures. `WeightKernels.active` is what `linear`
+/// uses; tests and benchmarks call each family directly.
+public struct WeightKernels: @unchecked Sendable {
+    public let family: KernelFamily
+    let table: UnsafePointer<bam_kernels>
+
+    /// BAM_MIX_KERNELS=generic|avx2|avx2-vnni|avx512|avx512-vnni forces a family (tests,
+    /// benchmarks); otherwise the most capable one the CPU runs. Forcing a family the CPU cannot
+    /// run stops the process with a message rather than quietly measuring another family.
+    public static let active: WeightKernels = {
+        if let name = ProcessInfo.processInfo.environment["BAM_MIX_KERNELS"], !name.isEmpty {
+            guard let family = KernelFamily(rawValue: name.lowercased()) else {
+                fatalError("BAM_MIX_KERNELS=\(name): expected one of \(KernelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard let kernels = family.kernels else {
+                fatalError("BAM_MIX_KERNELS=\(name): this CPU cannot run that family (it runs \(KernelFamily.supported.map(\.rawValue).joined(separator: ", "))); unset the variable or choose one of those")
+            }
+            return kernels
+        }
+        return KernelFamily.supported.last!.kernels!
+    }()
+
+    public var name: String { String(cString: table.pointee.name) }
+
+    /// The fused decode kernel for a stored type (nil for types read through a row dequantizer).
+    func matmul(_ storage: WeightStorage) -> bam_matmul_fn? {
+        switch storage {
+        case .f32: table.pointee.matmul_f32
+        case .f16: table.pointee.matmul_f16
+        case .bf16: table.pointee.matmul_bf16
+        case .q8_0: table.pointee.matmul_q8_0
+        case .dequantized: nil
+        }
+    }
+
+    /// y[t * ldy + r] = sum_c W[r, c] x[t, c] for the first `rows` rows of `w` (rows `wStride`
+    /// bytes apart) and T <= 8 activation rows `xStride` bytes apart: float32 rows, or for Q8_0
+    /// weights rows quantized by `quantizeQ8_0`.
+    public func matmul(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: UnsafeRawPointer, wStride: Int, storage: WeightStorage,
+                       _ x: UnsafeRawPointer, xStride: Int, T: Int, rows: Int, cols: Int) {
+        precondition(T >= 1 && T <= Int(BAM_MATMUL_MAX_ROWS), "matmul: T = \(T) outside 1...\(BAM_MATMUL_MAX_ROWS)")
+        guard let kernel = matmul(storage) else { preconditionFailure("matmul: no fused kernel for \(storage)") }
+        kernel(y, ldy, w, wStride, x, xStride, Int32(T), Int32(rows), Int32(cols))
+    }
+
+    /// `count` floats (a multiple of 32) -> Q8_0 blocks, bit for bit `Q8_0.quantize`.
+    public func quantizeQ8_0(_ out: UnsafeMutableRawPointer, _ inp: UnsafePointer<Float>, count: Int) {
+        precondition(count % Q8_0.blockSize == 0)
+        table.pointee.quantize_q8_0!(out, inp, count)
+    }
+
+    /// Q8_0 blocks -> `count` floats, bit for bit `Q8_0.dequantize`.
+    public func q8_0ToF32(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeRawPointer, count: Int) {
+        precondition(count % Q8_0.blockSize == 0)
+        table.pointee.q8_0_to_f32!(out, inp, count)
+    }
+
+    /// IEEE half -> float32 (exact; the source may be unaligned).
+    public func f16ToF32(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeRawPointer, count: Int) {
+        table.pointee.f16_to_f32!(out, inp, count)
+    }
+
+    /// float32 -> IEEE half, round to nearest even (as `Float16(x)`).
+    public func f32ToF16(_ out: UnsafeMutableRawPointer, _ inp: UnsafePointer<Float>, count: Int) {
+        table.pointee.f32_to_f16!(out, inp, count)
+    }
+
+    /// bfloat16 -> float32 (exact).
+    public func bf16ToF32(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeRawPointer, count: Int) {
+        table.pointee.bf16_to_f32!(out, inp, count)
+    }
+
+    /// float32 -> bfloat16, round to nearest even with NaN kept quiet (as `BFloat16.fromFloat`).
+    public func f32ToBF16(_ out: UnsafeMutableRawPointer, _ inp: UnsafePointer<Float>, count: Int) {
+        table.pointee.f32_to_bf16!(out, inp, count)
+    }
+}
+
+extension WeightKernels {
+    /// Naive twin of `matmul`: scalar Swift, sums in double. Widened types decode each value with
+    /// `DTypeConversion`; Q8_0 sums the int8 products of each block in integers and scales them by
+    /// both half scales (ggml's vec_dot_q8_0_q8_0).
+    public static func matmulNaive(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: UnsafeRawPointer, wStride: Int,
+                                   storage: WeightStorage, _ x: UnsafeRawPointer, xStride: Int, T: Int, rows: Int, cols: Int) {
+        let row = UnsafeMutablePointer<Float>.allocate(capacity: max(cols, 1))
+        defer { row.deallocate() }
+        for r in 0..<rows {
+            let wr = w + r * wStride
+            if storage == .q8_0 {
+                for t in 0..<T {
+                    let xr = x + t * xStride
+                    var s: Double = 0
+                    for b in 0..<(cols / Q8_0.blockSize) {
+                        let wb = wr + b * Q8_0.blockBytes, xb = xr + b * Q8_0.blockBytes
+                        var dot: Int32 = 0
+                        for j in 0..<Q8_0.blockSize {
+                            dot += Int32(wb.load(fromByteOffset: 2 + j, as: Int8.self)) * Int32(xb.load(fromByteOffset: 2 + j, as: Int8.self))
+                        }
+                        s += Double(Float(wb.loadUnaligned(as: Float16.self))) * Double(Float(xb.loadUnaligned(as: Float16.self))) * Double(dot)
+                    }
+                    y[t * ldy + r] = Float(s)
+                }
+            } else {
+                try! DTypeConversion.toFloat32(wr, dtype: storage.dtype, count: cols, into: row)
+                for t in 0..<T {
+                    let xr = x + t * xStride
+                    var s: Double = 0
+                    for c in 0..<cols { s += Double(row[c]) * Double(xr.loadUnaligned(fromByteOffset: 4 * c, as: Float.self)) }
+                    y[t * ldy + r] = Float(s)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,235 @@
+import BamTensors
+import Foundation
+import Testing
+
+/// Every kernel family this CPU runs: each test below runs all of them against the naive twins.
+private let families: [WeightKernels] = KernelFamily.supported.map { $0.kernels! }
+
+/// Raw bytes at an odd address, as a file mapping may hand them out (safetensors data need not be
+/// aligned), kept alive with the test.
+private final class OddBytes {
+    let base: UnsafeMutableRawPointer
+    let pointer: UnsafeMutableRawPointer
+    init(count: Int) {
+        base = .allocate(byteCount: count + 1, alignment: 16)
+        pointer = base + 1
+    }
+    deinit { base.deallocate() }
+}
+
+/// How far a float32 dot product of `n` terms may be from the exact one: any summation order, with
+/// or without fused multiply-adds, errs by at most about n * u * sum|terms| (Higham, Accuracy and
+/// Stability of Numerical Algorithms, 2nd ed., eq. 3.5; u = 2^-24), plus the final rounding.
+private func dotBound(absoluteSum: Double, terms n: Int) -> Double {
+    Double(n + 2) * 0x1p-24 * absoluteSum + 1e-30
+}
+
+@Suite("Low-precision kernels agree with their naive twins")
+struct WeightKernelTests {
+    @Test("the families offered are exactly those the CPU's flags allow")
+    func familiesMatchCPUFlags() throws {
+        print("low-precision kernel families run by these tests: \(families.map(\.name).joined(separator: ", ")); active: \(WeightKernels.active.name); CPU features: \(KernelFamily.cpuFeatures.joined(separator: " "))")
+        #expect(families.first?.family == .generic)
+        #if arch(x86_64) && os(Linux)
+        // /proc/cpuinfo is the kernel's view of cpuid and of the register state it enables: an
+        // independent check that no family this CPU can run goes untested.
+        let info = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let line = try #require(info.split(separator: "\n").first { $0.hasPrefix("flags") })
+        let flags = Set(line.split(separator: ":")[1].split(separator: " ").map(String.init))
+        let avx2 = ["avx2", "fma", "f16c"].allSatisfy(flags.contains)
+        let avx512 = avx2 && ["avx512f", "avx512bw", "avx512vl"].allSatisfy(flags.contains)
+        #expect((KernelFamily.avx2.kernels != nil) == avx2)
+        #expect((KernelFamily.avx2VNNI.kernels != nil) == (avx2 && flags.contains("avx_vnni")))
+        #expect((KernelFamily.avx512.kernels != nil) == avx512)
+        #expect((KernelFamily.avx512VNNI.kernels != nil) == (avx512 && flags.contains("avx512_vnni")))
+        #else
+        #expect(KernelFamily.supported == [.generic])
+        #endif
+    }
+
+    @Test("half -> float32 for every bit pattern, from an unaligned source")
+    func f16Widening() {
+        let n = 65536
+        let src = OddBytes(count: 2 * n)
+        for i in 0..<n { src.pointer.storeBytes(of: UInt16(i), toByteOffset: 2 * i, as: UInt16.self) }
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { out.deallocate() }
+        for k in families {
+            k.f16ToF32(out, src.pointer, count: n)
+            var bad = 0
+            for i in 0..<n {
+                let want = Float(Float16(bitPattern: UInt16(i)))
+                if want.isNaN ? !out[i].isNaN : out[i].bitPattern != want.bitPattern { bad += 1 }
+            }
+            #expect(bad == 0, "\(k.name): \(bad) half values widened wrongly")
+        }
+    }
+
+    @Test("float32 -> half rounds to nearest even like Float16(x), tails and specials included")
+    func f16Narrowing() {
+        var r = TestRandom(seed: 5)
+        var values: [Float] = [0, -0.0, .infinity, -.infinity, .nan, 65504, 65519.996, 65520, 70000, -65520,
+                               0x1p-24, 0x1p-25, 0x1.8p-25, 0x1p-26, 0x1.8p-24, 0x1p-14, 0x1.ffcp-15, 0x1.ffep-15,
+                               1 + 0x1p-11, 1 + 0x1.8p-10, 1 + 0x1p-10 + 0x1p-11, -(1 + 0x1p-11), 2049, 2051, 1e-30,
+                               Float(bitPattern: 0x7FA0_0001), Float(bitPattern: 0xFFC1_2345)]
+        for scale: Float in [1e-7, 1e-5, 1e-3, 1, 300, 3e4] { for _ in 0..<200 { values.append(r.normal() * scale) } }
+        values.append(contentsOf: (0..<13).map { Float($0) * 0.1 })   // a tail shorter than a vector
+        let out = OddBytes(count: 2 * values.count)
+        for k in families {
+            k.f32ToF16(out.pointer, values, count: values.count)
+            for (i, v) in values.enumerated() {
+                let got = out.pointer.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                if v.isNaN {
+                    #expect(Float16(bitPattern: got).isNaN, "\(k.name): NaN #\(i) became \(got)")
+                } else {
+                    #expect(got == Float16(v).bitPattern, "\(k.name): \(v) -> \(String(got, radix: 16)), want \(String(Float16(v).bitPattern, radix: 16))")
+                }
+            }
+        }
+    }
+
+    @Test("bfloat16 <-> float32 match BFloat16 bit for bit, NaNs included")
+    func bf16Conversions() {
+        let n = 65536
+        let src = OddBytes(count: 2 * n)
+        for i in 0..<n { src.pointer.storeBytes(of: UInt16(i), toByteOffset: 2 * i, as: UInt16.self) }
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: n)
+        defer { out.deallocate() }
+        var r = TestRandom(seed: 6)
+        var values: [Float] = [0, -0.0, .infinity, -.infinity, .nan, Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFF81_0000),
+                               Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x3F81_8000), Float(bitPattern: 0x7F7F_FFFF),
+                               Float(bitPattern: 0x0000_8000), Float(bitPattern: 0x8001_8000)]
+        for _ in 0..<1001 { values.append(Float(bitPattern: UInt32(truncatingIfNeeded: r.next()))) }
+        let narrow = OddBytes(count: 2 * values.count)
+        for k in families {
+            k.bf16ToF32(out, src.pointer, count: n)
+            let wide = (0..<n).filter { out[$0].bitPattern != BFloat16.toFloat(UInt16($0)).bitPattern }.count
+            #expect(wide == 0, "\(k.name): \(wide) bf16 values widened wrongly")
+            k.f32ToBF16(narrow.pointer, values, count: values.count)
+            for (i, v) in values.enumerated() {
+                let got = narrow.pointer.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                #expect(got == BFloat16.fromFloat(v), "\(k.name): \(v.bitPattern) -> \(got), want \(BFloat16.fromFloat(v))")
+            }
+        }
+    }
+
+    @Test("Q8_0 quantization is bit for bit Q8_0.quantize, ties rounded away from zero")
+    func q8_0Quantize() {
+        var r = TestRandom(seed: 7)
+        var x: [Float] = []
+        // A block whose scale is exactly 1 (max 127): every x * id is x, and the halves test the
+        // rounding (round-half-even would give 0, 2, -2 where roundf gives 1, 3, -3).
+        x += [127, -127, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 0.49999997, 3.4999998]
+        x += (0..<20).map { Float($0) - 9.5 }
+        x += [Float](repeating: 0, count: 32)                               // d = 0
+        for scale: Float in [1e-6, 0.01, 1, 50, 1e4] { for _ in 0..<(32 * 7) { x.append(r.normal() * scale) } }
+        let blocks = x.count / 32
+        let want = UnsafeMutableRawPointer.allocate(byteCount: blocks * 34, alignment: 1)
+        defer { want.deallocate() }
+        Q8_0.quantize(x, count: x.count, into: want)
+        let got = OddBytes(count: blocks * 34)
+        for k in families {
+            k.quantizeQ8_0(got.pointer, x, count: x.count)
+            #expect(memcmp(got.pointer, want, blocks * 34) == 0, "\(k.name): Q8_0 bytes differ from Q8_0.quantize")
+        }
+        #expect(want.load(fromByteOffset: 2 + 2, as: Int8.self) == 1 && want.load(fromByteOffset: 2 + 7, as: Int8.self) == -3)
+    }
+
+    @Test("Q8_0 dequantization is bit for bit Q8_0.dequantize (any int8, -128 included)")
+    func q8_0Dequantize() {
+        var r = TestRandom(seed: 8)
+        let blocks = 41
+        let src = OddBytes(count: blocks * 34)
+        for b in 0..<blocks {
+            src.pointer.storeBytes(of: Float16(r.normal() * 0.01), toByteOffset: b * 34, as: Float16.self)
+            for j in 0..<32 { src.pointer.storeBytes(of: UInt8(truncatingIfNeeded: r.next()), toByteOffset: b * 34 + 2 + j, as: UInt8.self) }
+        }
+        src.pointer.storeBytes(of: Int8(-128), toByteOffset: 2, as: Int8.self)
+        let want = [Float](unsafeUninitializedCapacity: blocks * 32) { p, n in
+            Q8_0.dequantize(src.pointer, count: blocks * 32, into: p.baseAddress!); n = blocks * 32
+        }
+        let got = UnsafeMutablePointer<Float>.allocate(capacity: blocks * 32)
+        defer { got.deallocate() }
+        for k in families {
+            k.q8_0ToF32(got, src.pointer, count: blocks * 32)
+            let bad = (0..<(blocks * 32)).filter { got[$0].bitPattern != want[$0].bitPattern }.count
+            #expect(bad == 0, "\(k.name): \(bad) Q8_0 values dequantized wrongly")
+        }
+    }
+
+    /// Weights of `storage` (rows, cols) at an odd address, rows `stride` bytes apart, and the
+    /// float32 values they hold.
+    private func storedWeights(_ storage: WeightStorage, rows: Int, cols: Int, random r: inout TestRandom) throws -> (OddBytes, Int) {
+        let stride = storage.dtype.byteCount(elements: cols)! + 6
+        let bytes = OddBytes(count: rows * stride)
+        let row = (0..<cols).map { _ in r.normal() * 0.5 }
+        for i in 0..<rows {
+            let values = row.map { $0 * Float(i % 5 + 1) * (r.uniform() < 0.1 ? -3 : 1) + r.normal() * 0.1 }
+            try DTypeConversion.fromFloat32(values, count: cols, dtype: storage.dtype, into: bytes.pointer + i * stride)
+        }
+        if storage == .q8_0 {
+            // Files may hold -128 (the reference quantizer never writes it): |w| must not overflow.
+            for i in 0..<rows { bytes.pointer.storeBytes(of: Int8(-128), toByteOffset: i * stride + 2 + 5, as: Int8.self) }
+        }
+        return (bytes, stride)
+    }
+
+    @Test("fused decode kernels, 1 to 8 activation rows, every stored type",
+          arguments: [WeightStorage.f32, .f16, .bf16, .q8_0])
+    func matmul(storage: WeightStorage) throws {
+        var r = TestRandom(seed: 9)
+        // 13 rows: not a multiple of the 2- or 4-row tiles; 133 columns: a tail after the vectors
+        // (Q8_0: 5 blocks, an odd number for the two-block AVX-512 steps).
+        let rows = 13, cols = storage == .q8_0 ? 160 : 133, ldy = rows + 3
+        let (w, wStride) = try storedWeights(storage, rows: rows, cols: cols, random: &r)
+        let T = WeightMatrix.fusedRowLimit
+        let xf = (0..<(T * cols)).map { _ in r.normal() }
+        // The activations as the kernel takes them: float32 rows (stride cols + 3), or Q8_0 rows.
+        let xStride = storage == .q8_0 ? Q8_0.blockBytes * cols / 32 + 2 : 4 * (cols + 3)
+        let x = OddBytes(count: T * xStride)
+        let xAligned = UnsafeMutableRawPointer.allocate(byteCount: T * xStride, alignment: 64)
+        defer { xAligned.deallocate() }
+        for t in 0..<T {
+            if storage == .q8_0 {
+                Q8_0.quantize(xf.withUnsafeBufferPointer { $0.baseAddress! + t * cols }, count: cols, into: xAligned + t * xStride)
+            } else {
+                (xAligned + t * xStride).copyMemory(from: xf.withUnsafeBufferPointer { $0.baseAddress! + t * cols }, byteCount: 4 * cols)
+            }
+        }
+        x.pointer.copyMemory(from: xAligned, byteCount: T * xStride)
+        // Each term's magnitude, for the bound: the dequantized weight times the activation the
+        // kernel sees (for Q8_0, the dequantized activation; d * q is exact in float32).
+        var wf = [Float](repeating: 0, count: cols), xd = [Float](repeating: 0, count: cols)
+        var absSums = [Double](repeating: 0, count: T * rows)
+        for i in 0..<rows {
+            try DTypeConversion.toFloat32(w.pointer + i * wStride, dtype: storage.dtype, count: cols, into: &wf)
+            for t in 0..<T {
+                if storage == .q8_0 { Q8_0.dequantize(xAligned + t * xStride, count: cols, into: &xd) } else {
+                    for c in 0..<cols { xd[c] = xf[t * cols + c] }
+                }
+                absSums[t * rows + i] = (0..<cols).reduce(0.0) { $0 + abs(Double(wf[$1]) * Double(xd[$1])) }
+            }
+        }
+        let want = UnsafeMutablePointer<Float>.allocate(capacity: T * ldy)
+        let got = UnsafeMutablePointer<Float>.allocate(capacity: T * ldy)
+        defer { want.deallocate(); got.deallocate() }
+        for k in families {
+            for t in 1...T {
+                WeightKernels.matmulNaive(want, ldy: ldy, w.pointer, wStride: wStride, storage: storage, x.pointer, xStride: xStride,
+                                          T: t, rows: rows, cols: cols)
+                got.update(repeating: .nan, count: T * ldy)
+                k.matmul(got, ldy: ldy, w.pointer, wStride: wStride, storage: storage, x.pointer, xStride: xStride, T: t, rows: rows, cols: cols)
+                var worst = 0.0
+                for tt in 0..<t {
+                    for i in 0..<rows {
+                        let err = abs(Double(got[tt * ldy + i]) - Double(want[tt * ldy + i]))
+                        let bound = dotBound(absoluteSum: absSums[tt * rows + i], terms: cols)
+                        worst = max(worst, err.isNaN ? .infinity : err / bound)
+                    }
+                    for i in rows..<ldy { #expect(got[tt * ldy + i].isNaN, "\(k.name): wrote past the rows") }
+                }
+                #expect(worst <= 1, "\(k.name) \(storage) T=\(t): error \(worst)x the summation-order bound")
+            }
+        }
+    }
+}
