@@ -9,6 +9,7 @@ nonisolated(unsafe) var extraBenchmarks: [String: ([String]) throws -> Void] = [
     "mix": runMixBench, "mix-child": runMixChild, "bam": runBAMBench,
     "tokenizer": { runTokenizerBench(arguments: $0) },
     "train": runTrainBench,
+    "dequant": runDequantBench, "gguf-load": runGGUFLoadBench,
     "kernels": runKernelBench,
 ]
 

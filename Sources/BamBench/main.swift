@@ -3,6 +3,8 @@
 //
 //   swift run -c release BamBench perplexity [--chunks N] [--model DIR]
 //   swift run -c release BamBench tokenizer TOKENIZER.json TEXT
+//   swift run -c release BamBench dequant [--values N]        (ggml block types, MB/s)
+//   swift run -c release BamBench gguf-load --model X.gguf    (tools/bench_gguf_load.py compares llama.cpp)
 //   swift run -c release BamBench kernels [--rows N] [--cols N] [--tokens T] [--rounds R]
 import BamModels
 import Foundation

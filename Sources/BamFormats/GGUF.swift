@@ -110,15 +110,27 @@ public enum GGUFValue: Equatable, Sendable {
 }
 
 /// ggml tensor types (ggml.h `enum ggml_type`), with the block layout needed to size their data.
-/// Only F32, F16, BF16 and Q8_0 (plus F64) can be decoded to float32 here; the others are
-/// recognised so that a file holding them can still be inspected.
+/// Every type is recognised (so any GGUF can be opened and inspected); those with a bam-mix
+/// `DType` (`dtype` non-nil) can be decoded to float32, the others are refused by name.
 public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt32
     public init(rawValue: UInt32) { self.rawValue = rawValue }
 
     public static let f32 = GGMLType(rawValue: 0)
     public static let f16 = GGMLType(rawValue: 1)
+    public static let q4_0 = GGMLType(rawValue: 2)
+    public static let q4_1 = GGMLType(rawValue: 3)
+    public static let q5_0 = GGMLType(rawValue: 6)
+    public static let q5_1 = GGMLType(rawValue: 7)
     public static let q8_0 = GGMLType(rawValue: 8)
+    public static let q2_K = GGMLType(rawValue: 10)
+    public static let q3_K = GGMLType(rawValue: 11)
+    public static let q4_K = GGMLType(rawValue: 12)
+    public static let q5_K = GGMLType(rawValue: 13)
+    public static let q6_K = GGMLType(rawValue: 14)
+    public static let q8_K = GGMLType(rawValue: 15)
+    public static let iq4_nl = GGMLType(rawValue: 20)
+    public static let iq4_xs = GGMLType(rawValue: 23)
     public static let i8 = GGMLType(rawValue: 24)
     public static let i16 = GGMLType(rawValue: 25)
     public static let i32 = GGMLType(rawValue: 26)
@@ -127,7 +139,7 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
     public static let bf16 = GGMLType(rawValue: 30)
 
     /// (name, values per block, bytes per block), from ggml.c's type_traits (also gguf-py's
-    /// GGML_QUANT_SIZES). Removed types (4, 5, 31-33, 36-38) are absent on purpose.
+    /// GGML_QUANT_SIZES). Removed types (4, 5, 31-33, 36-38) are in `removed`.
     static let traits: [UInt32: (String, Int, Int)] = [
         0: ("F32", 1, 4), 1: ("F16", 1, 2), 2: ("Q4_0", 32, 18), 3: ("Q4_1", 32, 20),
         6: ("Q5_0", 32, 22), 7: ("Q5_1", 32, 24), 8: ("Q8_0", 32, 34), 9: ("Q8_1", 32, 36),
@@ -140,18 +152,40 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
         40: ("NVFP4", 64, 36), 41: ("Q1_0", 128, 18),
     ]
 
+    /// Ids ggml once used and has removed (ggml.h keeps them as comments), for error messages.
+    static let removed: [UInt32: String] = [
+        4: "Q4_2", 5: "Q4_3", 31: "Q4_0_4_4", 32: "Q4_0_4_8", 33: "Q4_0_8_8",
+        36: "IQ4_NL_4_4", 37: "IQ4_NL_4_8", 38: "IQ4_NL_8_8",
+    ]
+
     public var isKnown: Bool { Self.traits[rawValue] != nil }
-    public var name: String { Self.traits[rawValue]?.0 ?? "type \(rawValue)" }
+    public var name: String {
+        if let t = Self.traits[rawValue] { return t.0 }
+        if let r = Self.removed[rawValue] { return "type \(rawValue) (\(r), removed from ggml)" }
+        return "type \(rawValue)"
+    }
     public var blockSize: Int { Self.traits[rawValue]?.1 ?? 0 }
     public var blockBytes: Int { Self.traits[rawValue]?.2 ?? 0 }
     public var description: String { name }
 
-    /// The bam-mix dtype holding the same bytes, when there is one.
+    /// The bam-mix dtype holding the same bytes, when there is one (every type bam-mix decodes).
     public var dtype: DType? {
         switch rawValue {
         case 0: .f32
         case 1: .f16
+        case 2: .q4_0
+        case 3: .q4_1
+        case 6: .q5_0
+        case 7: .q5_1
         case 8: .q8_0
+        case 10: .q2_K
+        case 11: .q3_K
+        case 12: .q4_K
+        case 13: .q5_K
+        case 14: .q6_K
+        case 15: .q8_K
+        case 20: .iq4_nl
+        case 23: .iq4_xs
         case 24: .i8
         case 25: .i16
         case 26: .i32
@@ -166,13 +200,25 @@ public struct GGMLType: RawRepresentable, Hashable, Sendable, CustomStringConver
         switch dtype {
         case .f32: self = .f32
         case .f16: self = .f16
-        case .q8_0: self = .q8_0
         case .bf16: self = .bf16
         case .f64: self = .f64
         case .i8: self = .i8
         case .i16: self = .i16
         case .i32: self = .i32
         case .i64: self = .i64
+        case .q4_0: self = .q4_0
+        case .q4_1: self = .q4_1
+        case .q5_0: self = .q5_0
+        case .q5_1: self = .q5_1
+        case .q8_0: self = .q8_0
+        case .q2_K: self = .q2_K
+        case .q3_K: self = .q3_K
+        case .q4_K: self = .q4_K
+        case .q5_K: self = .q5_K
+        case .q6_K: self = .q6_K
+        case .q8_K: self = .q8_K
+        case .iq4_nl: self = .iq4_nl
+        case .iq4_xs: self = .iq4_xs
         case .u8, .bool: return nil
         }
     }
@@ -310,7 +356,7 @@ public final class GGUFFile: @unchecked Sendable {
             let typeRaw = try r.u32("the type of \(whereT)")
             let type = GGMLType(rawValue: typeRaw)
             guard type.isKnown else {
-                throw BamError.format(path, "GGUF \(whereT): unknown ggml tensor type \(typeRaw)")
+                throw BamError.format(path, "GGUF \(whereT): unknown ggml tensor \(type.name) — re-quantize the model with a current llama.cpp, or the file is corrupt")
             }
             let offset = try r.u64("the data offset of \(whereT)")
             guard offset <= UInt64(Int64.max) else {

@@ -14,14 +14,22 @@ public enum GGUFConverter {
     /// GGML_QUANT_VERSION, which convert_hf_to_gguf.py writes into every file.
     static let quantizationVersion: UInt32 = 2
 
-    /// Writes `ckpt` as one GGUF file. `dtype` nil keeps the checkpoint's own type (f64 -> f32);
-    /// f32 / f16 / bf16 / q8_0 cast the 2-D weights, while 1-D tensors, biases and MoE routers stay
-    /// F32 as in llama.cpp, and Q8_0 falls back to F16 for rows that are not whole 32-value blocks.
+    /// The types `hfToGGUF` writes the 2-D weights in: plain floats and the block types bam-mix
+    /// quantises (bit-identical to gguf-py's quantisers).
+    public static let writableTypes: [DType] = [.f32, .f16, .bf16] + BlockQuantization.writable
+
+    /// Writes `ckpt` (an HF checkpoint, or a GGUF being re-quantised) as one GGUF file. `dtype` nil
+    /// keeps the checkpoint's own type (f64 and types bam-mix cannot write -> f32); a float or
+    /// block type casts the 2-D weights, while 1-D tensors, biases and MoE routers stay F32 as in
+    /// llama.cpp, and a block type falls back to F16 for rows that are not whole blocks.
+    /// `tokenizerFrom` supplies the `tokenizer.*` keys from a GGUF (mixes of GGUF experts);
+    /// `extraMetadata` adds keys or replaces the ones the converter writes.
     @discardableResult
-    public static func hfToGGUF(_ ckpt: Checkpoint, output: URL, dtype: DType?) throws -> GGUFConversionReport {
+    public static func hfToGGUF(_ ckpt: Checkpoint, output: URL, dtype: DType?, tokenizerFrom: GGUFFile? = nil,
+                                extraMetadata: [(String, GGUFValue)] = []) throws -> GGUFConversionReport {
         var report = GGUFConversionReport()
-        if let d = dtype, ![.f32, .f16, .bf16, .q8_0].contains(d) {
-            throw BamError.usage("GGUF output dtype must be f32, f16, bf16 or q8_0, not \(d.rawValue)")
+        if let d = dtype, !writableTypes.contains(d) {
+            throw BamError.usage("GGUF output dtype must be one of \(writableTypes.map { $0.rawValue.lowercased() }.joined(separator: ", ")), not \(d.rawValue.lowercased())\(d.isQuantized ? " (bam-mix has no quantiser for it; use llama-quantize on an F32 or F16 GGUF)" : "")")
         }
         let cfg = ckpt.config
         let store = ckpt.store
@@ -42,7 +50,7 @@ public enum GGUFConverter {
         var sourceBytes: [DType: Int] = [:]
         for n in store.names { if let i = store.info(n), i.shape.count >= 2 { sourceBytes[i.dtype, default: 0] += i.count } }
         var keep = sourceBytes.max { $0.value < $1.value }?.key ?? .f32
-        if ![DType.f32, .f16, .bf16, .q8_0].contains(keep) { keep = .f32 }
+        if !writableTypes.contains(keep) { keep = .f32 }
         let base = dtype ?? keep
 
         // Plan the GGUF tensors in the order their first HF tensor appears. A GGUF tensor is written
@@ -132,14 +140,14 @@ public enum GGUFConverter {
             let isRouter = p.name.contains(".ffn_gate_inp.") || p.name.contains(".attn_gate_inp.")
             if p.shape.count <= 1 || p.name.hasSuffix("_norm.weight") || !p.name.hasSuffix(".weight") || isRouter {
                 planned[i].dtype = .f32
-            } else if base == .q8_0, p.shape.last! % Q8_0.blockSize != 0 {
+            } else if base.isQuantized, p.shape.last! % base.blockSize != 0 {
                 planned[i].dtype = .f16
                 fellBack += 1
             } else {
                 planned[i].dtype = base
             }
         }
-        if fellBack > 0 { report.notes.append("\(fellBack) tensor(s) have rows that are not whole Q8_0 blocks of 32 and were written as F16 (as llama.cpp does)") }
+        if fellBack > 0 { report.notes.append("\(fellBack) tensor(s) have rows that are not whole \(base.rawValue) blocks of \(base.blockSize) and were written as F16 (as llama.cpp's converter does)") }
 
         let entries: [TensorWriteEntry] = planned.map { p in
             TensorWriteEntry(name: p.name, dtype: p.dtype, shape: p.shape) { write in
@@ -152,13 +160,15 @@ public enum GGUFConverter {
         report.tensorsWritten = entries.count
 
         var meta = try architectureMetadata(ckpt, arch: arch, fileType: base)
-        if let g = store as? GGUFStore {
-            for k in g.file.keys where k.hasPrefix("tokenizer.") { meta.append((k, g.file[k]!)) }
+        if let g = tokenizerFrom ?? (store as? GGUFStore)?.file {
+            for k in g.keys where k.hasPrefix("tokenizer.") { meta.append((k, g[k]!)) }
         } else if let tok = try GGUFTokenizer.ggufMetadata(directory: ckpt.directory, vocabSize: cfg.vocabSize) {
             meta += tok
         } else {
             report.notes.append("no tokenizer.json in \(ckpt.directory.path): the GGUF has no vocabulary (llama.cpp needs one to run it)")
         }
+        let replaced = Set(extraMetadata.map(\.0))
+        meta = meta.filter { !replaced.contains($0.0) } + extraMetadata
         try GGUFWriter.write(metadata: meta, tensors: entries, to: output)
         return report
     }
@@ -183,11 +193,9 @@ public enum GGUFConverter {
         if info.dtype != dtype, n > 0 {
             let f = UnsafeMutablePointer<Float>.allocate(capacity: n)
             defer { f.deallocate() }
-            do {
-                try DTypeConversion.toFloat32(raw.baseAddress!, dtype: info.dtype, count: n, into: f)
-            } catch let e as TensorError {
-                throw BamError(.unsupported, "\(info.file): tensor `\(name)`: \(e.description)")
-            }
+            var part = info
+            part.shape = [r.count, cols]
+            try store.decodeChecked(raw, part, into: f)
             let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes, alignment: 64)
             owned = buf
             try DTypeConversion.fromFloat32(f, count: n, dtype: dtype, into: buf.baseAddress!)
@@ -218,9 +226,14 @@ public enum GGUFConverter {
         var name = ckpt.directory.lastPathComponent
         if let n = raw["_name_or_path"]?.stringValue, !n.isEmpty { name = (n as NSString).lastPathComponent }
         m.append(("general.name", .string(name)))
+        // llama.cpp's enum llama_ftype (LLAMA_FTYPE_MOSTLY_*).
         let ft: UInt32 = switch fileType {
         case .f16: 1
+        case .q4_0: 2
+        case .q4_1: 3
         case .q8_0: 7
+        case .q5_0: 8
+        case .q5_1: 9
         case .bf16: 32
         default: 0
         }
@@ -294,7 +307,8 @@ public enum GGUFConverter {
 
     /// Writes an HF directory (config.json, safetensors, tokenizer.json + tokenizer_config.json when
     /// the vocabulary can be rebuilt) from a GGUF checkpoint: Q/K un-permuted, experts unstacked.
-    /// `dtype` nil writes the GGUF's main type (Q8_0 becomes F32, which holds it exactly). The
+    /// `dtype` nil writes the GGUF's main type (a block type becomes F32, which holds the dequantised
+    /// values exactly; f16 and bf16 do not). The
     /// directory is built beside `outputDirectory` under a temporary name and renamed when complete.
     @discardableResult
     public static func ggufToHF(_ ckpt: Checkpoint, outputDirectory: URL, dtype: DType?) throws -> GGUFConversionReport {
@@ -303,10 +317,10 @@ public enum GGUFConverter {
             throw BamError.usage("\(ckpt.path.path) is not a GGUF checkpoint; GGUF -> HF conversion needs a .gguf input")
         }
         if let d = dtype, ![.f32, .f16, .bf16].contains(d) {
-            throw BamError.usage("an HF (safetensors) output holds f32, f16 or bf16, not \(d.rawValue); use --dtype f32 to keep Q8_0 weights exactly")
+            throw BamError.usage("an HF (safetensors) output holds f32, f16 or bf16, not \(d.rawValue.lowercased()); use --dtype f32 to keep quantised weights' values exactly")
         }
         var target = dtype ?? GGUFConfigSynthesis.dominantDType(store.file) ?? .f32
-        if target == .q8_0 || ![.f32, .f16, .bf16].contains(target) { target = .f32 }
+        if ![.f32, .f16, .bf16].contains(target) { target = .f32 }
 
         let fm = FileManager.default
         var isDir: ObjCBool = false

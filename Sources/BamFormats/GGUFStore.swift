@@ -6,9 +6,11 @@ import Foundation
 /// architecture's Q/K RoPE permutation undone, and a `ModelConfig` synthesised from the
 /// architecture's metadata keys.
 ///
-/// `info(name).dtype` is the stored type (F32, F16, BF16 or Q8_0); `bytes(name)` returns that
-/// type's bytes in HF layout and `tensor(name)` decodes to float32 (Q8_0 dequantised on load).
-/// Other ggml types (K-quants, I-quants, ...) are refused when the file is opened.
+/// `info(name).dtype` is the stored type (F32, F16, BF16, or a ggml block type: Q4_0 ... Q8_0,
+/// Q2_K ... Q8_K, IQ4_NL, IQ4_XS); `bytes(name)` returns that type's bytes in HF layout (whole rows
+/// of blocks are permuted and sliced, never split) and `tensor(name)` decodes to float32 (block
+/// types dequantised on load). Other ggml types (IQ1-IQ3, TQ, MXFP4, ...) are refused by name
+/// when the file is opened.
 public final class GGUFStore: TensorStore, @unchecked Sendable {
     public let location: String
     public let file: GGUFFile
@@ -34,6 +36,11 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
 
     public static let supportedArchitectures = ["llama", "qwen2", "bam"]
 
+    /// The ggml types a GGUFStore serves, for messages.
+    public static var readableTypes: String {
+        DType.allCases.filter { $0.isFloatingPoint && $0 != .f64 }.map(\.rawValue).joined(separator: ", ")
+    }
+
     public convenience init(path: String) throws {
         try self.init(file: GGUFFile(path: path))
     }
@@ -52,8 +59,10 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         if file.tensor("rope_freqs.weight") != nil {
             throw BamError.unsupported("\(path): the GGUF carries `rope_freqs` (Llama 3.1-style RoPE scaling factors), which bam-mix cannot map back to rope_scaling; convert from the HF checkpoint instead")
         }
-        for t in file.tensors where t.type.dtype == nil || t.type == .i8 || t.type == .i16 || t.type == .i32 || t.type == .i64 {
-            throw BamError.unsupported("\(path): tensor `\(t.name)` is stored as \(t.type.name); bam-mix reads GGUF weights stored as F32, F16, BF16 or Q8_0 — re-convert the model from HF with one of those types (or `llama-quantize --allow-requantize ... Q8_0`)")
+        for t in file.tensors {
+            guard let d = t.type.dtype, d.isFloatingPoint else {
+                throw BamError.unsupported("\(path): tensor `\(t.name)` is stored as ggml type \(t.type.name), which bam-mix cannot decode; it reads GGUF weights stored as \(Self.readableTypes) — re-quantize the model to one of those (e.g. `llama-quantize --allow-requantize IN.gguf OUT.gguf Q4_K_M`)")
+            }
         }
 
         let experts = file["\(arch).expert_count"]?.intValue ?? 0
@@ -134,11 +143,17 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
 
     public func tensor(_ name: String) throws -> Tensor {
         guard let s = sources[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
-        if s.permuteHeads == nil { return try decodeFloat32(name, owner: self) }
+        if s.permuteHeads == nil {
+            let t = try decodeFloat32(name, owner: self)
+            // A decoded (not borrowed) tensor no longer needs the mapped pages: dropping them keeps
+            // a quantised model's resident memory at its float32 weights, not those plus the file.
+            if s.info.dtype != .f32 { release(name) }
+            return t
+        }
         // A permuted tensor is decoded into its own storage, so release() may free the permuted bytes.
         let raw = try bytes(name)
         let t = Tensor(shape: s.info.shape)
-        if t.count > 0 { try DTypeConversion.toFloat32(raw.baseAddress!, dtype: s.info.dtype, count: t.count, into: t.data) }
+        try decodeChecked(raw, s.info, into: t.data)
         release(name)
         return t
     }
@@ -260,7 +275,8 @@ enum GGUFConfigSynthesis {
         }
         if let b = file["tokenizer.ggml.bos_token_id"]?.intValue { obj["bos_token_id"] = .int(b) }
         if let e = file["tokenizer.ggml.eos_token_id"]?.intValue { obj["eos_token_id"] = .int(e) }
-        if let d = dominantDType(file) { obj["torch_dtype"] = .string(d.torchName) }
+        // Block types decode to float32, which is what transformers would hold.
+        if let d = dominantDType(file) { obj["torch_dtype"] = .string(d.isQuantized ? DType.f32.torchName : d.torchName) }
         if let name = file["general.name"]?.stringValue, obj["_name_or_path"] == nil { obj["_name_or_path"] = .string(name) }
         return obj
     }

@@ -92,7 +92,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard let dtypeName = e["dtype"]?.stringValue else {
                 throw BamError.format(path, "tensor `\(name)`: missing string `dtype`")
             }
-            guard let dtype = DType(rawValue: dtypeName), dtype != .q8_0 else {
+            guard let dtype = DType(rawValue: dtypeName), !dtype.isQuantized else {
                 if dtypeName.hasPrefix("F8") {
                     throw BamError(.unsupported, "\(path): tensor `\(name)` has dtype \(dtypeName) (8-bit float); bam-mix reads F32, F16, BF16 and F64 weights — convert the checkpoint to bf16 or f16 first")
                 }
@@ -223,8 +223,8 @@ public enum SafetensorsWriter {
     /// Writes one safetensors file atomically (temporary name, renamed when complete).
     public static func write(_ entries: [TensorWriteEntry], to url: URL,
                              metadata: [String: String] = ["format": "pt"]) throws {
-        for e in entries where e.dtype == .q8_0 {
-            throw BamError.unsupported("safetensors cannot store \(e.name) as Q8_0 (a GGUF-only type); write GGUF or choose f32/f16/bf16")
+        for e in entries where e.dtype.isQuantized {
+            throw BamError.unsupported("safetensors cannot store \(e.name) as \(e.dtype.rawValue) (a GGUF-only block type); write GGUF or choose f32/f16/bf16")
         }
         var seen = Set<String>()
         for e in entries where !seen.insert(e.name).inserted {

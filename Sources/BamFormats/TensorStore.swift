@@ -42,14 +42,20 @@ extension TensorStore {
                           owner: owner)
         }
         let t = Tensor(shape: i.shape)
-        if i.count > 0 {
-            do {
-                try DTypeConversion.toFloat32(raw.baseAddress!, dtype: i.dtype, count: i.count, into: t.data)
-            } catch let e as TensorError {
-                throw BamError(.unsupported, "\(i.file): tensor `\(name)`: \(e.description)")
-            }
-        }
+        try decodeChecked(raw, i, into: t.data)
         return t
+    }
+
+    /// Decodes a tensor's stored bytes after checking them against its dtype and shape (whole
+    /// blocks, exact byte length); failures name the file and tensor.
+    public func decodeChecked(_ raw: UnsafeRawBufferPointer, _ i: TensorInfo, into out: UnsafeMutablePointer<Float>) throws {
+        do {
+            try DTypeConversion.toFloat32(raw, dtype: i.dtype, count: i.count, into: out)
+        } catch let TensorError.unsupportedDType(d, what) {
+            throw BamError(.unsupported, "\(i.file): tensor `\(i.name)`: unsupported dtype \(d.rawValue) for \(what)")
+        } catch let TensorError.shapeMismatch(what) {
+            throw BamError(.format, "\(i.file): tensor `\(i.name)` (shape \(i.shape), \(i.dtype.rawValue)): \(what)")
+        }
     }
 }
 

@@ -57,6 +57,9 @@ struct MixCommand: ParsableCommand {
         Un-renormalised gates (bam) scale each FFN output by about K/E with fresh routers; --expert-scaling auto
         (default) multiplies each expert's down projection by E/K so a trained model keeps its FFN outputs'
         size (arXiv 2410.07524). --check-text FILE measures the result against expert 0 at once.
+        Experts may be HF directories or GGUF files of any type bam-mix reads (F32/F16/BF16, Q4_0..Q8_0, Q2_K..Q6_K,
+        IQ4_NL, IQ4_XS; mixed types across experts too), dequantised while mixing. --out NAME.gguf writes one GGUF
+        file (via a temporary HF directory beside it).
         Everything is checked before any byte is written; the output is written to a temporary directory and
         renamed when complete. A provenance record (method, options, each source's files and SHA-256) is kept
         in bam_mix_provenance.json.
@@ -68,7 +71,7 @@ struct MixCommand: ParsableCommand {
     @Option(name: .customLong("expert"), help: "A dense expert PATH (repeat; the seed may be one of them).")
     var experts: [String] = []
 
-    @Option(help: "Output directory (must not exist).")
+    @Option(help: "Output: an HF directory, or a file ending in .gguf for one GGUF file (must not exist).")
     var out: String
 
     @Option(name: .customLong("top-k"), help: "FFN experts per token (default: 2 for btx/upcycle, 1 for bam).")
@@ -134,7 +137,7 @@ struct MixCommand: ParsableCommand {
     @Option(name: .customLong("drop-ratio"), help: "upcycle: Drop-Upcycling's r: per expert, floor(r F) intermediate dimensions re-initialised from the statistics of the weights they replace (arXiv 2502.19261; the paper uses 0.5).")
     var dropRatio: Double = 0
 
-    @Option(help: "Output dtype: keep (default; the experts must agree), f32, f16 or bf16.")
+    @Option(help: "Output dtype: keep (default: the widest float type the experts' weights are stored in, bf16 when every expert is quantised), f32, f16 or bf16; a .gguf output also takes q8_0, q4_0, q4_1, q5_0, q5_1.")
     var dtype: String = "keep"
 
     @Option(name: .customLong("shard-size"), help: "Maximum bytes per output safetensors shard (default: one file).")
@@ -191,7 +194,7 @@ struct MixCommand: ParsableCommand {
         o.numExperts = numExperts
         o.upcycleNoise = noise
         if dtype != "keep" {
-            guard let d = DType(userName: dtype), d != .q8_0 else { throw ValidationError("--dtype must be keep, f32, f16 or bf16") }
+            guard let d = DType(userName: dtype) else { throw ValidationError("--dtype must be keep, f32, f16 or bf16 (or, for a .gguf output, q8_0, q4_0, q4_1, q5_0, q5_1)") }
             o.dtype = d
         }
         o.shardSize = shardSize

@@ -96,10 +96,14 @@ public struct MixOptions: Sendable {
     public var routerData: [Int: URL] = [:]
     /// Tokens of each `routerData` file the domain router averages over (its first ones).
     public var routerDataTokens = 8192
-    /// Output dtype; nil keeps the experts' (which must then agree).
+    /// Output dtype; nil picks the widest float type the experts' weights are stored in (bf16
+    /// when all are quantised; MixDType). A GGUF output may also take q8_0, q4_0, q4_1, q5_0, q5_1.
     public var dtype: DType?
     public var shardSize: Int?
     public var allowTokenizerMismatch = false
+
+    /// An output path ending in `.gguf` writes one GGUF file; anything else an HF directory.
+    public var writesGGUF: Bool { output.pathExtension.lowercased() == "gguf" }
 
     public init(method: MixMethod, experts: [String], output: URL) {
         self.method = method

@@ -49,16 +49,48 @@ enum MixValidation {
             let describe = { (c: Checkpoint) in c.tokenizerURL?.path ?? "\(c.path.path) (no tokenizer.json)" }
             throw BamError.mismatch("tokenizers differ: \(describe(experts[0])) and \(describe(experts[i])) are not identical; experts must share a vocabulary — pass --allow-tokenizer-mismatch only if you know the ids mean the same tokens")
         }
-        // Dtype of the stored float tensors.
-        if let d = options.dtype { return d }
-        let dtypes = experts.map { c in Set(c.store.names.compactMap { c.store.info($0)?.dtype }) }
-        for (i, d) in dtypes.enumerated() where d != dtypes[0] {
-            throw BamError.mismatch("experts are stored in different dtypes: \(dtypes[0].map(\.rawValue).sorted()) in \(experts[0].path.path) but \(d.map(\.rawValue).sorted()) in \(experts[i].path.path); choose the output dtype with --dtype f32|f16|bf16")
+        return try MixDType.resolve(experts, requested: options.dtype, gguf: options.writesGGUF)
+    }
+}
+
+/// The output dtype of a mix: the user's choice, else the widest type the experts' weights are
+/// stored in that is not a block type (f32 over f16 / bf16; f16 and bf16 together give f32, which
+/// holds both exactly), else bf16 when every expert is quantised (issue 14: quantised GGUF experts
+/// are mixed in a float type the user can finetune).
+public enum MixDType {
+    /// What an HF (safetensors) mixture can hold; a GGUF mixture may also be written in the block
+    /// types bam-mix quantises.
+    public static let hfTypes: [DType] = [.f32, .f16, .bf16]
+
+    public static func resolve(_ experts: [Checkpoint], requested: DType?, gguf: Bool) throws -> DType {
+        if let d = requested {
+            let allowed = gguf ? GGUFConverter.writableTypes : hfTypes
+            guard allowed.contains(d) else {
+                throw BamError.usage("--dtype \(d.rawValue.lowercased()): a \(gguf ? "GGUF" : "HF (safetensors)") mixture is written as \(allowed.map { $0.rawValue.lowercased() }.joined(separator: ", "))\(gguf ? "" : "; name the output *.gguf to write a quantised mixture")")
+            }
+            return d
         }
-        guard dtypes[0].count == 1, let only = dtypes[0].first, only != .q8_0 else {
-            if dtypes[0].contains(.q8_0) { return .f32 }
-            throw BamError.mismatch("\(experts[0].path.path) mixes dtypes \(dtypes[0].map(\.rawValue).sorted()); choose the output dtype with --dtype")
+        return widest(experts.map(weightTypes))
+    }
+
+    /// The types an expert's weights (tensors of 2 or more dimensions) are stored in. 1-D norms are
+    /// left out: llama.cpp keeps them F32 whatever the file type.
+    static func weightTypes(_ c: Checkpoint) -> Set<DType> {
+        var all = Set<DType>(), weights = Set<DType>()
+        for n in c.store.names {
+            guard let i = c.store.info(n) else { continue }
+            all.insert(i.dtype)
+            if i.shape.count >= 2 { weights.insert(i.dtype) }
         }
-        return only
+        return weights.isEmpty ? all : weights
+    }
+
+    public static func widest(_ perExpert: [Set<DType>]) -> DType {
+        let floats = perExpert.reduce(into: Set<DType>()) { $0.formUnion($1) }.filter { $0.isFloatingPoint && !$0.isQuantized }
+        if floats.isEmpty { return .bf16 }
+        if floats.contains(.f32) || floats.contains(.f64) { return .f32 }
+        if floats == [.f16] { return .f16 }
+        if floats == [.bf16] { return .bf16 }
+        return .f32
     }
 }

@@ -24,19 +24,22 @@ public enum Mixer {
     /// Elements per streamed chunk (4 MiB of f32; a multiple of Q8_0's block of 32).
     static let chunkElements = 1 << 20
 
-    public static func run(_ options: MixOptions, log: (String) -> Void = { _ in }) throws -> MixReport {
+    public static func run(_ requestedOptions: MixOptions, log: (String) -> Void = { _ in }) throws -> MixReport {
         let start = DispatchTime.now()
+        var options = requestedOptions
         try validateOptions(options)
         if FileManager.default.fileExists(atPath: options.output.path) {
-            throw BamError.usage("\(options.output.path) already exists; choose a new --out directory (bam-mix never overwrites a model)")
+            throw BamError.usage("\(options.output.path) already exists; choose a new --out \(options.writesGGUF ? "file" : "directory") (bam-mix never overwrites a model)")
         }
         let experts = try options.experts.map { try Checkpoint.open($0) }
-        let dtype = try MixValidation.validate(experts, options: options)
-        guard dtype != .q8_0 else {
-            throw BamError.unsupported("--dtype q8_0: safetensors (the HF format mix writes) cannot hold Q8_0; mix to f16 or bf16 and `bam-mix convert --dtype q8_0` to GGUF")
-        }
+        let outputType = try MixValidation.validate(experts, options: options)
+        // The tensors are mixed in float32 and stored as `dtype`; a block-type GGUF output is mixed
+        // into F32 first and quantised by the GGUF converter.
+        let dtype: DType = outputType.isQuantized ? .f32 : outputType
+        options.dtype = dtype
         let weights = try averagingWeights(options, count: experts.count)
-        log("validated \(experts.count) expert(s): \(experts[0].config.architectureName), \(experts[0].config.layers) layers, output dtype \(dtype.rawValue)")
+        let inputTypes = experts.map { MixDType.weightTypes($0).map(\.rawValue).sorted().joined(separator: "+") }
+        log("validated \(experts.count) expert(s) (\(inputTypes.joined(separator: ", "))): \(experts[0].config.architectureName), \(experts[0].config.layers) layers, output dtype \(outputType.rawValue)")
         let plan = try MixPlan.make(experts: experts, options: options) { out in
             try RouterInitializer.routers(for: out, experts: experts, options: options, log: log)
         }
@@ -65,7 +68,7 @@ public enum Mixer {
             opts["router"] = .string(options.router.rawValue)
             opts["seed"] = .int(Int(truncatingIfNeeded: options.seed))
             opts["weights"] = .array(weights.map { .double($0) })
-            opts["dtype"] = .string(dtype.rawValue)
+            opts["dtype"] = .string(outputType.rawValue)
             opts["block"] = .string(options.block.rawValue)
             if options.method == .bam {
                 opts["attention"] = .string(options.attention.rawValue)
@@ -82,15 +85,54 @@ public enum Mixer {
             ]))
             return Data((doc.serialized() + "\n").utf8)
         }
-        // The provenance file is produced after the tensors, once the hashes are done.
-        try CheckpointWriter.write(directory: options.output, config: plan.config, entries: entries,
-                                   shardSize: options.shardSize, extraFiles: CheckpointWriter.sideFiles(of: experts[0].directory),
-                                   extraData: ["bam_mix_provenance.json": provenance])
+        var notes = plan.notes
+        var bytes = entries.reduce(0) { $0 + $1.byteCount }
+        if options.writesGGUF {
+            let report = try writeGGUF(plan: plan, entries: entries, experts: experts, type: outputType, options: options,
+                                       provenance: provenance)
+            notes += report.notes
+            bytes = (try? FileManager.default.attributesOfItem(atPath: options.output.path)[.size] as? Int) ?? bytes
+        } else {
+            // The provenance file is produced after the tensors, once the hashes are done.
+            try CheckpointWriter.write(directory: options.output, config: plan.config, entries: entries,
+                                       shardSize: options.shardSize, extraFiles: sideFiles(of: experts[0]),
+                                       extraData: ["bam_mix_provenance.json": provenance])
+        }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-        let bytes = entries.reduce(0) { $0 + $1.byteCount }
-        return MixReport(output: options.output, formatName: plan.formatName, experts: experts.count, tensors: entries.count,
-                         bytesWritten: bytes, notes: plan.notes, seconds: seconds, expertScales: plan.expertScales,
-                         routingSummary: plan.routingSummary)
+        return MixReport(output: options.output, formatName: plan.formatName + (options.writesGGUF ? " as GGUF" : ""), experts: experts.count,
+                         tensors: entries.count, bytesWritten: bytes, notes: notes, seconds: seconds,
+                         expertScales: plan.expertScales, routingSummary: plan.routingSummary)
+    }
+
+    /// The tokenizer and generation files the mixture carries: an HF expert's own, or for a GGUF
+    /// expert the tokenizer.json / tokenizer_config.json rebuilt from its vocabulary (never files
+    /// that merely sit in the same folder as the .gguf).
+    static func sideFiles(of expert: Checkpoint) -> [String: URL] {
+        guard expert.container == .gguf else { return CheckpointWriter.sideFiles(of: expert.directory) }
+        return CheckpointWriter.sideFiles(of: expert.tokenizerURL?.deletingLastPathComponent())
+    }
+
+    /// A GGUF mixture: the HF mixture is written into a temporary directory beside the output
+    /// (so disk use peaks at the HF mixture plus the GGUF), then converted the way `convert` does
+    /// (the same tensor names, types and metadata as llama.cpp's converter) into `type`, with the
+    /// first GGUF expert's `tokenizer.*` keys and the provenance record as `bam.mix_provenance`.
+    static func writeGGUF(plan: MixPlan, entries: [TensorWriteEntry], experts: [Checkpoint], type: DType, options: MixOptions,
+                          provenance: () throws -> Data) throws -> GGUFConversionReport {
+        let fm = FileManager.default
+        let out = options.output
+        // A temporary name of the output's (TemporaryOutputs): a run killed while staging leaves
+        // a name the next writer of this output recognises and removes; SIGINT removes it at once.
+        let staging = out.deletingLastPathComponent()
+            .appendingPathComponent(TemporaryOutputs.temporaryName(for: out.lastPathComponent, suffix: "hf"))
+        TemporaryOutputs.register(staging)
+        defer { try? fm.removeItem(at: staging); TemporaryOutputs.unregister(staging) }
+        try CheckpointWriter.write(directory: staging, config: plan.config, entries: entries, extraFiles: sideFiles(of: experts[0]))
+        let staged = try Checkpoint.open(staging.path)
+        let tokenizerSource = (experts[0].store as? GGUFStore)?.file
+        let record = String(decoding: try provenance(), as: UTF8.self)
+        return try GGUFConverter.hfToGGUF(staged, output: out, dtype: type, tokenizerFrom: tokenizerSource,
+                                          extraMetadata: [("general.name", .string(out.deletingPathExtension().lastPathComponent)),
+                                                          ("bam.mix_provenance", .string(record))])
     }
 
     static func validateOptions(_ o: MixOptions) throws {

@@ -1,46 +1,76 @@
 import Foundation
 
 /// Element types that checkpoints store. Computation is always float32; these are what we read
-/// from and write to disk.
+/// from and write to disk. The ggml block types (GGUF only) pack `blockSize` values into
+/// `blockBytes` bytes (layouts in Quantization/; ggml's ggml-common.h is the spec).
 public enum DType: String, Sendable, CaseIterable, Codable {
     case f64 = "F64", f32 = "F32", f16 = "F16", bf16 = "BF16"
     case i64 = "I64", i32 = "I32", i16 = "I16", i8 = "I8", u8 = "U8", bool = "BOOL"
-    /// ggml's Q8_0: blocks of 32 values, an f16 scale followed by 32 int8 (GGUF only).
-    case q8_0 = "Q8_0"
+    /// ggml's legacy block types: 32 values per block with an f16 scale (and, for _1, an f16 minimum).
+    case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0"
+    /// ggml's k-quants: super-blocks of 256 values with 6- or 8-bit sub-block scales.
+    case q2_K = "Q2_K", q3_K = "Q3_K", q4_K = "Q4_K", q5_K = "Q5_K", q6_K = "Q6_K", q8_K = "Q8_K"
+    /// ggml's non-linear 4-bit types (a fixed 16-entry codebook).
+    case iq4_nl = "IQ4_NL", iq4_xs = "IQ4_XS"
 
-    /// Bytes per element (Q8_0 has none: use `byteCount(elements:)`).
-    public var size: Int {
+    /// Bytes per element; 0 for block types (use `byteCount(elements:)` or `blockBytes`).
+    public var size: Int { isQuantized ? 0 : blockBytes }
+
+    /// Values per block: 1 for plain element types.
+    public var blockSize: Int {
+        switch self {
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .iq4_nl: 32
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K, .iq4_xs: 256
+        default: 1
+        }
+    }
+
+    /// Bytes per block (ggml's type_size; gguf-py's GGML_QUANT_SIZES).
+    public var blockBytes: Int {
         switch self {
         case .f64, .i64: 8
         case .f32, .i32: 4
         case .f16, .bf16, .i16: 2
         case .i8, .u8, .bool: 1
-        case .q8_0: 0
+        case .q4_0: 18
+        case .q4_1: 20
+        case .q5_0: 22
+        case .q5_1: 24
+        case .q8_0: 34
+        case .q2_K: 84
+        case .q3_K: 110
+        case .q4_K: 144
+        case .q5_K: 176
+        case .q6_K: 210
+        case .q8_K: 292
+        case .iq4_nl: 18
+        case .iq4_xs: 136
         }
     }
 
-    public var isFloatingPoint: Bool { [.f64, .f32, .f16, .bf16, .q8_0].contains(self) }
+    /// A ggml block type (values stored in blocks, GGUF only).
+    public var isQuantized: Bool { blockSize > 1 }
+
+    public var isFloatingPoint: Bool { isQuantized || [.f64, .f32, .f16, .bf16].contains(self) }
 
     /// Bytes needed for `elements` values, or nil when the count is not representable
-    /// (overflow, or not a whole number of Q8_0 blocks).
+    /// (negative, overflow, or not a whole number of blocks).
     public func byteCount(elements: Int) -> Int? {
-        if self == .q8_0 {
-            guard elements % Q8_0.blockSize == 0 else { return nil }
-            let (b, o) = (elements / Q8_0.blockSize).multipliedReportingOverflow(by: Q8_0.blockBytes)
-            return o ? nil : b
-        }
-        let (b, o) = elements.multipliedReportingOverflow(by: size)
+        guard elements >= 0, elements % blockSize == 0 else { return nil }
+        let (b, o) = (elements / blockSize).multipliedReportingOverflow(by: blockBytes)
         return o ? nil : b
     }
 
-    /// Parses a user-facing name such as `f16`, `bf16`, `q8_0`.
+    /// Parses a user-facing name such as `f16`, `bf16`, `q8_0`, `q4_k` (case-insensitive).
     public init?(userName: String) {
         switch userName.lowercased() {
         case "f32", "float32", "fp32": self = .f32
         case "f16", "float16", "fp16", "half": self = .f16
         case "bf16", "bfloat16": self = .bf16
-        case "q8_0", "q8": self = .q8_0
-        default: return nil
+        case "q8": self = .q8_0
+        default:
+            guard let d = DType.allCases.first(where: { $0.isQuantized && $0.rawValue.lowercased() == userName.lowercased() }) else { return nil }
+            self = d
         }
     }
 
@@ -75,7 +105,26 @@ public enum BFloat16 {
 /// Element conversion between stored dtypes and float32. Unaligned sources are read with
 /// `loadUnaligned`, since safetensors and GGUF data need not be aligned to the element size.
 public enum DTypeConversion {
-    /// Decodes `count` values of `dtype` at `source` into float32.
+    /// Decodes `count` values of `dtype` held in `source`, after checking that `count` is a whole
+    /// number of blocks and that `source` holds exactly the bytes they take (not fewer, not more).
+    public static func toFloat32(_ source: UnsafeRawBufferPointer, dtype: DType, count: Int,
+                                 into out: UnsafeMutablePointer<Float>) throws {
+        guard count >= 0, count % dtype.blockSize == 0 else {
+            throw TensorError.shapeMismatch("\(count) values are not a whole number of \(dtype.rawValue) blocks of \(dtype.blockSize)")
+        }
+        guard let need = dtype.byteCount(elements: count) else {
+            throw TensorError.shapeMismatch("\(count) values of \(dtype.rawValue) take more bytes than are addressable")
+        }
+        guard source.count == need else {
+            throw TensorError.shapeMismatch("\(count) values of \(dtype.rawValue) take \(need) bytes (\(count / dtype.blockSize) block(s) of \(dtype.blockBytes)), but \(source.count) bytes are stored — the data is truncated or its shape is wrong")
+        }
+        guard count > 0 else { return }
+        try toFloat32(source.baseAddress!, dtype: dtype, count: count, into: out)
+    }
+
+    /// Decodes `count` values of `dtype` at `source` into float32. `source` must hold
+    /// `dtype.byteCount(elements: count)` bytes (the buffer overload checks it); a count that is
+    /// not a whole number of blocks throws.
     public static func toFloat32(_ source: UnsafeRawPointer, dtype: DType, count: Int,
                                  into out: UnsafeMutablePointer<Float>) throws {
         switch dtype {
@@ -97,14 +146,19 @@ public enum DTypeConversion {
             }
         case .f64:
             for i in 0..<count { out[i] = Float(source.loadUnaligned(fromByteOffset: 8 * i, as: Double.self)) }
-        case .q8_0:
-            Q8_0.dequantize(source, count: count, into: out)
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q8_0, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .q8_K, .iq4_nl, .iq4_xs:
+            guard count % dtype.blockSize == 0 else {
+                throw TensorError.shapeMismatch("\(count) values are not a whole number of \(dtype.rawValue) blocks of \(dtype.blockSize)")
+            }
+            BlockDequantization.dequantize(source, dtype: dtype, blocks: count / dtype.blockSize, into: out)
         case .i64, .i32, .i16, .i8, .u8, .bool:
             throw TensorError.unsupportedDType(dtype, "converting integer tensors to float32 weights")
         }
     }
 
     /// Encodes float32 values as `dtype` into `destination` (which holds `dtype.byteCount(count)` bytes).
+    /// Block types: Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 (gguf-py's quantisers, bit for bit); the
+    /// k-quants and IQ4 need llama.cpp's search-based quantisers, which bam-mix does not have.
     public static func fromFloat32(_ values: UnsafePointer<Float>, count: Int, dtype: DType,
                                    into destination: UnsafeMutableRawPointer) throws {
         switch dtype {
@@ -116,8 +170,11 @@ public enum DTypeConversion {
             for i in 0..<count { destination.storeBytes(of: BFloat16.fromFloat(values[i]), toByteOffset: 2 * i, as: UInt16.self) }
         case .f64:
             for i in 0..<count { destination.storeBytes(of: Double(values[i]), toByteOffset: 8 * i, as: Double.self) }
-        case .q8_0:
-            Q8_0.quantize(values, count: count, into: destination)
+        case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1:
+            guard count % dtype.blockSize == 0 else {
+                throw TensorError.shapeMismatch("\(count) values are not a whole number of \(dtype.rawValue) blocks of \(dtype.blockSize)")
+            }
+            BlockQuantization.quantize(values, dtype: dtype, blocks: count / dtype.blockSize, into: destination)
         default:
             throw TensorError.unsupportedDType(dtype, "writing float32 weights")
         }
@@ -129,41 +186,6 @@ public enum DTypeConversion {
         case .f16: for i in 0..<count { values[i] = Float(Float16(values[i])) }
         case .bf16: for i in 0..<count { values[i] = BFloat16.toFloat(BFloat16.fromFloat(values[i])) }
         default: break
-        }
-    }
-}
-
-/// ggml's Q8_0 block layout (ggml-common.h: `block_q8_0 { ggml_half d; int8_t qs[32]; }`):
-/// d = max|x| / 127, q = round(x / d), x ~ d * q.
-public enum Q8_0 {
-    public static let blockSize = 32
-    public static let blockBytes = 34
-
-    public static func quantize(_ x: UnsafePointer<Float>, count: Int, into out: UnsafeMutableRawPointer) {
-        precondition(count % blockSize == 0)
-        for b in 0..<(count / blockSize) {
-            let src = x + b * blockSize
-            var amax: Float = 0
-            for j in 0..<blockSize { amax = max(amax, abs(src[j])) }
-            let d = amax / 127
-            let id: Float = d != 0 ? 1 / d : 0
-            let base = out + b * blockBytes
-            base.storeBytes(of: Float16(d), toByteOffset: 0, as: Float16.self)
-            for j in 0..<blockSize {
-                // ggml rounds half away from zero (roundf).
-                let q = (src[j] * id).rounded(.toNearestOrAwayFromZero)
-                base.storeBytes(of: Int8(max(-128, min(127, q))), toByteOffset: 2 + j, as: Int8.self)
-            }
-        }
-    }
-
-    public static func dequantize(_ src: UnsafeRawPointer, count: Int, into out: UnsafeMutablePointer<Float>) {
-        for b in 0..<(count / blockSize) {
-            let base = src + b * blockBytes
-            let d = Float(base.loadUnaligned(fromByteOffset: 0, as: Float16.self))
-            for j in 0..<blockSize {
-                out[b * blockSize + j] = d * Float(base.loadUnaligned(fromByteOffset: 2 + j, as: Int8.self))
-            }
         }
     }
 }

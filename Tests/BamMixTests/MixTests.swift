@@ -195,15 +195,23 @@ struct MixValidationTests {
         #expect(FileManager.default.fileExists(atPath: dir.file("out/config.json").path))
     }
 
-    @Test("different dtypes need an explicit --dtype")
+    @Test("different dtypes: the widest by default (f32 over bf16, f32 for f16 + bf16), or --dtype")
     func dtypes() throws {
         let dir = try TemporaryDirectory()
-        let a = try expert(dir, "a"), b = try expert(dir, "b", dtype: .bf16)
-        expectRefusal(MixOptions(method: .btx, experts: [a, b], output: dir.file("out")), mentioning: ["different dtypes", "--dtype"])
+        let a = try expert(dir, "a"), b = try expert(dir, "b", dtype: .bf16), c = try expert(dir, "c", dtype: .f16)
+        _ = try Mixer.run(MixOptions(method: .btx, experts: [a, b], output: dir.file("wide")))
+        #expect(try Checkpoint.open(dir.file("wide").path).store.info(ParameterNames.embed)?.dtype == .f32)
+        _ = try Mixer.run(MixOptions(method: .btx, experts: [b, c], output: dir.file("halves")))
+        #expect(try Checkpoint.open(dir.file("halves").path).store.info(ParameterNames.embed)?.dtype == .f32)
+        _ = try Mixer.run(MixOptions(method: .btx, experts: [b, b], output: dir.file("same")))
+        #expect(try Checkpoint.open(dir.file("same").path).store.info(ParameterNames.embed)?.dtype == .bf16)
         var o = MixOptions(method: .btx, experts: [a, b], output: dir.file("out"))
         o.dtype = .f16
         _ = try Mixer.run(o)
         #expect(try Checkpoint.open(dir.file("out").path).store.info(ParameterNames.embed)?.dtype == .f16)
+        o = MixOptions(method: .btx, experts: [a, b], output: dir.file("q"))
+        o.dtype = .q8_0
+        expectRefusal(o, mentioning: ["q8_0", "HF (safetensors)", ".gguf"])
     }
 
     @Test("an existing output, a bad top-k, wrong upcycle arguments and bad weights are refused")
