@@ -356,9 +356,16 @@ def main():
               f"{len(TEXTS)} texts x 2: {'all ids equal' if len(problems) == before else f'{len(problems) - before} differ'}",
               file=sys.stderr)
 
+    # The ids llama-perplexity scores for the GGUF that llama.cpp's own converter made of the tiny
+    # Llama fixture (tools/make_format_fixtures.py): the whole text, BOS as the file says, special
+    # tokens not parsed.
+    model = ROOT / "Tests" / "Fixtures" / "gguf" / "tiny_llama.llamacpp.gguf"
+    text = (ROOT / "Tests" / "Fixtures" / "gguf" / "perplexity.txt").read_text(encoding="utf-8") + " odd   spacing <s> </s>"
+    checkpoint = {"file": "tiny_llama.llamacpp.gguf", "text": text, "ids": llama_tokenize(binary, model, text, False)}
+
     with open(OUT / "expected.json", "w", encoding="utf-8") as f:
         json.dump({"generator": "tools/make_gguf_tokenizer_fixtures.py (llama-tokenize, vocab-only load)",
-                   "texts": TEXTS, "cases": cases}, f, ensure_ascii=False, indent=1)
+                   "texts": TEXTS, "cases": cases, "checkpoint": checkpoint}, f, ensure_ascii=False, indent=1)
     shutil.rmtree(workdir, ignore_errors=True)
     size = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {len(cases)} vocabularies, {len(TEXTS)} texts, {size / 1024:.0f} kB under {OUT}", file=sys.stderr)

@@ -1,3 +1,4 @@
+import BamEvaluation
 import BamFormats
 import BamTokenizers
 import Foundation
@@ -105,6 +106,29 @@ struct GGUFVocabularyTests {
                 #expect(t.decode(ids) == text, "\(c.name): \(text.debugDescription)")
             }
         }
+    }
+
+    @Test("a GGUF checkpoint without tokenizer.json tokenises with its own vocabulary, as llama-perplexity does; one beside it wins")
+    func checkpointSource() throws {
+        let root = try JSONParser.parse(Data(contentsOf: LlamaCppFixtures.directory.appendingPathComponent("expected.json")))
+        let text = try #require(root["checkpoint"]?["text"]?.stringValue)
+        let idValues = try #require(root["checkpoint"]?["ids"]?.arrayValue)
+        let expected = idValues.compactMap { $0.intValue }
+        let dir = try TemporaryDirectory()
+        let model = dir.file("m.gguf")
+        try FileManager.default.copyItem(at: Fixtures.url("gguf/tiny_llama.llamacpp.gguf"), to: model)
+        let ck = try Checkpoint.open(model.path)
+        guard case .ggufVocabulary = ck.tokenizerSource else { Issue.record("\(ck.tokenizerSource)"); return }
+        let t = try ck.loadTokenizer()
+        #expect(t.kindDescription.hasPrefix("GGUF SentencePiece"))
+        #expect(t.addsBOS && t.bosTokenId == 1)
+        #expect(perplexityTokens(text, tokenizer: t) == expected)
+
+        try FileManager.default.copyItem(at: Fixtures.url("gguf/tiny_llama/tokenizer.json"), to: dir.file("tokenizer.json"))
+        let beside = try Checkpoint.open(model.path)
+        guard case let .tokenizerJSON(url) = beside.tokenizerSource else { Issue.record("\(beside.tokenizerSource)"); return }
+        #expect(url.lastPathComponent == "tokenizer.json" && url.deletingLastPathComponent().path == dir.url.path)
+        #expect(try beside.loadTokenizer().kindDescription.hasPrefix("BPE"))
     }
 
     @Test("unknown pre-tokenizers and tokenizer models are refused, naming them")
