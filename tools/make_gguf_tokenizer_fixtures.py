@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -292,6 +293,12 @@ def hf_check(bam_mix, meta, expected, workdir, name):
     return bad
 
 
+def compact_json(obj):
+    """Indented JSON with every list of ids on one line."""
+    text = json.dumps(obj, ensure_ascii=False, indent=1)
+    return re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]", lambda m: "[" + re.sub(r"\s+", "", m.group(1)) + "]", text) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peers", default=os.path.expanduser("~/.cache/bam-mix-peers"))
@@ -364,8 +371,8 @@ def main():
     checkpoint = {"file": "tiny_llama.llamacpp.gguf", "text": text, "ids": llama_tokenize(binary, model, text, False)}
 
     with open(OUT / "expected.json", "w", encoding="utf-8") as f:
-        json.dump({"generator": "tools/make_gguf_tokenizer_fixtures.py (llama-tokenize, vocab-only load)",
-                   "texts": TEXTS, "cases": cases, "checkpoint": checkpoint}, f, ensure_ascii=False, indent=1)
+        f.write(compact_json({"generator": "tools/make_gguf_tokenizer_fixtures.py (llama-tokenize, vocab-only load)",
+                              "texts": TEXTS, "cases": cases, "checkpoint": checkpoint}))
     shutil.rmtree(workdir, ignore_errors=True)
     size = sum(p.stat().st_size for p in OUT.iterdir())
     print(f"wrote {len(cases)} vocabularies, {len(TEXTS)} texts, {size / 1024:.0f} kB under {OUT}", file=sys.stderr)

@@ -12,8 +12,14 @@ import Foundation
 ///    characters and merge by rank;
 /// 3. BOS / EOS are added when the vocabulary says so (`addSpecial`).
 public struct LlamaCppTokenizer: Sendable {
+    /// llama.cpp's two tokenizers; BPE carries its compiled pre-tokenizer.
+    enum Algorithm: Sendable {
+        case sentencePiece
+        case bytePairEncoding(LlamaRegexSplitter)
+    }
+
     let vocabulary: LlamaVocabulary
-    let splitter: LlamaRegexSplitter?
+    let algorithm: Algorithm
 
     /// The vocabulary as llama.cpp reads it.
     public var source: GGUFVocabulary { vocabulary.source }
@@ -21,8 +27,8 @@ public struct LlamaCppTokenizer: Sendable {
     public init(vocabulary: GGUFVocabulary) throws {
         self.vocabulary = LlamaVocabulary(vocabulary)
         switch vocabulary.model {
-        case .sentencePiece: splitter = nil
-        case let .bytePairEncoding(pre): splitter = try LlamaRegexSplitter(pre)
+        case .sentencePiece: algorithm = .sentencePiece
+        case let .bytePairEncoding(pre): algorithm = .bytePairEncoding(try LlamaRegexSplitter(pre))
         }
     }
 
@@ -44,7 +50,7 @@ public struct LlamaCppTokenizer: Sendable {
         let v = vocabulary
         let src = v.source
         if addSpecial, src.addBOS, let bos = src.bosId { output.append(bos) }
-        switch src.model {
+        switch algorithm {
         case .sentencePiece:
             var previousIsSpecial = true
             for f in fragments {
@@ -63,11 +69,11 @@ public struct LlamaCppTokenizer: Sendable {
                     previousIsSpecial = true
                 }
             }
-        case .bytePairEncoding:
+        case let .bytePairEncoding(splitter):
             for f in fragments {
                 switch f {
                 case let .text(r):
-                    for word in splitter!.split(bytes[r]) {
+                    for word in splitter.split(bytes[r]) {
                         var mapped: [UInt8] = []
                         mapped.reserveCapacity(word.count * 2)
                         for b in word { mapped.append(contentsOf: byteLevelUTF8[Int(b)]) }
