@@ -123,29 +123,6 @@ public func readTextFile(_ path: String) throws -> String {
     }
 }
 
-extension Checkpoint {
-    /// The checkpoint's tokenizer (tokenizer.json beside the weights), with an error that says what to do.
-    public func loadTokenizer() throws -> Tokenizer {
-        guard let url = tokenizerURL else {
-            throw BamError.usage("\(path.path) has no tokenizer.json; pass token ids (--ids-file), or add the tokenizer files of the model it came from")
-        }
-        do {
-            return try Tokenizer.load(url: url.deletingLastPathComponent())
-        } catch let e as TokenizerError {
-            throw BamError(.format, e.description)
-        }
-    }
-
-    /// The bytes that decide how this checkpoint tokenises: tokenizer.json and tokenizer_config.json
-    /// (nil without a tokenizer). Equal bytes, equal tokenisation.
-    public func tokenizerIdentity() -> Data? {
-        guard let url = tokenizerURL, var data = try? Data(contentsOf: url) else { return nil }
-        let config = url.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
-        if let c = try? Data(contentsOf: config) { data.append(0); data.append(c) }
-        return data
-    }
-}
-
 /// A model spec whose checkpoints are open (headers and configs read, weights not yet loaded).
 /// `load` builds the `ScoringModel`; `compare` loads one model at a time.
 public final class OpenedModel: @unchecked Sendable {

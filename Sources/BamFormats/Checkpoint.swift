@@ -11,7 +11,9 @@ public final class Checkpoint: @unchecked Sendable {
     public let container: Container
     public let config: ModelConfig
     public let store: any TensorStore
-    /// tokenizer.json when the checkpoint has one (HF directories; GGUF vocabularies are rebuilt).
+    /// tokenizer.json when the checkpoint has one (HF directories; for GGUF files the one beside the
+    /// file, else the vocabulary rebuilt in a cache). Tokenise with `loadTokenizer()` (BamTokenizers),
+    /// which runs a GGUF's own vocabulary when no tokenizer.json is beside it.
     public let tokenizerURL: URL?
 
     public init(path: URL, container: Container, config: ModelConfig, store: any TensorStore, tokenizerURL: URL?) {
@@ -61,12 +63,17 @@ public final class Checkpoint: @unchecked Sendable {
 
 /// Openers for containers implemented in their own files (GGUF, PyTorch .bin).
 enum CheckpointOpeners {
-    /// A `.gguf` file (GGUFStore.swift). Its vocabulary is rebuilt as a tokenizer.json in a cache
-    /// directory (GGUFTokenizer.cachedTokenizerURL) when it can be; tokenizerURL is nil otherwise.
+    /// A `.gguf` file (GGUFStore.swift). tokenizerURL is a tokenizer.json beside the file, else the
+    /// file's vocabulary rebuilt as a tokenizer.json in a cache directory
+    /// (GGUFTokenizer.cachedTokenizerURL) when it can be, for what copies tokenizer files (mix and
+    /// train outputs); text is tokenised with the vocabulary itself (BamTokenizers'
+    /// `Checkpoint.loadTokenizer`), as llama.cpp does.
     static func gguf(_ url: URL) throws -> Checkpoint {
         let store = try GGUFStore(path: url.path)
+        let beside = url.deletingLastPathComponent().appendingPathComponent("tokenizer.json")
         return Checkpoint(path: url, container: .gguf, config: store.config, store: store,
-                          tokenizerURL: GGUFTokenizer.cachedTokenizerURL(for: store.file))
+                          tokenizerURL: FileManager.default.fileExists(atPath: beside.path)
+                              ? beside : GGUFTokenizer.cachedTokenizerURL(for: store.file))
     }
 
     /// A directory of `pytorch_model.bin` or sharded `pytorch_model-0000i-of-0000n.bin` files

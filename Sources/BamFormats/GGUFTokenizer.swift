@@ -219,9 +219,11 @@ public enum GGUFTokenizer {
 
     /// llama.cpp's name for a byte-level pre-tokenizer (`tokenizer.ggml.pre`). llama.cpp's own
     /// converter recognises tokenizers by hashing the ids of a test text, which needs the real
-    /// tokenizer; we look at the regex instead: GPT-2's ByteLevel regex -> "gpt-2", Llama 3's split
-    /// -> "llama-bpe", Qwen2's -> "qwen2". Anything else is refused (llama.cpp would tokenize it
-    /// with the wrong regex).
+    /// tokenizer; we look at the pre-tokenizer instead: GPT-2's ByteLevel regex -> "gpt-2", Llama
+    /// 3's and Qwen2's splits (as in their tokenizer.json) -> "llama-bpe" and "qwen2", digits then
+    /// GPT-2's regex -> "starcoder", and the Split lists bam-mix writes for every GGUF pre-tokenizer
+    /// (`GGUFPreTokenizer.regexes`) -> that pre-tokenizer. Anything else is refused (llama.cpp would
+    /// tokenize it with the wrong regex).
     static func preTokenizerName(_ tok: JSONObject, file: String) throws -> String {
         guard let pre = tok["pre_tokenizer"]?.objectValue, let type = pre["type"]?.stringValue else {
             throw BamError.unsupported("\(file): a byte-level BPE tokenizer without a pre_tokenizer cannot be described to llama.cpp")
@@ -229,59 +231,62 @@ public enum GGUFTokenizer {
         if type == "ByteLevel", pre["use_regex"]?.boolValue ?? true { return "gpt-2" }
         if type == "Sequence" {
             let items = (pre["pretokenizers"]?.arrayValue ?? []).compactMap(\.objectValue)
+            let types = items.compactMap { $0["type"]?.stringValue }
             let regexes = items.filter { $0["type"]?.stringValue == "Split" }.compactMap { $0["pattern"]?["Regex"]?.stringValue }
-            let hasByteLevel = items.contains { $0["type"]?.stringValue == "ByteLevel" }
-            if hasByteLevel, regexes.count == 1 {
-                if regexes[0] == llama3Regex { return "llama-bpe" }
-                if regexes[0] == qwen2Regex { return "qwen2" }
+            let last = items.last
+            let endsWithByteLevel = last?["type"]?.stringValue == "ByteLevel"
+            let byteLevelRegex = endsWithByteLevel && (last?["use_regex"]?.boolValue ?? true)
+            let ignoreMerges = tok["model"]?["ignore_merges"]?.boolValue ?? false
+            func same(_ a: String, _ b: String) -> Bool { a.unicodeScalars.elementsEqual(b.unicodeScalars) }
+            if endsWithByteLevel, !byteLevelRegex, regexes.count == 1, types.count == 2 {
+                if same(regexes[0], llama3Regex) { return GGUFPreTokenizer.llama3.rawValue }
+                if same(regexes[0], qwen2Regex) { return GGUFPreTokenizer.qwen2.rawValue }
             }
-            if hasByteLevel, regexes.isEmpty,
-               items.contains(where: { $0["type"]?.stringValue == "ByteLevel" && ($0["use_regex"]?.boolValue ?? true) }) {
-                return "gpt-2"
+            if endsWithByteLevel, !byteLevelRegex, regexes.count == types.count - 1 {
+                for p in GGUFPreTokenizer.allCases where p != .gpt2 && p.regexes.count == regexes.count
+                    && zip(p.regexes, regexes).allSatisfy(same) {
+                    // Llama 3's regex names two tokenizations; ignore_merges tells them apart.
+                    if p == .llama3 || p == .dbrx { return ignoreMerges ? GGUFPreTokenizer.llama3.rawValue : GGUFPreTokenizer.dbrx.rawValue }
+                    return p.rawValue
+                }
+            }
+            if byteLevelRegex, types.count == 1 { return GGUFPreTokenizer.gpt2.rawValue }
+            // StarCoder's (and SmolLM's, Command-R's...) tokenizer.json: single digits, then ByteLevel's regex.
+            if byteLevelRegex, types == ["Digits", "ByteLevel"], items[0]["individual_digits"]?.boolValue == true {
+                return GGUFPreTokenizer.starcoder.rawValue
             }
         }
-        throw BamError.unsupported("\(file): the byte-level pre-tokenizer (\(JSONValue.object(pre).serialized(indent: nil).prefix(200))) is not one llama.cpp knows by name (gpt-2, llama-bpe, qwen2)")
+        throw BamError.unsupported("\(file): the byte-level pre-tokenizer (\(JSONValue.object(pre).serialized(indent: nil).prefix(200))) is not one llama.cpp knows by name (\(GGUFPreTokenizer.allCases.map(\.rawValue).joined(separator: ", ")))")
     }
 
     // MARK: GGUF -> HF
 
-    /// tokenizer.json and tokenizer_config.json rebuilt from a GGUF's vocabulary.
+    /// tokenizer.json and tokenizer_config.json rebuilt from a GGUF's vocabulary, read as llama.cpp
+    /// reads it (`GGUFVocabulary`), so that HF tokenizers on the result gives llama.cpp's ids:
+    /// - SentencePiece (`llama`): a BPE model with byte fallback whose merges follow the token
+    ///   scores, a normalizer writing spaces as U+2581 (with a U+2581 in front of every piece of
+    ///   text when add_space_prefix is on, which is where llama.cpp puts a space: at the start and
+    ///   after every special token);
+    /// - byte-level BPE (`gpt2`): the merges, and the pre-tokenizer as a Split per llama.cpp regex
+    ///   (GPT-2's as HF's ByteLevel regex, which is the same), ignore_merges as llama.cpp sets it.
+    /// Control and unknown tokens become special added tokens, user-defined ones plain added tokens,
+    /// all matched on the raw text as llama.cpp does. BOS / EOS are added as the vocabulary says.
     public static func hfTokenizer(from file: GGUFFile) throws -> (tokenizer: JSONObject, config: JSONObject) {
-        let path = file.path
-        guard let model = file["tokenizer.ggml.model"]?.stringValue else {
-            throw BamError.unsupported("\(path): the GGUF has no `tokenizer.ggml.model`, so there is no vocabulary to rebuild tokenizer.json from")
-        }
-        guard model == "gpt2" || model == "llama" else {
-            throw BamError.unsupported("\(path): GGUF tokenizer model `\(model)` cannot be rebuilt as tokenizer.json (bam-mix rebuilds gpt2 and llama vocabularies)")
-        }
-        guard let tokens = file["tokenizer.ggml.tokens"]?.stringArray else {
-            throw BamError.format(path, "`tokenizer.ggml.tokens` is missing or not an array of strings")
-        }
-        let n = tokens.count
-        var types = [Int](repeating: Int(TokenType.normal.rawValue), count: n)
-        if let t = file["tokenizer.ggml.token_type"]?.arrayValue {
-            guard t.count == n else { throw BamError.format(path, "`tokenizer.ggml.token_type` has \(t.count) entries for \(n) tokens") }
-            types = t.map { $0.intValue ?? 1 }
-        }
-        func special(_ t: String) -> Int? {
-            guard let i = file[specialKeys[t]!]?.intValue, i >= 0, i < n else { return nil }
-            return i
-        }
-        let isLlama = model == "llama"
-        let addBos = file["tokenizer.ggml.add_bos_token"]?.boolValue ?? isLlama
-        let addEos = file["tokenizer.ggml.add_eos_token"]?.boolValue ?? false
+        let v = try GGUFVocabulary(file: file)
+        let tokens = v.tokens
+        let isLlama = v.model == .sentencePiece
 
         var vocab = JSONObject()
         var addedTokens: [JSONValue] = []
         for (id, t) in tokens.enumerated() {
-            let type = types[id]
-            if type == Int(TokenType.unused.rawValue), t == "[PAD\(id)]" { continue }
-            let isControl = type == Int(TokenType.control.rawValue) || type == Int(TokenType.unknown.rawValue)
-            let isUser = type == Int(TokenType.userDefined.rawValue)
-            if isControl || isUser {
+            let attr = v.attributes[id]
+            if attr == .unused, t == "[PAD\(id)]" { continue }
+            if attr.isSpecial {
+                let isControl = !attr.isDisjoint(with: [.control, .unknown])
                 addedTokens.append(.object(JSONObject([
-                    ("id", .int(id)), ("content", .string(t)), ("single_word", false), ("lstrip", false), ("rstrip", false),
-                    ("normalized", .bool(isUser)), ("special", .bool(isControl)),
+                    ("id", .int(id)), ("content", .string(t)), ("single_word", false),
+                    ("lstrip", .bool(attr.contains(.lstrip))), ("rstrip", .bool(attr.contains(.rstrip))),
+                    ("normalized", false), ("special", .bool(isControl)),
                 ])))
             }
             // Every token is also in the model's vocab: the tokenizers library gives an added token
@@ -292,17 +297,16 @@ public enum GGUFTokenizer {
 
         var merges: [(String, String)]
         if isLlama {
-            guard let s = file["tokenizer.ggml.scores"]?.arrayValue, s.count == n else {
-                throw BamError.format(path, "`tokenizer.ggml.scores` is missing or does not have one score per token; a llama (SentencePiece) vocabulary needs them")
+            let types = v.attributes.map { a -> Int in
+                a.contains(.normal) ? Int(TokenType.normal.rawValue) : a.contains(.userDefined) ? Int(TokenType.userDefined.rawValue) : 0
             }
-            merges = spmMerges(tokens: tokens, scores: s.map { $0.doubleValue ?? 0 }, types: types)
+            merges = spmMerges(tokens: tokens, scores: v.scores.map(Double.init), types: types)
         } else {
-            let m = file["tokenizer.ggml.merges"]?.stringArray ?? []
             merges = []
-            merges.reserveCapacity(m.count)
-            for (i, s) in m.enumerated() {
-                let p = s.split(separator: " ", omittingEmptySubsequences: false)
-                guard p.count == 2 else { throw BamError.format(path, "`tokenizer.ggml.merges`[\(i)] `\(s)` is not two space-separated parts") }
+            merges.reserveCapacity(v.merges.count)
+            for (i, m) in v.merges.enumerated() {
+                let p = m.split(separator: " ", omittingEmptySubsequences: false)
+                guard p.count == 2 else { throw BamError.format(file.path, "`tokenizer.ggml.merges`[\(i)] `\(m)` is not two space-separated parts") }
                 merges.append((String(p[0]), String(p[1])))
             }
         }
@@ -311,8 +315,9 @@ public enum GGUFTokenizer {
             pairForm ? .array([.string($0.0), .string($0.1)]) : .string("\($0.0) \($0.1)")
         }
 
-        let bosText = special("bos").map { tokens[$0] }
-        let eosText = special("eos").map { tokens[$0] }
+        let addBos = v.addBOS, addEos = v.addEOS
+        let bosText = v.bosId.map { tokens[$0] }
+        let eosText = v.eosId.map { tokens[$0] }
         var single: [JSONValue] = []
         var pair: [JSONValue] = []
         var specialTokens = JSONObject()
@@ -322,17 +327,17 @@ public enum GGUFTokenizer {
         func seq(_ id: String, _ typeId: Int) -> JSONValue {
             .object(JSONObject([("Sequence", .object(JSONObject([("id", .string(id)), ("type_id", .int(typeId))])))]))
         }
-        if addBos, let b = bosText {
+        if addBos, let b = bosText, let id = v.bosId {
             single.append(specialEntry(b, 0))
             pair.append(specialEntry(b, 0))
-            specialTokens[b] = .object(JSONObject([("id", .string(b)), ("ids", .array([.int(special("bos")!)])), ("tokens", .array([.string(b)]))]))
+            specialTokens[b] = .object(JSONObject([("id", .string(b)), ("ids", .array([.int(id)])), ("tokens", .array([.string(b)]))]))
         }
         single.append(seq("A", 0))
         pair.append(seq("A", 0))
-        if addEos, let e = eosText {
+        if addEos, let e = eosText, let id = v.eosId {
             single.append(specialEntry(e, 0))
             pair.append(specialEntry(e, 0))
-            specialTokens[e] = .object(JSONObject([("id", .string(e)), ("ids", .array([.int(special("eos")!)])), ("tokens", .array([.string(e)]))]))
+            specialTokens[e] = .object(JSONObject([("id", .string(e)), ("ids", .array([.int(id)])), ("tokens", .array([.string(e)]))]))
         }
         if addBos, let b = bosText { pair.append(specialEntry(b, 1)) }
         pair.append(seq("B", 1))
@@ -346,47 +351,42 @@ public enum GGUFTokenizer {
         tok["truncation"] = .null
         tok["padding"] = .null
         tok["added_tokens"] = .array(addedTokens)
-        let unkText = special("unk").map { tokens[$0] } ?? tokens.enumerated().first { types[$0.offset] == Int(TokenType.unknown.rawValue) }?.element
-        if isLlama {
-            tok["normalizer"] = .object(JSONObject([("type", "Sequence"), ("normalizers", .array([
-                .object(JSONObject([("type", "Prepend"), ("prepend", "\u{2581}")])),
-                .object(JSONObject([("type", "Replace"), ("pattern", .object(JSONObject([("String", " ")]))), ("content", "\u{2581}")])),
-            ]))]))
+        let unkText = v.unkId.map { tokens[$0] } ?? tokens.indices.first { v.attributes[$0].contains(.unknown) }.map { tokens[$0] }
+        switch v.model {
+        case .sentencePiece:
+            var steps: [JSONValue] = []
+            if v.addSpacePrefix { steps.append(.object(JSONObject([("type", "Prepend"), ("prepend", "\u{2581}")]))) }
+            steps.append(.object(JSONObject([("type", "Replace"), ("pattern", .object(JSONObject([("String", " ")]))), ("content", "\u{2581}")])))
+            tok["normalizer"] = .object(JSONObject([("type", "Sequence"), ("normalizers", .array(steps))]))
             tok["pre_tokenizer"] = .null
             tok["post_processor"] = template
-            tok["decoder"] = .object(JSONObject([("type", "Sequence"), ("decoders", .array([
+            var decoders: [JSONValue] = [
                 .object(JSONObject([("type", "Replace"), ("pattern", .object(JSONObject([("String", "\u{2581}")]))), ("content", " ")])),
                 .object(JSONObject([("type", "ByteFallback")])),
                 .object(JSONObject([("type", "Fuse")])),
-                .object(JSONObject([("type", "Strip"), ("content", " "), ("start", 1), ("stop", 0)])),
-            ]))]))
+            ]
+            if v.addSpacePrefix {
+                decoders.append(.object(JSONObject([("type", "Strip"), ("content", " "), ("start", 1), ("stop", 0)])))
+            }
+            tok["decoder"] = .object(JSONObject([("type", "Sequence"), ("decoders", .array(decoders))]))
             tok["model"] = .object(JSONObject([
                 ("type", "BPE"), ("dropout", .null), ("unk_token", unkText.map { .string($0) } ?? .null),
                 ("continuing_subword_prefix", .null), ("end_of_word_suffix", .null), ("fuse_unk", true),
                 ("byte_fallback", true), ("ignore_merges", false), ("vocab", .object(vocab)), ("merges", .array(mergeValues)),
             ]))
-        } else {
-            let pre = file["tokenizer.ggml.pre"]?.stringValue ?? "gpt-2"
-            let regex: String? = switch pre {
-            case "llama-bpe", "llama3": llama3Regex
-            case "qwen2": qwen2Regex
-            case "gpt-2", "gpt2", "default": nil
-            default:
-                throw BamError.unsupported("\(path): GGUF pre-tokenizer `\(pre)` has no tokenizer.json equivalent in bam-mix (gpt-2, llama-bpe and qwen2 are rebuilt)")
-            }
+        case let .bytePairEncoding(pre):
             let byteLevel = { (useRegex: Bool) -> JSONValue in
                 .object(JSONObject([("type", "ByteLevel"), ("add_prefix_space", false), ("trim_offsets", true), ("use_regex", .bool(useRegex))]))
             }
-            if let regex {
-                tok["normalizer"] = .null
-                tok["pre_tokenizer"] = .object(JSONObject([("type", "Sequence"), ("pretokenizers", .array([
-                    .object(JSONObject([("type", "Split"), ("pattern", .object(JSONObject([("Regex", .string(regex))]))),
-                                        ("behavior", "Isolated"), ("invert", false)])),
-                    byteLevel(false),
-                ]))]))
-            } else {
-                tok["normalizer"] = .null
+            tok["normalizer"] = .null
+            if pre == .gpt2 {
                 tok["pre_tokenizer"] = byteLevel(true)
+            } else {
+                let splits: [JSONValue] = pre.regexes.map { r in
+                    .object(JSONObject([("type", "Split"), ("pattern", .object(JSONObject([("Regex", .string(r))]))),
+                                        ("behavior", "Isolated"), ("invert", false)]))
+                }
+                tok["pre_tokenizer"] = .object(JSONObject([("type", "Sequence"), ("pretokenizers", .array(splits + [byteLevel(false)]))]))
             }
             tok["post_processor"] = (addBos || addEos) ? template
                 : .object(JSONObject([("type", "ByteLevel"), ("add_prefix_space", true), ("trim_offsets", false), ("use_regex", true)]))
@@ -394,15 +394,17 @@ public enum GGUFTokenizer {
             tok["model"] = .object(JSONObject([
                 ("type", "BPE"), ("dropout", .null), ("unk_token", .null), ("continuing_subword_prefix", .null),
                 ("end_of_word_suffix", .null), ("fuse_unk", false), ("byte_fallback", false),
-                ("ignore_merges", .bool(regex == llama3Regex)), ("vocab", .object(vocab)), ("merges", .array(mergeValues)),
+                ("ignore_merges", .bool(v.ignoreMerges)), ("vocab", .object(vocab)), ("merges", .array(mergeValues)),
             ]))
         }
 
         var cfg = JSONObject()
         cfg["add_bos_token"] = .bool(addBos)
         cfg["add_eos_token"] = .bool(addEos)
-        for t in ["bos", "eos", "unk", "pad"] { if let i = special(t) { cfg["\(t)_token"] = .string(tokens[i]) } }
-        if cfg["unk_token"] == nil, let u = unkText { cfg["unk_token"] = .string(u) }
+        if let b = bosText { cfg["bos_token"] = .string(b) }
+        if let e = eosText { cfg["eos_token"] = .string(e) }
+        if let u = unkText { cfg["unk_token"] = .string(u) }
+        if let p = v.padId { cfg["pad_token"] = .string(tokens[p]) }
         cfg["clean_up_tokenization_spaces"] = false
         cfg["tokenizer_class"] = isLlama ? "LlamaTokenizerFast" : "PreTrainedTokenizerFast"
         if isLlama { cfg["legacy"] = true }

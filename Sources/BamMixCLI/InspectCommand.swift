@@ -1,6 +1,7 @@
 import ArgumentParser
 import BamEvaluation
 import BamModels
+import BamTokenizers
 import Foundation
 
 struct InspectCommand: ParsableCommand {
@@ -106,7 +107,7 @@ struct InspectCommand: ParsableCommand {
 }
 
 func tokenizerDescription(_ ckpt: Checkpoint) -> String {
-    guard ckpt.tokenizerURL != nil else { return "none (no tokenizer.json)" }
+    if case .none = ckpt.tokenizerSource { return "none (no tokenizer.json, no GGUF vocabulary)" }
     do {
         let t = try loadTokenizer(for: ckpt)
         return "\(t.kindDescription), \(t.vocabSize) tokens\(t.addsBOS ? ", adds BOS \(t.bosTokenId.map(String.init) ?? "?")" : "")"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BamEvaluation
 import BamModels
+import BamTokenizers
 import Foundation
 
 struct RoutesCommand: ParsableCommand {

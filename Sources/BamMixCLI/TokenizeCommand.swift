@@ -2,20 +2,24 @@ import ArgumentParser
 import BamTokenizers
 import Foundation
 
-/// `bam-mix tokenize`: token ids from a tokenizer.json, or text from ids with --decode.
+/// `bam-mix tokenize`: token ids from a tokenizer.json or a GGUF vocabulary, or text from ids with --decode.
 struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize",
-        abstract: "Token ids of a text from a tokenizer.json (with --decode: the text of token ids).",
+        abstract: "Token ids of a text from a tokenizer.json or a .gguf file (with --decode: the text of token ids).",
         discussion: """
-            The tokenizer PATH is a tokenizer.json or a model directory holding one; a tokenizer_config.json \
-            beside it names BOS/EOS. Special tokens (BOS...) are added as the tokenizer's post-processor says, \
-            unless --no-special. The ids are those of Hugging Face `tokenizers` (BPE models; see docs/tokenizers.md \
-            for the supported components). With --decode the input is token ids separated by commas or \
-            whitespace, and --no-special leaves special tokens out of the text.
+            The tokenizer PATH is a tokenizer.json, a model directory holding one, or a .gguf file. With \
+            tokenizer.json (a tokenizer_config.json beside it names BOS/EOS) the ids are those of Hugging Face \
+            `tokenizers` (BPE models; see docs/tokenizers.md for the supported components) and special tokens \
+            (BOS...) are added as the post-processor says. With a .gguf file the ids are llama.cpp's (its \
+            `llama` SentencePiece and `gpt2` BPE tokenizers with their pre-tokenizers) and BOS/EOS are added \
+            as the file's add_bos/add_eos say. --no-special adds none. Special tokens written in the text are \
+            recognised unless --no-parse-special (llama.cpp's parse_special = false, what perplexity uses). \
+            With --decode the input is token ids separated by commas or whitespace, and --no-special leaves \
+            special tokens out of the text.
             """)
 
-    @Option(help: ArgumentHelp("A tokenizer.json file or a model directory containing one.", valueName: "path"))
+    @Option(help: ArgumentHelp("A tokenizer.json file, a model directory containing one, or a .gguf file.", valueName: "path"))
     var tokenizer: String
 
     @Option(help: "The text to tokenize (with --decode: the ids).")
@@ -28,6 +32,10 @@ struct TokenizeCommand: ParsableCommand {
     @Flag(name: .customLong("no-special"),
           help: "Do not add special tokens (with --decode: leave special tokens out of the text).")
     var noSpecial = false
+
+    @Flag(name: .customLong("no-parse-special"),
+          help: "Tokenise special-token strings written in the text (such as <s>) as plain text.")
+    var noParseSpecial = false
 
     @Flag(help: "Print a JSON array of ids (with --decode: a JSON string).")
     var json = false
@@ -74,7 +82,7 @@ struct TokenizeCommand: ParsableCommand {
                 print(decoded)
             }
         } else {
-            let ids = tok.encode(input, addSpecialTokens: !noSpecial).map(String.init)
+            let ids = tok.encode(input, addSpecialTokens: !noSpecial, parseSpecialTokens: !noParseSpecial).map(String.init)
             print(json ? "[" + ids.joined(separator: ", ") + "]" : ids.joined(separator: " "))
         }
     }

@@ -1,4 +1,5 @@
 import BamModels
+import BamTokenizers
 import Foundation
 
 /// Checks, before any byte is written, that the experts can be mixed: all dense, same
@@ -44,9 +45,15 @@ enum MixValidation {
             }
         }
         // Tokenizer: identical bytes, unless the user says otherwise.
-        let hashes = experts.map { $0.tokenizerURL.flatMap { try? Data(contentsOf: $0) } }
+        let hashes = experts.map { $0.tokenizerIdentity() }
         for (i, h) in hashes.enumerated().dropFirst() where h != hashes[0] && !options.allowTokenizerMismatch {
-            let describe = { (c: Checkpoint) in c.tokenizerURL?.path ?? "\(c.path.path) (no tokenizer.json)" }
+            let describe = { (c: Checkpoint) -> String in
+                switch c.tokenizerSource {
+                case let .tokenizerJSON(url): url.path
+                case .ggufVocabulary: "the vocabulary of \(c.path.path)"
+                case .none: "\(c.path.path) (no tokenizer)"
+                }
+            }
             throw BamError.mismatch("tokenizers differ: \(describe(experts[0])) and \(describe(experts[i])) are not identical; experts must share a vocabulary — pass --allow-tokenizer-mismatch only if you know the ids mean the same tokens")
         }
         return try MixDType.resolve(experts, requested: options.dtype, gguf: options.writesGGUF)

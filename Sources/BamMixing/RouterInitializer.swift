@@ -70,10 +70,10 @@ enum RouterInitializer {
             throw BamError.usage("--router-base-expert \(options.routerBaseExpert) is not an expert index")
         }
         let base = experts[options.routerBaseExpert]
-        guard let tokURL = base.tokenizerURL else {
-            throw BamError.usage("--router \(options.router.rawValue) tokenises prompts, but \(base.path.path) has no tokenizer.json")
+        if case .none = base.tokenizerSource {
+            throw BamError.usage("--router \(options.router.rawValue) tokenises prompts, but \(base.path.path) has no tokenizer (no tokenizer.json, no GGUF vocabulary)")
         }
-        let tokenizer = try Tokenizer.load(url: tokURL.deletingLastPathComponent())
+        let tokenizer = try base.loadTokenizer()
         let model = options.router == .hidden ? try Transformer.load(base) : nil
         let embed = try base.store.tensor(ParameterNames.embed)
         log("computing \(options.router.rawValue) router vectors with \(base.path.lastPathComponent)")

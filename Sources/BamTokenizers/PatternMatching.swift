@@ -18,8 +18,10 @@ final class RegexBox: @unchecked Sendable {
 enum CompiledPattern: Sendable {
     /// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
     case gpt2
-    /// Llama 3's pattern (maxDigits 3) and Qwen 2's (maxDigits 1).
-    case llama3(maxDigits: Int)
+    /// Llama 3's pattern (maxDigits 3) and Qwen 2's (maxDigits 1). `foldLongS`: the contractions
+    /// are `(?i:...)`, whose case folding also takes U+017F (long s) for an s; llama.cpp's rewrites
+    /// (`(?:'[sS]|...)`) spell the cases out and do not.
+    case llama3(maxDigits: Int, foldLongS: Bool)
     case foundation(RegexBox)
 
     static let gpt2Pattern = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
@@ -27,13 +29,20 @@ enum CompiledPattern: Sendable {
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
     static let qwen2Pattern =
         #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    /// llama.cpp's rewrites of the two (what bam-mix writes into tokenizer.json for GGUF vocabularies).
+    static let llama3CasePattern =
+        #"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+    static let qwen2CasePattern =
+        #"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     /// Compiles `pattern`, using a dedicated matcher when one exists and `allowFast` is set.
     static func compile(_ pattern: String, allowFast: Bool = true) throws -> CompiledPattern {
         if allowFast {
             if pattern.utf8.elementsEqual(gpt2Pattern.utf8) { return .gpt2 }
-            if pattern.utf8.elementsEqual(llama3Pattern.utf8) { return .llama3(maxDigits: 3) }
-            if pattern.utf8.elementsEqual(qwen2Pattern.utf8) { return .llama3(maxDigits: 1) }
+            if pattern.utf8.elementsEqual(llama3Pattern.utf8) { return .llama3(maxDigits: 3, foldLongS: true) }
+            if pattern.utf8.elementsEqual(qwen2Pattern.utf8) { return .llama3(maxDigits: 1, foldLongS: true) }
+            if pattern.utf8.elementsEqual(llama3CasePattern.utf8) { return .llama3(maxDigits: 3, foldLongS: false) }
+            if pattern.utf8.elementsEqual(qwen2CasePattern.utf8) { return .llama3(maxDigits: 1, foldLongS: false) }
         }
         // Oniguruma's default (Ruby) syntax makes ^ and $ line anchors.
         return .foundation(RegexBox(try NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines])))
@@ -55,10 +64,10 @@ enum CompiledPattern: Sendable {
                 out.append((i, e))
                 i = e
             }
-        case let .llama3(maxDigits):
+        case let .llama3(maxDigits, foldLongS):
             var i = start
             while i < end {
-                let e = llama3Match(p, i, end, maxDigits)
+                let e = llama3Match(p, i, end, maxDigits, foldLongS)
                 out.append((i, e))
                 i = e
             }
@@ -159,15 +168,15 @@ private func gpt2Match(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int) -> Int {
 @inline(__always) private func lower(_ v: UInt32) -> UInt32 { v >= 0x41 && v <= 0x5A ? v + 0x20 : v }
 
 /// One match of Llama 3's pattern (Qwen 2's when maxDigits == 1) starting at `i`.
-private func llama3Match(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int, _ maxDigits: Int) -> Int {
+private func llama3Match(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int, _ maxDigits: Int, _ foldLongS: Bool) -> Int {
     // (?i:'s|'t|'re|'ve|'m|'ll|'d). Case folding also maps U+017F (long s) to s.
     if p[i] == 0x27, i + 1 < end {
         let (v1, n1) = decodeUTF8(p, i + 1)
-        let c1 = v1 == 0x17F ? 0x73 : lower(v1)
+        let c1 = v1 == 0x17F && foldLongS ? 0x73 : lower(v1)
         if c1 == 0x73 || c1 == 0x74 || c1 == 0x6D || c1 == 0x64 { return i + 1 + n1 }
         if i + 1 + n1 < end {
             let (v2, n2) = decodeUTF8(p, i + 1 + n1)
-            let c2 = v2 == 0x17F ? 0x73 : lower(v2)
+            let c2 = v2 == 0x17F && foldLongS ? 0x73 : lower(v2)
             if (c1 == 0x72 && c2 == 0x65) || (c1 == 0x76 && c2 == 0x65) || (c1 == 0x6C && c2 == 0x6C) {
                 return i + 1 + n1 + n2
             }
@@ -220,7 +229,7 @@ private func llama3Match(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int, _ maxD
 // MARK: - Public testing hook
 
 /// A pre-tokenizer regex as BamTokenizers runs it: the dedicated matcher for the GPT-2, Llama 3 and
-/// Qwen 2 patterns, NSRegularExpression otherwise. Public so that tests and tools can hold the
+/// Qwen 2 patterns (and llama.cpp's rewrites of the last two), NSRegularExpression otherwise. Public so that tests and tools can hold the
 /// dedicated matchers to NSRegularExpression.
 public struct PreTokenizerPattern: Sendable {
     let fast: CompiledPattern?

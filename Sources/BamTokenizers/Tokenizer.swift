@@ -1,44 +1,54 @@
 import Foundation
+import BamFormats
 
-/// A tokenizer loaded from a Hugging Face `tokenizer.json`, producing the same ids as HF
-/// `tokenizers` for the components it supports (see docs/tokenizers.md). Anything else is
-/// refused at load time with an error naming the component and its JSON path.
+/// A tokenizer: either one loaded from a Hugging Face `tokenizer.json`, producing the same ids as
+/// HF `tokenizers` for the components it supports (see docs/tokenizers.md; anything else is
+/// refused at load time with an error naming the component and its JSON path), or a GGUF file's
+/// own vocabulary, producing the same ids as llama.cpp (`LlamaCppTokenizer`).
 ///
-/// Encoding, as in HF: (1) added tokens with `normalized: false` are split out of the raw text;
-/// (2) the other pieces are normalized and added tokens with `normalized: true` are split out;
-/// (3) the pre-tokenizer splits the remaining pieces; (4) the BPE model turns each pre-token into
-/// ids; (5) the post-processor adds special tokens.
+/// Encoding with tokenizer.json, as in HF: (1) added tokens with `normalized: false` are split out
+/// of the raw text; (2) the other pieces are normalized and added tokens with `normalized: true`
+/// are split out; (3) the pre-tokenizer splits the remaining pieces; (4) the BPE model turns each
+/// pre-token into ids; (5) the post-processor adds special tokens.
 public final class Tokenizer: Sendable {
-    let model: BPEModel
-    let added: AddedVocabulary
-    let normalizer: Normalizer?
-    let preTokenizer: [PreTokenizerStep]
-    /// The pre-tokenizer ends with ByteLevel and the model reads raw bytes (`BPEModel.rawByteIds`).
-    let rawByteInput: Bool
-    let postProcessor: PostProcessor?
-    let decoder: Decoder?
+    /// The two tokenizer families, with their own encoding rules.
+    enum Engine: Sendable {
+        case huggingFace(HuggingFaceEngine)
+        case llamaCpp(LlamaCppTokenizer)
+    }
 
-    /// Number of distinct tokens, added tokens included (HF's `get_vocab_size(with_added_tokens=True)`).
+    let engine: Engine
+
+    /// Number of distinct tokens, added tokens included (HF's `get_vocab_size(with_added_tokens=True)`;
+    /// a GGUF vocabulary's token count).
     public let vocabSize: Int
-    /// From tokenizer_config.json's `bos_token`, else the first special token of the post-processor's
-    /// template, else nil.
+    /// tokenizer.json: from tokenizer_config.json's `bos_token`, else the first special token of the
+    /// post-processor's template, else nil. GGUF: `tokenizer.ggml.bos_token_id` (llama.cpp's default).
     public let bosTokenId: Int?
-    /// From tokenizer_config.json's `eos_token`, else the last special token of the template, else nil.
+    /// tokenizer.json: from tokenizer_config.json's `eos_token`, else the last special token of the
+    /// template, else nil. GGUF: `tokenizer.ggml.eos_token_id`.
     public let eosTokenId: Int?
-    /// Whether `encode(_, addSpecialTokens: true)` prepends BOS. Decided by the post-processor, as
-    /// HF tokenizers (and transformers 5) do; tokenizer_config.json's `add_bos_token` is not consulted.
+    /// Whether `encode(_, addSpecialTokens: true)` prepends BOS. tokenizer.json: decided by the
+    /// post-processor, as HF tokenizers (and transformers 5) do; tokenizer_config.json's
+    /// `add_bos_token` is not consulted. GGUF: `tokenizer.ggml.add_bos_token`, else llama.cpp's
+    /// default for the tokenizer (SentencePiece, Llama 3 and Tekken add it).
     public let addsBOS: Bool
-    /// e.g. "BPE (byte-level)", "BPE (SentencePiece-style, byte fallback)".
+    /// e.g. "BPE (byte-level)", "BPE (SentencePiece-style, byte fallback)", "GGUF SentencePiece (llama.cpp)".
     public let kindDescription: String
 
     // MARK: Loading
 
-    /// Loads a `tokenizer.json` file, or a directory holding one. A `tokenizer_config.json` beside
-    /// it, when present, supplies the BOS/EOS tokens.
+    /// Loads a `tokenizer.json` file, or a directory holding one, or a `.gguf` file's vocabulary.
+    /// A `tokenizer_config.json` beside tokenizer.json, when present, supplies the BOS/EOS tokens.
     public static func load(url: URL) throws -> Tokenizer {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-            throw TokenizerError("\(url.path): no such file or directory (expected a tokenizer.json or a model directory holding one)")
+            throw TokenizerError("\(url.path): no such file or directory (expected a tokenizer.json, a model directory holding one, or a .gguf file)")
+        }
+        if !isDir.boolValue, url.pathExtension.lowercased() == "gguf" {
+            let file: GGUFFile
+            do { file = try GGUFFile(path: url.path) } catch let e as BamError { throw TokenizerError(e.message) }
+            return try Tokenizer(gguf: file)
         }
         let file = isDir.boolValue ? url.appendingPathComponent("tokenizer.json") : url
         guard FileManager.default.fileExists(atPath: file.path) else {
@@ -72,21 +82,20 @@ public final class Tokenizer: Sendable {
             throw root.error("missing \"model\" (every tokenizer.json has one, e.g. {\"type\": \"BPE\", ...})")
         }
         let model = try BPEModel.parse(try root.required("model"), byteLevelInput: endsWithByteLevel)
+        let rawByteInput: Bool
         if endsWithByteLevel, model.rawByteIds != nil, case let .byteLevel(prefix, regex, _) = steps.last {
             steps[steps.count - 1] = .byteLevel(addPrefixSpace: prefix, useRegex: regex, mapBytes: false)
             rawByteInput = true
         } else {
             rawByteInput = false
         }
-        self.model = model
-        self.normalizer = normalizer
-        self.preTokenizer = steps
         let added = try AddedVocabulary.parse(root.optional("added_tokens"), normalizer: normalizer)
-        self.added = added
-        self.postProcessor = try root.optional("post_processor").map(PostProcessor.parse)
-        self.decoder = try root.optional("decoder").map(Decoder.parse)
+        let postProcessor = try root.optional("post_processor").map(PostProcessor.parse)
+        let decoder = try root.optional("decoder").map(Decoder.parse)
         // "truncation" and "padding" are ignored on purpose: perplexity and training tokenize whole
         // files, and ids of one text do not depend on them otherwise.
+        engine = .huggingFace(HuggingFaceEngine(model: model, added: added, normalizer: normalizer, preTokenizer: steps,
+                                                rawByteInput: rawByteInput, postProcessor: postProcessor, decoder: decoder))
 
         // Vocabulary size: distinct token strings over the model vocabulary and the added tokens.
         var extra = Set<[UInt8]>()
@@ -104,7 +113,7 @@ public final class Tokenizer: Sendable {
                 guard let n = cfg.optional(key) else { return nil }
                 let name: String
                 if case .string(let s) = n.value { name = s } else { name = try n.string("content") }
-                return .some(Tokenizer.lookup(name, added: added, model: model))
+                return .some(HuggingFaceEngine.lookup(name, added: added, model: model))
             }
             if let b = try configToken("bos_token") { bos = b ?? bos }
             if let e = try configToken("eos_token") { eos = e ?? eos }
@@ -126,10 +135,22 @@ public final class Tokenizer: Sendable {
         kindDescription = traits.isEmpty ? "BPE" : "BPE (\(traits.joined(separator: ", ")))"
     }
 
-    private static func lookup(_ token: String, added: AddedVocabulary, model: BPEModel) -> Int? {
-        let bytes = Array(token.utf8)
-        if let id = added.byContent.get(bytes) { return Int(id) }
-        return model.tokenToId(bytes).map(Int.init)
+    /// The vocabulary a GGUF file carries (`tokenizer.ggml.*`), tokenizing as llama.cpp does.
+    public init(gguf file: GGUFFile) throws {
+        let t: LlamaCppTokenizer
+        do { t = try LlamaCppTokenizer(gguf: file) } catch let e as BamError { throw TokenizerError(e.message) }
+        let v = t.source
+        engine = .llamaCpp(t)
+        vocabSize = v.tokens.count
+        bosTokenId = v.bosId
+        eosTokenId = v.eosId
+        addsBOS = v.addBOS && v.bosId != nil
+        switch v.model {
+        case .sentencePiece:
+            kindDescription = "GGUF SentencePiece (llama.cpp's `llama` tokenizer\(v.addSpacePrefix ? ", add_space_prefix" : ""))"
+        case .bytePairEncoding:
+            kindDescription = "GGUF byte-level BPE (llama.cpp's `gpt2` tokenizer, pre-tokenizer `\(v.preName.isEmpty ? "default" : v.preName)`)"
+        }
     }
 
     private static func prepends(_ n: Normalizer?) -> Bool {
@@ -151,12 +172,65 @@ public final class Tokenizer: Sendable {
 
     // MARK: Encoding and decoding
 
-    /// Token ids of `text`. With `addSpecialTokens`, the post-processor adds its special tokens (BOS...).
-    /// Added tokens written in the text are recognised, as in HF. With `parseSpecialTokens: false`
-    /// the *special* ones (`"special": true`, such as a literal `<s>` in the text) are not: their
-    /// text is tokenised like any other, as llama.cpp does with `parse_special = false` (what
-    /// `llama-perplexity` uses) and HF with `split_special_tokens=True`.
+    /// Token ids of `text`. With `addSpecialTokens`, special tokens are added (tokenizer.json: by
+    /// the post-processor; GGUF: BOS / EOS as the vocabulary's add_bos / add_eos say). Special
+    /// tokens written in the text are recognised, as in HF and llama.cpp. With
+    /// `parseSpecialTokens: false` the *special* ones (tokenizer.json: `"special": true`; GGUF:
+    /// control and unknown tokens, such as a literal `<s>`) are not: their text is tokenised like any
+    /// other, as llama.cpp does with `parse_special = false` (what `llama-perplexity` uses) and HF
+    /// with `split_special_tokens=True`.
     public func encode(_ text: String, addSpecialTokens: Bool = true, parseSpecialTokens: Bool = true) -> [Int] {
+        switch engine {
+        case let .huggingFace(e): e.encode(text, addSpecialTokens: addSpecialTokens, parseSpecialTokens: parseSpecialTokens)
+        case let .llamaCpp(t): t.encode(text, addSpecial: addSpecialTokens, parseSpecial: parseSpecialTokens)
+        }
+    }
+
+    /// Text of `ids` through the decoder (tokenizer.json: tokens joined with spaces when there is
+    /// none, as in HF; GGUF: llama.cpp's token pieces). Unknown ids are skipped.
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+        switch engine {
+        case let .huggingFace(e): e.decode(ids, skipSpecialTokens: skipSpecialTokens)
+        case let .llamaCpp(t): t.decode(ids, skipSpecial: skipSpecialTokens)
+        }
+    }
+
+    /// The id of a token string (added tokens first, then the model vocabulary), compared byte for byte.
+    public func tokenToId(_ token: String) -> Int? {
+        switch engine {
+        case let .huggingFace(e): HuggingFaceEngine.lookup(token, added: e.added, model: e.model)
+        case let .llamaCpp(t): t.vocabulary.id(of: Array(token.utf8)).map(Int.init)
+        }
+    }
+
+    /// The token string of an id. Like HF's `id_to_token`, an added token with `normalized: true`
+    /// comes back normalized (so tokenToId(idToToken(i)) can differ from i for those).
+    public func idToToken(_ id: Int) -> String? {
+        switch engine {
+        case let .huggingFace(e): e.idToToken(id)
+        case let .llamaCpp(t): t.piece(id)
+        }
+    }
+}
+
+/// The parts of a tokenizer.json and how HF tokenizers runs them.
+struct HuggingFaceEngine: Sendable {
+    let model: BPEModel
+    let added: AddedVocabulary
+    let normalizer: Normalizer?
+    let preTokenizer: [PreTokenizerStep]
+    /// The pre-tokenizer ends with ByteLevel and the model reads raw bytes (`BPEModel.rawByteIds`).
+    let rawByteInput: Bool
+    let postProcessor: PostProcessor?
+    let decoder: Decoder?
+
+    static func lookup(_ token: String, added: AddedVocabulary, model: BPEModel) -> Int? {
+        let bytes = Array(token.utf8)
+        if let id = added.byContent.get(bytes) { return Int(id) }
+        return model.tokenToId(bytes).map(Int.init)
+    }
+
+    func encode(_ text: String, addSpecialTokens: Bool, parseSpecialTokens: Bool) -> [Int] {
         var input = Array(text.utf8)
         let inputCount = input.count
         input.append(0)  // keeps the base address valid for empty text; never inside a piece
@@ -212,9 +286,7 @@ public final class Tokenizer: Sendable {
         return ids
     }
 
-    /// Text of `ids` through the decoder (tokens joined with spaces when there is none, as in HF).
-    /// Unknown ids are skipped.
-    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+    func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         var tokens: [String] = []
         tokens.reserveCapacity(ids.count)
         for id in ids {
@@ -226,14 +298,7 @@ public final class Tokenizer: Sendable {
         return decoder.decodeChain(tokens).joined()
     }
 
-    /// The id of a token string (added tokens first, then the model vocabulary), compared byte for byte.
-    public func tokenToId(_ token: String) -> Int? {
-        Tokenizer.lookup(token, added: added, model: model)
-    }
-
-    /// The token string of an id. Like HF's `id_to_token`, an added token with `normalized: true`
-    /// comes back normalized (so tokenToId(idToToken(i)) can differ from i for those).
-    public func idToToken(_ id: Int) -> String? {
+    func idToToken(_ id: Int) -> String? {
         if let t = added.token(id: id) { return t.decoded }
         return model.idToTokenString(id)
     }

@@ -474,13 +474,10 @@ public func train(modelPath: String, data specs: [TrainingDomain], options: Trai
                   progress: (TrainingEvent) -> Void = { _ in }) throws -> TrainingReport {
     try options.validate()
     let checkpoint = try Checkpoint.open(options.resume?.path ?? modelPath)
-    guard let tokURL = checkpoint.tokenizerURL else {
-        throw BamError.usage("\(checkpoint.path.path) has no tokenizer.json; training tokenises text with the model's own tokenizer")
+    if case .none = checkpoint.tokenizerSource {
+        throw BamError.usage("\(checkpoint.path.path) has no tokenizer (no tokenizer.json, no GGUF vocabulary); training tokenises text with the model's own tokenizer")
     }
-    let tokenizer: Tokenizer
-    do { tokenizer = try Tokenizer.load(url: tokURL.deletingLastPathComponent()) } catch let e as TokenizerError {
-        throw BamError(.format, e.description)
-    }
+    let tokenizer = try checkpoint.loadTokenizer()
     let data = try TrainingData(specs: specs, tokenizer: tokenizer, validationFraction: validationFraction)
     let trainer = try Trainer(checkpoint: checkpoint, data: data, options: options)
     return try trainer.run(progress: progress)

@@ -1,3 +1,4 @@
+import BamFormats
 import BamTokenizers
 import Foundation
 import Testing
@@ -194,12 +195,14 @@ struct TokenizerTests {
 
     // MARK: Dedicated regex matchers
 
-    @Test("the GPT-2 / Llama 3 / Qwen 2 matchers agree with NSRegularExpression")
+    @Test("the GPT-2 / Llama 3 / Qwen 2 matchers (and llama.cpp's rewrites) agree with NSRegularExpression")
     func fastMatchersAgreeWithFoundation() throws {
         let gpt2 = #"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"#
         let llama3 = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
         let qwen2 = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
-        let patterns = try [gpt2, llama3, qwen2].map { try PreTokenizerPattern($0) }
+        let names = ["gpt2", "llama3", "qwen2", "llama3 (llama.cpp)", "qwen2 (llama.cpp)"]
+        let patterns = try [gpt2, llama3, qwen2, GGUFPreTokenizer.llama3Regex, GGUFPreTokenizer.qwen2Regex]
+            .map { try PreTokenizerPattern($0) }
         for p in patterns { #expect(p.hasDedicatedMatcher) }
         #expect(try !PreTokenizerPattern(#"\p{L}+"#).hasDedicatedMatcher)
 
@@ -216,14 +219,14 @@ struct TokenizerTests {
         }
         var checked = 0
         for text in texts {
-            for (name, p) in zip(["gpt2", "llama3", "qwen2"], patterns) {
+            for (name, p) in zip(names, patterns) {
                 let fast = p.matches(in: text)
                 let reference = p.matches(in: text, useDedicatedMatcher: false)
                 #expect(fast == reference, "\(name) on \(text.debugDescription): \(fast) vs NSRegularExpression \(reference)")
                 checked += 1
             }
         }
-        #expect(checked == texts.count * 3)
+        #expect(checked == texts.count * names.count)
     }
 
     // MARK: Errors
