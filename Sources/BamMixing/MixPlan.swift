@@ -73,6 +73,9 @@ extension MixPlan {
             }
             cfg["architectures"] = .array(["BamForCausalLM"])
             cfg["model_type"] = "bam"
+            // transformers loads the checkpoint with trust_remote_code through the model code that
+            // Mixer writes beside it (BamModelCode).
+            cfg["auto_map"] = .object(JSONObject(BamModelCode.autoMap.map { ($0.key, .string($0.value)) }))
             cfg["base_model_type"] = .string(seed.baseFamily.rawValue)
             cfg["router_renormalize"] = .bool(renormalize)
             cfg["router_z_loss_coef"] = .double(options.routerZLossCoef)

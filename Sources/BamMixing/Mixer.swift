@@ -74,9 +74,13 @@ public enum Mixer {
             return Data((doc.serialized() + "\n").utf8)
         }
         // The provenance file is produced after the tensors, once the hashes are done.
+        var extraData: [String: () throws -> Data] = ["bam_mix_provenance.json": provenance]
+        if plan.config["model_type"]?.stringValue == "bam" {
+            for file in BamModelCode.files { extraData[file.name] = { Data(file.text.utf8) } }
+        }
         try CheckpointWriter.write(directory: options.output, config: plan.config, entries: entries,
                                    shardSize: options.shardSize, extraFiles: CheckpointWriter.sideFiles(of: experts[0].directory),
-                                   extraData: ["bam_mix_provenance.json": provenance])
+                                   extraData: extraData)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         let bytes = entries.reduce(0) { $0 + $1.byteCount }
         return MixReport(output: options.output, formatName: plan.formatName, experts: experts.count, tensors: entries.count,
