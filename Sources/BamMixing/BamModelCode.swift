@@ -256,7 +256,7 @@ returned separately in `router_losses = {"btx", "switch", "z"}` (each summed ove
 coefficients). `output_router_logits=True` also returns each FFN router's logits ([batch * seq, E] per
 layer), from which bam_mix_torch's finetune computes the same losses over a batch spread across processes.
 
-Works with transformers 4.51 to 5.x: the few places where its API moved are in the
+Works with transformers 4.51.1 to 5.x: the few places where its API moved are in the
 "transformers compatibility" section below.
 """
 
@@ -269,14 +269,14 @@ from torch import nn
 
 import transformers
 from transformers import GenerationMixin, PreTrainedModel
-from transformers.cache_utils import Cache, DynamicCache
+from transformers.cache_utils import DynamicCache
 from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
 
 from .configuration_bam import BamConfig
 
 
 # ----------------------------------------------------------------------------------------------
-# transformers compatibility (4.51 ... 5.x)
+# transformers compatibility (4.51.1 ... 5.x)
 # ----------------------------------------------------------------------------------------------
 
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])

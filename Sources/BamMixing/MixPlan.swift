@@ -69,7 +69,7 @@ extension MixPlan {
         } else {
             formatName = "BAM (bam-mix's format, docs/bam-format.md)"
             if !isBAM {
-                notes.append("Mixtral cannot express these experts (\(seed.family.rawValue) with \(parallel ? "parallel blocks" : "sequential blocks")\(seed.qkvBias || seed.oBias ? ", attention biases" : "")\(seed.norm == .layer ? ", LayerNorm" : "")\(renormalize ? "" : ", un-renormalised routing")); writing the BAM format with one averaged attention (attention_experts \"dense\"), which bam-mix and tools/bam_reference run")
+                notes.append("Mixtral cannot express these experts (\(seed.family.rawValue) with \(parallel ? "parallel blocks" : "sequential blocks")\(seed.qkvBias || seed.oBias ? ", attention biases" : "")\(seed.norm == .layer ? ", LayerNorm" : "")\(renormalize ? "" : ", un-renormalised routing")); writing the BAM format with one averaged attention (attention_experts \"dense\"), which bam-mix and transformers (with trust_remote_code) run")
             }
             cfg["architectures"] = .array(["BamForCausalLM"])
             cfg["model_type"] = "bam"

@@ -31,20 +31,23 @@ DTYPES = {"f32": (torch.float32, "float32"), "f16": (torch.float16, "float16"), 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-def gather_state(mixture, optimizer, with_moments):
-    """({name: full weight}, {name: moment}) in the bam-mix layout. A collective: every process calls
-    it; all get the full tensors (a few models' worth of memory on the CPU of each process)."""
+def gather_state(mixture, optimizer, with_moments, main):
+    """({name: full weight}, {name: moment}) in the bam-mix layout, on the main process (empty on the
+    others). A collective: every process calls it; each gathers one tensor at a time, and only the
+    main process keeps them (the whole model and, with the moments, three times that in its CPU memory)."""
     weights, moments = {}, {}
     trained = {id(p.param): i for i, p in enumerate(optimizer.parameters)}
     for p in mixture.parameters():
         full = full_tensor(p.param.data).detach().cpu()
-        weights.update(to_bam_mix_layout(p, full))
+        if main:
+            weights.update(to_bam_mix_layout(p, full))
         i = trained.get(id(p.param))
         if with_moments and i is not None:
             m = gather_like(optimizer.m[i], p.param.data).detach().cpu()
             v = gather_like(optimizer.v[i], p.param.data).detach().cpu()
-            moments.update({"exp_avg." + k: t for k, t in to_bam_mix_layout(p, m).items()})
-            moments.update({"exp_avg_sq." + k: t for k, t in to_bam_mix_layout(p, v).items()})
+            if main:
+                moments.update({"exp_avg." + k: t for k, t in to_bam_mix_layout(p, m).items()})
+                moments.update({"exp_avg_sq." + k: t for k, t in to_bam_mix_layout(p, v).items()})
     return weights, moments
 
 
@@ -64,7 +67,7 @@ def parameter_steps(mixture, optimizer):
 def save_checkpoint(directory, mixture, optimizer, state, dtype, with_state, main):
     """Writes the checkpoint (`state`: the training_state.json fields but parameter_steps). Every
     process must call it (the gather is collective); the main process writes."""
-    weights, moments = gather_state(mixture, optimizer, with_state)
+    weights, moments = gather_state(mixture, optimizer, with_state, main)
     if not main:
         return
     torch_dtype, dtype_name = DTYPES[dtype]

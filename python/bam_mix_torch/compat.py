@@ -1,8 +1,6 @@
-"""The places where transformers' API moved within the supported range (transformers >= 4.51, < 6),
+"""The places where transformers' API moved within the supported range (transformers >= 4.51.1, < 6),
 for the package's own use. (modeling_bam.py carries its own small compatibility section: it is also
 shipped alone beside checkpoints, where it cannot import this module.)"""
-
-import inspect
 
 import transformers
 
@@ -21,7 +19,3 @@ def from_pretrained_kwargs(dtype):
         kwargs["experts_implementation"] = "eager"
     return kwargs
 
-
-def forward_takes(model, name):
-    """Whether `model.forward` has a parameter `name` (e.g. `cache` since 5.24, `past_key_values` before)."""
-    return name in inspect.signature(model.forward).parameters

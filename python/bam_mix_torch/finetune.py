@@ -21,7 +21,6 @@ import os
 import sys
 import time
 
-import numpy as np
 import torch
 
 from .checkpoint import read_training_state, restore_optimizer, save_checkpoint
@@ -67,7 +66,8 @@ def parse_arguments(argv):
     p.add_argument("--val-fraction", type=float, default=0.05, help="fraction of each --data file held out when no --val-data is given")
     p.add_argument("--checkpoint-every", type=int, default=0, help="save a checkpoint (with optimiser state) every N steps (0: at the end only)")
     p.add_argument("--resume", help="continue the run saved in DIR (weights, AdamW moments, step, sampler state)")
-    p.add_argument("--log", help="JSONL log: one line per step and per validation (bam-mix's fields)")
+    # bam-mix calls it --log; torchrun would take `--log` for an abbreviation of its own --log-dir.
+    p.add_argument("--log-file", help="JSONL log: one line per step and per validation (the fields of bam-mix's --log)")
     p.add_argument("--dtype", choices=("f32", "f16", "bf16"), default="f32", help="weights dtype of the checkpoints (f32 to resume)")
     p.add_argument("--no-final-state", action="store_true", help="leave the optimiser state out of the final checkpoint")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA (NCCL) when available, else CPU (gloo)")
@@ -205,12 +205,12 @@ class Finetune:
         step_tokens = self.B * self.T * len(batches)
         self.tokens += step_tokens
         seconds = time.perf_counter() - started
-        K = self.mixture.recipe.experts_per_token
         return {
             "step": self.step, "loss": sums["total"], "lm_loss": sums["lm"], "aux_loss": sums["aux"],
             "btx_loss": sums["btx"], "switch_loss": sums["switch"], "z_loss": sums["z"], "lr": lr, "grad_norm": norm,
             "tokens": self.tokens, "seconds": seconds, "tokens_per_second": step_tokens / seconds,
-            "expert_load": (counts / counts.sum(1, keepdim=True).clamp(min=1)).tolist() if K else [],
+            # per FFN layer, the fraction of routed (token, slot) pairs each expert received
+            "expert_load": (counts / counts.sum(1, keepdim=True)).tolist(),
         }
 
     def validate(self):
@@ -250,7 +250,7 @@ class Finetune:
         a, main = self.args, self.processes.main
         if os.path.exists(a.out) and (not a.resume or os.path.realpath(a.resume) != os.path.realpath(a.out)):
             raise ValueError(f"{a.out} already exists; choose a new --out directory (or --resume {a.out} to continue that run)")
-        log = open(a.log, "a" if a.resume else "w") if (a.log and main) else None
+        log = open(a.log_file, "a" if a.resume else "w") if (a.log_file and main) else None
 
         def write(record, kind):
             if log:
@@ -301,14 +301,16 @@ class Finetune:
 
 def main(argv=None):
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    processes = Processes.start(args.device)
+    processes = None
     try:
+        processes = Processes.start(args.device)
         Finetune(args, processes).run()
     except (ValueError, NotImplementedError, FloatingPointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     finally:
-        processes.stop()
+        if processes is not None:
+            processes.stop()
     return 0
 
 

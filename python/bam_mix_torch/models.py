@@ -137,7 +137,6 @@ class TrainableMixture:
 
             model = MixtralForCausalLM.from_pretrained(path, **from_pretrained_kwargs(torch.float32))
             mixture = TrainableMixture(model, config, "mixtral", path)
-            mixture._check_mixtral()
         else:
             raise ValueError(
                 f"{path}: model_type {model_type!r}; the finetune trains mixtures: bam-mix's BAM format (model_type "
@@ -145,10 +144,6 @@ class TrainableMixture:
             )
         model.train()
         return mixture
-
-    def _check_mixtral(self):
-        window = self.config.get("sliding_window")
-        self.sliding_window = window
 
     def check_sequence_length(self, T):
         limit = self.config.get("max_position_embeddings")

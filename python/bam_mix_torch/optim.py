@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .models import is_norm_or_bias
+
 
 @dataclass(frozen=True)
 class AdamWOptions:
@@ -90,7 +92,7 @@ class AdamW:
         b1, b2 = o.beta1, o.beta2
         with torch.no_grad():
             for i, p in enumerate(self.parameters):
-                decay = 1.0 if (_is_norm_or_bias(p.role) and not o.decay_norms_and_biases) else 1.0 - lr * o.weight_decay
+                decay = 1.0 if (is_norm_or_bias(p.role) and not o.decay_norms_and_biases) else 1.0 - lr * o.weight_decay
                 param = local(p.param.data)
                 grad = local(p.param.grad) if p.param.grad is not None else torch.zeros_like(param)
                 if p.stacked:
@@ -105,10 +107,6 @@ class AdamW:
                         continue
                     self.steps[i] += 1
                     _adamw(param, grad, self.m[i], self.v[i], self.steps[i], lr, decay, gradient_scale, b1, b2, o.eps)
-
-
-def _is_norm_or_bias(role):
-    return role in ("norm", "attention_bias", "feed_forward_bias")
 
 
 def _adamw(p, g, m, v, t, lr, decay, gradient_scale, b1, b2, eps):

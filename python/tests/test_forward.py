@@ -2,15 +2,16 @@
 with no extra step (BAM through its auto_map and model code, BTX as Mixtral) and generates with the
 KV cache."""
 
+import json
 import os
 import shlex
+import sys
 
 import numpy as np
 import pytest
 import torch
-import transformers
 
-from conftest import FIXTURES, run
+from conftest import FIXTURES, HERE, run
 from bam_mix_torch import BamConfig, BamForCausalLM
 from bam_mix_torch.compat import from_pretrained_kwargs
 
@@ -52,39 +53,29 @@ def mix(bam_mix, name, out):
 @pytest.mark.parametrize("name", MIX_FIXTURES)
 def test_mixes_load_in_transformers(name, bam_mix, tmp_path):
     """`AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True)` on a fresh `bam-mix mix`
-    output, with no other step: its logits are bam-mix's and the committed transformers logits."""
+    output with no other step, in a process that does not import this package (transformers_load.py):
+    BAM runs on the model code `mix` wrote beside it, BTX-as-Mixtral on transformers' own. Its logits
+    are bam-mix's and the committed transformers logits; generate() feeds one token per step after
+    the prompt (the KV cache holds the rest) and gives greedy decoding's tokens."""
     out = str(tmp_path / "mixed")
     mix(bam_mix, name, out)
     ids = np.load(os.path.join(FIXTURES, "mix", name, "ids.npy")).tolist()
-    model = transformers.AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True, **from_pretrained_kwargs(torch.float32))
-    is_bam = type(model).__name__ == "BamForCausalLM"
-    assert is_bam == os.path.isfile(os.path.join(out, "modeling_bam.py"))
+    logits_path = str(tmp_path / "hf.npy")
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    p = run([sys.executable, os.path.join(HERE, "transformers_load.py"), out, ",".join(map(str, ids)), logits_path],
+            cwd=str(tmp_path), env=env)
+    report = json.loads(p.stdout.strip().splitlines()[-1])
+    is_bam = os.path.isfile(os.path.join(out, "modeling_bam.py"))
+    with open(os.path.join(out, "config.json")) as f:
+        config = json.load(f)
     if is_bam:
-        # The class comes from the checkpoint's own file (remote code), not from this package.
-        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
-    with torch.no_grad():
-        logits = model(torch.tensor([ids]), use_cache=False).logits[0].float().numpy()
+        assert config["auto_map"]["AutoModelForCausalLM"] == "modeling_bam.BamForCausalLM"
+        assert report["class"] == "BamForCausalLM" and report["module"].startswith("transformers_modules"), report
+    else:
+        assert "auto_map" not in config and report["class"] == "MixtralForCausalLM", report
+    logits = np.load(logits_path)
     assert np.abs(logits - bam_mix_logits(bam_mix, out, ids, tmp_path)).max() <= TOLERANCE
     assert np.abs(logits - np.load(os.path.join(FIXTURES, "mix", name, "hf_logits.npy"))).max() <= TOLERANCE
-
-
-def test_generate_uses_the_cache(bam_mix, tmp_path):
-    """generate() on a BAM mix: after the prompt each forward gets one new token (the cache holds the
-    rest), and the tokens are those of greedy decoding that recomputes everything."""
-    out = str(tmp_path / "mixed")
-    mix(bam_mix, "bam_llama_shared_kv_topk", out)
-    model = transformers.AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True, **from_pretrained_kwargs(torch.float32))
-    lengths = []
-    model.register_forward_pre_hook(lambda m, args, kwargs: lengths.append(kwargs["input_ids"].shape[1]), with_kwargs=True)
-    prompt = torch.tensor([[5, 17, 33, 41, 8, 99]])
-    attention_mask = torch.ones_like(prompt)
-    with torch.no_grad():
-        cached = model.generate(prompt, attention_mask=attention_mask, max_new_tokens=8, do_sample=False,
-                                pad_token_id=0, use_cache=True)
-    assert lengths == [6] + [1] * 7
-    ids = prompt
-    with torch.no_grad():
-        for _ in range(8):
-            next_id = model(ids, use_cache=False).logits[0, -1].argmax()
-            ids = torch.cat([ids, next_id.view(1, 1)], dim=1)
-    assert cached.tolist() == ids.tolist()
+    assert report["generate_input_lengths"] == [6] + [1] * 7
+    assert report["generated"] == report["greedy"]
