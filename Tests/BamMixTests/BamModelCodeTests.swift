@@ -14,10 +14,15 @@ struct BamModelCodeTests {
     func embeddedSourcesArePackageFiles() throws {
         #expect(BamModelCode.files.map(\.name) == ["configuration_bam.py", "modeling_bam.py"])
         for file in BamModelCode.files {
-            let onDisk = try Data(contentsOf: Self.package.appendingPathComponent(file.name))
+            let onDisk = Array(try Data(contentsOf: Self.package.appendingPathComponent(file.name)))
             // Bytes, not String ==, which would equate canonically equivalent Unicode.
-            #expect(Array(file.text.utf8) == Array(onDisk),
-                    "\(file.name) differs from python/bam_mix_torch/\(file.name): run tools/embed_bam_model_code.py")
+            let embedded = Array(file.text.utf8)
+            let firstDifference = (0..<min(embedded.count, onDisk.count)).first { embedded[$0] != onDisk[$0] } ?? min(embedded.count, onDisk.count)
+            let same = embedded == onDisk
+            #expect(same, """
+                \(file.name): the embedded text (\(embedded.count) bytes) differs from python/bam_mix_torch/\(file.name) \
+                (\(onDisk.count) bytes) from byte \(firstDifference) on; run tools/embed_bam_model_code.py
+                """)
         }
     }
 
@@ -29,8 +34,9 @@ struct BamModelCodeTests {
         #expect(config["auto_map"]?["AutoConfig"]?.stringValue == "configuration_bam.BamConfig")
         #expect(config["auto_map"]?["AutoModelForCausalLM"]?.stringValue == "modeling_bam.BamForCausalLM")
         for file in BamModelCode.files {
-            let written = try Data(contentsOf: bam.path.appendingPathComponent(file.name))
-            #expect(Array(written) == Array(file.text.utf8), "\(file.name) written byte for byte")
+            let written = Array(try Data(contentsOf: bam.path.appendingPathComponent(file.name)))
+            let same = written == Array(file.text.utf8)
+            #expect(same, "\(file.name) is written byte for byte")
         }
         // The model still loads in bam-mix (auto_map is not a config key it needs).
         #expect(bam.config.moa != nil)
