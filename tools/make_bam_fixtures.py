@@ -7,12 +7,12 @@ Run by hand (never in CI); the tests only read what this writes under Tests/Fixt
     tools/.venv/bin/pip install torch transformers safetensors numpy
     tools/.venv/bin/python tools/make_bam_fixtures.py
 
-(written against torch 2.x and transformers 5.23; the venv is not committed).
+(written against torch 2.x and transformers 5.23-5.24; the venv is not committed).
 
 Every fixture is a BAM checkpoint in the format of docs/bam-format.md with random tensors of
 meaningful scale (weights and embeddings N(0, 0.15), norms 1 + 0.2 N(0, 1), routers N(0, 0.5),
 biases N(0, 0.2); seeded), written directly with safetensors (metadata {"format": "pt"}) next to its
-config.json, plus the reference implementation (tools/bam_reference) and `auto_map`, so
+config.json, plus the model code of the package python/bam_mix_torch and `auto_map`, so
 `AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)` loads it. The script loads each
 fixture that way and records
 
@@ -48,8 +48,8 @@ import transformers
 from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "bam_reference"))
-import install as bam_install  # noqa: E402  (tools/bam_reference/install.py)
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+from bam_mix_torch import install as bam_install  # noqa: E402  (python/bam_mix_torch/install.py)
 
 ROOT = os.path.join(HERE, "..", "Tests", "Fixtures", "bam")
 V, C, F_, L, NH, NKV, E = 128, 32, 48, 2, 4, 2, 3

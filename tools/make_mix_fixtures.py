@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Fixtures for the mixing tests: tiny dense experts branched from a seed, and the logits that
-HF transformers (Mixtral) and the PyTorch BAM reference (tools/bam_reference, trust_remote_code)
+HF transformers (Mixtral) and the PyTorch BAM model (python/bam_mix_torch, through trust_remote_code)
 compute on the models that `bam-mix mix` makes from them.
 
 Run by hand (never in CI), after building bam-mix:
@@ -27,7 +27,7 @@ from tokenizers import Tokenizer, models
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "Tests", "Fixtures", "mix")
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
 
 V = 128
 COMMON = dict(vocab_size=V, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -78,9 +78,6 @@ def run_mix(binary, name, args, ids, reference):
     out = os.path.join(tmp, name)
     cmd = [binary, "mix", *args, "--out", out]
     subprocess.run(cmd, check=True)
-    if reference == "bam":
-        from bam_reference import install
-        install.install(out)
     model = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager",
                                                               trust_remote_code=(reference == "bam"))
     model.eval()

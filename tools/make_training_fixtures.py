@@ -12,7 +12,7 @@ N(0, 0.15), norms 1 + 0.2 N(0, 1), routers N(0, 0.5), biases N(0, 0.2)):
     interleaved RoPE, parallel block, logit_scale, tied) / Mixtral (top-2 of 4, renormalised) through
     transformers (eager attention, `output_router_logits` off: the router losses are computed here
     from the router logits, with the definitions of docs/methods.md);
-  * BAM through the reference implementation (tools/bam_reference): expert-KV soft parallel,
+  * BAM through the package's implementation (python/bam_mix_torch): expert-KV soft parallel,
     shared-KV top-1 sequential, expert-KV top-2 attention with renormalised top-2 FFN (sequential,
     tied), and a Cohere shared-KV parallel model with attention biases. Its router losses are the
     reference's `router_losses`.
@@ -51,9 +51,9 @@ import transformers
 from safetensors.torch import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-from bam_reference.configuration_bam import BamConfig  # noqa: E402
-from bam_reference.modeling_bam import BamForCausalLM  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "python"))
+from bam_mix_torch.configuration_bam import BamConfig  # noqa: E402
+from bam_mix_torch.modeling_bam import BamForCausalLM  # noqa: E402
 
 ROOT = os.path.join(HERE, "..", "Tests", "Fixtures", "training")
 V, C, F_, L, NH, NKV, E = 64, 16, 24, 2, 4, 2, 3

@@ -6,9 +6,19 @@ import Foundation
 /// ending in `\n` so that the data starts at a multiple of 64, then the data (C order).
 public enum NumPy {
     public static func write(_ values: UnsafePointer<Float>, shape: [Int], to url: URL) throws {
-        let count = shape.reduce(1, *)
+        try write(UnsafeRawBufferPointer(start: values, count: shape.reduce(1, *) * 4), descr: "<f4", shape: shape, to: url)
+    }
+
+    /// An int32 array (e.g. token batches).
+    public static func write(int32 values: [Int32], shape: [Int], to url: URL) throws {
+        precondition(values.count == shape.reduce(1, *))
+        try values.withUnsafeBytes { try write($0, descr: "<i4", shape: shape, to: url) }
+    }
+
+    /// Little-endian data of `descr` (the platforms bam-mix runs on are little-endian), written atomically.
+    private static func write(_ data: UnsafeRawBufferPointer, descr: String, shape: [Int], to url: URL) throws {
         let shapeText = shape.count == 1 ? "(\(shape[0]),)" : "(" + shape.map(String.init).joined(separator: ", ") + ")"
-        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }"
+        var header = "{'descr': '\(descr)', 'fortran_order': False, 'shape': \(shapeText), }"
         let unpadded = 10 + header.utf8.count + 1
         header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
         var bytes: [UInt8] = [0x93] + Array("NUMPY".utf8) + [1, 0]
@@ -16,7 +26,7 @@ public enum NumPy {
         bytes += Array(header.utf8)
         let w = try AtomicFileWriter(url: url)
         try w.write(bytes)
-        try w.write(UnsafeRawBufferPointer(start: values, count: count * 4))
+        try w.write(data)
         try w.commit()
     }
 

@@ -77,6 +77,9 @@ struct TrainingFlags: ParsableArguments {
     @Option(name: .customLong("print-every"), help: "A progress line (step, mean loss since the last line, tokens/s, ETA) every N steps when stderr is not a terminal (default: about 20 lines a run).")
     var printEvery = 0
 
+    @Option(name: .customLong("dump-batches"), help: "Write the run's token batches to F.npy (int32 [steps, accumulation, 2, B, T]: inputs, targets) at the end, for another trainer to train on the same tokens.")
+    var dumpBatches: String?
+
     func validate() throws {
         guard let d = DType(userName: dtype), [DType.f32, .f16, .bf16].contains(d) else {
             throw ValidationError("--dtype must be f32, f16 or bf16, found \(dtype)")
@@ -105,6 +108,7 @@ struct TrainingFlags: ParsableArguments {
         o.saveDType = DType(userName: dtype) ?? .f32
         o.finalTrainingState = !noFinalState
         o.resume = resume.map { URL(fileURLWithPath: $0) }
+        o.dumpBatches = dumpBatches.map { URL(fileURLWithPath: $0) }
         return o
     }
 }

@@ -126,10 +126,13 @@ extension MixPlan {
         } else {
             formatName = "BAM (bam-mix's format, docs/bam-format.md)"
             if !isBAM {
-                notes.append("Mixtral cannot express these experts (\(seed.family.rawValue) with \(parallel ? "parallel blocks" : "sequential blocks")\(seed.qkvBias || seed.oBias ? ", attention biases" : "")\(seed.norm == .layer ? ", LayerNorm" : "")\(renormalize ? "" : ", un-renormalised routing")); writing the BAM format with one averaged attention (attention_experts \"dense\"), which bam-mix and tools/bam_reference run")
+                notes.append("Mixtral cannot express these experts (\(seed.family.rawValue) with \(parallel ? "parallel blocks" : "sequential blocks")\(seed.qkvBias || seed.oBias ? ", attention biases" : "")\(seed.norm == .layer ? ", LayerNorm" : "")\(renormalize ? "" : ", un-renormalised routing")); writing the BAM format with one averaged attention (attention_experts \"dense\"), which bam-mix and transformers (with trust_remote_code) run")
             }
             cfg["architectures"] = .array(["BamForCausalLM"])
             cfg["model_type"] = "bam"
+            // transformers loads the checkpoint with trust_remote_code through the model code that
+            // Mixer writes beside it (BamModelCode).
+            cfg["auto_map"] = .object(JSONObject(BamModelCode.autoMap.map { ($0.key, .string($0.value)) }))
             cfg["base_model_type"] = .string(seed.baseFamily.rawValue)
             cfg["router_renormalize"] = .bool(renormalize)
             cfg["parallel_block"] = .bool(parallel)

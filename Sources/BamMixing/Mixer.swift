@@ -94,9 +94,15 @@ public enum Mixer {
             bytes = (try? FileManager.default.attributesOfItem(atPath: options.output.path)[.size] as? Int) ?? bytes
         } else {
             // The provenance file is produced after the tensors, once the hashes are done.
+            var extraData: [String: () throws -> Data] = ["bam_mix_provenance.json": provenance]
+            // A BAM mixture carries its transformers model code (auto_map in config.json), so
+            // `from_pretrained(out, trust_remote_code=True)` loads it with no extra step.
+            if plan.config["model_type"]?.stringValue == "bam" {
+                for file in BamModelCode.files { extraData[file.name] = { Data(file.text.utf8) } }
+            }
             try CheckpointWriter.write(directory: options.output, config: plan.config, entries: entries,
                                        shardSize: options.shardSize, extraFiles: sideFiles(of: experts[0]),
-                                       extraData: ["bam_mix_provenance.json": provenance])
+                                       extraData: extraData)
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         return MixReport(output: options.output, formatName: plan.formatName + (options.writesGGUF ? " as GGUF" : ""), experts: experts.count,

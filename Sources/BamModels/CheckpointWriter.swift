@@ -62,12 +62,13 @@ public enum CheckpointWriter {
                   extraData: extraData, replace: replace)
     }
 
-    /// The tokenizer and generation files of a model directory, by name.
+    /// The tokenizer and generation files of a model directory, by name, and the model code that a
+    /// BAM checkpoint's `auto_map` names (so a checkpoint trained from a mix loads in transformers too).
     public static func sideFiles(of directory: URL?) -> [String: URL] {
         guard let directory else { return [:] }
         var out: [String: URL] = [:]
         for name in ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json",
-                     "tokenizer.model", "vocab.json", "merges.txt"] {
+                     "tokenizer.model", "vocab.json", "merges.txt", "configuration_bam.py", "modeling_bam.py"] {
             let u = directory.appendingPathComponent(name)
             if FileManager.default.fileExists(atPath: u.path) { out[name] = u }
         }

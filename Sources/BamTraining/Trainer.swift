@@ -72,6 +72,11 @@ public struct TrainingOptions: Sendable {
     public var finalTrainingState = true
     /// Continue from a checkpoint written by a run (its weights, optimiser state, step and RNG).
     public var resume: URL? = nil
+    /// Write the token batches the run trains on to this .npy file at the end: int32 of shape
+    /// [steps, accumulation, 2, B, T], [s, a, 0] the inputs and [s, a, 1] the targets (-1: not
+    /// scored) of micro-batch a of the run's step s — what another trainer (bam_mix_torch's
+    /// finetune, --batches) needs to train on exactly the same tokens.
+    public var dumpBatches: URL? = nil
 
     public init() {}
 
@@ -192,6 +197,8 @@ public final class Trainer {
     var rng: SplitMix64
     var tokensSeen = 0
     private var log: FileHandle?
+    /// The sampled micro-batches of each step, kept when `options.dumpBatches` is set.
+    private var sampled: [[(inputs: [Int32], targets: [Int32])]] = []
 
     /// Loads `checkpoint` (or the run to resume) and prepares the optimiser.
     public init(checkpoint: Checkpoint, data: TrainingData, options: TrainingOptions) throws {
@@ -240,6 +247,7 @@ public final class Trainer {
         let batches = (0..<options.accumulation).map { _ in
             data.sampleBatch(B: options.batchSize, T: options.sequenceLength, rng: &rng)
         }
+        if options.dumpBatches != nil { sampled.append(batches) }
         return try trainStep(batches: batches)
     }
 
@@ -342,6 +350,7 @@ public final class Trainer {
             try save(to: out, trainingState: o.finalTrainingState)
             progress(.checkpoint(out, step: step))
         }
+        if let url = o.dumpBatches { try writeBatchDump(to: url) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         let tokens = (step - firstStep) * o.batchSize * o.sequenceLength * o.accumulation
         return TrainingReport(steps: steps, validation: validation, seconds: seconds,
@@ -354,6 +363,17 @@ public final class Trainer {
     public var memory: MemoryReport {
         MemoryReport(parameters: model.weights.namedParameters(config: config).reduce(0) { $0 + $1.1.byteCount },
                      gradients: model.gradientBytes, optimizerState: optimizer.stateBytes, activations: model.activationBytes)
+    }
+
+    /// The batches of the steps this run took, as `TrainingOptions.dumpBatches` describes.
+    private func writeBatchDump(to url: URL) throws {
+        let B = options.batchSize, T = options.sequenceLength, A = options.accumulation
+        var values: [Int32] = []
+        values.reserveCapacity(sampled.count * A * 2 * B * T)
+        for step in sampled {
+            for batch in step { values += batch.inputs; values += batch.targets }
+        }
+        try NumPy.write(int32: values, shape: [sampled.count, A, 2, B, T], to: url)
     }
 
     // MARK: log

@@ -1,5 +1,6 @@
-# Copyright the bam-mix authors. Reference implementation of BAM (Branch-Attend-Mix, arXiv 2408.08274)
-# for Hugging Face transformers. See docs/bam-format.md in the bam-mix repository.
+# Copyright the bam-mix authors, MIT licence. Reference implementation of BAM (Branch-Attend-Mix,
+# arXiv 2408.08274) for Hugging Face transformers: the package bam_mix_torch in the bam-mix repository
+# (python/), whose copy `bam-mix mix` writes beside every BAM checkpoint. See docs/bam-format.md there.
 """Configuration of a BAM (Branch-Attend-Mix) model, as written by bam-mix.
 
 A BAM config is the config of the dense seed the experts were branched from (vocab_size, hidden_size,
@@ -12,8 +13,10 @@ the logit scale and the default of `tie_word_embeddings`.
 from transformers import PretrainedConfig
 
 BASE_MODEL_TYPES = ("llama", "mistral", "qwen2", "cohere")
-ATTENTION_EXPERTS = ("expert_kv", "shared_kv")
+ATTENTION_EXPERTS = ("expert_kv", "shared_kv", "dense")
 ATTENTION_ROUTING = ("soft", "top_k")
+FFN_ROUTING = ("top_k", "soft", "switch", "sample_top1")
+ROUTER_AUX_LOSS_KINDS = ("btx", "switch", "none")
 
 
 class BamConfig(PretrainedConfig):
@@ -33,6 +36,9 @@ class BamConfig(PretrainedConfig):
         attention_experts (`str`, defaults to `"expert_kv"`):
             `"expert_kv"`: every attention expert has its own q, k, v, o projections.
             `"shared_kv"`: every expert has its own q and o; one k and one v shared by all experts.
+            `"dense"`: no attention experts: one attention under the dense names (`self_attn.{q,k,v,o}_proj`)
+            and no attention router — what `bam-mix mix --method btx` writes for experts that Mixtral
+            cannot express (parallel blocks, attention biases, LayerNorm).
         attention_routing (`str`, defaults to `"soft"`):
             `"soft"`: softmax over all E attention experts. `"top_k"`: the softmax renormalised over the
             `num_attention_experts_per_tok` most probable experts.
@@ -49,8 +55,20 @@ class BamConfig(PretrainedConfig):
             cohere only (default 0.0625): multiplies the logits. Ignored for the other families.
         tie_word_embeddings (`bool`, *optional*):
             Defaults to `True` for cohere and `False` otherwise.
-        router_aux_loss_coef (`float`, defaults to 0.01), router_z_loss_coef (`float`, defaults to 0.001):
-            Suggested coefficients of the router losses (the model never adds them to `loss` itself).
+        ffn_routing (`str`, defaults to `"top_k"`):
+            How the FFN router picks experts: `"top_k"` (the K most probable, gates as `router_renormalize`
+            says) or `"soft"` (every expert, gate p_i). `"switch"` (top-1 with a capacity factor) and
+            `"sample_top1"` (Gumbel-softmax sampling) are named by bam-mix's router recipe but not
+            implemented here yet: building a model with them raises NotImplementedError.
+        expert_output_scale (`float`, defaults to 1.0):
+            Multiplies the FFN mixture's output (the gate scaling of arXiv 2410.07524; 1.0 = none).
+        router_aux_loss_kind (`str`, defaults to `"btx"`), router_aux_loss_coef (`float`, defaults to 0.01),
+        router_z_loss_coef (`float`, defaults to 0.001):
+            The training recipe of the FFN router: which load-balancing loss (`"btx"`, `"switch"` or
+            `"none"`) and the coefficients of it and of the z-loss (the model never adds them to `loss`
+            itself; `total_loss` and bam_mix_torch's finetune do).
+        router_capacity_factor (`float`, *optional*), router_gumbel_decay (`float`, *optional*):
+            Parameters of the `"switch"` and `"sample_top1"` routings; kept for them, unused otherwise.
         bam_sources (*optional*):
             Free-form provenance of the experts; not used by the model.
     """
@@ -89,8 +107,13 @@ class BamConfig(PretrainedConfig):
         attention_routing="soft",
         num_attention_experts_per_tok=None,
         parallel_block=None,
+        ffn_routing="top_k",
+        expert_output_scale=1.0,
+        router_aux_loss_kind="btx",
         router_aux_loss_coef=0.01,
         router_z_loss_coef=0.001,
+        router_capacity_factor=None,
+        router_gumbel_decay=None,
         bam_sources=None,
         layer_types=None,
         **kwargs,
@@ -101,6 +124,10 @@ class BamConfig(PretrainedConfig):
             raise ValueError(f"attention_experts must be one of {ATTENTION_EXPERTS}, got {attention_experts!r}")
         if attention_routing not in ATTENTION_ROUTING:
             raise ValueError(f"attention_routing must be one of {ATTENTION_ROUTING}, got {attention_routing!r}")
+        if ffn_routing not in FFN_ROUTING:
+            raise ValueError(f"ffn_routing must be one of {FFN_ROUTING}, got {ffn_routing!r}")
+        if router_aux_loss_kind not in ROUTER_AUX_LOSS_KINDS:
+            raise ValueError(f"router_aux_loss_kind must be one of {ROUTER_AUX_LOSS_KINDS}, got {router_aux_loss_kind!r}")
         if hidden_act != "silu":
             raise ValueError(f"only hidden_act='silu' is supported, got {hidden_act!r}")
 
@@ -156,8 +183,13 @@ class BamConfig(PretrainedConfig):
                 raise ValueError("num_attention_experts_per_tok must be in 1...num_local_experts")
         self.num_attention_experts_per_tok = num_attention_experts_per_tok
         self.parallel_block = (base_model_type == "cohere") if parallel_block is None else bool(parallel_block)
+        self.ffn_routing = ffn_routing
+        self.expert_output_scale = float(expert_output_scale)
+        self.router_aux_loss_kind = router_aux_loss_kind
         self.router_aux_loss_coef = router_aux_loss_coef
         self.router_z_loss_coef = router_z_loss_coef
+        self.router_capacity_factor = router_capacity_factor
+        self.router_gumbel_decay = router_gumbel_decay
         self.bam_sources = bam_sources
         # Every layer attends over the full causal context (a Mistral seed's sliding_window is not
         # part of BAM); saying so keeps transformers' DynamicCache from building sliding-window layers.

@@ -1,58 +1,85 @@
-# Copyright the bam-mix authors. Reference implementation of BAM (Branch-Attend-Mix, arXiv 2408.08274)
-# for Hugging Face transformers. See docs/bam-format.md in the bam-mix repository.
-"""PyTorch reference implementation of BAM (Branch-Attend-Mix) checkpoints written by bam-mix.
+# Copyright the bam-mix authors, MIT licence. Reference implementation of BAM (Branch-Attend-Mix,
+# arXiv 2408.08274) for Hugging Face transformers: the package bam_mix_torch in the bam-mix repository
+# (python/), whose copy `bam-mix mix` writes beside every BAM checkpoint. See docs/bam-format.md there.
+"""PyTorch implementation of BAM (Branch-Attend-Mix) checkpoints written by bam-mix.
 
 Plain, readable PyTorch meant to be checked line by line against docs/bam-format.md: eager attention
-(softmax in float32), no flash attention, no fused kernels. Loading:
+(softmax in float32), no flash attention, no fused kernels. A BAM directory written by `bam-mix mix`
+carries this file, configuration_bam.py and an `auto_map` in its config.json, so
 
     model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, trust_remote_code=True)
 
-with `configuration_bam.py` and `modeling_bam.py` next to the checkpoint and
-`"auto_map": {"AutoConfig": "configuration_bam.BamConfig",
-              "AutoModelForCausalLM": "modeling_bam.BamForCausalLM"}` in its config.json
-(`python tools/bam_reference/install.py DIR` does both).
+loads it; `import bam_mix_torch` gives the same classes without remote code.
 
 Block (per layer), with h the normalised residual stream:
     parallel:   h = norm_in(x);  x = x + MoA(h) + MoE(h)
     sequential: x = x + MoA(norm_in(x));  x = x + MoE(norm_post(x))
 MoA(h) = sum_j g_j(h) * Attention_j(h) over ALL E attention experts (every expert's q/k/v are computed
 for every token, also with top-k attention routing; only the outputs are gated), and
-MoE(h) = sum over the FFN top-k of gate_i(h) * FFN_i(h).
+MoE(h) = expert_output_scale * sum over the chosen experts of gate_i(h) * FFN_i(h).
 
-KV cache: a simple one is supported (`use_cache=True`, transformers' `DynamicCache`). Per layer the
-cache holds the keys/values of all attention experts concatenated along the head axis
-([batch, E * num_key_value_heads, seq, head_dim] for expert_kv, [batch, num_key_value_heads, seq,
-head_dim] for shared_kv), so `generate()` works as for any decoder. `use_cache=False` recomputes.
+KV cache: transformers' `DynamicCache`. Per layer it holds the keys/values of all attention experts
+concatenated along the head axis ([batch, E * num_key_value_heads, seq, head_dim] for expert_kv,
+[batch, num_key_value_heads, seq, head_dim] for shared_kv), so `generate()` works as for any decoder.
+`use_cache=False` recomputes.
 
 Outputs: `logits`; `loss` = the language-modelling cross-entropy only (labels shifted inside, mean over
 the predicted tokens whose label is not -100). The router losses are NOT added to `loss`; they are
-returned separately in `router_losses = {"btx", "switch", "z"}` (each summed over layers), and a
-training loop adds e.g. `loss + coef_aux * router_losses["btx"] + coef_z * router_losses["z"]`
-(`model.total_loss(outputs)` does exactly that with the config's coefficients).
+returned separately in `router_losses = {"btx", "switch", "z"}` (each summed over layers), and
+`model.total_loss(outputs)` adds them with the config's recipe (router_aux_loss_kind and the two
+coefficients). `output_router_logits=True` also returns each FFN router's logits ([batch * seq, E] per
+layer), from which bam_mix_torch's finetune computes the same losses over a batch spread across processes.
+
+Works with transformers 4.51.1 to 5.x: the few places where its API moved are in the
+"transformers compatibility" section below.
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import transformers
 from transformers import GenerationMixin, PreTrainedModel
-from transformers.cache_utils import Cache, DynamicCache
-from transformers.modeling_outputs import ModelOutput
-
-try:  # transformers >= 4.47: gradient checkpointing per decoder layer
-    from transformers.modeling_layers import GradientCheckpointingLayer as _LayerBase
-except ImportError:  # pragma: no cover
-    _LayerBase = nn.Module
-
-try:  # transformers 5: init functions that leave already-loaded tensors alone
-    from transformers import initialization as init
-except ImportError:  # pragma: no cover
-    from torch.nn import init
+from transformers.cache_utils import DynamicCache
+from transformers.modeling_outputs import MoeCausalLMOutputWithPast, MoeModelOutputWithPast
 
 from .configuration_bam import BamConfig
+
+
+# ----------------------------------------------------------------------------------------------
+# transformers compatibility (4.51.1 ... 5.x)
+# ----------------------------------------------------------------------------------------------
+
+TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])
+
+try:  # transformers >= 4.52: gradient checkpointing per decoder layer
+    from transformers.modeling_layers import GradientCheckpointingLayer as _LayerBase
+except ImportError:  # pragma: no cover - older transformers
+    _LayerBase = nn.Module
+
+try:  # transformers 5: init functions that leave tensors already loaded from a checkpoint alone
+    from transformers import initialization as init
+except ImportError:  # transformers 4 initialises before loading, so torch's functions do
+    from torch.nn import init
+
+
+def cache_field_name(output_class):
+    """The name of the KV-cache field of a transformers output class: `cache` since transformers 5.24,
+    `past_key_values` before (generate() reads the cache back from that field)."""
+    names = {f.name for f in fields(output_class)}
+    return "cache" if "cache" in names else "past_key_values"
+
+
+def new_dynamic_cache(config):
+    """An empty DynamicCache. transformers >= 4.56 builds its layers from the config (every BAM layer
+    is full attention, `layer_types`); older versions take no argument."""
+    try:
+        return DynamicCache(config=config)
+    except TypeError:
+        return DynamicCache()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,6 +186,38 @@ def top_k_mask(probs, k):
     return mask.scatter(-1, order, True)
 
 
+@dataclass
+class FfnRouting:
+    """One FFN router's decision over N tokens: dense probabilities p [N, E] (float32), the chosen
+    experts [N, E] (bool) and the gates [N, E] (0 where not chosen)."""
+
+    probs: torch.Tensor
+    chosen: torch.Tensor
+    gates: torch.Tensor
+
+
+def route_ffn(logits, ffn_routing, top_k, renormalize):
+    """The FFN routing of bam-mix (its `route` function) from router logits [N, E]:
+    p = softmax(logits) in float32;
+      "top_k": the k most probable experts (ties to the lower index); gate p_i, or p_i / sum_chosen p
+               when `renormalize` (Mixtral, BTX);
+      "soft":  every expert, gate p_i.
+    """
+    probs = F.softmax(logits.float(), dim=-1)
+    if ffn_routing == "soft":
+        return FfnRouting(probs, torch.ones_like(probs, dtype=torch.bool), probs)
+    if ffn_routing != "top_k":
+        raise NotImplementedError(
+            f"ffn_routing {ffn_routing!r} is not implemented in bam_mix_torch (top_k and soft are); "
+            "use a checkpoint mixed with top-k or soft FFN routing"
+        )
+    chosen = top_k_mask(probs, top_k)
+    gates = probs * chosen  # 0 for experts not chosen
+    if renormalize:
+        gates = gates / gates.sum(-1, keepdim=True)
+    return FfnRouting(probs, chosen, gates)
+
+
 # ----------------------------------------------------------------------------------------------
 # Mixture of attention
 # ----------------------------------------------------------------------------------------------
@@ -239,7 +298,7 @@ class BamMixtureOfAttention(nn.Module):
         b, _, t, _ = out.shape
         return out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)
 
-    def forward(self, h, cos, sin, mask, past_key_values=None):
+    def forward(self, h, cos, sin, mask, cache=None):
         gates = self.gates(h)
         nkv = self.num_kv_heads
 
@@ -250,9 +309,9 @@ class BamMixtureOfAttention(nn.Module):
             kv_sources = list(self.experts)
         keys = [apply_rope(self.split_heads(src.k_proj(h), nkv), cos, sin, self.interleaved) for src in kv_sources]
         values = [self.split_heads(src.v_proj(h), nkv) for src in kv_sources]
-        if past_key_values is not None:
+        if cache is not None:
             # The cache holds all experts' K/V side by side along the head axis.
-            k_all, v_all = past_key_values.update(torch.cat(keys, dim=1), torch.cat(values, dim=1), self.layer_idx)
+            k_all, v_all = cache.update(torch.cat(keys, dim=1), torch.cat(values, dim=1), self.layer_idx)
             keys = list(k_all.split(nkv, dim=1))
             values = list(v_all.split(nkv, dim=1))
 
@@ -264,6 +323,34 @@ class BamMixtureOfAttention(nn.Module):
             term = gates[..., j : j + 1].to(out_j.dtype) * out_j
             out = term if out is None else out + term
         return out
+
+
+class BamDenseAttention(BamMixtureOfAttention):
+    """attention_experts == "dense": a single attention (the BTX average) under the dense names
+    self_attn.{q,k,v,o}_proj, with no attention router."""
+
+    def __init__(self, config, layer_idx):
+        nn.Module.__init__(self)
+        self.config = config
+        self.layer_idx = layer_idx
+        self.num_heads = config.num_attention_heads
+        self.num_kv_heads = config.num_key_value_heads
+        self.head_dim = config.head_dim
+        self.interleaved = config.base_model_type == "cohere"
+        qkv_bias, o_bias = attention_biases(config)
+        c, hd = config.hidden_size, config.head_dim
+        self.q_proj = nn.Linear(c, self.num_heads * hd, bias=qkv_bias)
+        self.k_proj = nn.Linear(c, self.num_kv_heads * hd, bias=qkv_bias)
+        self.v_proj = nn.Linear(c, self.num_kv_heads * hd, bias=qkv_bias)
+        self.o_proj = nn.Linear(self.num_heads * hd, c, bias=o_bias)
+
+    def forward(self, h, cos, sin, mask, cache=None):
+        k = apply_rope(self.split_heads(self.k_proj(h), self.num_kv_heads), cos, sin, self.interleaved)
+        v = self.split_heads(self.v_proj(h), self.num_kv_heads)
+        if cache is not None:
+            k, v = cache.update(k, v, self.layer_idx)
+        q = apply_rope(self.split_heads(self.q_proj(h), self.num_heads), cos, sin, self.interleaved)
+        return self.o_proj(self.attend(q, k, v, mask))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -285,61 +372,62 @@ class BamExpertMLP(nn.Module):
 
 
 class BamSparseMoe(nn.Module):
-    """MoE(h) = sum over the top-k experts of w_i * FFN_i(h).
-
-    p = softmax(h @ gate.weight^T) in float32; the chosen experts are the k largest p (ties: lower
-    index first); w_i = p_i, or p_i / sum_{chosen} p when `router_renormalize`.
-    """
+    """MoE(h) = expert_output_scale * sum over the chosen experts of gate_i * FFN_i(h) (`route_ffn`)."""
 
     def __init__(self, config):
         super().__init__()
         self.num_experts = config.num_local_experts
         self.top_k = config.num_experts_per_tok
         self.renormalize = config.router_renormalize
+        self.ffn_routing = config.ffn_routing
+        if self.ffn_routing not in ("top_k", "soft"):
+            raise NotImplementedError(
+                f"ffn_routing {self.ffn_routing!r} is not implemented in this BAM implementation (top_k and soft are)"
+            )
+        self.output_scale = config.expert_output_scale
         self.gate = nn.Linear(config.hidden_size, self.num_experts, bias=False)
         self.experts = nn.ModuleList([BamExpertMLP(config) for _ in range(self.num_experts)])
 
-    def forward(self, h, token_mask=None):
-        """Returns (output, router_losses dict for this layer)."""
+    def forward(self, h):
+        """Returns (output [b, t, c], router logits [b * t, E], the routing decision)."""
         b, t, c = h.shape
         flat = h.reshape(-1, c)
-        logits = self.gate(flat).float()  # [N, E]
-        probs = F.softmax(logits, dim=-1)
-        chosen = top_k_mask(probs, self.top_k)  # [N, E] bool
-        weights = probs * chosen  # sparse gates, 0 for experts not chosen
-        if self.renormalize:
-            weights = weights / weights.sum(-1, keepdim=True)
+        logits = self.gate(flat)
+        routing = route_ffn(logits, self.ffn_routing, self.top_k, self.renormalize)
 
         out = torch.zeros_like(flat)
         for i, expert in enumerate(self.experts):
-            rows = chosen[:, i].nonzero(as_tuple=True)[0]
-            if rows.numel() == 0:
-                continue
-            y = expert(flat[rows]) * weights[rows, i : i + 1].to(flat.dtype)
+            rows = routing.chosen[:, i].nonzero(as_tuple=True)[0]
+            # An expert is run also when no token chose it (on zero rows): its parameters then get a
+            # zero gradient rather than none, the same set of gradients on every process, which
+            # sharded data-parallel training (FSDP) needs to reduce them.
+            y = expert(flat[rows]) * routing.gates[rows, i : i + 1].to(flat.dtype)
             out.index_add_(0, rows, y)
+        if self.output_scale != 1.0:
+            out = out * self.output_scale
+        return out.view(b, t, c), logits, routing
 
-        losses = router_losses(logits, probs, weights, chosen, self.top_k, token_mask)
-        return out.view(b, t, c), losses
 
+def router_losses(logits, routing, top_k, token_mask=None):
+    """Router losses of one MoE layer over the tokens of the batch (tokens where `token_mask` is 0
+    excluded); K = top_k for "top_k" routing, E for "soft" (every expert chosen).
 
-def router_losses(logits, probs, weights, chosen, top_k, token_mask=None):
-    """Router losses of one MoE layer over the tokens of the batch (padding excluded).
-
-    btx    = E * sum_i u_i * P_i, u_i = mean sparse gate of expert i, P_i = mean probability of i
-    switch = E * sum_i f_i * P_i, f_i = (tokens whose top-k contains i) / (tokens * k)
+    btx    = E * sum_i u_i * P_i, u_i = mean gate of expert i, P_i = mean probability of i
+    switch = E * sum_i f_i * P_i, f_i = (tokens whose chosen experts contain i) / (tokens * K)
     z      = mean over tokens of logsumexp(logits)^2
     """
+    probs, gates, chosen = routing.probs, routing.gates, routing.chosen
     if token_mask is not None:
         keep = token_mask.reshape(-1).bool()
-        logits, probs, weights, chosen = logits[keep], probs[keep], weights[keep], chosen[keep]
+        probs, gates, chosen, logits = probs[keep], gates[keep], chosen[keep], logits[keep]
     n, e = probs.shape
     p_mean = probs.mean(0)
-    u = weights.mean(0)
+    u = gates.mean(0)
     f = chosen.float().sum(0) / (n * top_k)
     return {
         "btx": e * (u * p_mean).sum(),
         "switch": e * (f * p_mean).sum(),
-        "z": torch.logsumexp(logits, dim=-1).pow(2).mean(),
+        "z": torch.logsumexp(logits.float(), dim=-1).pow(2).mean(),
     }
 
 
@@ -355,18 +443,22 @@ class BamDecoderLayer(_LayerBase):
         self.input_layernorm = make_norm(config)
         if not self.parallel:
             self.post_attention_layernorm = make_norm(config)
-        self.self_attn = BamMixtureOfAttention(config, layer_idx)
+        if config.attention_experts == "dense":
+            self.self_attn = BamDenseAttention(config, layer_idx)
+        else:
+            self.self_attn = BamMixtureOfAttention(config, layer_idx)
         self.block_sparse_moe = BamSparseMoe(config)
 
-    def forward(self, x, cos, sin, mask, token_mask=None, past_key_values=None, **kwargs):
+    def forward(self, x, cos, sin, mask, cache=None, **kwargs):
+        """Returns (x after the block, this layer's FFN router logits, its FFN routing)."""
         if self.parallel:
             h = self.input_layernorm(x)
-            attn = self.self_attn(h, cos, sin, mask, past_key_values)
-            ffn, losses = self.block_sparse_moe(h, token_mask)
-            return x + attn + ffn, losses
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, past_key_values)
-        ffn, losses = self.block_sparse_moe(self.post_attention_layernorm(x), token_mask)
-        return x + ffn, losses
+            attn = self.self_attn(h, cos, sin, mask, cache)
+            ffn, router_logits, routing = self.block_sparse_moe(h)
+            return x + attn + ffn, router_logits, routing
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache)
+        ffn, router_logits, routing = self.block_sparse_moe(self.post_attention_layernorm(x))
+        return x + ffn, router_logits, routing
 
 
 class BamPreTrainedModel(PreTrainedModel):
@@ -374,7 +466,9 @@ class BamPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = _LayerBase is not nn.Module
     _no_split_modules = ["BamDecoderLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["past_key_values", "cache"]
+    # transformers 4: let generate() hand the model a Cache object (newer versions always do)
+    _supports_cache_class = True
 
     def _init_weights(self, module):
         # Fresh (untrained) parameters only: linear N(0, initializer_range), biases 0, norms 1.
@@ -390,22 +484,25 @@ class BamPreTrainedModel(PreTrainedModel):
 
 
 @dataclass
-class BamModelOutput(ModelOutput):
-    last_hidden_state: torch.FloatTensor = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple | None = None
+class BamModelOutput(MoeModelOutputWithPast):
+    """transformers' MoE output plus `router_losses` = {"btx", "switch", "z"}, each summed over layers."""
+
     router_losses: dict | None = None
 
 
 @dataclass
-class BamCausalLMOutput(ModelOutput):
-    """`loss` is the LM cross-entropy alone; `router_losses` = {"btx", "switch", "z"} summed over layers."""
+class BamCausalLMOutput(MoeCausalLMOutputWithPast):
+    """`loss` is the LM cross-entropy alone; `router_losses` = {"btx", "switch", "z"} summed over layers;
+    `router_logits` (with output_router_logits) one [batch * seq, E] tensor per layer."""
 
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple | None = None
     router_losses: dict | None = None
+
+
+def resolve_cache_argument(cache, past_key_values):
+    """transformers >= 5.24 passes the KV cache as `cache`, older versions as `past_key_values`."""
+    if cache is not None and past_key_values is not None:
+        raise ValueError("pass the KV cache as `cache` or as `past_key_values`, not both")
+    return cache if cache is not None else past_key_values
 
 
 class BamModel(BamPreTrainedModel):
@@ -432,8 +529,11 @@ class BamModel(BamPreTrainedModel):
         inputs_embeds=None,
         use_cache=None,
         output_hidden_states=None,
+        output_router_logits=None,
+        cache=None,
         **kwargs,
     ):
+        cache = resolve_cache_argument(cache, past_key_values)
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         x = self.embed_tokens(input_ids) if inputs_embeds is None else inputs_embeds
@@ -441,11 +541,11 @@ class BamModel(BamPreTrainedModel):
         use_cache = self.config.use_cache if use_cache is None else use_cache
         if self.gradient_checkpointing and self.training:
             use_cache = False
-        if use_cache and past_key_values is None:
-            past_key_values = DynamicCache(config=self.config)
+        if use_cache and cache is None:
+            cache = new_dynamic_cache(self.config)
         if not use_cache:
-            past_key_values = None
-        past = past_key_values.get_seq_length() if past_key_values is not None else 0
+            cache = None
+        past = cache.get_seq_length() if cache is not None else 0
 
         if position_ids is None:  # positions 0..T-1 (after whatever is cached)
             position_ids = torch.arange(past, past + t, device=x.device).unsqueeze(0).expand(b, t)
@@ -463,9 +563,13 @@ class BamModel(BamPreTrainedModel):
         mask = mask.masked_fill(~allowed, torch.finfo(x.dtype).min)
 
         hidden_states = (x,) if output_hidden_states else None
+        all_router_logits = ()
         totals = {"btx": 0.0, "switch": 0.0, "z": 0.0}
+        k = self.config.num_local_experts if self.config.ffn_routing == "soft" else self.config.num_experts_per_tok
         for layer in self.layers:
-            x, losses = layer(x, cos, sin, mask, token_mask=token_mask, past_key_values=past_key_values)
+            x, logits, routing = layer(x, cos, sin, mask, cache=cache)
+            all_router_logits += (logits,)
+            losses = router_losses(logits, routing, k, token_mask)
             for name in totals:
                 totals[name] = totals[name] + losses[name]
             if output_hidden_states:
@@ -473,14 +577,16 @@ class BamModel(BamPreTrainedModel):
         x = self.norm(x)
         return BamModelOutput(
             last_hidden_state=x,
-            past_key_values=past_key_values,
             hidden_states=hidden_states,
+            router_logits=all_router_logits if output_router_logits else None,
             router_losses=totals,
+            **{cache_field_name(BamModelOutput): cache},
         )
 
 
 class BamForCausalLM(BamPreTrainedModel, GenerationMixin):
-    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+    # transformers 5 maps tied parameters target -> source; transformers 4 lists the tied names
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"} if TRANSFORMERS_MAJOR >= 5 else ["lm_head.weight"]
 
     def __init__(self, config):
         super().__init__(config)
@@ -511,18 +617,21 @@ class BamForCausalLM(BamPreTrainedModel, GenerationMixin):
         labels=None,
         use_cache=None,
         output_hidden_states=None,
+        output_router_logits=None,
         logits_to_keep=0,
         return_dict=None,
+        cache=None,
         **kwargs,
     ):
         outputs = self.model(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             output_hidden_states=output_hidden_states,
+            output_router_logits=output_router_logits,
+            cache=resolve_cache_argument(cache, past_key_values),
         )
         h = outputs.last_hidden_state
         if isinstance(logits_to_keep, int) and logits_to_keep > 0:
@@ -538,21 +647,26 @@ class BamForCausalLM(BamPreTrainedModel, GenerationMixin):
             shift_labels = labels[:, 1:].reshape(-1).to(shift_logits.device)
             loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=-100)
 
+        cache_out = getattr(outputs, cache_field_name(BamModelOutput))
         out = BamCausalLMOutput(
             loss=loss,
             logits=logits,
-            past_key_values=outputs.past_key_values,
             hidden_states=outputs.hidden_states,
+            router_logits=outputs.router_logits,
             router_losses=outputs.router_losses,
+            **{cache_field_name(BamCausalLMOutput): cache_out},
         )
         return out if return_dict is not False else out.to_tuple()
 
-    def total_loss(self, outputs, aux_coef=None, z_coef=None, aux="btx"):
-        """LM loss + aux_coef * router_losses[aux] + z_coef * router_losses["z"] (config coefficients
-        by default; aux = "btx" or "switch")."""
+    def total_loss(self, outputs, aux_coef=None, z_coef=None, aux=None):
+        """LM loss + aux_coef * router_losses[aux] + z_coef * router_losses["z"], by default with the
+        config's recipe (router_aux_loss_kind, router_aux_loss_coef, router_z_loss_coef); aux = "btx",
+        "switch" or "none"."""
+        aux = self.config.router_aux_loss_kind if aux is None else aux
         aux_coef = self.config.router_aux_loss_coef if aux_coef is None else aux_coef
         z_coef = self.config.router_z_loss_coef if z_coef is None else z_coef
-        return outputs.loss + aux_coef * outputs.router_losses[aux] + z_coef * outputs.router_losses["z"]
+        aux_term = 0.0 if aux == "none" else aux_coef * outputs.router_losses[aux]
+        return outputs.loss + aux_term + z_coef * outputs.router_losses["z"]
 
 
 __all__ = ["BamConfig", "BamModel", "BamForCausalLM", "BamPreTrainedModel"]

@@ -1,19 +1,18 @@
-#!/usr/bin/env python3
-"""Makes a bam-mix BAM checkpoint directory loadable by transformers with trust_remote_code.
+"""Makes a BAM checkpoint directory loadable by transformers with trust_remote_code.
 
-    python tools/bam_reference/install.py CHECKPOINT_DIR [CHECKPOINT_DIR ...]
+    python -m bam_mix_torch.install CHECKPOINT_DIR [CHECKPOINT_DIR ...]
 
-Copies configuration_bam.py and modeling_bam.py next to the checkpoint and adds to its config.json
+`bam-mix mix` already does this for every BAM checkpoint it writes; this is for checkpoints written
+before it did, or converted back from GGUF. Copies the package's configuration_bam.py and
+modeling_bam.py next to the checkpoint and adds to its config.json
 
     "auto_map": {"AutoConfig": "configuration_bam.BamConfig",
                  "AutoModelForCausalLM": "modeling_bam.BamForCausalLM"}
 
-(other config keys are kept as they are). Afterwards:
+(other config keys are kept as they are; config.json is replaced atomically). Afterwards:
 
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(CHECKPOINT_DIR, trust_remote_code=True)
-
-Only the standard library is needed to run this script.
 """
 import json
 import os
@@ -38,12 +37,12 @@ def install(directory):
         raise SystemExit(f"{directory}: model_type is {config.get('model_type')!r}, not 'bam'")
     for name in FILES:
         shutil.copyfile(os.path.join(HERE, name), os.path.join(directory, name))
-    auto_map = dict(config.get("auto_map") or {})
-    auto_map.update(AUTO_MAP)
-    config["auto_map"] = auto_map
-    with open(config_path, "w") as f:
+    config["auto_map"] = {**(config.get("auto_map") or {}), **AUTO_MAP}
+    tmp = f"{config_path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")
+    os.replace(tmp, config_path)
 
 
 def main(argv):

@@ -1,5 +1,6 @@
-# Copyright the bam-mix authors. Reference implementation of BAM (Branch-Attend-Mix, arXiv 2408.08274)
-# for Hugging Face transformers. See docs/bam-format.md in the bam-mix repository.
+# Copyright the bam-mix authors, MIT licence. Reference implementation of BAM (Branch-Attend-Mix,
+# arXiv 2408.08274) for Hugging Face transformers: the package bam_mix_torch in the bam-mix repository
+# (python/), whose copy `bam-mix mix` writes beside every BAM checkpoint. See docs/bam-format.md there.
 """Configuration of a BAM (Branch-Attend-Mix) model, as written by bam-mix.
 
 A BAM config is the config of the dense seed the experts were branched from (vocab_size, hidden_size,
@@ -14,8 +15,8 @@ from transformers import PretrainedConfig
 BASE_MODEL_TYPES = ("llama", "mistral", "qwen2", "cohere")
 ATTENTION_EXPERTS = ("expert_kv", "shared_kv", "dense")
 ATTENTION_ROUTING = ("soft", "top_k")
+FFN_ROUTING = ("top_k", "soft", "switch", "sample_top1")
 ROUTER_AUX_LOSS_KINDS = ("btx", "switch", "none")
-FFN_ROUTINGS = ("top_k", "switch", "sample_top1", "soft")
 
 
 class BamConfig(PretrainedConfig):
@@ -54,19 +55,20 @@ class BamConfig(PretrainedConfig):
             cohere only (default 0.0625): multiplies the logits. Ignored for the other families.
         tie_word_embeddings (`bool`, *optional*):
             Defaults to `True` for cohere and `False` otherwise.
-        router_aux_loss_kind (`str`, defaults to `"btx"`):
-            The FFN router's balancing loss that `total_loss` adds: `"btx"` (E * sum u_i P_i), `"switch"`
-            (E * sum f_i P_i) or `"none"`. `bam-mix mix` writes `"switch"` for BAM and `"btx"` for BTX.
-        router_aux_loss_coef (`float`, defaults to 0.01), router_z_loss_coef (`float`, defaults to 0.001):
-            Coefficients of the router losses `total_loss` adds (the model never adds them to `loss` itself).
         ffn_routing (`str`, defaults to `"top_k"`):
-            How FFN tokens are routed. This reference implements `"top_k"`; `"switch"`, `"sample_top1"` and
-            `"soft"` are refused.
-        router_capacity_factor (`float`, defaults to 1.5), router_gumbel_decay (`float`, defaults to 1e-4):
-            Parameters of the `"switch"` and `"sample_top1"` routings (stored, not used by `"top_k"`).
+            How the FFN router picks experts: `"top_k"` (the K most probable, gates as `router_renormalize`
+            says) or `"soft"` (every expert, gate p_i). `"switch"` (top-1 with a capacity factor) and
+            `"sample_top1"` (Gumbel-softmax sampling) are named by bam-mix's router recipe but not
+            implemented here yet: building a model with them raises NotImplementedError.
         expert_output_scale (`float`, defaults to 1.0):
-            A factor on the FFN mixture's output; only 1.0 is implemented (bam-mix stores expert scaling in
-            the experts' down projections instead).
+            Multiplies the FFN mixture's output (the gate scaling of arXiv 2410.07524; 1.0 = none).
+        router_aux_loss_kind (`str`, defaults to `"btx"`), router_aux_loss_coef (`float`, defaults to 0.01),
+        router_z_loss_coef (`float`, defaults to 0.001):
+            The training recipe of the FFN router: which load-balancing loss (`"btx"`, `"switch"` or
+            `"none"`) and the coefficients of it and of the z-loss (the model never adds them to `loss`
+            itself; `total_loss` and bam_mix_torch's finetune do).
+        router_capacity_factor (`float`, *optional*), router_gumbel_decay (`float`, *optional*):
+            Parameters of the `"switch"` and `"sample_top1"` routings; kept for them, unused otherwise.
         bam_sources (*optional*):
             Free-form provenance of the experts; not used by the model.
     """
@@ -105,13 +107,13 @@ class BamConfig(PretrainedConfig):
         attention_routing="soft",
         num_attention_experts_per_tok=None,
         parallel_block=None,
+        ffn_routing="top_k",
+        expert_output_scale=1.0,
+        router_aux_loss_kind="btx",
         router_aux_loss_coef=0.01,
         router_z_loss_coef=0.001,
-        router_aux_loss_kind="btx",
-        ffn_routing="top_k",
-        router_capacity_factor=1.5,
-        router_gumbel_decay=1e-4,
-        expert_output_scale=1.0,
+        router_capacity_factor=None,
+        router_gumbel_decay=None,
         bam_sources=None,
         layer_types=None,
         **kwargs,
@@ -122,6 +124,10 @@ class BamConfig(PretrainedConfig):
             raise ValueError(f"attention_experts must be one of {ATTENTION_EXPERTS}, got {attention_experts!r}")
         if attention_routing not in ATTENTION_ROUTING:
             raise ValueError(f"attention_routing must be one of {ATTENTION_ROUTING}, got {attention_routing!r}")
+        if ffn_routing not in FFN_ROUTING:
+            raise ValueError(f"ffn_routing must be one of {FFN_ROUTING}, got {ffn_routing!r}")
+        if router_aux_loss_kind not in ROUTER_AUX_LOSS_KINDS:
+            raise ValueError(f"router_aux_loss_kind must be one of {ROUTER_AUX_LOSS_KINDS}, got {router_aux_loss_kind!r}")
         if hidden_act != "silu":
             raise ValueError(f"only hidden_act='silu' is supported, got {hidden_act!r}")
 
@@ -177,21 +183,13 @@ class BamConfig(PretrainedConfig):
                 raise ValueError("num_attention_experts_per_tok must be in 1...num_local_experts")
         self.num_attention_experts_per_tok = num_attention_experts_per_tok
         self.parallel_block = (base_model_type == "cohere") if parallel_block is None else bool(parallel_block)
+        self.ffn_routing = ffn_routing
+        self.expert_output_scale = float(expert_output_scale)
+        self.router_aux_loss_kind = router_aux_loss_kind
         self.router_aux_loss_coef = router_aux_loss_coef
         self.router_z_loss_coef = router_z_loss_coef
-        if router_aux_loss_kind not in ROUTER_AUX_LOSS_KINDS:
-            raise ValueError(f"router_aux_loss_kind must be one of {ROUTER_AUX_LOSS_KINDS}, got {router_aux_loss_kind!r}")
-        self.router_aux_loss_kind = router_aux_loss_kind
-        if ffn_routing not in FFN_ROUTINGS:
-            raise ValueError(f"ffn_routing must be one of {FFN_ROUTINGS}, got {ffn_routing!r}")
-        if ffn_routing != "top_k":
-            raise NotImplementedError(f"ffn_routing {ffn_routing!r} is not implemented by this reference (top_k only)")
-        self.ffn_routing = ffn_routing
-        self.router_capacity_factor = float(router_capacity_factor)
-        self.router_gumbel_decay = float(router_gumbel_decay)
-        if float(expert_output_scale) != 1.0:
-            raise NotImplementedError("expert_output_scale other than 1.0 is not implemented; scale the experts' w2 instead")
-        self.expert_output_scale = 1.0
+        self.router_capacity_factor = router_capacity_factor
+        self.router_gumbel_decay = router_gumbel_decay
         self.bam_sources = bam_sources
         # Every layer attends over the full causal context (a Mistral seed's sliding_window is not
         # part of BAM); saying so keeps transformers' DynamicCache from building sliding-window layers.
