@@ -3,6 +3,7 @@
 //
 //   swift run -c release BamBench perplexity [--chunks N] [--model DIR]
 //   swift run -c release BamBench tokenizer TOKENIZER.json TEXT
+//   swift run -c release BamBench info      (what the benchmarks run on, one "name: value" per line; tools/bench reads it)
 import BamModels
 import Foundation
 
@@ -16,6 +17,9 @@ do {
     case "perplexity": try runPerplexityBench(arguments: Array(arguments.dropFirst()))
     case "make-model": try runMakeModel(arguments: Array(arguments.dropFirst()))
     case "gemm": print(String(format: "sgemm ceiling: %.1f GFLOP/s", gemmCeiling()))
+    case "info":
+        print("OpenBLAS kernels: \(BLASThreads.kernels)")
+        print("workers: \(BLASThreads.defaultCount)")
     default:
         if let extra = extraBenchmarks[command] {
             try extra(Array(arguments.dropFirst()))
