@@ -159,8 +159,10 @@ class Bench:
 
     def memory(self, model: str) -> dict:
         ckpt = self.dir / model
-        flags = ["--weights", "bf16"] if self.weights_option else []
-        row = {"model": model, "bam_input": "HF bf16" + (" --weights bf16" if flags else ""), "file_bytes": file_bytes(ckpt)}
+        stored = STORED[model]
+        flags = ["--weights", stored] if self.weights_option else []
+        row = {"model": model, "bam_input": f"HF {stored}" + (f" --weights {stored}" if flags else ""),
+               "file_bytes": file_bytes(ckpt)}
         text = self.dir / "text.txt"
         try:
             out, wall, rss = checked([self.bam, "perplexity", "--model", str(ckpt), "--text-file", str(text), "--ctx", "512",
@@ -172,7 +174,7 @@ class Bench:
             row["errors"] = [f"bam-mix perplexity: {e}"]
         perplexity = Path(self.args.llama_bench).with_name("llama-perplexity")
         if perplexity.exists():
-            gguf = self.gguf(model, "bf16")
+            gguf = self.gguf(model, stored)
             code, out, err, wall, rss = run_measured([str(perplexity), "-m", str(gguf), "-f", str(text), "-c", "512",
                                                       "-b", "512", "-t", str(self.args.threads),
                                                       "--chunks", str(self.args.ppl_chunks)])
@@ -206,7 +208,7 @@ def report(result: dict) -> str:
         if "bam_peak_rss" in m:
             line += f"bam-mix {m['bam_peak_rss'] / gib:.2f} GiB = {m['bam_rss_ratio']:.2f}x the file (target <= {TARGET_RSS})"
         if "llama_peak_rss" in m:
-            line += f"; llama.cpp {m['llama_peak_rss'] / gib:.2f} GiB = {m['llama_rss_ratio']:.2f}x its bf16 GGUF"
+            line += f"; llama.cpp {m['llama_peak_rss'] / gib:.2f} GiB = {m['llama_rss_ratio']:.2f}x its GGUF of the same type"
         lines.append(line)
         for e in m.get("errors", []):
             lines.append(f"      error: {e}")
