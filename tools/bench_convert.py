@@ -3,15 +3,16 @@
 file copy of the same bytes (cp, in the same run) and against llama.cpp's Python converter
 (convert_hf_to_gguf.py) when its source tree is available.
 
-Run by hand, not in CI:
+Run by hand, not in CI (`tools/bench convert` runs it):
 
+    tools/setup-peers   # once: the peers (llama.cpp's tree, a venv with its converter's packages)
     swift build -c release --product bam-mix --product BamBench
     python3 tools/bench_convert.py [--llama-cpp DIR] [--rounds 3]
 
 DIR is a llama.cpp source tree (default: the one tools/setup-peers installs under
 ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers/llama.cpp); its converter needs numpy, torch, sentencepiece and
-transformers (the peers' venv: run this script with its python, or pass --python) plus its own gguf-py
-(added to PYTHONPATH here). Targets: bam-mix's throughput >= 0.5x the copy's, and
+transformers (the peers' venv unless this python has them, or --python) plus its own gguf-py (added
+to PYTHONPATH here). Targets: bam-mix's throughput >= 0.5x the copy's, and
 >= 3x llama.cpp's converter.
 """
 import argparse
@@ -24,8 +25,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
-PEERS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bam-mix-peers")
+import peers  # noqa: E402
 
 
 def timed(cmd, env=None):
@@ -36,15 +38,19 @@ def timed(cmd, env=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--llama-cpp", default=os.path.join(PEERS, "llama.cpp"))
+    ap.add_argument("--llama-cpp", default=str(peers.LLAMA_CPP))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", default=os.environ.get("BAM_MIX_BENCH_DIR", os.path.join(tempfile.gettempdir(), "bam-mix-bench")))
-    ap.add_argument("--python", default=sys.executable, help="Python with torch/transformers for llama.cpp's converter")
+    ap.add_argument("--python", default=peers.python_with("torch", "transformers", "sentencepiece"),
+                    help="Python with torch/transformers for llama.cpp's converter (default: this one if it has them, else the peers' venv)")
     args = ap.parse_args()
     work = Path(args.workdir)
     model = work / "llama58m-tok"
     if not (model / "tokenizer.json").exists():
-        sys.exit(f"{model} missing: run tools/bench_perplexity_peers.py once to create the 58M model with its tokenizer")
+        # The 58M model with its 32k tokenizer, made as tools/bench_perplexity_peers.py makes it.
+        from bench_perplexity_peers import ensure_model  # noqa: E402  (needs tokenizers: may rerun this under the peers' venv)
+        work.mkdir(parents=True, exist_ok=True)
+        model = ensure_model(work, None)
     weights = model / "model.safetensors"
     size = weights.stat().st_size
     bam = str(ROOT / ".build/release/bam-mix")

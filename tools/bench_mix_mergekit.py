@@ -8,7 +8,7 @@ peak RSS), alternating, best of --rounds. The experts are the ones `BamBench mix
 (llama58m-L8-e{1..4} in $BAM_MIX_BENCH_DIR, default bam-mix-bench in the temporary directory); run
 that first.
 
-Run by hand, not in CI:
+Run by hand, not in CI (`tools/bench mix` runs it after `BamBench mix`):
 
     tools/setup-peers   # once: mergekit in the peers' venv under ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers
     swift build -c release --product bam-mix
@@ -26,8 +26,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 # The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
-PEERS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bam-mix-peers")
+import peers  # noqa: E402
 
 
 def timed(cmd):
@@ -43,7 +44,7 @@ def timed(cmd):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mergekit", default=os.path.join(PEERS, "venv", "bin", "mergekit-moe"))
+    ap.add_argument("--mergekit", default=str(peers.VENV / "bin" / "mergekit-moe"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workdir", default=os.environ.get("BAM_MIX_BENCH_DIR", os.path.join(tempfile.gettempdir(), "bam-mix-bench")))
     args = ap.parse_args()
@@ -53,9 +54,12 @@ def main():
         if not (e / "config.json").exists():
             sys.exit(f"{e} missing: run `.build/release/BamBench mix` first")
     # mergekit-moe loads the base model's tokenizer: give every expert the same tokenizer.json.
-    tok = work / "llama58m-tok" / "tokenizer.json"
+    # The 32k byte-level BPE of the tokenizer benchmark, which bench_perplexity_peers.py gives its model.
+    tok = work / "bytelevel-32000.tokenizer.json"
     if not tok.exists():
-        sys.exit(f"{tok} missing: run tools/bench_perplexity_peers.py once")
+        peers.require("tokenizers")
+        from bench_tokenizer import prepare  # noqa: E402
+        tok = prepare(work, 32000, 1.0)[0]
     for e in experts:
         if not (e / "tokenizer.json").exists():
             shutil.copy(tok, e / "tokenizer.json")

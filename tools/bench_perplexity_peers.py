@@ -13,10 +13,12 @@ Run by hand, not in CI:
 
     tools/setup-peers   # once: torch, transformers, tokenizers, llama.cpp under ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers
     swift build -c release --product bam-mix --product BamBench
-    ~/.cache/bam-mix-peers/venv/bin/python tools/bench_perplexity_peers.py [--llama-perplexity PATH] [--chunks 8] [--rounds 3]
+    python3 tools/bench_perplexity_peers.py [--llama-perplexity PATH] [--chunks 8] [--rounds 3]
         [--model DIR]   # another HF model directory (with a tokenizer.json) instead of the 58M Llama
 
-Prints seconds per pass for each tool, bam-mix's time over llama.cpp's (target <= 0.9) and over
+Run with any python: it runs itself again under the peers' venv when this one lacks tokenizers,
+torch or transformers; PyTorch is skipped when missing, llama.cpp when its program is. `tools/bench
+perplexity` runs it. Prints seconds per pass for each tool, bam-mix's time over llama.cpp's (target <= 0.9) and over
 PyTorch's, and the relative PPL difference to llama.cpp (target < 0.1 %).
 """
 import argparse
@@ -31,9 +33,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
-PEERS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bam-mix-peers")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
+import peers  # noqa: E402
+
+peers.require("tokenizers", optional=("torch", "transformers"))
 
 
 def sh(cmd, **kw):
@@ -59,7 +63,7 @@ def ensure_model(work: Path, model_arg):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--llama-perplexity", default=os.path.join(PEERS, "llama.cpp", "build", "bin", "llama-perplexity"))
+    ap.add_argument("--llama-perplexity", default=str(peers.llama_tool("llama-perplexity")))
     ap.add_argument("--chunks", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model")

@@ -9,10 +9,11 @@ RAYON_NUM_THREADS=1), then runs
     swift run -c release --scratch-path .build-tok BamBench tokenizer <tokenizer.json> <text> --runs N --ids-out <file>
 
 from the repository root, checks that the Swift ids equal HF's, and prints both speeds and the ratio
-(Swift MB/s over HF MB/s; the target is >= 0.5). Run by hand, not in CI:
+(Swift MB/s over HF MB/s; the target is >= 0.5). Run by hand, not in CI (`tools/bench tokenizer`
+runs it against its own release build):
 
-    python3 -m venv tools/.venv && tools/.venv/bin/pip install tokenizers==0.23.3
-    tools/.venv/bin/python tools/bench_tokenizer.py [--workdir DIR] [--runs 5] [--mb 1.0]
+    tools/setup-peers   # once: tokenizers in the peers' venv (this script runs itself under it)
+    python3 tools/bench_tokenizer.py [--workdir DIR] [--runs 5] [--mb 1.0]
         [--swift-cmd "path/to/executable"]   # another build of the same benchmark entry point
 """
 
@@ -30,9 +31,13 @@ from pathlib import Path
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 os.environ["RAYON_NUM_THREADS"] = "1"
 
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
+import peers  # noqa: E402
+
+peers.require("tokenizers")
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: E402
 
 SYLLABLES = ("ka lo mi ne ru ta sha pe dor lin qu bre st the an ing ion er ou ar al en or es ed it is at ra "
              "ti co ve ma po de si na le ri mo ga be fu zo vi ha ke ul om ex pro con tra").split()

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Times PyTorch's CPU training step on the 58M-parameter dense Llama and bam-mix's side by side.
 
-    ~/.cache/bam-mix-peers/venv/bin/python tools/bench_training_torch.py [--model DIR] [--steps N] [--batch 4] [--seq 256]
-                                                                         [--bench .build/release/BamBench] [--rounds R]
+    tools/setup-peers   # once: torch and transformers in the peers' venv (this script runs itself under it)
+    python3 tools/bench_training_torch.py [--model DIR] [--steps N] [--batch 4] [--seq 256]
+                                        [--bench .build/release/BamBench] [--rounds R]
 
 The model is the safetensors directory `BamBench train` uses (created by `BamBench make-model llama58m DIR`
 when missing; default $BAM_MIX_BENCH_DIR/llama58m, or bam-mix-bench/llama58m in the temporary directory). PyTorch's step is what a
@@ -24,9 +25,14 @@ import sys
 import tempfile
 import time
 
-import torch
-import torch.nn.functional as F
-import transformers
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
+import peers  # noqa: E402
+
+peers.require("torch", "transformers")
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+import transformers  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

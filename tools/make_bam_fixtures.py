@@ -3,11 +3,10 @@
 
 Run by hand (never in CI); the tests only read what this writes under Tests/Fixtures/bam.
 
-    python3 -m venv tools/.venv
-    tools/.venv/bin/pip install torch transformers safetensors numpy
-    tools/.venv/bin/python tools/make_bam_fixtures.py
+    tools/setup-peers   # once: the peers' venv outside the checkout (the script runs itself under it)
+    python3 tools/make_bam_fixtures.py
 
-(written against torch 2.x and transformers 5.23-5.24; the venv is not committed).
+(written against torch 2.x and transformers 5.23-5.24).
 
 Every fixture is a BAM checkpoint in the format of docs/bam-format.md with random tensors of
 meaningful scale (weights and embeddings N(0, 0.15), norms 1 + 0.2 N(0, 1), routers N(0, 0.5),
@@ -42,7 +41,11 @@ import shutil
 import sys
 import tempfile
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (tools/peers.py: the peers' venv, installed by tools/setup-peers)
+
+peers.require("numpy", "torch", "transformers", "safetensors")
+import numpy as np  # noqa: E402
 import torch
 import transformers
 from safetensors.torch import save_file

@@ -4,15 +4,14 @@
 Run by hand (never in CI; the Swift tests only read the committed outputs):
 
     tools/setup-peers   # once: a venv with torch transformers safetensors gguf numpy tokenizers, and llama.cpp,
-                        # under ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers
-    ~/.cache/bam-mix-peers/venv/bin/python tools/make_format_fixtures.py [--llama-cpp ~/.cache/bam-mix-peers/llama.cpp]
+                        # under ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers (the script runs itself under that venv)
+    python3 tools/make_format_fixtures.py [--llama-cpp DIR | --no-llama-cpp]
 
---llama-cpp points at a llama.cpp source tree (e.g. the peers' copy above, or one unpacked from the
-llama-cpp-python sdist: `pip download --no-binary :all: --no-deps llama-cpp-python`, then
-vendor/llama.cpp). When given,
-its own convert_hf_to_gguf.py converts the tiny HF models, so the tests compare bam-mix against
-llama.cpp's real output (Q/K permutation, expert stacking, metadata). Without it those fixtures
-are left as they are.
+--llama-cpp points at a llama.cpp source tree (default: the peers' copy above, when it is there; or
+one unpacked from the llama-cpp-python sdist: `pip download --no-binary :all: --no-deps
+llama-cpp-python`, then vendor/llama.cpp). Its own convert_hf_to_gguf.py converts the tiny HF
+models, so the tests compare bam-mix against llama.cpp's real output (Q/K permutation, expert
+stacking, metadata). Without a tree (or with --no-llama-cpp) those fixtures are left as they are.
 
 Everything is seeded and tiny (the whole fixture tree stays well under 1 MB).
 """
@@ -28,7 +27,11 @@ import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (tools/peers.py: the peers' venv and llama.cpp, installed by tools/setup-peers)
+
+peers.require("numpy", "torch", "gguf", "safetensors", "tokenizers")
+import numpy as np  # noqa: E402
 import torch
 import gguf
 from safetensors.torch import save_file
@@ -330,8 +333,15 @@ def write_pytorch():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--llama-cpp", help="llama.cpp source tree with convert_hf_to_gguf.py")
+    peers_tree = peers.LLAMA_CPP if (peers.LLAMA_CPP / "convert_hf_to_gguf.py").exists() else None
+    ap.add_argument("--llama-cpp", default=peers_tree,
+                    help=f"llama.cpp source tree with convert_hf_to_gguf.py (default: {peers.LLAMA_CPP} when it exists)")
+    ap.add_argument("--no-llama-cpp", action="store_true", help="keep the llama.cpp-converted fixtures as they are")
     args = ap.parse_args()
+    if args.no_llama_cpp:
+        args.llama_cpp = None
+    elif args.llama_cpp:
+        print(f"llama.cpp converter: {args.llama_cpp}")
     GGUF_DIR.mkdir(parents=True, exist_ok=True)
     write_all_types()
     write_q8_reference()

@@ -5,9 +5,9 @@ compute on the models that `bam-mix mix` makes from them.
 
 Run by hand (never in CI), after building bam-mix:
 
-    python3 -m venv tools/.venv && tools/.venv/bin/pip install torch transformers safetensors tokenizers numpy
+    tools/setup-peers   # once: the peers' venv outside the checkout (the script runs itself under it)
     swift build --product bam-mix
-    tools/.venv/bin/python tools/make_mix_fixtures.py .build/debug/bam-mix
+    python3 tools/make_mix_fixtures.py .build/debug/bam-mix
 
 Writes Tests/Fixtures/mix/experts/{llama_seed,llama_e1,llama_e2,cohere_seed,cohere_e1,cohere_e2}
 (HF directories with a tiny tokenizer.json) and Tests/Fixtures/mix/<mix-name>/{ids.npy,hf_logits.npy,command.txt}.
@@ -20,7 +20,11 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (tools/peers.py: the peers' venv, installed by tools/setup-peers)
+
+peers.require("numpy", "torch", "transformers", "safetensors", "tokenizers")
+import numpy as np  # noqa: E402
 import torch
 import transformers
 from tokenizers import Tokenizer, models

@@ -3,9 +3,8 @@
 
 Run by hand (never in CI); the tests only read what this writes under Tests/Fixtures/models.
 
-    python3 -m venv tools/.venv
-    tools/.venv/bin/pip install torch transformers safetensors numpy
-    tools/.venv/bin/python tools/make_model_fixtures.py
+    tools/setup-peers   # once: the peers' venv outside the checkout (the script runs itself under it)
+    python3 tools/make_model_fixtures.py
 
 Every model is a transformers model with random weights (scaled up from transformers' tiny init
 so that logits differ meaningfully between positions), saved with `save_pretrained`, plus
@@ -17,7 +16,11 @@ import os
 import shutil
 import sys
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (tools/peers.py: the peers' venv, installed by tools/setup-peers)
+
+peers.require("numpy", "torch", "transformers", "safetensors")
+import numpy as np  # noqa: E402
 import torch
 import transformers
 from safetensors.torch import save_file

@@ -5,12 +5,10 @@ varied set of texts.
 
 Run by hand (not in CI), from the repository root:
 
-    python3 -m venv tools/.venv
-    tools/.venv/bin/pip install tokenizers==0.23.3 transformers numpy
-    tools/.venv/bin/python tools/make_tokenizer_fixtures.py
+    tools/setup-peers   # once: the peers' venv outside the checkout (the script runs itself under it)
+    python3 tools/make_tokenizer_fixtures.py
 
-(any venv with those packages works, e.g. the peers' venv that tools/setup-peers installs:
-~/.cache/bam-mix-peers/venv/bin/python). It writes
+(written against tokenizers 0.23.3; any python with tokenizers, transformers and numpy works). It writes
 Tests/Fixtures/tokenizers/<name>/{tokenizer.json, tokenizer_config.json, cases.json}, which
 Tests/BamMixTests/TokenizerTests.swift reads. Everything is deterministic: rerunning it rewrites
 the same files.
@@ -39,6 +37,10 @@ import sys
 import unicodedata
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (tools/peers.py: the peers' venv, installed by tools/setup-peers)
+
+peers.require("tokenizers", "transformers", "numpy")
 from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 ROOT = Path(__file__).resolve().parent.parent

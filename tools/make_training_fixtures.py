@@ -3,7 +3,8 @@
 
 Run by hand (never in CI); the tests only read what this writes under Tests/Fixtures/training.
 
-    ~/.cache/bam-mix-peers/venv/bin/python tools/make_training_fixtures.py      (torch 2.x, transformers 5.23)
+    tools/setup-peers   # once: the peers' venv outside the checkout (the script runs itself under it)
+    python3 tools/make_training_fixtures.py      (torch 2.x, transformers 5.23)
 
 Every fixture is a tiny model with random weights of meaningful scale (weights and embeddings
 N(0, 0.15), norms 1 + 0.2 N(0, 1), routers N(0, 0.5), biases N(0, 0.2)):
@@ -44,7 +45,11 @@ import os
 import shutil
 import sys
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (tools/peers.py: the peers' venv, installed by tools/setup-peers)
+
+peers.require("numpy", "torch", "transformers", "safetensors")
+import numpy as np  # noqa: E402
 import torch
 import torch.nn.functional as F
 import transformers

@@ -6,6 +6,7 @@
 //   swift run -c release BamBench dequant [--values N]        (ggml block types, MB/s)
 //   swift run -c release BamBench gguf-load --model X.gguf    (tools/bench_gguf_load.py compares llama.cpp)
 //   swift run -c release BamBench kernels [--rows N] [--cols N] [--tokens T] [--rounds R]
+//   swift run -c release BamBench info      (what the benchmarks run on, one "name: value" per line; tools/bench reads it)
 import BamModels
 import Foundation
 
@@ -19,6 +20,9 @@ do {
     case "perplexity": try runPerplexityBench(arguments: Array(arguments.dropFirst()))
     case "make-model": try runMakeModel(arguments: Array(arguments.dropFirst()))
     case "gemm": print(String(format: "sgemm ceiling: %.1f GFLOP/s", gemmCeiling()))
+    case "info":
+        print("OpenBLAS kernels: \(BLASThreads.kernels)")
+        print("workers: \(BLASThreads.defaultCount)")
     default:
         if let extra = extraBenchmarks[command] {
             try extra(Array(arguments.dropFirst()))

@@ -32,6 +32,9 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .customLong("ignore-eos"), help: "Do not stop at the end-of-sequence token.")
     var ignoreEOS = false
 
+    @Flag(help: "Print one JSON document (text, token counts, prefill and decode seconds and tokens/s) instead of streaming the text.")
+    var json = false
+
     func run() throws {
         let ckpt = try Checkpoint.open(model)
         let tokenizer = try loadTokenizer(for: ckpt)
@@ -42,12 +45,17 @@ struct GenerateCommand: ParsableCommand {
         if ignoreEOS { stop = [] }
         let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP, seed: seed, maxTokens: maxTokens,
                                       stopTokens: stop)
-        FileHandle.standardOutput.write(Data(prompt.utf8))
+        if !json { FileHandle.standardOutput.write(Data(prompt.utf8)) }
         var generated: [Int] = []
         var printed = ""
         let start = Date()
+        // The first token is sampled from the prompt's logits: everything before it is the prefill,
+        // everything after it one single-token forward per token (the last one's output unused).
+        var firstToken: Date?
         let out = try transformer.generate(prompt: ids, options: options) { token in
+            if firstToken == nil { firstToken = Date() }
             generated.append(token)
+            if json { return true }
             // Decode the whole continuation and print what is new, so multi-byte characters split
             // across tokens appear once complete.
             let text = tokenizer.decode(generated, skipSpecialTokens: true)
@@ -57,10 +65,40 @@ struct GenerateCommand: ParsableCommand {
             }
             return true
         }
+        let end = Date()
         let rest = tokenizer.decode(out, skipSpecialTokens: true)
+        let s = end.timeIntervalSince(start)
+        if json {
+            let prefill = (firstToken ?? end).timeIntervalSince(start)
+            // A stop token ends the loop before its forward; otherwise every token had one.
+            let forwards = out.last.map { options.stopTokens.contains($0) } == true ? out.count - 1 : out.count
+            let decode = end.timeIntervalSince(firstToken ?? end)
+            try emitJSON(GenerateTiming(text: rest, promptTokens: ids.count, generatedTokens: out.count, seconds: s,
+                                        prefillSeconds: prefill, prefillTokensPerSecond: Double(ids.count) / prefill,
+                                        decodeForwards: forwards, decodeSeconds: decode,
+                                        decodeTokensPerSecond: decode > 0 ? Double(forwards) / decode : 0))
+            return
+        }
         if rest.hasPrefix(printed) { FileHandle.standardOutput.write(Data(rest.dropFirst(printed.count).utf8)) }
         FileHandle.standardOutput.write(Data("\n".utf8))
-        let s = Date().timeIntervalSince(start)
         printError(String(format: "%d prompt + %d generated tokens in %.2f s (%.1f tokens/s)", ids.count, out.count, s, Double(out.count) / s))
+    }
+}
+
+/// `generate --json`: the continuation and where the time went. Prefill is the prompt's forward pass
+/// up to the first sampled token; decode is the single-token forwards after it.
+struct GenerateTiming: Encodable {
+    let text: String
+    let promptTokens, generatedTokens: Int
+    let seconds, prefillSeconds, prefillTokensPerSecond: Double
+    let decodeForwards: Int
+    let decodeSeconds, decodeTokensPerSecond: Double
+
+    enum CodingKeys: String, CodingKey {
+        case text, seconds
+        case promptTokens = "prompt_tokens", generatedTokens = "generated_tokens"
+        case prefillSeconds = "prefill_seconds", prefillTokensPerSecond = "prefill_tokens_per_second"
+        case decodeForwards = "decode_forwards", decodeSeconds = "decode_seconds"
+        case decodeTokensPerSecond = "decode_tokens_per_second"
     }
 }
