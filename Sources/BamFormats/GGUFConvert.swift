@@ -317,7 +317,8 @@ public enum GGUFConverter {
             throw BamError.usage("\(ckpt.path.path) is not a GGUF checkpoint; GGUF -> HF conversion needs a .gguf input")
         }
         if let d = dtype, ![.f32, .f16, .bf16].contains(d) {
-            throw BamError.usage("an HF (safetensors) output holds f32, f16 or bf16, not \(d.rawValue.lowercased()); use --dtype f32 to keep quantised weights' values exactly")
+            throw BamError.usage("an HF (safetensors) output cannot hold this type", expected: "f32, f16 or bf16", found: d.rawValue.lowercased(),
+                                 hint: "use \(GGUFConverter.dtypeOption, "f32") to keep quantised weights' values exactly")
         }
         var target = dtype ?? GGUFConfigSynthesis.dominantDType(store.file) ?? .f32
         if ![.f32, .f16, .bf16].contains(target) { target = .f32 }
@@ -374,4 +375,9 @@ public enum GGUFConverter {
         done = true
         return report
     }
+}
+
+extension GGUFConverter {
+    /// The `dtype` parameter of the conversions, as errors name it (the CLI words it `--dtype`).
+    public static let dtypeOption = BamError.Option(owner: "GGUFConverter", name: "dtype")
 }

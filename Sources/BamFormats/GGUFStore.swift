@@ -61,7 +61,9 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         }
         for t in file.tensors {
             guard let d = t.type.dtype, d.isFloatingPoint else {
-                throw BamError.unsupported("\(path): tensor `\(t.name)` is stored as ggml type \(t.type.name), which bam-mix cannot decode; it reads GGUF weights stored as \(Self.readableTypes) — re-quantize the model to one of those (e.g. `llama-quantize --allow-requantize IN.gguf OUT.gguf Q4_K_M`)")
+                throw BamError.unsupported("bam-mix cannot decode this ggml type", file: path, at: .tensor(t.name), expected: Self.readableTypes,
+                                           found: t.type.name,
+                                           hint: "re-quantize the model to one of those (e.g. `llama-quantize --allow-requantize IN.gguf OUT.gguf Q4_K_M`)")
             }
         }
 
@@ -121,7 +123,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
     public func info(_ name: String) -> TensorInfo? { sources[name]?.info }
 
     public func bytes(_ name: String) throws -> UnsafeRawBufferPointer {
-        guard let s = sources[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        guard let s = sources[name] else { throw BamError.format(location, at: .tensor(name), "the tensor is missing") }
         let raw = file.bytes(s.tensor)
         if let e = s.expert {
             return UnsafeRawBufferPointer(rebasing: raw[(e * s.info.byteCount)..<((e + 1) * s.info.byteCount)])
@@ -142,7 +144,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
     }
 
     public func tensor(_ name: String) throws -> Tensor {
-        guard let s = sources[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        guard let s = sources[name] else { throw BamError.format(location, at: .tensor(name), "the tensor is missing") }
         if s.permuteHeads == nil {
             let t = try decodeFloat32(name, owner: self)
             // A decoded (not borrowed) tensor no longer needs the mapped pages: dropping them keeps

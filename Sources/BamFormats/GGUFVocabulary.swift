@@ -75,7 +75,7 @@ public struct GGUFVocabulary: Sendable {
 
     public init(file: GGUFFile) throws {
         let path = file.path
-        func fail(_ message: String) -> BamError { BamError.format(path, message) }
+        func fail(_ message: String) -> BamError { BamError.format(path, BamError.Text(message)) }
         guard let modelValue = file["tokenizer.ggml.model"] else {
             throw BamError.unsupported("\(path): the GGUF has no `tokenizer.ggml.model`, so it carries no vocabulary; give a tokenizer.json")
         }

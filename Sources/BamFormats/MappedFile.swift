@@ -148,8 +148,8 @@ public final class AtomicFileWriter {
         // FileManager.replaceItemAt fails on Linux with "The file doesn't exist" whenever the
         // destination exists, so rewriting a file through it never worked here.)
         guard rename(temporaryURL.path, finalURL.path) == 0 else {
-            throw BamError.io("\(finalURL.path): cannot move \(temporaryURL.lastPathComponent) into place: "
-                + String(cString: strerror(errno)))
+            throw BamError.io("cannot move \(temporaryURL.lastPathComponent) into place: \(String(cString: strerror(errno)))",
+                              file: finalURL.path)
         }
         committed = true
         TemporaryOutputs.unregister(temporaryURL)

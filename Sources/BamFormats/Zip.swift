@@ -110,9 +110,9 @@ public final class ZipArchive: @unchecked Sendable {
                 }
                 e += 4 + len
             }
-            guard flags & 1 == 0 else { throw BamError.unsupported("\(path): ZIP entry `\(name)` is encrypted") }
+            guard flags & 1 == 0 else { throw BamError.unsupported("ZIP: the entry is encrypted", file: path, at: .entry(name)) }
             guard method == 0 || method == 8 else {
-                throw BamError.unsupported("\(path): ZIP entry `\(name)` uses compression method \(method); only stored (0) and deflated (8) are supported")
+                throw BamError.unsupported("ZIP: unsupported compression method", file: path, at: .entry(name), expected: "stored (0) or deflated (8)", found: "\(method)")
             }
             guard usize <= Self.maxEntryBytes, csize <= Self.maxEntryBytes else { throw fail("entry `\(name)` is larger than \(Self.maxEntryBytes) bytes") }
             if method == 0, csize != usize { throw fail("stored entry `\(name)` has compressed size \(csize) != size \(usize)") }
@@ -150,7 +150,7 @@ public final class ZipArchive: @unchecked Sendable {
         if let s = storedBytes(e) { out = Array(s) } else { out = try inflate(e) }
         let crc = out.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt(out.count))) }
         guard crc == e.crc32 else {
-            throw BamError.format(path, "ZIP entry `\(e.name)`: CRC-32 is \(String(crc, radix: 16)), \(String(e.crc32, radix: 16)) recorded — the file is corrupt")
+            throw BamError.format(path, at: .entry(e.name), "ZIP: CRC-32 mismatch — the file is corrupt", expected: String(e.crc32, radix: 16), found: String(crc, radix: 16))
         }
         return out
     }
@@ -194,7 +194,7 @@ public final class ZipArchive: @unchecked Sendable {
             let why = result == Z_STREAM_END ? "inflates to \(produced) bytes, \(total) recorded"
                 : result == Z_BUF_ERROR ? "is truncated or inflates to more than the \(total) bytes recorded"
                 : "is corrupt (zlib error \(result))"
-            throw BamError.format(path, "ZIP entry `\(e.name)`: deflate data \(why)")
+            throw BamError.format(path, at: .entry(e.name), "ZIP: deflate data \(why)")
         }
         if total == 0 { return [] }
         return out

@@ -137,10 +137,10 @@ extension TransformerWeights {
                 let mixtureFFN = spec.role == .ffnRouter || (spec.role == .feedForward && spec.expert != nil)
                 let hint = mixtureFFN && store.contains(denseFFN)
                     ? " — the config describes a mixture of experts but the weights are dense" : ""
-                throw BamError.format(store.location, "missing tensor `\(spec.name)` (shape \(spec.shape)) that the \(config.architectureName) config implies\(hint)")
+                throw BamError.format(store.location, at: .tensor(spec.name), "the tensor the \(config.architectureName) config implies is missing\(hint)", expected: "shape \(spec.shape)", found: "no such tensor")
             }
             guard info.shape == spec.shape else {
-                throw BamError.mismatch("\(info.file): tensor `\(spec.name)` has shape \(info.shape); config.json implies \(spec.shape)")
+                throw BamError.mismatch("the shape differs from the one config.json implies", file: info.file, at: .tensor(spec.name), expected: "\(spec.shape)", found: "\(info.shape)")
             }
             tensors[spec.key] = try store.tensor(spec.name)
         }

@@ -67,7 +67,7 @@ public final class TrainingData: @unchecked Sendable {
     public let domains: [Domain]
 
     public init(domains: [Domain]) throws {
-        guard !domains.isEmpty else { throw BamError.usage("no training data: give at least one --data file") }
+        guard !domains.isEmpty else { throw BamError.usage("no training data: \(TrainField.domains) is empty", expected: "at least one domain", found: "none") }
         var kept: [Domain] = []
         for var d in domains {
             guard d.weight > 0 else { throw BamError.usage("domain `\(d.name)` has weight \(d.weight); weights must be positive") }
@@ -105,7 +105,9 @@ public final class TrainingData: @unchecked Sendable {
                 for (i, stream) in train.enumerated() {
                     let held = Int((Double(stream.count) * validationFraction).rounded())
                     guard held >= 2, stream.count - held >= 2 else {
-                        throw BamError.usage("\(spec.files[i].path): \(stream.count) tokens are too few to hold out \(Int(validationFraction * 100))% for validation; give more text or --val-data")
+                        throw BamError.usage("too few tokens to hold out \(Int(validationFraction * 100))% for validation", file: spec.files[i].path,
+                                             expected: "enough for 2 training and 2 held-out tokens", found: "\(stream.count) tokens",
+                                             hint: "give more text or \(TrainField.validationFiles)")
                     }
                     validation.append(Array(stream.suffix(held)))
                     train[i] = Array(stream.prefix(stream.count - held))

@@ -1,0 +1,77 @@
+import BamFormats
+import BamMixing
+import BamTensors
+import BamTraining
+import Foundation
+import Testing
+
+@Suite("BamError: one error type with fields, rendered as one sentence")
+struct ErrorTests {
+    @Test("the sentence is FILE: LOCATION: WHAT: expected E, found F; HINT, each part only when present")
+    func rendering() {
+        let full = BamError(.format, file: "m.gguf", at: .tensor("blk.0.attn_q.weight"), "data offset", expected: "a multiple of 32",
+                            found: "4", hint: "re-convert the model")
+        #expect(full.message == "m.gguf: tensor `blk.0.attn_q.weight`: data offset: expected a multiple of 32, found 4; re-convert the model")
+        #expect(full.description == full.message && full.localizedDescription == full.message)
+        #expect(BamError.config("config.json", key: "head_dim", expected: "a positive even number", found: "7").message
+                == "config.json: key `head_dim`: expected a positive even number, found 7")
+        #expect(BamError.format("t.json", at: .key(""), "missing \"model\"").message == "t.json: top level: missing \"model\"")
+        #expect(BamError.format("a.txt", at: .line(3, column: 9), "bad").message == "a.txt: line 3, column 9: bad")
+        #expect(BamError(.numeric, at: .step(7), "the loss is not finite", found: "nan").message == "step 7: the loss is not finite: found nan")
+        #expect(BamError.usage("plain").message == "plain")
+        // The legacy shapes keep their text: file and clause, or the clause alone.
+        #expect(BamError.format("x.bin", "truncated").message == "x.bin: truncated")
+        #expect(BamError.config("c.json", key: "k", "not supported") == BamError(.config, file: "c.json", at: .key("k"), "not supported"))
+    }
+
+    @Test("options are named by the library's API, or by whatever wording the caller passes (the CLI: flags)")
+    func optionWording() {
+        let e = BamError.usage("\(MixOptions.Field.method, "upcycle") needs \(MixOptions.Field.numExperts)", expected: "at least 2",
+                               found: "none", hint: "or drop \(MixOptions.Field.dropRatio)")
+        #expect(e.options == [MixOptions.Field.method, MixOptions.Field.numExperts, MixOptions.Field.dropRatio])
+        #expect(e.message == "`MixOptions.method` = upcycle needs `MixOptions.numExperts`: expected at least 2, found none; or drop `MixOptions.dropRatio`")
+        let flags: [BamError.Option: String] = [MixOptions.Field.method: "--method", MixOptions.Field.numExperts: "--num-experts"]
+        let worded = e.rendered { option, value in
+            let name = flags[option] ?? option.description
+            return value.map { "\(name) \($0)" } ?? name
+        }
+        #expect(worded == "--method upcycle needs --num-experts: expected at least 2, found none; or drop MixOptions.dropRatio")
+        // An option is its owner type and property; the key path ties it to a real property.
+        #expect(MixOptions.Field.numExperts == BamError.Option(owner: "MixOptions", name: "numExperts"))
+        #expect(TrainingOptions.Field.sequenceLength.description == "TrainingOptions.sequenceLength")
+        #expect(Set(MixOptions.Field.all).count == MixOptions.Field.all.count)
+        #expect(Set(TrainingOptions.Field.all).count == TrainingOptions.Field.all.count)
+    }
+
+    @Test("a config key error carries the key, what was expected and what was found")
+    func configFields() throws {
+        func refusal(_ changes: [(String, JSONValue)]) -> BamError? {
+            var j = ModelConfig.llamaJSON(vocab: 64, hidden: 16, intermediate: 32, layers: 2, heads: 4)
+            for (k, v) in changes { j[k] = v }
+            return bamError { _ = try ModelConfig(json: j, file: "m/config.json") }
+        }
+        let gqa = refusal([("num_key_value_heads", 3)])
+        #expect(gqa?.kind == .config && gqa?.file == "m/config.json" && gqa?.location == .key("num_key_value_heads"))
+        #expect(gqa?.expected == "a divisor of num_attention_heads = 4" && gqa?.found == "3")
+        let type = refusal([("vocab_size", "many")])
+        #expect(type?.location == .key("vocab_size") && type?.expected == "a non-negative integer" && type?.found == "\"many\"")
+        let missing = refusal([("model_type", .null)])
+        #expect(missing?.location == .key("model_type") && missing?.what == "missing")
+        let family = refusal([("model_type", "gpt2")])
+        #expect(family?.found == "gpt2" && family?.expected?.contains("llama") == true)
+        let rope = refusal([("rope_scaling", .object(JSONObject([("rope_type", "yarn"), ("factor", 4.0)])))])
+        #expect(rope?.location == .key("rope_scaling.rope_type") && rope?.found == "yarn")
+        let act = refusal([("hidden_act", "gelu")])
+        #expect(act?.location == .key("hidden_act") && act?.expected == "silu" && act?.found == "gelu")
+    }
+
+    @Test("training options are refused by their API names, with the value found")
+    func trainingOptions() {
+        var o = TrainingOptions()
+        o.sequenceLength = 0
+        let e = bamError { try o.validate() }
+        #expect(e?.kind == .usage && e?.options == [TrainingOptions.Field.sequenceLength])
+        #expect(e?.expected == "at least 1" && e?.found == "0")
+        #expect(e?.message.contains("--") == false)
+    }
+}
