@@ -74,4 +74,44 @@ struct ErrorTests {
         #expect(e?.expected == "at least 1" && e?.found == "0")
         #expect(e?.message.contains("--") == false)
     }
+
+    @Test("the CLI words the same error with its flags and exits 1")
+    func commandLineWording() throws {
+        let binary = try #require(Self.bamMixBinary(), "the bam-mix executable is built beside the tests")
+        let dir = try TemporaryDirectory()
+        let out = dir.file("out")
+        let (status, stderr) = try Self.run(binary, ["mix", "--method", "upcycle", "--expert", MixFixtures.llama[0], "--out", out.path])
+        #expect(status == 1)
+        #expect(stderr == "Error: --method upcycle needs --num-experts: expected at least 2, found none\n")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+        let (trainStatus, trainErr) = try Self.run(binary, ["train", "--model", MixFixtures.llama[0], "--data", "x.txt",
+                                                            "--out", dir.file("t").path, "--seq", "0"])
+        #expect(trainStatus == 1)
+        // (Progress may print a line before the error; the error is the last line.)
+        #expect(trainErr.hasSuffix("Error: --seq: expected at least 1, found 0\n"), "\(trainErr)")
+    }
+
+    /// `bam-mix` in the build directory the test bundle runs from.
+    static func bamMixBinary() -> URL? {
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("bam-mix")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return nil
+    }
+
+    static func run(_ binary: URL, _ arguments: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = arguments
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let data = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
 }
