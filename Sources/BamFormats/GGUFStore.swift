@@ -50,14 +50,16 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         location = file.path
         let path = file.path
         guard let arch = file.architecture else {
-            throw BamError.format(path, "GGUF has no `general.architecture` string; cannot tell what model it holds")
+            throw BamError.format(path, at: .key("general.architecture"), "cannot tell what model the GGUF holds", expected: "a string", found: file["general.architecture"]?.summary ?? "no such key")
         }
         guard Self.supportedArchitectures.contains(arch) else {
-            throw BamError.unsupported("\(path): GGUF architecture `\(arch)` is not supported; bam-mix reads \(Self.supportedArchitectures.joined(separator: ", "))")
+            throw BamError.unsupported("not a GGUF architecture bam-mix reads", file: path, at: .key("general.architecture"),
+                                       expected: Self.supportedArchitectures.joined(separator: ", "), found: arch)
         }
         architecture = arch
         if file.tensor("rope_freqs.weight") != nil {
-            throw BamError.unsupported("\(path): the GGUF carries `rope_freqs` (Llama 3.1-style RoPE scaling factors), which bam-mix cannot map back to rope_scaling; convert from the HF checkpoint instead")
+            throw BamError.unsupported("the GGUF carries Llama 3.1-style RoPE scaling factors, which bam-mix cannot map back to rope_scaling", file: path,
+                                       at: .tensor("rope_freqs.weight"), hint: "convert from the HF checkpoint instead")
         }
         for t in file.tensors {
             guard let d = t.type.dtype, d.isFloatingPoint else {
@@ -181,8 +183,8 @@ enum GGUFConfigSynthesis {
         func key(_ k: String) -> String { "\(arch).\(k)" }
         func int(_ k: String) -> Int? { file[key(k)]?.intValue }
         func required(_ k: String) throws -> Int {
-            guard let v = file[key(k)] else { throw BamError.config(path, key: key(k), "missing (an integer is required)") }
-            guard let i = v.intValue, i >= 0 else { throw BamError.config(path, key: key(k), "expected a non-negative integer, found \(v.summary)") }
+            guard let v = file[key(k)] else { throw BamError.config(path, key: key(k), "missing", expected: "an integer") }
+            guard let i = v.intValue, i >= 0 else { throw BamError.config(path, key: key(k), expected: "a non-negative integer", found: v.summary) }
             return i
         }
         func float(_ k: String) -> Double? {
