@@ -29,12 +29,12 @@ public struct TrainingDomain: Sendable, Equatable {
         }
         var weight = 1.0
         if let colon = rest.lastIndex(of: ":"), let w = Double(rest[rest.index(after: colon)...]) {
-            guard w > 0, w.isFinite else { throw BamError.usage("`\(s)`: the domain weight must be a positive number, found \(w)") }
+            guard w > 0, w.isFinite else { throw BamError.usage("the domain weight of `\(s)`", expected: "a positive number", found: "\(w)") }
             weight = w
             rest = rest[..<colon]
         }
         guard !name.isEmpty, !rest.isEmpty else {
-            throw BamError.usage("`\(s)`: expected NAME=FILE[:WEIGHT] (e.g. math=data/math.txt:0.3) or FILE")
+            throw BamError.usage("training domain", expected: "NAME=FILE[:WEIGHT] (e.g. math=data/math.txt:0.3) or FILE", found: "`\(s)`")
         }
         return TrainingDomain(name: name, files: [URL(fileURLWithPath: String(rest))], weight: weight)
     }
@@ -87,7 +87,7 @@ public final class TrainingData: @unchecked Sendable {
         func tokens(_ url: URL) throws -> [Int32] {
             let text: String
             do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-                throw BamError.io("\(url.path): cannot read as UTF-8 text (\(error.localizedDescription))")
+                throw BamError.io("cannot read as UTF-8 text (\(error.localizedDescription))", file: url.path)
             }
             return tokenizer.encode(text, addSpecialTokens: true).map { Int32($0) }
         }
