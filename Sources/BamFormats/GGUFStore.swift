@@ -79,7 +79,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         var names: [String] = []
         for t in file.tensors {
             guard let target = GGUFTensorNames.hf(fromGGUF: t.name, experts: experts) else {
-                throw BamError.unsupported("\(path): GGUF tensor `\(t.name)` has no HF counterpart in bam-mix's `\(arch)` mapping (docs/gguf.md lists the names)")
+                throw BamError.unsupported("GGUF tensor `\(t.name)` has no HF counterpart in bam-mix's `\(arch)` mapping (docs/gguf.md lists the names)", file: path)
             }
             let dtype = t.type.dtype!
             switch target {
@@ -96,7 +96,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
                 names.append(hf)
             case let .stacked(hfNames):
                 guard t.dims.count == 3, t.dims[2] == experts, experts > 0 else {
-                    throw BamError.mismatch("\(path): stacked expert tensor `\(t.name)` has dims \(t.dims); [cols, rows, \(arch).expert_count = \(experts)] expected")
+                    throw BamError.mismatch("stacked expert tensor `\(t.name)` has dims \(t.dims); [cols, rows, \(arch).expert_count = \(experts)] expected", file: path)
                 }
                 let per = t.byteCount / experts
                 for (e, hf) in hfNames.enumerated() {
@@ -241,7 +241,7 @@ enum GGUFConfigSynthesis {
         if let theta = float("rope.freq_base") { obj["rope_theta"] = .double(theta) }
         if let t = file[key("rope.scaling.type")]?.stringValue, t != "none" {
             guard t == "linear", let f = float("rope.scaling.factor") else {
-                throw BamError.unsupported("\(path): GGUF RoPE scaling `\(t)` is not supported (bam-mix implements linear scaling from GGUF)")
+                throw BamError.unsupported("GGUF RoPE scaling `\(t)` is not supported (bam-mix implements linear scaling from GGUF)", file: path)
             }
             obj["rope_scaling"] = .object(JSONObject([("type", "linear"), ("rope_type", "linear"), ("factor", .double(f))]))
         }

@@ -84,7 +84,7 @@ public enum NumPy {
             throw BamError.format(url.path, "header has no descr")
         }
         let descr = String(header[dr.upperBound..<de])
-        if header.contains("'fortran_order': True") { throw BamError.unsupported("\(url.path): Fortran order") }
+        if header.contains("'fortran_order': True") { throw BamError.unsupported("Fortran order", file: url.path) }
         guard let sr = header.range(of: "'shape': ("), let se = header[sr.upperBound...].firstIndex(of: ")") else {
             throw BamError.format(url.path, "header has no shape")
         }

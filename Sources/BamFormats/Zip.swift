@@ -162,7 +162,7 @@ public final class ZipArchive: @unchecked Sendable {
         var stream = z_stream()
         // Negative window bits: raw deflate, no zlib header (ZIP's format).
         guard inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw BamError.io("\(path): zlib inflateInit failed")
+            throw BamError.io("zlib inflateInit failed", file: path)
         }
         defer { inflateEnd(&stream) }
         var result: Int32 = Z_OK

@@ -117,7 +117,7 @@ enum RouterInitializer {
                 if l.isEmpty { continue }
                 if l.hasPrefix("!") { negative.append(String(l.dropFirst())) } else { positive.append(l) }
             }
-            guard !positive.isEmpty else { throw BamError.usage("\(file.path): no positive prompts") }
+            guard !positive.isEmpty else { throw BamError.usage("no positive prompts", file: file.path) }
             var v = try vectors(positive)
             if !negative.isEmpty {
                 let n = try vectors(negative)
@@ -166,10 +166,10 @@ enum RouterInitializer {
             let file = options.routerData[e]!
             let text: String
             do { text = try String(contentsOf: file, encoding: .utf8) } catch {
-                throw BamError.io("\(file.path): cannot read the training text of expert \(e) (\(error.localizedDescription))")
+                throw BamError.io("cannot read the training text of expert \(e) (\(error.localizedDescription))", file: file.path)
             }
             let ids = Array(tokenizer.encode(text, addSpecialTokens: true).prefix(options.routerDataTokens))
-            guard !ids.isEmpty else { throw BamError.usage("\(file.path): no tokens (expert \(e)'s training text is empty)") }
+            guard !ids.isEmpty else { throw BamError.usage("no tokens (expert \(e)'s training text is empty)", file: file.path) }
             var sum = [[Double]](repeating: [Double](repeating: 0, count: C), count: layers)
             var kept = [[[Float]]](repeating: [], count: layers)
             // Every how many positions one is kept for calibration (about calibrationPerExpert of them).

@@ -226,11 +226,11 @@ public final class Trainer {
         // Training-time randomness HF models can ask for is not implemented: refuse rather than
         // train something other than what the config describes.
         if let jitter = config.moe?.routerJitterNoise, jitter != 0 {
-            throw BamError.unsupported("\(source.path.path): config `router_jitter_noise` = \(jitter): router jitter is not implemented in bam-mix training; set it to 0 in config.json")
+            throw BamError.unsupported("config `router_jitter_noise` = \(jitter): router jitter is not implemented in bam-mix training; set it to 0 in config.json", file: source.path.path)
         }
         for key in ["attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop"] {
             if let p = config.raw[key]?.doubleValue, p != 0 {
-                throw BamError.unsupported("\(source.path.path): config `\(key)` = \(p): dropout is not implemented in bam-mix training; set it to 0 in config.json")
+                throw BamError.unsupported("config `\(key)` = \(p): dropout is not implemented in bam-mix training; set it to 0 in config.json", file: source.path.path)
             }
         }
         // Weights, gradients and two AdamW moments: 16 bytes a parameter before activations.
@@ -396,7 +396,7 @@ public final class Trainer {
         let fm = FileManager.default
         try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         if !append || !fm.fileExists(atPath: url.path) {
-            guard fm.createFile(atPath: url.path, contents: nil) else { throw BamError.io("\(url.path): cannot create the log file") }
+            guard fm.createFile(atPath: url.path, contents: nil) else { throw BamError.io("cannot create the log file", file: url.path) }
         }
         let h = try FileHandle(forWritingTo: url)
         try h.seekToEnd()
@@ -454,7 +454,7 @@ public final class Trainer {
             throw BamError.format(jsonURL.path, "not a training state (\(error))")
         }
         guard state.weightsDType == DType.f32.rawValue else {
-            throw BamError.unsupported("\(directory.path) holds \(state.weightsDType) weights; resuming needs the float32 checkpoints training writes by default")
+            throw BamError.unsupported("the checkpoint holds \(state.weightsDType) weights; resuming needs the float32 checkpoints training writes by default", file: directory.path)
         }
         guard let rngState = UInt64(state.rngState) else { throw BamError.format(jsonURL.path, "rng_state is not an unsigned integer") }
         guard state.train == options.train.map(\.rawValue) else {
@@ -513,7 +513,7 @@ public func train(modelPath: String, data specs: [TrainingDomain], options: Trai
     try options.validate()
     let checkpoint = try Checkpoint.open(options.resume?.path ?? modelPath)
     if case .none = checkpoint.tokenizerSource {
-        throw BamError.usage("\(checkpoint.path.path) has no tokenizer (no tokenizer.json, no GGUF vocabulary); training tokenises text with the model's own tokenizer")
+        throw BamError.usage("the model has no tokenizer (no tokenizer.json, no GGUF vocabulary); training tokenises text with the model's own tokenizer", file: checkpoint.path.path)
     }
     let tokenizer = try checkpoint.loadTokenizer()
     let data = try TrainingData(specs: specs, tokenizer: tokenizer, validationFraction: validationFraction)
