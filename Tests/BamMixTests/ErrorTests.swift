@@ -1,5 +1,8 @@
+import BamEvaluation
 import BamFormats
+@testable import BamMixCLI
 import BamMixing
+import BamPipeline
 import BamTensors
 import BamTraining
 import Foundation
@@ -113,5 +116,22 @@ struct ErrorTests {
         let data = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+
+@Suite("the CLI's flag for every option a library error can name")
+struct ErrorWordingTests {
+    @Test("every declared option has a flag, and flags are what the commands accept")
+    func everyOptionHasAFlag() {
+        let options = MixOptions.Field.all + TrainingOptions.Field.all + PerplexityOptions.Field.all + RoutesOptions.Field.all
+            + CompareOptions.Field.all + [GGUFConverter.dtypeOption, Pipeline.checkpointsOption]
+        for o in options {
+            #expect(ErrorWording.flags[o]?.hasPrefix("--") == true, "no flag for \(o)")
+        }
+        #expect(ErrorWording.word(MixOptions.Field.method, value: "upcycle") == "--method upcycle")
+        #expect(ErrorWording.word(BamError.Option(owner: "Elsewhere", name: "x"), value: nil) == "`Elsewhere.x`")
+        let e = BamError.usage("\(MixOptions.Field.numExperts) is for \(MixOptions.Field.method, "upcycle")")
+        #expect(ErrorWording.message(e) == "--num-experts is for --method upcycle")
     }
 }
