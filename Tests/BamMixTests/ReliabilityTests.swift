@@ -132,7 +132,8 @@ struct ReliabilityTests {
             _ = try ZipArchive(path: url.path)
             Issue.record("the entry was accepted")
         } catch let e as BamError {
-            #expect(e.message.contains("1032:1"), "\(e.message)")
+            #expect(e.kind == .format && e.file == url.path && e.location == .entry("a/data.pkl"), "\(e.message)")
+            #expect(e.what.description.contains("1032:1"), "\(e.message)")
         }
     }
 
