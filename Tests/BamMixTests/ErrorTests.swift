@@ -1,5 +1,6 @@
 import BamEvaluation
 import BamFormats
+import BamModels
 @testable import BamMixCLI
 import BamMixing
 import BamPipeline
@@ -66,6 +67,22 @@ struct ErrorTests {
         #expect(rope?.location == .key("rope_scaling.rope_type") && rope?.found == "yarn")
         let act = refusal([("hidden_act", "gelu")])
         #expect(act?.location == .key("hidden_act") && act?.expected == "silu" && act?.found == "gelu")
+    }
+
+    @Test("weights that disagree with the config: the tensor, its file, the shape expected and the shape found")
+    func shapeMismatch() throws {
+        let dir = try TemporaryDirectory()
+        let config = try ModelConfig(json: ModelConfig.llamaJSON(vocab: 64, hidden: 16, intermediate: 48, layers: 2, heads: 2))
+        try CheckpointWriter.save(weights: .random(config: config, seed: 1), config: config, to: dir.file("m"))
+        let store = try Checkpoint.open(dir.file("m").path).store
+        let other = try ModelConfig(json: ModelConfig.llamaJSON(vocab: 64, hidden: 16, intermediate: 40, layers: 2, heads: 2))
+        let e = bamError { _ = try TransformerWeights.load(config: other, store: store) }
+        #expect(e?.kind == .mismatch && e?.location == .tensor("model.layers.0.mlp.gate_proj.weight"))
+        #expect(e?.expected == "[40, 16]" && e?.found == "[48, 16]" && e?.file?.hasSuffix(".safetensors") == true)
+        let fewer = try ModelConfig(json: ModelConfig.llamaJSON(vocab: 64, hidden: 16, intermediate: 48, layers: 1, heads: 2))
+        let extra = bamError { _ = try TransformerWeights.load(config: fewer, store: store) }
+        #expect(extra?.kind == .mismatch)
+        if case .tensor(let name)? = extra?.location { #expect(name.hasPrefix("model.layers.1.")) } else { Issue.record("no tensor named: \(String(describing: extra))") }
     }
 
     @Test("training options are refused by their API names, with the value found")
