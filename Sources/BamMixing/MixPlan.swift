@@ -51,7 +51,7 @@ struct ResolvedRecipe {
         case (.bam, .paper): r = ResolvedRecipe(topK: 1, renormalize: false, losses: .bam)
         case (.bam, .btx), (.btx, .paper), (.upcycle, .paper): r = ResolvedRecipe(topK: 2, renormalize: true, losses: .btx)
         case (.btx, .btx), (.upcycle, .btx):
-            throw BamError.usage("--ffn-routing btx puts BTX's FFN routing on a BAM mix; --method \(o.method.rawValue) routes that way already")
+            throw BamError.usage("\(MixField.ffnRouting, "btx") puts BTX's FFN routing on a BAM mix; \(MixField.method, o.method.rawValue) routes that way already")
         }
         r.topK = min(r.topK, E)
         if let k = o.topK { r.topK = k }
@@ -59,9 +59,12 @@ struct ResolvedRecipe {
         if let a = o.auxLoss { r.losses.auxLoss = a }
         if let a = o.routerAuxLossCoef { r.losses.auxLossCoef = a }
         if let z = o.routerZLossCoef { r.losses.zLossCoef = z }
-        guard r.topK >= 1, r.topK <= E else { throw BamError.usage("--top-k \(r.topK) must be between 1 and the number of experts (\(E))") }
+        guard r.topK >= 1, r.topK <= E else {
+            throw BamError.usage("\(MixField.topK) must be between 1 and the number of experts", expected: "1 ... \(E)", found: "\(r.topK)")
+        }
         guard r.losses.auxLossCoef >= 0, r.losses.zLossCoef >= 0, r.losses.auxLossCoef.isFinite, r.losses.zLossCoef.isFinite else {
-            throw BamError.usage("--aux-loss-coef and --z-loss-coef must be finite and not negative")
+            throw BamError.usage("\(MixField.routerAuxLossCoef) and \(MixField.routerZLossCoef) must be finite and not negative",
+                                 found: "\(r.losses.auxLossCoef) and \(r.losses.zLossCoef)")
         }
         return r
     }
@@ -88,16 +91,19 @@ extension MixPlan {
     static func make(experts: [Checkpoint], options: MixOptions, routers: (ModelConfig) throws -> InitializedRouters) throws -> MixPlan {
         let seed = experts[0].config
         let E = options.method == .upcycle ? (options.numExperts ?? 0) : experts.count
-        guard E >= 1 else { throw BamError.usage("--method upcycle needs --num-experts N (N >= 2)") }
+        guard E >= 1 else {
+            throw BamError.usage("\(MixField.method, "upcycle") needs \(MixField.numExperts)", expected: "at least 2", found: "\(E)")
+        }
         var notes: [String] = []
         let isBAM = options.method == .bam
         let recipe = try ResolvedRecipe.resolve(options, experts: E)
         let topK = recipe.topK, renormalize = recipe.renormalize
         if case let .factor(x) = options.expertScaling, !(x > 0 && x.isFinite) {
-            throw BamError.usage("--expert-scaling \(x): the factor must be a positive number")
+            throw BamError.usage("\(MixField.expertScaling): the factor", expected: "a positive number", found: "\(x)")
         }
         if seed.mlpBias {
-            throw BamError.unsupported("\(experts[0].path.path): the experts' MLPs have biases (mlp_bias); MoE experts in Mixtral and BAM checkpoints have none — bam-mix cannot mix them without dropping the biases")
+            throw BamError.unsupported("the experts' MLPs have biases; MoE experts in Mixtral and BAM checkpoints have none — bam-mix cannot mix them without dropping the biases",
+                                       file: experts[0].path.path, at: .key("mlp_bias"), expected: "false", found: "true")
         }
         let parallel = options.block == .parallel || seed.parallelBlock
         if options.block == .parallel && !seed.parallelBlock {
@@ -141,7 +147,7 @@ extension MixPlan {
                 cfg["attention_routing"] = .string(options.attentionRouting.rawValue)
                 if options.attentionRouting == .topK {
                     guard options.attentionTopK >= 1, options.attentionTopK <= E else {
-                        throw BamError.usage("--attention-top-k \(options.attentionTopK) must be between 1 and \(E)")
+                        throw BamError.usage("\(MixField.attentionTopK)", expected: "1 ... \(E)", found: "\(options.attentionTopK)")
                     }
                     cfg["num_attention_experts_per_tok"] = .int(options.attentionTopK)
                 }
