@@ -29,6 +29,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (tools/peers.py: llama_env)
+
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +88,8 @@ def write_random_llama(path, hidden=1024, layers=12, ffn=2816, vocab=8000, heads
 def llama_load(bin_dir, model, text, threads):
     start = time.time()
     p = subprocess.run([bin_dir / "llama-perplexity", "-m", model, "-f", text, "-c", "64", "--chunks", "1",
-                        "-t", str(threads)], capture_output=True, text=True)
+                        "-t", str(threads)], capture_output=True, text=True,
+                       env=peers.llama_env())
     wall = time.time() - start
     out = p.stdout + p.stderr
     m = re.search(r"load time\s*=\s*([0-9.]+) ms", out)

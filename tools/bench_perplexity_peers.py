@@ -103,7 +103,8 @@ def main():
         ppl["bam-mix"] = j["ppl"]
         if have_llama:
             p = subprocess.run([args.llama_perplexity, "-m", str(gguf), "-f", str(text_path), "-c", "512", "-b", "512",
-                                "-t", "2", "--chunks", str(args.chunks)], text=True, capture_output=True)
+                                "-t", "2", "--chunks", str(args.chunks)], text=True, capture_output=True,
+                               env=peers.llama_env())
             log = p.stdout + p.stderr
             m = re.search(r"([\d.]+) seconds per pass", log)
             f = re.search(r"Final estimate: PPL = ([\d.]+)", log)

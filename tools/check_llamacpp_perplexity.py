@@ -40,6 +40,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (tools/peers.py: llama_env)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The peers (the tools compared against) live outside the checkout, where tools/setup-peers installs them.
 DEFAULT_PEERS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "bam-mix-peers")
@@ -108,7 +111,7 @@ def llama_perplexity(binary, gguf, text, ctx, threads):
     # -b CTX: one chunk per pass. With several (the default batch of 2048), this llama.cpp exits
     # without its final estimate when the chunk count is not a multiple of them.
     p = subprocess.run([binary, "-m", gguf, "-f", text, "-c", str(ctx), "-b", str(ctx), "-t", str(threads)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=peers.llama_env())
     out = p.stdout + p.stderr
     m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", out)
     if p.returncode != 0 or not m:

@@ -38,6 +38,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (tools/peers.py: llama_env)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LLAMA = Path.home() / ".cache" / "bam-mix-peers" / "llama.cpp"
 # Types llama-quantize makes without an importance matrix that bam-mix reads (IQ1-IQ3 and Q2_K_S need one).
@@ -127,7 +130,7 @@ def llama_perplexity(bin_dir, model, text, ctx, threads):
     # -b CTX: one chunk per pass. With several (the default batch of 2048), this llama.cpp exits
     # without its final estimate when the chunk count is not a multiple of them.
     p = subprocess.run([bin_dir / "llama-perplexity", "-m", model, "-f", text, "-c", str(ctx), "-b", str(ctx), "-t", str(threads)],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=peers.llama_env())
     out = p.stdout + p.stderr
     m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", out)
     if p.returncode != 0 or not m:

@@ -66,3 +66,31 @@ def python_with(*modules) -> str:
 def llama_tool(name: str) -> Path:
     """A llama.cpp program of the peers' build (e.g. "llama-bench"), which may not exist."""
     return LLAMA_BIN / name
+
+
+# llama.cpp's logger writes from a worker thread and is never flushed at exit
+# (ggml-org/llama.cpp issue 22142): a piped llama-perplexity often loses its last chunks and its
+# "Final estimate" line. A preloaded library whose destructor waits a moment lets the worker write
+# them out before the process ends. Built once into the peers folder with the system C compiler.
+_FLUSH_SHIM_SOURCE = """
+#include <unistd.h>
+__attribute__((destructor)) static void bam_mix_wait_for_llama_log(void) { usleep(300000); }
+"""
+
+
+def llama_env(env=None) -> dict:
+    """The environment to run a llama.cpp tool in so that its last log lines are not lost."""
+    import subprocess
+    import tempfile
+    env = dict(os.environ if env is None else env)
+    shim = PEERS / "llama-log-flush.so"
+    if not shim.exists():
+        with tempfile.TemporaryDirectory() as d:
+            src = Path(d) / "shim.c"
+            src.write_text(_FLUSH_SHIM_SOURCE)
+            tmp = Path(d) / "shim.so"
+            subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(tmp), str(src)], check=True)
+            shim.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, shim)
+    env["LD_PRELOAD"] = str(shim) + (":" + env["LD_PRELOAD"] if env.get("LD_PRELOAD") else "")
+    return env
