@@ -57,6 +57,25 @@ public enum GumbelNoiseSource: Sendable {
     case given([[Float]], temperature: Float)
 }
 
+extension GumbelNoiseSource {
+    /// Layer l's noise for N tokens over E experts, and its temperature (`decay`: the routing's r).
+    /// The seeded stream is bam_mix_torch's `data.gumbel_noise` too, so both finetunes sample alike.
+    public func sample(layer l: Int, N: Int, E: Int, decay: Double) throws -> GumbelSample {
+        switch self {
+        case let .seeded(seed, step, microBatch):
+            // One stream per (seed, step, micro-batch, layer), mixed so neighbouring ones are unrelated.
+            var rng = SplitMix64(seed: seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(microBatch) &* 0xC2B2_AE3D_27D4_EB4F)
+                                 ^ (UInt64(l) &* 0x1656_67B1_9E37_79F9))
+            return GumbelSample(T: N, E: E, temperature: FeedForwardRouting.gumbelTemperature(decay: decay, step: step), rng: &rng)
+        case let .given(layers, temperature):
+            guard l < layers.count, layers[l].count == N * E else {
+                throw BamError.usage("given Gumbel noise: layer \(l) needs \(N) x \(E) values, found \(l < layers.count ? layers[l].count : 0)")
+            }
+            return GumbelSample(noise: layers[l], temperature: temperature)
+        }
+    }
+}
+
 /// A model being trained: parameters, gradients, activations and the forward/backward passes.
 public final class TrainingModel {
     public let config: ModelConfig
@@ -343,18 +362,7 @@ public final class TrainingModel {
     /// routing, or no noise source — inference routing).
     private func gumbelSample(_ routing: FeedForwardRouting, layer l: Int, N: Int, E: Int) throws -> GumbelSample? {
         guard case let .sampleTop1(decay) = routing, let source = gumbelNoise else { return nil }
-        switch source {
-        case let .seeded(seed, step, microBatch):
-            // One stream per (seed, step, micro-batch, layer), mixed so neighbouring ones are unrelated.
-            var rng = SplitMix64(seed: seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(microBatch) &* 0xC2B2_AE3D_27D4_EB4F)
-                                 ^ (UInt64(l) &* 0x1656_67B1_9E37_79F9))
-            return GumbelSample(T: N, E: E, temperature: FeedForwardRouting.gumbelTemperature(decay: decay, step: step), rng: &rng)
-        case let .given(layers, temperature):
-            guard l < layers.count, layers[l].count == N * E else {
-                throw BamError.usage("given Gumbel noise: layer \(l) needs \(N) x \(E) values, found \(l < layers.count ? layers[l].count : 0)")
-            }
-            return GumbelSample(noise: layers[l], temperature: temperature)
-        }
+        return try source.sample(layer: l, N: N, E: E, decay: decay)
     }
 
     /// out (n, C) = down(silu(gate x) * up x) (+ biases) for n rows of x (n, C).

@@ -1,3 +1,4 @@
+import BamEvaluation
 import BamFormats
 import BamMixing
 import BamModels
@@ -189,6 +190,17 @@ struct RoutingKernelTests {
         #expect(FeedForwardRouting.gumbelTemperature(decay: 1e-4, step: 0) == 1)
         #expect(abs(FeedForwardRouting.gumbelTemperature(decay: 1e-4, step: 1000) - Float(exp(-0.1))) < 1e-7)
         #expect(FeedForwardRouting.gumbelTemperature(decay: 1e-4, step: 100_000) == 0.5)
+    }
+
+    @Test("the seeded Gumbel noise: the values bam_mix_torch's data.gumbel_noise draws (python/tests/test_data.py), and its temperature")
+    func seededNoise() throws {
+        let g = try GumbelNoiseSource.seeded(seed: 5, step: 2, microBatch: 1).sample(layer: 3, N: 2, E: 3, decay: 0.1)
+        let want: [Float] = [0.8895124197006226, -0.22905971109867096, 3.022806167602539, 1.2952001094818115, 1.5540416240692139,
+                             1.0367470979690552]
+        #expect(g.noise == want)
+        #expect(g.temperature == Float(exp(-0.2)))
+        let other = try GumbelNoiseSource.seeded(seed: 5, step: 2, microBatch: 1).sample(layer: 2, N: 2, E: 3, decay: 0.1)
+        #expect(other.noise != want, "each layer its own stream")
     }
 
     @Test("sampled top-1 picks each expert with its softmax probability (the Gumbel-max property), whatever the seed")
@@ -390,5 +402,42 @@ struct RoutingFinetuneTests {
         #expect(s1.1 == s1b.1 && s1.0 == s1b.0)
         #expect(s1.1 != s2.1, "another seed samples other experts")
         #expect(s1.1 != argmax.1, "sampling is not the argmax")
+    }
+}
+
+@Suite("FFN routing variants: routes")
+struct RoutingRoutesTests {
+    @Test("routes counts the tokens Switch routing dropped over each expert's capacity per window")
+    func droppedTokens() throws {
+        let dir = try TemporaryDirectory()
+        let ckpt = try MixFixtures.mix({
+            var o = MixOptions(method: .bam, experts: MixFixtures.llama, output: $0)
+            o.ffnRouting = .switch; o.capacityFactor = 0.5; o.seed = 6; return o
+        }, in: dir)
+        let model = try Transformer.load(ckpt)
+        let report = try analyseRouting(model: model, modelName: "m", tokenizer: try ckpt.loadTokenizer(), domains: EvalFixtures.domains,
+                                        options: RoutesOptions(contextLength: 64, maxChunks: 4, sampleTokens: 20))
+        #expect(report.ffnRouting == "Switch top-1 of 3, capacity factor 0.5")
+        // Capacity ceil(0.5 * 64 / 3) = 11 per expert and window: at most 33 of 64 tokens pass.
+        let capacity = switchCapacity(factor: 0.5, tokens: 64, experts: 3)
+        #expect(capacity == 11)
+        for d in report.domains {
+            for l in d.layers {
+                let f = try #require(l.ffn)
+                // Each window drops what its experts' choices exceed the capacity by.
+                #expect(f.dropped >= d.chunks * (64 - 3 * capacity), "layer \(l.layer): \(f.dropped) dropped")
+                #expect(abs(f.droppedFraction - Double(f.dropped) / Double(d.tokens)) < 1e-12)
+                #expect(abs(f.top1Fraction.reduce(0, +) - 1) < 1e-9, "the shares are of the router's choices, dropped included")
+            }
+            // A dropped token of the sample lists no expert.
+            #expect(d.sample.contains { $0.ffnExperts?.contains([]) == true })
+        }
+        // Top-k routing drops nothing.
+        let plainDir = try TemporaryDirectory()
+        let topK = try MixFixtures.mix({ var o = MixOptions(method: .bam, experts: MixFixtures.llama, output: $0); o.seed = 6; return o },
+                                       in: plainDir)
+        let plain = try analyseRouting(model: try Transformer.load(topK), modelName: "m", tokenizer: try topK.loadTokenizer(),
+                                       domains: EvalFixtures.domains, options: RoutesOptions(contextLength: 64, maxChunks: 2, sampleTokens: 8))
+        #expect(plain.domains.allSatisfy { $0.layers.allSatisfy { $0.ffn?.dropped == 0 } })
     }
 }
