@@ -42,7 +42,7 @@ public struct BatchLosses: Sendable {
     public var scored: Int
     /// Per FFN mixture layer: the fraction of routed (token, slot) pairs each expert received, count_i / (N K).
     public var expertLoad: [[Double]]
-    /// Per mixture-of-attention layer: the mean attention gate of each expert.
+    /// Per mixture-of-attention layer: the mean attention gate of each expert (padding left out).
     public var attentionLoad: [[Double]]
 }
 
@@ -214,7 +214,11 @@ public final class TrainingModel {
             normForward(a.norm1, x, a.inputNorm)
             attentionForward(acts.attnOut.data, a, xn: a.norm1.out.data)
             if case let .mixture(m) = a.attention, let d = m.routerActivations.decision {
-                attentionLoad.append((0..<d.E).map { e in (0..<N).reduce(0.0) { $0 + Double(d.weights[$1 * d.E + e]) } / Double(N) })
+                // Over the tokens, padding left out like the FFN routers' statistics.
+                let counted = (0..<N).filter { tokenMask?[$0] ?? true }
+                attentionLoad.append((0..<d.E).map { e in
+                    counted.reduce(0.0) { $0 + Double(d.weights[$1 * d.E + e]) } / Double(max(1, counted.count))
+                })
             }
             switch a.layout {
             case let .sequential(postAttentionNorm, mid, norm2):
