@@ -90,7 +90,9 @@ let package = Package(
         .testTarget(
             name: "BamMixTests",
             dependencies: ["BamTensors", "BamFormats", "BamTokenizers", "BamModels", "BamMixing", "BamTraining",
-                           "BamEvaluation", "BamPlots", "BamCorpora", "BamPipeline", "BamFuzzTargets"],
+                           "BamEvaluation", "BamPlots", "BamCorpora", "BamPipeline", "BamFuzzTargets",
+                           // The CLI's wording of errors (ErrorWording) is tested directly.
+                           "BamMixCLI"],
             swiftSettings: optimised),
     ]
 )

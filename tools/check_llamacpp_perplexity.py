@@ -105,7 +105,9 @@ def make_model(out_dir, text_path, steps, seed=0):
 
 
 def llama_perplexity(binary, gguf, text, ctx, threads):
-    p = subprocess.run([binary, "-m", gguf, "-f", text, "-c", str(ctx), "-t", str(threads)],
+    # -b CTX: one chunk per pass. With several (the default batch of 2048), this llama.cpp exits
+    # without its final estimate when the chunk count is not a multiple of them.
+    p = subprocess.run([binary, "-m", gguf, "-f", text, "-c", str(ctx), "-b", str(ctx), "-t", str(threads)],
                        capture_output=True, text=True)
     out = p.stdout + p.stderr
     m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", out)

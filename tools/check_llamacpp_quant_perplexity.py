@@ -124,7 +124,9 @@ def run(cmd, **kw):
 
 def llama_perplexity(bin_dir, model, text, ctx, threads):
     start = time.time()
-    p = subprocess.run([bin_dir / "llama-perplexity", "-m", model, "-f", text, "-c", str(ctx), "-t", str(threads)],
+    # -b CTX: one chunk per pass. With several (the default batch of 2048), this llama.cpp exits
+    # without its final estimate when the chunk count is not a multiple of them.
+    p = subprocess.run([bin_dir / "llama-perplexity", "-m", model, "-f", text, "-c", str(ctx), "-b", str(ctx), "-t", str(threads)],
                        capture_output=True, text=True)
     out = p.stdout + p.stderr
     m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", out)

@@ -162,13 +162,13 @@ public struct CompareProgress: Sendable {
 public func compareModels(_ specs: [ModelSpec], domains: [DomainSpec], options: CompareOptions = CompareOptions(),
                           progress: ((CompareProgress) -> Void)? = nil) throws -> ComparisonReport {
     let started = DispatchTime.now()
-    guard !specs.isEmpty else { throw BamError.usage("compare needs at least one --model NAME=PATH") }
-    guard !domains.isEmpty else { throw BamError.usage("compare needs at least one --domain NAME=FILE") }
+    guard !specs.isEmpty else { throw BamError.usage("\(CompareOptions.Field.models) is empty", expected: "at least one model", found: "none") }
+    guard !domains.isEmpty else { throw BamError.usage("\(CompareOptions.Field.domains) is empty", expected: "at least one domain", found: "none") }
     for (i, s) in specs.enumerated() where specs[..<i].contains(where: { $0.name == s.name }) {
-        throw BamError.usage("two models are named `\(s.name)`; give each --model a distinct NAME=PATH")
+        throw BamError.usage("two models are named `\(s.name)`", hint: "give each entry of \(CompareOptions.Field.models) a distinct name")
     }
     for (i, d) in domains.enumerated() where domains[..<i].contains(where: { $0.name == d.name }) {
-        throw BamError.usage("two domains are named `\(d.name)`; give each --domain a distinct NAME=FILE")
+        throw BamError.usage("two domains are named `\(d.name)`", hint: "give each entry of \(CompareOptions.Field.domains) a distinct name")
     }
     // Optional so that each model's checkpoints (their memory-mapped files) can be dropped once it
     // has been evaluated: mapped pages it touched count as resident until they are unmapped.
@@ -221,8 +221,11 @@ public func compareModels(_ specs: [ModelSpec], domains: [DomainSpec], options: 
             do {
                 return try PerplexityPlan(tokens: tokens, options: PerplexityOptions(
                     contextLength: options.contextLength, maxChunks: options.maxChunks, scoring: options.scoring, bosToken: t.bos))
-            } catch let e as BamError {
-                throw BamError(e.kind, "domain `\(domain.name)` (\(domain.file)): \(e.message)")
+            } catch var e as BamError {
+                // The same error, said of this domain's text.
+                e.what = "domain `\(domain.name)`: " + e.what
+                e.file = e.file ?? domain.file
+                throw e
             }
         })
     }

@@ -38,7 +38,7 @@ public struct ModelSpec: Sendable, Equatable {
     /// Parses SPEC (see the type's comment); `name` defaults to the path's last component.
     public static func parse(_ spec: String, name: String? = nil) throws -> ModelSpec {
         let s = spec.trimmingCharacters(in: .whitespaces)
-        guard !s.isEmpty else { throw BamError.usage("empty model spec; expected PATH or btm=PATH1@TRAIN1,PATH2@TRAIN2") }
+        guard !s.isEmpty else { throw BamError.usage("model spec", expected: "PATH or btm=PATH1@TRAIN1,PATH2@TRAIN2", found: "an empty spec") }
         let isBTM = s.hasPrefix("btm=") || s.contains(",")
         guard isBTM else {
             return ModelSpec(name: name ?? URL(fileURLWithPath: s).lastPathComponent, source: .checkpoint(s))
@@ -47,25 +47,25 @@ public struct ModelSpec: Sendable, Equatable {
         var experts: [BTMExpert] = []
         var topK: Int? = nil
         for item in list.split(separator: ",", omittingEmptySubsequences: false).map({ String($0).trimmingCharacters(in: .whitespaces) }) {
-            guard !item.isEmpty else { throw BamError.usage("model spec `\(spec)`: an empty item between commas") }
+            guard !item.isEmpty else { throw BamError.usage("model spec `\(spec)`: an empty item between commas", expected: "PATH[@TRAIN_TEXT] or k=N", found: "an empty item") }
             if item.hasPrefix("k=") {
                 let v = item.dropFirst(2)
                 if v == "all" { topK = Int.max } else if let k = Int(v), k >= 1 { topK = k } else {
-                    throw BamError.usage("model spec `\(spec)`: `\(item)` must be k=N with N >= 1, or k=all")
+                    throw BamError.usage("model spec `\(spec)`", expected: "k=N with N >= 1, or k=all", found: item)
                 }
                 continue
             }
             if let at = item.lastIndex(of: "@") {
                 let path = String(item[..<at]), text = String(item[item.index(after: at)...])
                 guard !path.isEmpty, !text.isEmpty else {
-                    throw BamError.usage("model spec `\(spec)`: `\(item)` must be PATH@TRAIN_TEXT")
+                    throw BamError.usage("model spec `\(spec)`", expected: "PATH@TRAIN_TEXT", found: item)
                 }
                 experts.append(BTMExpert(path: path, trainingText: text))
             } else {
                 experts.append(BTMExpert(path: item))
             }
         }
-        guard !experts.isEmpty else { throw BamError.usage("model spec `\(spec)`: a BTM ensemble needs at least one expert PATH") }
+        guard !experts.isEmpty else { throw BamError.usage("model spec `\(spec)`: a BTM ensemble needs an expert", expected: "at least one expert PATH", found: "none") }
         return ModelSpec(name: name ?? "btm", source: .btm(experts: experts, topK: topK))
     }
 
@@ -74,7 +74,7 @@ public struct ModelSpec: Sendable, Equatable {
         guard let eq = s.firstIndex(of: "=") else { return try parse(s) }
         let name = String(s[..<eq]).trimmingCharacters(in: .whitespaces)
         let rest = String(s[s.index(after: eq)...])
-        guard !name.isEmpty else { throw BamError.usage("`\(s)`: expected NAME=PATH with a non-empty NAME") }
+        guard !name.isEmpty else { throw BamError.usage("named model spec", expected: "NAME=PATH with a non-empty NAME", found: s) }
         // `btm=PATH1@T1,...` in compare (the issue's form): the name "btm" always means an ensemble,
         // even of one expert; any other name needs `NAME=btm=...` or a comma for that.
         if name == "btm" && !rest.hasPrefix("btm=") { return try parse("btm=" + rest, name: name) }
@@ -109,7 +109,7 @@ public struct DomainSpec: Sendable, Equatable {
             return DomainSpec(name: url.deletingPathExtension().lastPathComponent, file: s)
         }
         let name = String(s[..<eq]), file = String(s[s.index(after: eq)...])
-        guard !name.isEmpty, !file.isEmpty else { throw BamError.usage("`\(s)`: expected NAME=FILE") }
+        guard !name.isEmpty, !file.isEmpty else { throw BamError.usage("domain spec", expected: "NAME=FILE", found: s) }
         return DomainSpec(name: name, file: file)
     }
 
@@ -119,7 +119,7 @@ public struct DomainSpec: Sendable, Equatable {
 /// Reads a UTF-8 text file with an error that names it.
 public func readTextFile(_ path: String) throws -> String {
     do { return try String(contentsOfFile: path, encoding: .utf8) } catch {
-        throw BamError.io("\(path): cannot read as UTF-8 text (\(error.localizedDescription))")
+        throw BamError.io("cannot read as UTF-8 text (\(error.localizedDescription))", file: path)
     }
 }
 

@@ -92,10 +92,11 @@ public struct PerplexityPlan: Sendable {
 
     public init(tokens: [Int], options: PerplexityOptions) throws {
         let n = options.contextLength
-        guard n >= 4 else { throw BamError.usage("--ctx must be at least 4, got \(n)") }
+        guard n >= 4 else { throw BamError.usage("\(PerplexityOptions.Field.contextLength)", expected: "at least 4", found: "\(n)") }
         var count = tokens.count / n
         guard count > 0 else {
-            throw BamError.usage("the text has \(tokens.count) tokens; perplexity with a context of \(n) needs at least \(n) — use a longer text or a smaller --ctx")
+            throw BamError.usage("the text is shorter than one context", expected: "at least \(n) tokens", found: "\(tokens.count) tokens",
+                                 hint: "use a longer text or a smaller \(PerplexityOptions.Field.contextLength)")
         }
         if let m = options.maxChunks { count = min(count, max(1, m)) }
         chunks = (0..<count).map { c in

@@ -184,7 +184,9 @@ public func analyseRouting(model: Transformer, modelName: String, tokenizer: Tok
     guard c.moe != nil || c.moa != nil else {
         throw BamError.unsupported("\(modelName) is a dense \(c.family.rawValue) model: it has no routers to analyse; `routes` needs a mixture (BTX/Mixtral or BAM, from `bam-mix mix`)")
     }
-    guard options.contextLength >= 1 else { throw BamError.usage("--ctx must be at least 1") }
+    guard options.contextLength >= 1 else {
+        throw BamError.usage("\(RoutesOptions.Field.contextLength)", expected: "at least 1", found: "\(options.contextLength)")
+    }
     try c.checkSequenceLength(options.contextLength)
     let L = c.layers
     let bos = options.replaceWithBOS && tokenizer.addsBOS ? tokenizer.bosTokenId : nil

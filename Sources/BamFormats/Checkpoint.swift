@@ -29,12 +29,13 @@ public final class Checkpoint: @unchecked Sendable {
         let url = URL(fileURLWithPath: pathString).standardizedFileURL
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-            throw BamError.io("\(url.path): no such file or directory")
+            throw BamError.io("no such file or directory", file: url.path)
         }
         if !isDir.boolValue {
             if url.pathExtension.lowercased() == "gguf" { return try CheckpointOpeners.gguf(url) }
             if url.lastPathComponent == "config.json" { return try open(url.deletingLastPathComponent().path) }
-            throw BamError.format(url.path, "not a model: expected an HF directory (config.json + *.safetensors), a .gguf file, or a directory of pytorch_model*.bin files")
+            throw BamError.format(url.path, "not a model", expected: "an HF directory (config.json + *.safetensors), a .gguf file, or a directory of pytorch_model*.bin files",
+                                  found: "a .\(url.pathExtension) file")
         }
         let files = (try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []
         let tokenizer = files.contains("tokenizer.json") ? url.appendingPathComponent("tokenizer.json") : nil
@@ -48,7 +49,8 @@ public final class Checkpoint: @unchecked Sendable {
         }
         let ggufs = files.filter { $0.hasSuffix(".gguf") }
         if ggufs.count == 1 { return try CheckpointOpeners.gguf(url.appendingPathComponent(ggufs[0])) }
-        throw BamError.format(url.path, "no weights found: expected *.safetensors (with config.json), pytorch_model*.bin, or a single .gguf file; found \(files.isEmpty ? "an empty directory" : files.sorted().prefix(8).joined(separator: ", "))")
+        throw BamError.format(url.path, "no weights found", expected: "*.safetensors (with config.json), pytorch_model*.bin, or a single .gguf file",
+                              found: files.isEmpty ? "an empty directory" : files.sorted().prefix(8).joined(separator: ", "))
     }
 
     /// tokenizer_config.json beside the weights, if any.

@@ -278,18 +278,20 @@ public final class GGUFFile: @unchecked Sendable {
         let magic = try r.bytes(4, "the magic number")
         guard Array(magic) == Array("GGUF".utf8) else {
             let shown = magic.map { (0x20..<0x7F).contains($0) ? String(UnicodeScalar($0)) : "." }.joined()
-            throw BamError.format(path, "not a GGUF file: the first 4 bytes are `\(shown)`, `GGUF` expected")
+            throw BamError.format(path, at: .byte(0), "not a GGUF file", expected: "`GGUF`", found: "`\(shown)`")
         }
         let v = try r.u32("the version")
         switch v {
         case 2, 3: version = Int(v)
         case 1:
-            throw BamError.unsupported("\(path): GGUF version 1 (32-bit counts, 2023) is not supported; re-convert the model with a current llama.cpp")
+            throw BamError.unsupported("GGUF version 1 (32-bit counts, 2023) is not supported", file: path, at: .byte(4), expected: "version 2 or 3",
+                                       found: "version 1", hint: "re-convert the model with a current llama.cpp")
         default:
             if v.byteSwapped == 2 || v.byteSwapped == 3 {
-                throw BamError.unsupported("\(path): this is a big-endian GGUF (version reads as \(v.byteSwapped) byte-swapped); bam-mix reads little-endian files only")
+                throw BamError.unsupported("this is a big-endian GGUF; bam-mix reads little-endian files only", file: path, at: .byte(4),
+                                           expected: "little-endian version 2 or 3", found: "version \(v.byteSwapped) byte-swapped")
             }
-            throw BamError.format(path, "GGUF version \(v) is not supported (2 and 3 are)")
+            throw BamError.format(path, at: .byte(4), "unsupported GGUF version", expected: "version 2 or 3", found: "version \(v)")
         }
         let tensorCount = try r.count("the tensor count", minimumBytesEach: 8 + 4 + 4 + 8, cap: Self.maxTensors)
         let kvCount = try r.count("the metadata key count", minimumBytesEach: 8 + 4 + 1, cap: Self.maxKeys)
@@ -301,14 +303,14 @@ public final class GGUFFile: @unchecked Sendable {
             let key = try r.string("metadata key #\(k)", cap: Self.maxKeyBytes)
             let whereKey = "metadata key #\(k) (`\(key)`)"
             guard !key.isEmpty, key.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
-                throw BamError.format(path, "GGUF \(whereKey): keys must be non-empty printable ASCII")
+                throw BamError.format(path, at: .key(key), "GGUF metadata key #\(k): keys must be non-empty printable ASCII")
             }
             guard metadata[key] == nil else {
-                throw BamError.format(path, "GGUF \(whereKey): the key appears twice")
+                throw BamError.format(path, at: .key(key), "GGUF metadata key #\(k): the key appears twice")
             }
             let typeRaw = try r.u32("the value type of \(whereKey)")
             guard let type = GGUFValueType(rawValue: typeRaw) else {
-                throw BamError.format(path, "GGUF \(whereKey): unknown value type \(typeRaw) (0-12 are defined)")
+                throw BamError.format(path, at: .key(key), "GGUF metadata key #\(k): unknown value type", expected: "0-12", found: "\(typeRaw)")
             }
             metadata[key] = try r.value(type, whereKey, depth: 0, budget: &arrayBudget)
             keys.append(key)
@@ -318,10 +320,10 @@ public final class GGUFFile: @unchecked Sendable {
         if let a = metadata["general.alignment"] {
             // ggml requires a u32 power of two; the spec says a multiple of 8.
             guard case let .uint32(av) = a else {
-                throw BamError.format(path, "GGUF `general.alignment` must be a uint32, found \(a.type)")
+                throw BamError.format(path, at: .key("general.alignment"), expected: "a uint32", found: "\(a.type)")
             }
             guard av > 0, av & (av - 1) == 0, av <= 1 << 20 else {
-                throw BamError.format(path, "GGUF `general.alignment` = \(av) is not a power of two between 1 and 2^20")
+                throw BamError.format(path, at: .key("general.alignment"), expected: "a power of two between 1 and 2^20", found: "\(av)")
             }
             align = Int(av)
         }
@@ -333,22 +335,22 @@ public final class GGUFFile: @unchecked Sendable {
         for t in 0..<tensorCount {
             let name = try r.string("tensor #\(t)'s name", cap: Self.maxTensorNameBytes)
             let whereT = "tensor #\(t) (`\(name)`)"
-            guard index[name] == nil else { throw BamError.format(path, "GGUF \(whereT): the name appears twice") }
+            guard index[name] == nil else { throw BamError.format(path, at: .tensor(name), "GGUF tensor #\(t): the name appears twice") }
             index[name] = t
             let nd = try r.u32("the dimension count of \(whereT)")
             guard nd >= 1, nd <= UInt32(Self.maxDims) else {
-                throw BamError.format(path, "GGUF \(whereT): \(nd) dimensions; ggml tensors have 1 to \(Self.maxDims)")
+                throw BamError.format(path, at: .tensor(name), "GGUF tensor #\(t): dimension count", expected: "1 to \(Self.maxDims)", found: "\(nd)")
             }
             var dims: [Int] = []
             var numel = 1
             for d in 0..<Int(nd) {
                 let v = try r.u64("dimension \(d) of \(whereT)")
                 guard v <= UInt64(Int64.max) else {
-                    throw BamError.format(path, "GGUF \(whereT): dimension \(d) = \(v) is larger than 2^63-1")
+                    throw BamError.format(path, at: .tensor(name), "GGUF tensor #\(t): dimension \(d)", expected: "at most 2^63-1", found: "\(v)")
                 }
                 let (m, o) = numel.multipliedReportingOverflow(by: Int(v))
                 guard !o else {
-                    throw BamError.format(path, "GGUF \(whereT): dimensions \(dims + [Int(v)]) overflow the element count (corrupt header)")
+                    throw BamError.format(path, at: .tensor(name), "GGUF tensor #\(t): dimensions \(dims + [Int(v)]) overflow the element count (corrupt header)")
                 }
                 numel = m
                 dims.append(Int(v))
@@ -356,17 +358,19 @@ public final class GGUFFile: @unchecked Sendable {
             let typeRaw = try r.u32("the type of \(whereT)")
             let type = GGMLType(rawValue: typeRaw)
             guard type.isKnown else {
-                throw BamError.format(path, "GGUF \(whereT): unknown ggml tensor \(type.name) — re-quantize the model with a current llama.cpp, or the file is corrupt")
+                throw BamError.format(path, at: .tensor(name), "GGUF tensor #\(t): unknown ggml tensor type", found: type.name,
+                                      hint: "re-quantize the model with a current llama.cpp, or the file is corrupt")
             }
             let offset = try r.u64("the data offset of \(whereT)")
             guard offset <= UInt64(Int64.max) else {
-                throw BamError.format(path, "GGUF \(whereT): data offset \(offset) is larger than 2^63-1")
+                throw BamError.format(path, at: .tensor(name), "GGUF tensor #\(t): data offset", expected: "at most 2^63-1", found: "\(offset)")
             }
             guard dims[0] % type.blockSize == 0 else {
-                throw BamError.format(path, "GGUF \(whereT): innermost dimension \(dims[0]) is not a multiple of \(type.name)'s block size \(type.blockSize)")
+                throw BamError.format(path, at: .tensor(name), "GGUF tensor #\(t): innermost dimension", expected: "a multiple of \(type.name)'s block size \(type.blockSize)",
+                                      found: "\(dims[0])")
             }
             guard Int(offset) % align == 0 else {
-                throw BamError.format(path, "GGUF \(whereT): data offset \(offset) is not a multiple of the alignment \(align)")
+                throw BamError.format(path, at: .tensor(name), "GGUF tensor #\(t): data offset", expected: "a multiple of the alignment \(align)", found: "\(offset)")
             }
             infoFields.append((name, dims, type, Int(offset)))
         }
@@ -377,7 +381,8 @@ public final class GGUFFile: @unchecked Sendable {
         guard !o1 else { throw BamError.format(path, "GGUF: header end overflows") }
         dataOffset = padded
         if tensorCount > 0, dataOffset > file.size {
-            throw BamError.format(path, "GGUF: the data section would start at byte \(dataOffset), past the end of the file (\(file.size) bytes) — the file is truncated")
+            throw BamError.format(path, at: .byte(dataOffset), "GGUF: the data section would start past the end of the file — the file is truncated",
+                                  expected: "a file of more than \(dataOffset) bytes", found: "\(file.size) bytes")
         }
         let dataSize = max(0, file.size - dataOffset)
 
@@ -385,11 +390,12 @@ public final class GGUFFile: @unchecked Sendable {
             let numel = f.dims.reduce(1, *)
             let (bytes, o) = (numel / f.type.blockSize).multipliedReportingOverflow(by: f.type.blockBytes)
             guard !o else {
-                throw BamError.format(path, "GGUF tensor `\(f.name)`: \(f.dims) of \(f.type.name) needs more bytes than are addressable")
+                throw BamError.format(path, at: .tensor(f.name), "GGUF: \(f.dims) of \(f.type.name) needs more bytes than are addressable")
             }
             let (endOfTensor, o2) = f.offset.addingReportingOverflow(bytes)
             guard !o2, endOfTensor <= dataSize else {
-                throw BamError.format(path, "GGUF tensor `\(f.name)`: data [\(f.offset), \(f.offset) + \(bytes)) lies past the end of the data section (\(dataSize) bytes) — the file is truncated")
+                throw BamError.format(path, at: .tensor(f.name), "GGUF: the data lies past the end of the data section — the file is truncated",
+                                      expected: "bytes [\(f.offset), \(f.offset) + \(bytes))", found: "a data section of \(dataSize) bytes")
             }
             infos.append(GGUFTensorInfo(name: f.name, dims: f.dims, type: f.type, offset: f.offset, byteCount: bytes))
         }
@@ -432,7 +438,8 @@ struct GGUFCursor {
     var remaining: Int { file.size - position }
 
     func fail(_ what: String, needs n: UInt64) -> BamError {
-        BamError.format(file.path, "GGUF: \(what) at byte \(position) needs \(n) bytes but only \(remaining) remain — the file is truncated or corrupt")
+        BamError.format(file.path, at: .byte(position), "GGUF: \(what) runs past the end of the file — the file is truncated or corrupt",
+                        expected: "\(n) bytes", found: "\(remaining) bytes left")
     }
 
     mutating func bytes(_ n: Int, _ what: String) throws -> UnsafeRawBufferPointer {
@@ -456,10 +463,11 @@ struct GGUFCursor {
         let at = position
         let n = try u64(what)
         guard n <= UInt64(cap) else {
-            throw BamError.format(file.path, "GGUF: \(what) at byte \(at) is \(n), above the limit of \(cap) — corrupt or hostile file")
+            throw BamError.format(file.path, at: .byte(at), "GGUF: \(what) is above the limit — corrupt or hostile file", expected: "at most \(cap)", found: "\(n)")
         }
         guard Int(n) <= remaining / max(minimumBytesEach, 1) else {
-            throw BamError.format(file.path, "GGUF: \(what) at byte \(at) is \(n), but \(n) items need at least \(UInt64(minimumBytesEach) * n) bytes and only \(remaining) remain — the file is truncated or corrupt")
+            throw BamError.format(file.path, at: .byte(at), "GGUF: \(what) is \(n), more items than the rest of the file can hold — the file is truncated or corrupt",
+                                  expected: "at least \(UInt64(minimumBytesEach) * n) bytes", found: "\(remaining) bytes left")
         }
         return Int(n)
     }
@@ -468,10 +476,12 @@ struct GGUFCursor {
         let at = position
         let n = try u64("the length of \(what)")
         guard n <= UInt64(cap) else {
-            throw BamError.format(file.path, "GGUF: \(what) at byte \(at) has length \(n), above the limit of \(cap) bytes — corrupt or hostile file")
+            throw BamError.format(file.path, at: .byte(at), "GGUF: the length of \(what) is above the limit — corrupt or hostile file",
+                                  expected: "at most \(cap) bytes", found: "\(n) bytes")
         }
         guard Int(n) <= remaining else {
-            throw BamError.format(file.path, "GGUF: \(what) at byte \(at) has length \(n), past the end of the file (\(remaining) bytes remain) — the file is truncated or corrupt")
+            throw BamError.format(file.path, at: .byte(at), "GGUF: \(what) runs past the end of the file — the file is truncated or corrupt",
+                                  expected: "\(n) bytes", found: "\(remaining) bytes left")
         }
         let b = try bytes(Int(n), what)
         // Invalid UTF-8 (seen in some converted vocabularies) is replaced rather than refused.
@@ -491,7 +501,7 @@ struct GGUFCursor {
             let at = position
             let b = try load(UInt8.self, what)
             guard b <= 1 else {
-                throw BamError.format(file.path, "GGUF: \(what): bool at byte \(at) holds \(b); only 0 and 1 are valid")
+                throw BamError.format(file.path, at: .byte(at), "GGUF: \(what): a bool", expected: "0 or 1", found: "\(b)")
             }
             return .bool(b == 1)
         case .string: return .string(try string(what, cap: GGUFFile.maxStringBytes))
@@ -505,7 +515,7 @@ struct GGUFCursor {
             let at = position
             let raw = try u32("the element type of \(what)")
             guard let et = GGUFValueType(rawValue: raw) else {
-                throw BamError.format(file.path, "GGUF: \(what): array at byte \(at) has unknown element type \(raw)")
+                throw BamError.format(file.path, at: .byte(at), "GGUF: \(what): unknown array element type", expected: "0-12", found: "\(raw)")
             }
             let n = try count("the element count of \(what)", minimumBytesEach: et.minimumSize, cap: GGUFFile.maxArrayElements)
             guard n <= budget else {

@@ -39,10 +39,10 @@ public enum GGUFConverter {
         case .qwen2: arch = "qwen2"
         case .bam: arch = "bam"
         case .cohere:
-            throw BamError.unsupported("\(ckpt.path.path): converting Cohere (parallel-block) models to GGUF is not implemented; bam-mix writes the llama, qwen2 and bam GGUF architectures")
+            throw BamError.unsupported("converting Cohere (parallel-block) models to GGUF is not implemented; bam-mix writes the llama, qwen2 and bam GGUF architectures", file: ckpt.path.path)
         }
         if arch != "bam", case .llama3 = cfg.ropeScaling {
-            throw BamError.unsupported("\(ckpt.path.path): Llama 3.1-style rope_scaling needs llama.cpp's `rope_freqs` tensor, which bam-mix does not write yet")
+            throw BamError.unsupported("Llama 3.1-style rope_scaling needs llama.cpp's `rope_freqs` tensor, which bam-mix does not write yet", file: ckpt.path.path)
         }
         let permute = arch == "llama"
 
@@ -216,7 +216,7 @@ public enum GGUFConverter {
         // different model). ModelConfig's limits keep real configs far below 2^32.
         func u32(_ k: String, _ v: Int) throws {
             guard let x = UInt32(exactly: v) else {
-                throw BamError.unsupported("\(ckpt.path.path): \(k) = \(v) does not fit GGUF's uint32 `\(arch).\(k)`; refusing to write a clamped value")
+                throw BamError.unsupported("\(k) = \(v) does not fit GGUF's uint32 `\(arch).\(k)`; refusing to write a clamped value", file: ckpt.path.path)
             }
             m.append(("\(arch).\(k)", .uint32(x)))
         }
@@ -314,10 +314,11 @@ public enum GGUFConverter {
     public static func ggufToHF(_ ckpt: Checkpoint, outputDirectory: URL, dtype: DType?) throws -> GGUFConversionReport {
         var report = GGUFConversionReport()
         guard let store = ckpt.store as? GGUFStore else {
-            throw BamError.usage("\(ckpt.path.path) is not a GGUF checkpoint; GGUF -> HF conversion needs a .gguf input")
+            throw BamError.usage("the input is not a GGUF checkpoint; GGUF -> HF conversion needs a .gguf input", file: ckpt.path.path)
         }
         if let d = dtype, ![.f32, .f16, .bf16].contains(d) {
-            throw BamError.usage("an HF (safetensors) output holds f32, f16 or bf16, not \(d.rawValue.lowercased()); use --dtype f32 to keep quantised weights' values exactly")
+            throw BamError.usage("an HF (safetensors) output cannot hold this type", expected: "f32, f16 or bf16", found: d.rawValue.lowercased(),
+                                 hint: "use \(GGUFConverter.dtypeOption, "f32") to keep quantised weights' values exactly")
         }
         var target = dtype ?? GGUFConfigSynthesis.dominantDType(store.file) ?? .f32
         if ![.f32, .f16, .bf16].contains(target) { target = .f32 }
@@ -327,7 +328,7 @@ public enum GGUFConverter {
         if fm.fileExists(atPath: outputDirectory.path, isDirectory: &isDir) {
             let contents = (try? fm.contentsOfDirectory(atPath: outputDirectory.path)) ?? []
             guard isDir.boolValue, contents.isEmpty else {
-                throw BamError.usage("\(outputDirectory.path) already exists and is not an empty directory; choose a new output directory")
+                throw BamError.usage("the output already exists and is not an empty directory; choose a new output directory", file: outputDirectory.path)
             }
         }
         let parent = outputDirectory.deletingLastPathComponent()
@@ -374,4 +375,9 @@ public enum GGUFConverter {
         done = true
         return report
     }
+}
+
+extension GGUFConverter {
+    /// The `dtype` parameter of the conversions, as errors name it (the CLI words it `--dtype`).
+    public static let dtypeOption = BamError.Option(owner: "GGUFConverter", name: "dtype")
 }

@@ -93,7 +93,7 @@ enum GGUFRopePermutation {
 
     static func check(rows: Int, heads: Int, tensor: String, file: String) throws {
         guard heads > 0, rows % heads == 0, (rows / heads) % 2 == 0 else {
-            throw BamError.mismatch("\(file): tensor `\(tensor)` has \(rows) rows, which \(heads) heads of even size cannot split (the Q/K RoPE permutation needs that)")
+            throw BamError.mismatch("tensor `\(tensor)` has \(rows) rows, which \(heads) heads of even size cannot split (the Q/K RoPE permutation needs that)", file: file)
         }
     }
 }

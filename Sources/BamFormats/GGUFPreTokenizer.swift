@@ -52,7 +52,8 @@ public enum GGUFPreTokenizer: String, Sendable, CaseIterable {
         if name.isEmpty { self = .defaultRegexes; return }
         guard let found = GGUFPreTokenizer.allCases.first(where: { $0.ggufNames.contains(name) }) else {
             let known = GGUFPreTokenizer.allCases.flatMap(\.ggufNames).joined(separator: ", ")
-            throw BamError.unsupported("\(file): GGUF pre-tokenizer `tokenizer.ggml.pre = \(name)` is not one bam-mix implements (known: \(known)); give the model's tokenizer.json instead")
+            throw BamError.unsupported("not a GGUF pre-tokenizer bam-mix implements", file: file, at: .key("tokenizer.ggml.pre"), expected: "one of \(known)",
+                                       found: name, hint: "give the model's tokenizer.json instead")
         }
         self = found
     }

@@ -50,18 +50,22 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         location = file.path
         let path = file.path
         guard let arch = file.architecture else {
-            throw BamError.format(path, "GGUF has no `general.architecture` string; cannot tell what model it holds")
+            throw BamError.format(path, at: .key("general.architecture"), "cannot tell what model the GGUF holds", expected: "a string", found: file["general.architecture"]?.summary ?? "no such key")
         }
         guard Self.supportedArchitectures.contains(arch) else {
-            throw BamError.unsupported("\(path): GGUF architecture `\(arch)` is not supported; bam-mix reads \(Self.supportedArchitectures.joined(separator: ", "))")
+            throw BamError.unsupported("not a GGUF architecture bam-mix reads", file: path, at: .key("general.architecture"),
+                                       expected: Self.supportedArchitectures.joined(separator: ", "), found: arch)
         }
         architecture = arch
         if file.tensor("rope_freqs.weight") != nil {
-            throw BamError.unsupported("\(path): the GGUF carries `rope_freqs` (Llama 3.1-style RoPE scaling factors), which bam-mix cannot map back to rope_scaling; convert from the HF checkpoint instead")
+            throw BamError.unsupported("the GGUF carries Llama 3.1-style RoPE scaling factors, which bam-mix cannot map back to rope_scaling", file: path,
+                                       at: .tensor("rope_freqs.weight"), hint: "convert from the HF checkpoint instead")
         }
         for t in file.tensors {
             guard let d = t.type.dtype, d.isFloatingPoint else {
-                throw BamError.unsupported("\(path): tensor `\(t.name)` is stored as ggml type \(t.type.name), which bam-mix cannot decode; it reads GGUF weights stored as \(Self.readableTypes) — re-quantize the model to one of those (e.g. `llama-quantize --allow-requantize IN.gguf OUT.gguf Q4_K_M`)")
+                throw BamError.unsupported("bam-mix cannot decode this ggml type", file: path, at: .tensor(t.name), expected: Self.readableTypes,
+                                           found: t.type.name,
+                                           hint: "re-quantize the model to one of those (e.g. `llama-quantize --allow-requantize IN.gguf OUT.gguf Q4_K_M`)")
             }
         }
 
@@ -75,7 +79,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         var names: [String] = []
         for t in file.tensors {
             guard let target = GGUFTensorNames.hf(fromGGUF: t.name, experts: experts) else {
-                throw BamError.unsupported("\(path): GGUF tensor `\(t.name)` has no HF counterpart in bam-mix's `\(arch)` mapping (docs/gguf.md lists the names)")
+                throw BamError.unsupported("GGUF tensor `\(t.name)` has no HF counterpart in bam-mix's `\(arch)` mapping (docs/gguf.md lists the names)", file: path)
             }
             let dtype = t.type.dtype!
             switch target {
@@ -92,7 +96,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
                 names.append(hf)
             case let .stacked(hfNames):
                 guard t.dims.count == 3, t.dims[2] == experts, experts > 0 else {
-                    throw BamError.mismatch("\(path): stacked expert tensor `\(t.name)` has dims \(t.dims); [cols, rows, \(arch).expert_count = \(experts)] expected")
+                    throw BamError.mismatch("stacked expert tensor `\(t.name)` has dims \(t.dims); [cols, rows, \(arch).expert_count = \(experts)] expected", file: path)
                 }
                 let per = t.byteCount / experts
                 for (e, hf) in hfNames.enumerated() {
@@ -121,7 +125,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
     public func info(_ name: String) -> TensorInfo? { sources[name]?.info }
 
     public func bytes(_ name: String) throws -> UnsafeRawBufferPointer {
-        guard let s = sources[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        guard let s = sources[name] else { throw BamError.format(location, at: .tensor(name), "the tensor is missing") }
         let raw = file.bytes(s.tensor)
         if let e = s.expert {
             return UnsafeRawBufferPointer(rebasing: raw[(e * s.info.byteCount)..<((e + 1) * s.info.byteCount)])
@@ -142,7 +146,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
     }
 
     public func tensor(_ name: String) throws -> Tensor {
-        guard let s = sources[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        guard let s = sources[name] else { throw BamError.format(location, at: .tensor(name), "the tensor is missing") }
         if s.permuteHeads == nil {
             let t = try decodeFloat32(name, owner: self)
             // A decoded (not borrowed) tensor no longer needs the mapped pages: dropping them keeps
@@ -179,8 +183,8 @@ enum GGUFConfigSynthesis {
         func key(_ k: String) -> String { "\(arch).\(k)" }
         func int(_ k: String) -> Int? { file[key(k)]?.intValue }
         func required(_ k: String) throws -> Int {
-            guard let v = file[key(k)] else { throw BamError.config(path, key: key(k), "missing (an integer is required)") }
-            guard let i = v.intValue, i >= 0 else { throw BamError.config(path, key: key(k), "expected a non-negative integer, found \(v.summary)") }
+            guard let v = file[key(k)] else { throw BamError.config(path, key: key(k), "missing", expected: "an integer") }
+            guard let i = v.intValue, i >= 0 else { throw BamError.config(path, key: key(k), expected: "a non-negative integer", found: v.summary) }
             return i
         }
         func float(_ k: String) -> Double? {
@@ -237,7 +241,7 @@ enum GGUFConfigSynthesis {
         if let theta = float("rope.freq_base") { obj["rope_theta"] = .double(theta) }
         if let t = file[key("rope.scaling.type")]?.stringValue, t != "none" {
             guard t == "linear", let f = float("rope.scaling.factor") else {
-                throw BamError.unsupported("\(path): GGUF RoPE scaling `\(t)` is not supported (bam-mix implements linear scaling from GGUF)")
+                throw BamError.unsupported("GGUF RoPE scaling `\(t)` is not supported (bam-mix implements linear scaling from GGUF)", file: path)
             }
             obj["rope_scaling"] = .object(JSONObject([("type", "linear"), ("rope_type", "linear"), ("factor", .double(f))]))
         }

@@ -46,7 +46,7 @@ public enum GGUFTokenizer {
             throw BamError.format(file, "missing `model.type`")
         }
         guard type == "BPE" else {
-            throw BamError.unsupported("\(file): tokenizer model `\(type)` cannot be written to GGUF by bam-mix (BPE only: byte-level like GPT-2/Llama 3, or SentencePiece-style with byte_fallback like Llama 2)")
+            throw BamError.unsupported("tokenizer model `\(type)` cannot be written to GGUF by bam-mix (BPE only: byte-level like GPT-2/Llama 3, or SentencePiece-style with byte_fallback like Llama 2)", file: file)
         }
         guard let vocabObj = model["vocab"]?.objectValue else { throw BamError.format(file, "missing `model.vocab`") }
         let byteFallback = model["byte_fallback"]?.boolValue ?? false
@@ -55,7 +55,7 @@ public enum GGUFTokenizer {
         var tokens = [String?](repeating: nil, count: vocabSize)
         func place(_ id: Int, _ text: String, _ what: String) throws {
             guard id >= 0, id < vocabSize else {
-                throw BamError.mismatch("\(file): \(what) `\(text)` has id \(id), outside config.json's vocab_size \(vocabSize)")
+                throw BamError.mismatch("\(what) `\(text)` has id \(id), outside config.json's vocab_size \(vocabSize)", file: file)
             }
             tokens[id] = text
         }
@@ -226,7 +226,7 @@ public enum GGUFTokenizer {
     /// tokenize it with the wrong regex).
     static func preTokenizerName(_ tok: JSONObject, file: String) throws -> String {
         guard let pre = tok["pre_tokenizer"]?.objectValue, let type = pre["type"]?.stringValue else {
-            throw BamError.unsupported("\(file): a byte-level BPE tokenizer without a pre_tokenizer cannot be described to llama.cpp")
+            throw BamError.unsupported("a byte-level BPE tokenizer without a pre_tokenizer cannot be described to llama.cpp", file: file)
         }
         if type == "ByteLevel", pre["use_regex"]?.boolValue ?? true { return "gpt-2" }
         if type == "Sequence" {
@@ -256,7 +256,7 @@ public enum GGUFTokenizer {
                 return GGUFPreTokenizer.starcoder.rawValue
             }
         }
-        throw BamError.unsupported("\(file): the byte-level pre-tokenizer (\(JSONValue.object(pre).serialized(indent: nil).prefix(200))) is not one llama.cpp knows by name (\(GGUFPreTokenizer.allCases.map(\.rawValue).joined(separator: ", ")))")
+        throw BamError.unsupported("the byte-level pre-tokenizer (\(JSONValue.object(pre).serialized(indent: nil).prefix(200))) is not one llama.cpp knows by name (\(GGUFPreTokenizer.allCases.map(\.rawValue).joined(separator: ", ")))", file: file)
     }
 
     // MARK: GGUF -> HF

@@ -75,23 +75,28 @@ public struct GGUFVocabulary: Sendable {
 
     public init(file: GGUFFile) throws {
         let path = file.path
-        func fail(_ message: String) -> BamError { BamError.format(path, message) }
-        guard let modelValue = file["tokenizer.ggml.model"] else {
-            throw BamError.unsupported("\(path): the GGUF has no `tokenizer.ggml.model`, so it carries no vocabulary; give a tokenizer.json")
+        func fail(_ message: String) -> BamError { BamError.format(path, BamError.Text(message)) }
+        /// A metadata key that holds the wrong kind of value.
+        func wrong(_ key: String, _ value: GGUFValue, expected: String) -> BamError {
+            BamError.format(path, at: .key(key), expected: expected, found: value.summary)
         }
-        guard let modelName = modelValue.stringValue else { throw fail("`tokenizer.ggml.model` is \(modelValue.summary), expected a string") }
+        guard let modelValue = file["tokenizer.ggml.model"] else {
+            throw BamError.unsupported("the GGUF carries no vocabulary", file: path, at: .key("tokenizer.ggml.model"), found: "no such key",
+                                       hint: "give a tokenizer.json")
+        }
+        guard let modelName = modelValue.stringValue else { throw wrong("tokenizer.ggml.model", modelValue, expected: "a string") }
         let preValue = file["tokenizer.ggml.pre"]
-        if let preValue, preValue.stringValue == nil { throw fail("`tokenizer.ggml.pre` is \(preValue.summary), expected a string") }
+        if let preValue, preValue.stringValue == nil { throw wrong("tokenizer.ggml.pre", preValue, expected: "a string") }
         preName = preValue?.stringValue ?? ""
 
         func bool(_ key: String) throws -> Bool? {
             guard let v = file[key] else { return nil }
-            guard let b = v.boolValue else { throw fail("`\(key)` is \(v.summary), expected a bool") }
+            guard let b = v.boolValue else { throw wrong(key, v, expected: "a bool") }
             return b
         }
         func strings(_ key: String) throws -> [String]? {
             guard let v = file[key] else { return nil }
-            guard v.arrayElementType == .string, let a = v.stringArray else { throw fail("`\(key)` is \(v.summary), expected an array of strings") }
+            guard v.arrayElementType == .string, let a = v.stringArray else { throw wrong(key, v, expected: "an array of strings") }
             return a
         }
 
@@ -112,31 +117,32 @@ public struct GGUFVocabulary: Sendable {
             addBOS = pre.addsBOSByDefault
             ignoreMerges = pre.ignoresMerges
             guard let m = try strings("tokenizer.ggml.merges") else {
-                throw fail("a gpt2 (BPE) vocabulary needs `tokenizer.ggml.merges`, and the file has none")
+                throw BamError.format(path, at: .key("tokenizer.ggml.merges"), "a gpt2 (BPE) vocabulary needs merges", expected: "an array of strings", found: "no such key")
             }
             merges = m
         default:
-            throw BamError.unsupported("\(path): GGUF tokenizer model `tokenizer.ggml.model = \(modelName)` is not supported (bam-mix runs llama.cpp's `llama` SentencePiece and `gpt2` BPE tokenizers); give a tokenizer.json instead")
+            throw BamError.unsupported("not a GGUF tokenizer model bam-mix runs", file: path, at: .key("tokenizer.ggml.model"),
+                                       expected: "llama (SentencePiece) or gpt2 (BPE)", found: modelName, hint: "give a tokenizer.json instead")
         }
         if let b = try bool("tokenizer.ggml.add_space_prefix") { addSpacePrefix = b }
 
         // Tokens, scores, types.
-        guard let texts = try strings("tokenizer.ggml.tokens") else { throw fail("`tokenizer.ggml.tokens` is missing") }
+        guard let texts = try strings("tokenizer.ggml.tokens") else { throw BamError.format(path, at: .key("tokenizer.ggml.tokens"), expected: "an array of strings", found: "no such key") }
         let n = texts.count
         var scores = [Float](repeating: 0, count: n)
         if let s = file["tokenizer.ggml.scores"] {
             guard let a = s.arrayValue, s.arrayElementType == .float32 || s.arrayElementType == .int32 else {
-                throw fail("`tokenizer.ggml.scores` is \(s.summary), expected an array of float32 (or int32)")
+                throw wrong("tokenizer.ggml.scores", s, expected: "an array of float32 (or int32)")
             }
-            guard a.count >= n else { throw fail("`tokenizer.ggml.scores` has \(a.count) entries for \(n) tokens") }
+            guard a.count >= n else { throw BamError.format(path, at: .key("tokenizer.ggml.scores"), "one score per token", expected: "\(n) entries", found: "\(a.count)") }
             for i in 0..<n { scores[i] = Float(a[i].doubleValue ?? 0) }
         }
         var attrs = [GGUFTokenAttributes](repeating: .normal, count: n)
         if let t = file["tokenizer.ggml.token_type"] {
             guard let a = t.arrayValue, t.arrayElementType == .int32 else {
-                throw fail("`tokenizer.ggml.token_type` is \(t.summary), expected an array of int32")
+                throw wrong("tokenizer.ggml.token_type", t, expected: "an array of int32")
             }
-            guard a.count >= n else { throw fail("`tokenizer.ggml.token_type` has \(a.count) entries for \(n) tokens") }
+            guard a.count >= n else { throw BamError.format(path, at: .key("tokenizer.ggml.token_type"), "one type per token", expected: "\(n) entries", found: "\(a.count)") }
             for i in 0..<n { attrs[i] = GGUFTokenAttributes(tokenType: a[i].intValue ?? 0) }
         }
         var tokens: [String] = []
@@ -149,7 +155,7 @@ public struct GGUFVocabulary: Sendable {
             // Compared as bytes: String's == would merge canonically equivalent tokens.
             if let other = seen.updateValue(i, forKey: Array(text.utf8)) {
                 // llama.cpp stops on this too (its text -> id map would lose one of them).
-                throw fail("token \(i) `\(text)` repeats token \(other); every token text must be unique")
+                throw BamError.format(path, at: .key("tokenizer.ggml.tokens[\(i)]"), "every token text must be unique; this one repeats token \(other)", found: "`\(text)`")
             }
             tokens.append(text)
         }
@@ -160,7 +166,7 @@ public struct GGUFVocabulary: Sendable {
         func special(_ key: String, _ fallback: Int?) throws -> Int? {
             var id = fallback.flatMap { $0 < n ? $0 : nil }
             if let v = file[key] {
-                guard let k = v.intValue else { throw fail("`\(key)` is \(v.summary), expected an integer id") }
+                guard let k = v.intValue else { throw wrong(key, v, expected: "an integer id") }
                 if k >= 0 && k < n { id = k }
             }
             return id
@@ -172,8 +178,8 @@ public struct GGUFVocabulary: Sendable {
         if let b = try bool("tokenizer.ggml.add_bos_token") { addBOS = b }
         var addEOS = false
         if let b = try bool("tokenizer.ggml.add_eos_token") { addEOS = b }
-        if addBOS, bosId == nil { throw fail("BOS is to be added but `tokenizer.ggml.bos_token_id` names no token") }
-        if addEOS, eosId == nil { throw fail("EOS is to be added but `tokenizer.ggml.eos_token_id` names no token") }
+        if addBOS, bosId == nil { throw BamError.format(path, at: .key("tokenizer.ggml.bos_token_id"), "BOS is to be added but the key names no token") }
+        if addEOS, eosId == nil { throw BamError.format(path, at: .key("tokenizer.ggml.eos_token_id"), "EOS is to be added but the key names no token") }
         self.addBOS = addBOS
         self.addEOS = addEOS
         self.addSpacePrefix = addSpacePrefix

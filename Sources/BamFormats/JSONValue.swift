@@ -466,6 +466,13 @@ extension JSONValue {
 public func readJSONFile(_ url: URL) throws -> JSONValue {
     let file = try MappedFile(path: url.path)
     do { return try JSONParser.parse(file.bytes(at: 0, count: file.size)) } catch let f as JSONParser.Failure {
-        throw BamError.format(url.path, f.description)
+        throw BamError.json(url.path, f)
+    }
+}
+
+extension BamError {
+    /// A JSON document that does not parse, located at the failure's line and column.
+    public static func json(_ file: String, _ failure: JSONParser.Failure) -> BamError {
+        .format(file, at: .line(failure.line, column: failure.column), "invalid JSON (byte \(failure.offset)): \(failure.reason)")
     }
 }

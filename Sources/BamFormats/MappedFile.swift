@@ -17,11 +17,11 @@ public final class MappedFile: @unchecked Sendable {
     public init(path: String) throws {
         self.path = path
         let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw BamError.io("\(path): cannot open: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw BamError.io("cannot open: \(String(cString: strerror(errno)))", file: path) }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw BamError.io("\(path): cannot stat: \(String(cString: strerror(errno)))") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw BamError.io("\(path): not a regular file") }
+        guard fstat(fd, &st) == 0 else { throw BamError.io("cannot stat: \(String(cString: strerror(errno)))", file: path) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw BamError.io("not a regular file", file: path) }
         size = Int(st.st_size)
         if size == 0 {
             base = nil
@@ -29,7 +29,7 @@ public final class MappedFile: @unchecked Sendable {
         }
         let p = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0)
         guard let p, p != MAP_FAILED else {
-            throw BamError.io("\(path): mmap of \(size) bytes failed: \(String(cString: strerror(errno)))")
+            throw BamError.io("mmap of \(size) bytes failed: \(String(cString: strerror(errno)))", file: path)
         }
         base = p
     }
@@ -76,7 +76,7 @@ public final class AtomicFileWriter {
         TemporaryOutputs.register(temporaryURL)
         guard FileManager.default.createFile(atPath: temporaryURL.path, contents: nil) else {
             TemporaryOutputs.unregister(temporaryURL)
-            throw BamError.io("\(temporaryURL.path): cannot create (is the directory writable?)")
+            throw BamError.io("cannot create (is the directory writable?)", file: temporaryURL.path)
         }
         handle = try FileHandle(forWritingTo: temporaryURL)
         buffer.reserveCapacity(bufferLimit)
@@ -148,8 +148,8 @@ public final class AtomicFileWriter {
         // FileManager.replaceItemAt fails on Linux with "The file doesn't exist" whenever the
         // destination exists, so rewriting a file through it never worked here.)
         guard rename(temporaryURL.path, finalURL.path) == 0 else {
-            throw BamError.io("\(finalURL.path): cannot move \(temporaryURL.lastPathComponent) into place: "
-                + String(cString: strerror(errno)))
+            throw BamError.io("cannot move \(temporaryURL.lastPathComponent) into place: \(String(cString: strerror(errno)))",
+                              file: finalURL.path)
         }
         committed = true
         TemporaryOutputs.unregister(temporaryURL)

@@ -29,7 +29,8 @@ extension ModelConfig {
     func checkLimits(file: String) throws {
         func cap(_ key: String, _ value: Int, _ limit: Int) throws {
             guard value <= limit else {
-                throw BamError.config(file, key: key, "\(value) is above bam-mix's limit of \(limit) — a corrupt or hostile config (no released model comes close)")
+                throw BamError.config(file, key: key, "above bam-mix's limit — a corrupt or hostile config (no released model comes close)",
+                                      expected: "at most \(limit)", found: "\(value)")
             }
         }
         try cap("vocab_size", vocabSize, Limits.vocabSize)
@@ -41,22 +42,24 @@ extension ModelConfig {
         try cap("head_dim", headDim, Limits.headDim)
         try cap("max_position_embeddings", maxPositions, Limits.maxPositions)
         guard maxPositions > 0 else {
-            throw BamError.config(file, key: "max_position_embeddings", "must be positive, found \(maxPositions)")
+            throw BamError.config(file, key: "max_position_embeddings", expected: "a positive integer", found: "\(maxPositions)")
         }
         if let w = slidingWindow { try cap("sliding_window", w, Limits.maxPositions) }
         let experts = statedExperts
         try cap("num_local_experts", experts, Limits.experts)
         try cap("num_hidden_layers x num_local_experts", layers * experts, Limits.layerExperts)
         guard ropeTheta.isFinite, ropeTheta > 0 else {
-            throw BamError.config(file, key: "rope_theta", "must be a positive finite number, found \(ropeTheta)")
+            throw BamError.config(file, key: "rope_theta", expected: "a positive finite number", found: "\(ropeTheta)")
         }
         guard normEps.isFinite, normEps >= 0 else {
-            throw BamError.config(file, key: norm == .rms ? "rms_norm_eps" : "layer_norm_eps", "must be a finite number >= 0, found \(normEps)")
+            throw BamError.config(file, key: norm == .rms ? "rms_norm_eps" : "layer_norm_eps", expected: "a finite number >= 0", found: "\(normEps)")
         }
-        guard logitScale.isFinite else { throw BamError.config(file, key: "logit_scale", "must be finite, found \(logitScale)") }
+        guard logitScale.isFinite else { throw BamError.config(file, key: "logit_scale", expected: "a finite number", found: "\(logitScale)") }
         let bound = parameterUpperBound
         guard bound <= Double(Limits.parameters) else {
-            throw BamError.config(file, key: "hidden_size", String(format: "the sizes imply up to %.3g parameters, above bam-mix's limit of %.3g — a corrupt or hostile config", bound, Double(Limits.parameters)))
+            throw BamError.config(file, key: "hidden_size", "the sizes imply more parameters than bam-mix's limit — a corrupt or hostile config",
+                                  expected: String(format: "at most %.3g parameters", Double(Limits.parameters)),
+                                  found: String(format: "up to %.3g", bound))
         }
     }
 

@@ -259,37 +259,39 @@ extension ModelConfig {
 
     /// Parses an HF config; `file` names the source in errors.
     public init(json obj: JSONObject, file: String = "config.json") throws {
-        func err(_ key: String, _ what: String) -> BamError { BamError.config(file, key: key, what) }
+        func err(_ key: String, _ what: BamError.Text = "", expected: String? = nil, found: String? = nil, hint: BamError.Text? = nil) -> BamError {
+            BamError.config(file, key: key, what, expected: expected, found: found, hint: hint)
+        }
         func int(_ key: String) throws -> Int {
-            guard let v = obj[key] else { throw err(key, "missing (an integer is required)") }
-            guard let i = v.intValue, i >= 0 else { throw err(key, "expected a non-negative integer, found \(v.serialized(indent: nil))") }
+            guard let v = obj[key] else { throw err(key, "missing", expected: "an integer") }
+            guard let i = v.intValue, i >= 0 else { throw err(key, expected: "a non-negative integer", found: v.serialized(indent: nil)) }
             return i
         }
         func optInt(_ key: String) throws -> Int? {
             guard let v = obj[key], !v.isNull else { return nil }
-            guard let i = v.intValue else { throw err(key, "expected an integer or null, found \(v.serialized(indent: nil))") }
+            guard let i = v.intValue else { throw err(key, expected: "an integer or null", found: v.serialized(indent: nil)) }
             return i
         }
         func double(_ key: String, default d: Double?) throws -> Double {
             guard let v = obj[key], !v.isNull else {
                 if let d { return d }
-                throw err(key, "missing (a number is required)")
+                throw err(key, "missing", expected: "a number")
             }
-            guard let x = v.doubleValue else { throw err(key, "expected a number, found \(v.serialized(indent: nil))") }
+            guard let x = v.doubleValue else { throw err(key, expected: "a number", found: v.serialized(indent: nil)) }
             return x
         }
         func bool(_ key: String, default d: Bool) throws -> Bool {
             guard let v = obj[key], !v.isNull else { return d }
-            guard let b = v.boolValue else { throw err(key, "expected true or false, found \(v.serialized(indent: nil))") }
+            guard let b = v.boolValue else { throw err(key, expected: "true or false", found: v.serialized(indent: nil)) }
             return b
         }
         func string(_ key: String) -> String? { obj[key]?.stringValue }
 
         guard let modelType = string("model_type") else {
-            throw err("model_type", "missing; bam-mix reads \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw err("model_type", "missing", expected: ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))
         }
         guard let family = ModelFamily(rawValue: modelType) else {
-            throw err("model_type", "`\(modelType)` is not supported; bam-mix reads \(ModelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw err("model_type", "not a model family bam-mix reads", expected: ModelFamily.allCases.map(\.rawValue).joined(separator: ", "), found: modelType)
         }
         self.family = family
         raw = obj
@@ -297,7 +299,7 @@ extension ModelConfig {
         var base = family
         if family == .bam {
             guard let s = string("base_model_type"), let b = ModelFamily(rawValue: s), b != .bam, b != .mixtral else {
-                throw err("base_model_type", "a BAM config must name the dense family it was mixed from (llama, mistral, qwen2 or cohere)")
+                throw err("base_model_type", "a BAM config must name the dense family it was mixed from", expected: "llama, mistral, qwen2 or cohere", found: obj["base_model_type"]?.serialized(indent: nil) ?? "nothing")
             }
             base = b
         }
@@ -313,18 +315,18 @@ extension ModelConfig {
             throw err("hidden_size", "hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads and vocab_size must all be positive")
         }
         guard heads % kvHeads == 0 else {
-            throw err("num_key_value_heads", "\(kvHeads) does not divide num_attention_heads = \(heads) (grouped-query attention needs whole groups)")
+            throw err("num_key_value_heads", "grouped-query attention needs whole groups", expected: "a divisor of num_attention_heads = \(heads)", found: "\(kvHeads)")
         }
         if let hd = try optInt("head_dim") {
             headDim = hd
         } else {
-            guard hidden % heads == 0 else { throw err("num_attention_heads", "\(heads) does not divide hidden_size = \(hidden) and no head_dim is given") }
+            guard hidden % heads == 0 else { throw err("num_attention_heads", "no head_dim is given", expected: "a divisor of hidden_size = \(hidden)", found: "\(heads)") }
             headDim = hidden / heads
         }
-        guard headDim % 2 == 0, headDim > 0 else { throw err("head_dim", "must be even for rotary embeddings, found \(headDim)") }
+        guard headDim % 2 == 0, headDim > 0 else { throw err("head_dim", "rotary embeddings rotate pairs", expected: "a positive even number", found: "\(headDim)") }
 
         if let act = string("hidden_act") ?? string("hidden_activation"), act != "silu" && act != "swish" {
-            throw err("hidden_act", "`\(act)` is not supported; bam-mix implements SwiGLU with silu")
+            throw err("hidden_act", "not supported; bam-mix implements SwiGLU with silu", expected: "silu", found: act)
         }
 
         // RoPE: classic `rope_theta` + `rope_scaling`, or transformers 5's `rope_parameters`.
@@ -332,13 +334,13 @@ extension ModelConfig {
         var scalingObj: JSONObject? = nil
         var scalingKey = "rope_scaling"
         if let rp = obj["rope_parameters"], !rp.isNull {
-            guard let rpo = rp.objectValue else { throw err("rope_parameters", "expected an object") }
+            guard let rpo = rp.objectValue else { throw err("rope_parameters", expected: "an object", found: rp.serialized(indent: nil)) }
             if let t = rpo["rope_theta"]?.doubleValue { theta = t }
             scalingObj = rpo
             scalingKey = "rope_parameters"
         }
         if let rs = obj["rope_scaling"], !rs.isNull {
-            guard let rso = rs.objectValue else { throw err("rope_scaling", "expected an object or null") }
+            guard let rso = rs.objectValue else { throw err("rope_scaling", expected: "an object or null", found: rs.serialized(indent: nil)) }
             scalingObj = rso
             scalingKey = "rope_scaling"
         }
@@ -347,7 +349,7 @@ extension ModelConfig {
         if let s = scalingObj {
             let type = s["rope_type"]?.stringValue ?? s["type"]?.stringValue ?? "default"
             func f(_ k: String) throws -> Float {
-                guard let v = s[k]?.doubleValue else { throw err("\(scalingKey).\(k)", "missing number for rope type `\(type)`") }
+                guard let v = s[k]?.doubleValue else { throw err("\(scalingKey).\(k)", "missing for rope type `\(type)`", expected: "a number") }
                 return Float(v)
             }
             switch type {
@@ -355,16 +357,16 @@ extension ModelConfig {
             case "linear": ropeScaling = .linear(factor: try f("factor"))
             case "llama3":
                 guard let orig = s["original_max_position_embeddings"]?.intValue else {
-                    throw err("\(scalingKey).original_max_position_embeddings", "missing for rope type llama3")
+                    throw err("\(scalingKey).original_max_position_embeddings", "missing for rope type llama3", expected: "an integer")
                 }
                 ropeScaling = .llama3(factor: try f("factor"), lowFreqFactor: try f("low_freq_factor"),
                                       highFreqFactor: try f("high_freq_factor"), originalMaxPositions: orig)
             default:
-                throw err("\(scalingKey).rope_type", "`\(type)` is not supported (bam-mix implements default, linear and llama3 RoPE)")
+                throw err("\(scalingKey).rope_type", "not a RoPE type bam-mix implements", expected: "default, linear or llama3", found: type)
             }
         }
         if let prf = obj["partial_rotary_factor"]?.doubleValue, prf != 1 {
-            throw err("partial_rotary_factor", "\(prf) is not supported (bam-mix rotates the whole head)")
+            throw err("partial_rotary_factor", "bam-mix rotates the whole head", expected: "1", found: "\(prf)")
         }
 
         maxPositions = try optInt("max_position_embeddings") ?? 4096
@@ -416,7 +418,7 @@ extension ModelConfig {
             blockLayout = .parallel
             ropeStyle = .interleaved
             if try bool("use_qk_norm", default: false) {
-                throw err("use_qk_norm", "true is not supported (Command R+ style per-head Q/K LayerNorm)")
+                throw err("use_qk_norm", "Command R+ style per-head Q/K LayerNorm is not supported", expected: "false", found: "true")
             }
         case .bam:
             fatalError("unreachable: BAM's base family is checked above")
@@ -428,11 +430,11 @@ extension ModelConfig {
         func moeConfig(renormalize: Bool, auxDefault: Double, zDefault: Double) throws -> MoEConfig {
             let e = try int("num_local_experts")
             let k = try int("num_experts_per_tok")
-            guard e >= 1, k >= 1, k <= e else { throw err("num_experts_per_tok", "must be between 1 and num_local_experts = \(e), found \(k)") }
+            guard e >= 1, k >= 1, k <= e else { throw err("num_experts_per_tok", expected: "1 ... num_local_experts = \(e)", found: "\(k)") }
             func choice<T: RawRepresentable & CaseIterable>(_ key: String, default d: T) throws -> T where T.RawValue == String {
                 guard let v = obj[key], !v.isNull else { return d }
                 guard let s = v.stringValue, let x = T(rawValue: s) else {
-                    throw err(key, "expected one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", ")), found \(v.serialized(indent: nil))")
+                    throw err(key, expected: "one of \(T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))", found: v.serialized(indent: nil))
                 }
                 return x
             }
@@ -469,7 +471,7 @@ extension ModelConfig {
             // (docs/mixing.md); a scale applied in the forward pass is not implemented.
             let scale = try double(RouterRecipeKeys.expertOutputScale, default: 1)
             guard scale == 1 else {
-                throw BamError.unsupported("\(file): `expert_output_scale` = \(scale) is not implemented in bam-mix's forward pass; bam-mix stores expert scaling in the experts' down projections (`mix --expert-scaling`) — multiply each expert's w2 by \(scale) and set the key to 1")
+                throw BamError.unsupported("\(file): `expert_output_scale` = \(scale) is not implemented in bam-mix's forward pass; bam-mix stores expert scaling in the experts' down projections (`MixOptions.expertScaling`) — multiply each expert's w2 by \(scale) and set the key to 1")
             }
             return m
         }
@@ -502,7 +504,7 @@ extension ModelConfig {
                 throw err("attention_routing", "`\(routingName)` is not supported; use \"soft\" or \"top_k\"")
             }
             let ak = try optInt("num_attention_experts_per_tok") ?? e
-            guard ak >= 1, ak <= e else { throw err("num_attention_experts_per_tok", "must be between 1 and \(e), found \(ak)") }
+            guard ak >= 1, ak <= e else { throw err("num_attention_experts_per_tok", expected: "1 ... \(e)", found: "\(ak)") }
             attention = .mixture(MoAConfig(experts: e, kind: kind, routing: routing, topK: routing == .soft ? e : ak))
             blockLayout = try bool("parallel_block", default: blockLayout == .parallel) ? .parallel : .sequential
             // Non-Cohere bases keep their own norm; a parallel BAM of a Llama seed keeps RMSNorm.
@@ -515,7 +517,9 @@ extension ModelConfig {
     /// sliding-window attention; within the window it is identical to full attention).
     public func checkSequenceLength(_ n: Int) throws {
         if let w = slidingWindow, n > w {
-            throw BamError.unsupported("config `sliding_window` = \(w) is shorter than the \(n)-token sequence; bam-mix does not implement sliding-window attention — use a context of at most \(w) tokens")
+            throw BamError.unsupported("bam-mix does not implement sliding-window attention, and the window is shorter than the sequence",
+                                       at: .key("sliding_window"), expected: "a sequence of at most \(w) tokens", found: "\(n) tokens",
+                                       hint: "use a context of at most \(w) tokens")
         }
     }
 

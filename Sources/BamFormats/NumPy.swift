@@ -36,10 +36,10 @@ public enum NumPy {
         let n = shape.reduce(1, *)
         switch descr {
         case "<f4":
-            guard data.count == n * 4 else { throw BamError.format(url.path, "holds \(data.count) data bytes, \(n * 4) expected") }
+            guard data.count == n * 4 else { throw BamError.format(url.path, "data size", expected: "\(n * 4) bytes", found: "\(data.count) bytes") }
             return (shape, data.withUnsafeBytes { p in (0..<n).map { p.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) } })
         default:
-            throw BamError.unsupported("\(url.path): dtype \(descr); expected <f4")
+            throw BamError.unsupported("dtype", file: url.path, expected: "<f4", found: descr)
         }
     }
 
@@ -55,7 +55,7 @@ public enum NumPy {
             guard data.count == n * 4 else { throw BamError.format(url.path, "truncated") }
             return (shape, data.withUnsafeBytes { p in (0..<n).map { Int(p.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) } })
         default:
-            throw BamError.unsupported("\(url.path): dtype \(descr); expected <i8 or <i4")
+            throw BamError.unsupported("dtype", file: url.path, expected: "<i8 or <i4", found: descr)
         }
     }
 
@@ -84,7 +84,7 @@ public enum NumPy {
             throw BamError.format(url.path, "header has no descr")
         }
         let descr = String(header[dr.upperBound..<de])
-        if header.contains("'fortran_order': True") { throw BamError.unsupported("\(url.path): Fortran order") }
+        if header.contains("'fortran_order': True") { throw BamError.unsupported("Fortran order", file: url.path) }
         guard let sr = header.range(of: "'shape': ("), let se = header[sr.upperBound...].firstIndex(of: ")") else {
             throw BamError.format(url.path, "header has no shape")
         }

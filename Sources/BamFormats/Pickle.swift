@@ -129,7 +129,7 @@ enum Pickle {
         }
 
         func fail(_ what: String, at: Int? = nil) -> BamError {
-            BamError.format(file, "pickle (data.pkl) at byte \(at ?? pc): \(what)")
+            BamError.format(file, at: .byte(at ?? pc), "pickle (data.pkl): \(what)")
         }
 
         mutating func take(_ n: Int) throws -> ArraySlice<UInt8> {
@@ -177,7 +177,10 @@ enum Pickle {
 
         mutating func global(_ module: String, _ name: String, at: Int) throws -> Value {
             guard Pickle.isAllowed(module, name) else {
-                throw BamError(.unsupported, "\(file): pickle (data.pkl) at byte \(at): refusing GLOBAL \(module).\(name) — bam-mix loads only tensors from PyTorch checkpoints (torch._utils._rebuild_tensor_v2, storages, OrderedDict) and never runs code from a checkpoint; this file asks to call something else, which may be malicious. Use a safetensors copy of the model instead")
+                throw BamError(.unsupported, file: file, at: .byte(at),
+                               "pickle (data.pkl): refusing GLOBAL \(module).\(name) — bam-mix loads only tensors from PyTorch checkpoints and never runs code from a checkpoint; this file asks to call something else, which may be malicious",
+                               expected: "torch._utils._rebuild_tensor_v2, storages or OrderedDict", found: "\(module).\(name)",
+                               hint: "use a safetensors copy of the model instead")
             }
             return .global(module, name)
         }
@@ -302,7 +305,9 @@ enum Pickle {
                     default: throw fail("BUILD on a \(target.kind) is not allowed", at: at)
                     }
                 default:
-                    throw BamError(.unsupported, "\(file): pickle (data.pkl) at byte \(at): opcode 0x\(String(op, radix: 16)) is not allowed in a state dict (bam-mix's unpickler handles only what torch.save writes for tensors)")
+                    throw BamError(.unsupported, file: file, at: .byte(at),
+                               "pickle (data.pkl): opcode not allowed in a state dict (bam-mix's unpickler handles only what torch.save writes for tensors)",
+                               found: "opcode 0x\(String(op, radix: 16))")
                 }
             }
         }

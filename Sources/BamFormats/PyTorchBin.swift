@@ -20,7 +20,7 @@ public final class PyTorchBinFile: @unchecked Sendable {
         self.path = path
         let file = try MappedFile(path: path)
         if file.size >= 2, let b = file.base, b.load(as: UInt8.self) == 0x80 {
-            throw BamError.unsupported("\(path): this is a legacy (PyTorch < 1.6) torch.save file, not the zip format; load and re-save it with a current torch, or convert it to safetensors")
+            throw BamError.unsupported("this is a legacy (PyTorch < 1.6) torch.save file, not the zip format; load and re-save it with a current torch, or convert it to safetensors", file: path)
         }
         archive = try ZipArchive(file: file)
         let pkls = archive.entries.filter { $0.name.hasSuffix("/data.pkl") && $0.name.split(separator: "/").count == 2 }
@@ -30,7 +30,7 @@ public final class PyTorchBinFile: @unchecked Sendable {
         let prefix = String(pkl.name.dropLast("data.pkl".count))
         if let bo = archive.entry(prefix + "byteorder") {
             let order = String(decoding: try archive.data(bo), as: UTF8.self)
-            guard order == "little" else { throw BamError.unsupported("\(path): tensors are stored \(order)-endian; bam-mix reads little-endian checkpoints") }
+            guard order == "little" else { throw BamError.unsupported("tensors are stored \(order)-endian; bam-mix reads little-endian checkpoints", file: path) }
         }
         guard pkl.uncompressedSize <= 1 << 30 else { throw BamError.format(path, "data.pkl is \(pkl.uncompressedSize) bytes, implausibly large for a state dict") }
         let root = try Pickle.load(try archive.data(pkl), file: path)
@@ -41,7 +41,7 @@ public final class PyTorchBinFile: @unchecked Sendable {
         for (k, v) in box.pairs {
             guard case let .string(name) = k else { throw BamError.format(path, "a state dict key is a \(k.kind), strings expected") }
             guard case let .tensor(t) = v else {
-                throw BamError.unsupported("\(path): `\(name)` is a \(v.kind), not a tensor; bam-mix reads plain state dicts (what save_pretrained writes)")
+                throw BamError.unsupported("`\(name)` is a \(v.kind), not a tensor; bam-mix reads plain state dicts (what save_pretrained writes)", file: path)
             }
             guard tensors[name] == nil else { throw BamError.format(path, "tensor `\(name)` appears twice") }
             let s = t.storage
@@ -62,7 +62,7 @@ public final class PyTorchBinFile: @unchecked Sendable {
             var expected = 1
             for i in stride(from: t.shape.count - 1, through: 0, by: -1) {
                 if t.shape[i] != 1, numel > 0, t.stride[i] != expected {
-                    throw BamError.unsupported("\(path): tensor `\(name)` is not contiguous (size \(t.shape), stride \(t.stride)); re-save the state dict with contiguous tensors (`{k: v.contiguous() for k, v in sd.items()}`)")
+                    throw BamError.unsupported("tensor `\(name)` is not contiguous (size \(t.shape), stride \(t.stride)); re-save the state dict with contiguous tensors (`{k: v.contiguous() for k, v in sd.items()}`)", file: path)
                 }
                 expected *= t.shape[i]
             }

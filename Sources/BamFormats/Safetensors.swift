@@ -50,15 +50,17 @@ public final class SafetensorsFile: @unchecked Sendable {
         self.path = file.path
         let path = file.path
         guard file.size >= 8 else {
-            throw BamError.format(path, "safetensors file is \(file.size) bytes; at least 8 (the header length) expected — the file is truncated")
+            throw BamError.format(path, "safetensors file too short for its header length — the file is truncated", expected: "at least 8 bytes", found: "\(file.size) bytes")
         }
         let headerLength64 = file.bytes(at: 0, count: 8).loadUnaligned(as: UInt64.self).littleEndian
         guard headerLength64 <= UInt64(Self.maxHeaderBytes) else {
-            throw BamError.format(path, "safetensors header length \(headerLength64) exceeds the spec's limit of \(Self.maxHeaderBytes) bytes — not a safetensors file, or corrupt")
+            throw BamError.format(path, at: .byte(0), "safetensors header length above the spec's limit — not a safetensors file, or corrupt",
+                                  expected: "at most \(Self.maxHeaderBytes) bytes", found: "\(headerLength64) bytes")
         }
         let n = Int(headerLength64)
         guard 8 + n <= file.size else {
-            throw BamError.format(path, "safetensors header length \(n) runs past the end of the file (\(file.size) bytes) — the file is truncated")
+            throw BamError.format(path, at: .byte(0), "safetensors header runs past the end of the file — the file is truncated",
+                                  expected: "a file of at least \(8 + n) bytes", found: "\(file.size) bytes")
         }
         guard n >= 2 else { throw BamError.format(path, "safetensors header of \(n) bytes cannot hold a JSON object") }
         let headerBytes = file.bytes(at: 8, count: n)
@@ -67,7 +69,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         let header: JSONValue
         do { header = try JSONParser.parse(headerBytes) } catch let f as JSONParser.Failure {
-            throw BamError.format(path, "safetensors header is not valid JSON: \(f.description)")
+            throw BamError.format(path, at: .byte(8 + f.offset), "safetensors header is not valid JSON: \(f.reason)")
         }
         guard case let .object(obj) = header else { throw BamError.format(path, "safetensors header is not a JSON object") }
         dataStart = 8 + n
@@ -82,45 +84,48 @@ public final class SafetensorsFile: @unchecked Sendable {
                 }
                 for (k, v) in m.pairs {
                     guard let s = v.stringValue else {
-                        throw BamError.format(path, "`__metadata__.\(k)` must be a string (the spec allows only string values)")
+                        throw BamError.format(path, at: .key("__metadata__.\(k)"), "the spec allows only string values", expected: "a string", found: v.serialized(indent: nil))
                     }
                     meta[k] = s
                 }
                 continue
             }
-            guard case let .object(e) = value else { throw BamError.format(path, "tensor `\(name)`: entry is not an object") }
+            guard case let .object(e) = value else { throw BamError.format(path, at: .tensor(name), "entry is not an object") }
             guard let dtypeName = e["dtype"]?.stringValue else {
-                throw BamError.format(path, "tensor `\(name)`: missing string `dtype`")
+                throw BamError.format(path, at: .tensor(name), "missing string `dtype`")
             }
             guard let dtype = DType(rawValue: dtypeName), !dtype.isQuantized else {
                 if dtypeName.hasPrefix("F8") {
-                    throw BamError(.unsupported, "\(path): tensor `\(name)` has dtype \(dtypeName) (8-bit float); bam-mix reads F32, F16, BF16 and F64 weights — convert the checkpoint to bf16 or f16 first")
+                    throw BamError(.unsupported, file: path, at: .tensor(name), "8-bit float weights are not supported", expected: "F32, F16, BF16 or F64",
+                                   found: dtypeName, hint: "convert the checkpoint to bf16 or f16 first")
                 }
-                throw BamError.format(path, "tensor `\(name)`: unknown dtype `\(dtypeName)`")
+                throw BamError.format(path, at: .tensor(name), "unknown dtype", found: dtypeName)
             }
             guard let shapeValues = e["shape"]?.arrayValue else {
-                throw BamError.format(path, "tensor `\(name)`: missing array `shape`")
+                throw BamError.format(path, at: .tensor(name), "missing array `shape`")
             }
             var shape: [Int] = []
             var numel = 1
             for d in shapeValues {
                 guard let v = d.intValue, v >= 0 else {
-                    throw BamError.format(path, "tensor `\(name)`: shape \(shapeValues.map { $0.serialized(indent: nil) }) holds a negative or non-integer dimension")
+                    throw BamError.format(path, at: .tensor(name), "shape \(shapeValues.map { $0.serialized(indent: nil) }) holds a negative or non-integer dimension")
                 }
                 let (m, o) = numel.multipliedReportingOverflow(by: v)
-                guard !o else { throw BamError.format(path, "tensor `\(name)`: shape overflows the element count") }
+                guard !o else { throw BamError.format(path, at: .tensor(name), "shape overflows the element count") }
                 numel = m
                 shape.append(v)
             }
             guard let offs = e["data_offsets"]?.arrayValue, offs.count == 2,
                   let begin = offs[0].intValue, let end = offs[1].intValue, begin >= 0, end >= begin else {
-                throw BamError.format(path, "tensor `\(name)`: `data_offsets` must be [begin, end] with 0 <= begin <= end")
+                throw BamError.format(path, at: .tensor(name), "`data_offsets` must be [begin, end] with 0 <= begin <= end")
             }
             guard let expected = dtype.byteCount(elements: numel), end - begin == expected else {
-                throw BamError.format(path, "tensor `\(name)`: data_offsets [\(begin), \(end)) hold \(end - begin) bytes but shape \(shape) of \(dtype.rawValue) needs \(dtype.byteCount(elements: numel).map(String.init) ?? "more than addressable") bytes")
+                throw BamError.format(path, at: .tensor(name), "data_offsets do not match the shape and dtype",
+                                      expected: "\(dtype.byteCount(elements: numel).map(String.init) ?? "more than addressable") bytes for shape \(shape) of \(dtype.rawValue)",
+                                      found: "[\(begin), \(end)) = \(end - begin) bytes")
             }
             guard end <= bufferSize else {
-                throw BamError.format(path, "tensor `\(name)`: data_offsets end \(end) lies past the data buffer (\(bufferSize) bytes) — the file is truncated")
+                throw BamError.format(path, at: .tensor(name), "data_offsets run past the data buffer — the file is truncated", expected: "an end of at most \(bufferSize)", found: "\(end)")
             }
             list.append(Entry(info: TensorInfo(name: name, dtype: dtype, shape: shape, byteCount: end - begin, file: path),
                               begin: begin, end: end))
@@ -129,10 +134,10 @@ public final class SafetensorsFile: @unchecked Sendable {
         var cursor = 0
         for e in list {
             if e.begin < cursor {
-                throw BamError.format(path, "tensor `\(e.info.name)`: data_offsets [\(e.begin), \(e.end)) overlap the previous tensor (which ends at \(cursor))")
+                throw BamError.format(path, at: .tensor(e.info.name), "data_offsets [\(e.begin), \(e.end)) overlap the previous tensor (which ends at \(cursor))")
             }
             if e.begin > cursor {
-                throw BamError.format(path, "tensor `\(e.info.name)`: data_offsets start at \(e.begin) but the previous tensor ends at \(cursor); the spec forbids holes")
+                throw BamError.format(path, at: .tensor(e.info.name), "data_offsets start at \(e.begin) but the previous tensor ends at \(cursor); the spec forbids holes")
             }
             cursor = e.end
         }
@@ -152,7 +157,7 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// The stored bytes of a tensor (inside the mapping; valid while this object lives).
     public func bytes(_ name: String) throws -> UnsafeRawBufferPointer {
-        guard let e = entry(name) else { throw BamError.format(path, "no tensor named `\(name)`") }
+        guard let e = entry(name) else { throw BamError.format(path, at: .tensor(name), "no such tensor in the file") }
         return file.bytes(at: dataStart + e.begin, count: e.end - e.begin)
     }
 

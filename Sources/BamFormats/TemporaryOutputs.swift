@@ -65,7 +65,7 @@ public enum TemporaryOutputs {
         let fm = FileManager.default
         guard fm.fileExists(atPath: target.path) else {
             guard rename(newDirectory.path, target.path) == 0 else {
-                throw BamError.io("\(target.path): cannot move \(newDirectory.lastPathComponent) into place: \(String(cString: strerror(errno)))")
+                throw BamError.io("cannot move \(newDirectory.lastPathComponent) into place: \(String(cString: strerror(errno)))", file: target.path)
             }
             return
         }

@@ -25,17 +25,18 @@ extension TensorStore {
     /// The tensor, checked against the shape the caller expects.
     public func tensor(_ name: String, shape: [Int]) throws -> Tensor {
         guard let i = info(name) else {
-            throw BamError.format(location, "missing tensor `\(name)` (expected shape \(shape))")
+            throw BamError.format(location, at: .tensor(name), "the tensor is missing", expected: "shape \(shape)", found: "no such tensor")
         }
         guard i.shape == shape else {
-            throw BamError.mismatch("\(i.file): tensor `\(name)` has shape \(i.shape); the config implies \(shape)")
+            throw BamError.mismatch("the shape differs from the one the config implies", file: i.file, at: .tensor(name),
+                                    expected: "\(shape)", found: "\(i.shape)")
         }
         return try tensor(name)
     }
 
     /// Float32 decoding shared by stores: borrows aligned F32 bytes, converts anything else.
     public func decodeFloat32(_ name: String, owner: AnyObject) throws -> Tensor {
-        guard let i = info(name) else { throw BamError.format(location, "missing tensor `\(name)`") }
+        guard let i = info(name) else { throw BamError.format(location, at: .tensor(name), "the tensor is missing") }
         let raw = try bytes(name)
         if i.dtype == .f32, let base = raw.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
             return Tensor(shape: i.shape, borrowing: UnsafeMutablePointer(mutating: base.assumingMemoryBound(to: Float.self)),
@@ -52,9 +53,9 @@ extension TensorStore {
         do {
             try DTypeConversion.toFloat32(raw, dtype: i.dtype, count: i.count, into: out)
         } catch let TensorError.unsupportedDType(d, what) {
-            throw BamError(.unsupported, "\(i.file): tensor `\(i.name)`: unsupported dtype \(d.rawValue) for \(what)")
+            throw BamError(.unsupported, file: i.file, at: .tensor(i.name), "unsupported dtype for \(what)", found: d.rawValue)
         } catch let TensorError.shapeMismatch(what) {
-            throw BamError(.format, "\(i.file): tensor `\(i.name)` (shape \(i.shape), \(i.dtype.rawValue)): \(what)")
+            throw BamError(.format, file: i.file, at: .tensor(i.name), "(shape \(i.shape), \(i.dtype.rawValue)): \(what)")
         }
     }
 }
@@ -80,9 +81,9 @@ public final class SafetensorsStore: TensorStore, @unchecked Sendable {
             }
             var d: [String: String] = [:]
             for (k, v) in wm.pairs {
-                guard let f = v.stringValue else { throw BamError.format(indexURL.path, "weight_map.\(k) is not a file name") }
+                guard let f = v.stringValue else { throw BamError.format(indexURL.path, at: .key("weight_map.\(k)"), expected: "a file name", found: v.serialized(indent: nil)) }
                 guard !f.contains("/") && f != ".." else {
-                    throw BamError.format(indexURL.path, "weight_map.\(k) = \(f) points outside the checkpoint directory")
+                    throw BamError.format(indexURL.path, at: .key("weight_map.\(k)"), "the shard lies outside the checkpoint directory", found: f)
                 }
                 d[k] = f
             }
@@ -135,12 +136,12 @@ public final class SafetensorsStore: TensorStore, @unchecked Sendable {
     public func info(_ name: String) -> TensorInfo? { map[name].flatMap { files[$0].entry(name)?.info } }
 
     public func bytes(_ name: String) throws -> UnsafeRawBufferPointer {
-        guard let i = map[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        guard let i = map[name] else { throw BamError.format(location, at: .tensor(name), "the tensor is missing") }
         return try files[i].bytes(name)
     }
 
     public func tensor(_ name: String) throws -> Tensor {
-        guard let i = map[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        guard let i = map[name] else { throw BamError.format(location, at: .tensor(name), "the tensor is missing") }
         return try decodeFloat32(name, owner: files[i].file)
     }
 
@@ -170,12 +171,12 @@ public final class MemoryStore: TensorStore, @unchecked Sendable {
     }
 
     public func bytes(_ name: String) throws -> UnsafeRawBufferPointer {
-        guard let t = tensors[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        guard let t = tensors[name] else { throw BamError.format(location, at: .tensor(name), "the tensor is missing") }
         return UnsafeRawBufferPointer(start: t.data, count: t.byteCount)
     }
 
     public func tensor(_ name: String) throws -> Tensor {
-        guard let t = tensors[name] else { throw BamError.format(location, "missing tensor `\(name)`") }
+        guard let t = tensors[name] else { throw BamError.format(location, at: .tensor(name), "the tensor is missing") }
         return t
     }
 

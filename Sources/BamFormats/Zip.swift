@@ -37,7 +37,7 @@ public final class ZipArchive: @unchecked Sendable {
         path = file.path
         let path = file.path
         let size = file.size
-        func fail(_ what: String) -> BamError { BamError.format(path, "ZIP: \(what)") }
+        func fail(_ what: String, entry: String? = nil) -> BamError { BamError.format(path, at: entry.map { .entry($0) }, "ZIP: \(what)") }
         func u16(_ o: Int) -> Int { Int(UInt16(littleEndian: file.bytes(at: o, count: 2).loadUnaligned(as: UInt16.self))) }
         func u32(_ o: Int) -> Int { Int(UInt32(littleEndian: file.bytes(at: o, count: 4).loadUnaligned(as: UInt32.self))) }
         func u64(_ o: Int) throws -> Int {
@@ -96,11 +96,11 @@ public final class ZipArchive: @unchecked Sendable {
             let extraEnd = e + extraLen
             while e + 4 <= extraEnd {
                 let id = u16(e), len = u16(e + 2)
-                guard e + 4 + len <= extraEnd else { throw fail("entry `\(name)`: an extra field runs past its end") }
+                guard e + 4 + len <= extraEnd else { throw fail("an extra field runs past its end", entry: name) }
                 if id == 1 {
                     var f = e + 4
                     func next() throws -> Int {
-                        guard f + 8 <= e + 4 + len else { throw fail("entry `\(name)`: ZIP64 extra field too short") }
+                        guard f + 8 <= e + 4 + len else { throw fail("ZIP64 extra field too short", entry: name) }
                         defer { f += 8 }
                         return try u64(f)
                     }
@@ -110,25 +110,25 @@ public final class ZipArchive: @unchecked Sendable {
                 }
                 e += 4 + len
             }
-            guard flags & 1 == 0 else { throw BamError.unsupported("\(path): ZIP entry `\(name)` is encrypted") }
+            guard flags & 1 == 0 else { throw BamError.unsupported("ZIP: the entry is encrypted", file: path, at: .entry(name)) }
             guard method == 0 || method == 8 else {
-                throw BamError.unsupported("\(path): ZIP entry `\(name)` uses compression method \(method); only stored (0) and deflated (8) are supported")
+                throw BamError.unsupported("ZIP: unsupported compression method", file: path, at: .entry(name), expected: "stored (0) or deflated (8)", found: "\(method)")
             }
-            guard usize <= Self.maxEntryBytes, csize <= Self.maxEntryBytes else { throw fail("entry `\(name)` is larger than \(Self.maxEntryBytes) bytes") }
-            if method == 0, csize != usize { throw fail("stored entry `\(name)` has compressed size \(csize) != size \(usize)") }
+            guard usize <= Self.maxEntryBytes, csize <= Self.maxEntryBytes else { throw fail("the entry is larger than \(Self.maxEntryBytes) bytes", entry: name) }
+            if method == 0, csize != usize { throw fail("stored entry has compressed size \(csize) != size \(usize)", entry: name) }
             // Deflate cannot expand data more than 1032:1 (RFC 1951's longest match per shortest
             // code), so a larger claim is corrupt — and would otherwise size the inflate buffer.
             if method == 8, usize > Self.maxDeflateRatio * csize + 1024 {
-                throw fail("deflated entry `\(name)` claims \(usize) bytes from \(csize) compressed, beyond deflate's 1032:1 limit — corrupt or hostile")
+                throw fail("deflated entry claims \(usize) bytes from \(csize) compressed, beyond deflate's 1032:1 limit — corrupt or hostile", entry: name)
             }
             guard localOffset + 30 <= size, u32(localOffset) == 0x0403_4b50 else {
-                throw fail("entry `\(name)`: no local header at byte \(localOffset)")
+                throw fail("no local header at byte \(localOffset)", entry: name)
             }
             let dataOffset = localOffset + 30 + u16(localOffset + 26) + u16(localOffset + 28)
             guard dataOffset <= size, csize <= size - dataOffset else {
-                throw fail("entry `\(name)`: its \(csize) bytes of data at byte \(dataOffset) run past the end of the file (\(size) bytes) — truncated")
+                throw fail("its \(csize) bytes of data at byte \(dataOffset) run past the end of the file (\(size) bytes) — truncated", entry: name)
             }
-            guard idx[name] == nil else { throw fail("entry `\(name)` appears twice") }
+            guard idx[name] == nil else { throw fail("the entry appears twice", entry: name) }
             idx[name] = list.count
             list.append(Entry(name: name, method: method, compressedSize: csize, uncompressedSize: usize, crc32: crc, dataOffset: dataOffset))
             q += 46 + nameLen + extraLen + commentLen
@@ -150,7 +150,7 @@ public final class ZipArchive: @unchecked Sendable {
         if let s = storedBytes(e) { out = Array(s) } else { out = try inflate(e) }
         let crc = out.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt(out.count))) }
         guard crc == e.crc32 else {
-            throw BamError.format(path, "ZIP entry `\(e.name)`: CRC-32 is \(String(crc, radix: 16)), \(String(e.crc32, radix: 16)) recorded — the file is corrupt")
+            throw BamError.format(path, at: .entry(e.name), "ZIP: CRC-32 mismatch — the file is corrupt", expected: String(e.crc32, radix: 16), found: String(crc, radix: 16))
         }
         return out
     }
@@ -162,7 +162,7 @@ public final class ZipArchive: @unchecked Sendable {
         var stream = z_stream()
         // Negative window bits: raw deflate, no zlib header (ZIP's format).
         guard inflateInit2_(&stream, -MAX_WBITS, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
-            throw BamError.io("\(path): zlib inflateInit failed")
+            throw BamError.io("zlib inflateInit failed", file: path)
         }
         defer { inflateEnd(&stream) }
         var result: Int32 = Z_OK
@@ -194,7 +194,7 @@ public final class ZipArchive: @unchecked Sendable {
             let why = result == Z_STREAM_END ? "inflates to \(produced) bytes, \(total) recorded"
                 : result == Z_BUF_ERROR ? "is truncated or inflates to more than the \(total) bytes recorded"
                 : "is corrupt (zlib error \(result))"
-            throw BamError.format(path, "ZIP entry `\(e.name)`: deflate data \(why)")
+            throw BamError.format(path, at: .entry(e.name), "ZIP: deflate data \(why)")
         }
         if total == 0 { return [] }
         return out

@@ -22,6 +22,15 @@ struct BamMix: ParsableCommand {
     /// job with a message and removes its unfinished temporary outputs (docs/reliability.md).
     static func main() {
         TemporaryOutputs.installInterruptHandler(program: "bam-mix")
-        main(nil)
+        // ArgumentParser's `main`, with library errors worded for the command line (flags, not API
+        // option names; ErrorWording).
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch let error as BamError {
+            exit(withError: CommandLineError(error: error))
+        } catch {
+            exit(withError: error)
+        }
     }
 }

@@ -51,34 +51,41 @@ struct ResolvedRecipe {
         case (.bam, .paper): r = ResolvedRecipe(routing: .topK(k: 1, renormalize: false), losses: .bam)
         case (.bam, .btx), (.btx, .paper), (.upcycle, .paper): r = ResolvedRecipe(routing: .topK(k: min(2, E), renormalize: true), losses: .btx)
         case (.btx, .btx), (.upcycle, .btx):
-            throw BamError.usage("--ffn-routing btx puts BTX's FFN routing on a BAM mix; --method \(o.method.rawValue) routes that way already")
+            throw BamError.usage("\(MixField.ffnRouting, "btx") puts BTX's FFN routing on a BAM mix; \(MixField.method, o.method.rawValue) routes that way already")
         case (_, .switch): r = ResolvedRecipe(routing: .switch(capacityFactor: o.capacityFactor ?? 1.5), losses: methodLosses)
         case (_, .sampleTop1): r = ResolvedRecipe(routing: .sampleTop1(gumbelDecay: o.gumbelDecay ?? 1e-4), losses: methodLosses)
         case (_, .soft): r = ResolvedRecipe(routing: .soft, losses: methodLosses)
         }
         if o.capacityFactor != nil && o.ffnRouting != .switch {
-            throw BamError.usage("--capacity-factor applies to --ffn-routing switch only")
+            throw BamError.usage("\(MixField.capacityFactor) applies to \(MixField.ffnRouting, "switch") only")
         }
         if o.gumbelDecay != nil && o.ffnRouting != .sampleTop1 {
-            throw BamError.usage("--gumbel-decay applies to --ffn-routing sample-top1 only")
+            throw BamError.usage("\(MixField.gumbelDecay) applies to \(MixField.ffnRouting, "sample-top1") only")
         }
-        if let c = o.capacityFactor, !(c > 0 && c.isFinite) { throw BamError.usage("--capacity-factor \(c) must be a positive number") }
-        if let g = o.gumbelDecay, !(g >= 0 && g.isFinite) { throw BamError.usage("--gumbel-decay \(g) must not be negative") }
+        if let c = o.capacityFactor, !(c > 0 && c.isFinite) {
+            throw BamError.usage("\(MixField.capacityFactor)", expected: "a positive number", found: "\(c)")
+        }
+        if let g = o.gumbelDecay, !(g >= 0 && g.isFinite) {
+            throw BamError.usage("\(MixField.gumbelDecay)", expected: "a number not negative", found: "\(g)")
+        }
         switch r.routing {
         case let .topK(k, renormalize):
             let k = o.topK ?? k
-            guard k >= 1, k <= E else { throw BamError.usage("--top-k \(k) must be between 1 and the number of experts (\(E))") }
+            guard k >= 1, k <= E else {
+                throw BamError.usage("\(MixField.topK) must be between 1 and the number of experts", expected: "1 ... \(E)", found: "\(k)")
+            }
             r.routing = .topK(k: k, renormalize: o.renormalize ?? renormalize)
         case .switch, .sampleTop1, .soft:
             if o.topK != nil || o.renormalize != nil {
-                throw BamError.usage("--top-k and --renormalize apply to top-k routing; --ffn-routing \(o.ffnRouting.rawValue) sends each token to \(r.routing.expertsPerToken(experts: E)) expert(s) with its own gates")
+                throw BamError.usage("\(MixField.topK) and \(MixField.renormalize) apply to top-k routing; \(MixField.ffnRouting, o.ffnRouting.rawValue) sends each token to \(r.routing.expertsPerToken(experts: E)) expert(s) with its own gates")
             }
         }
         if let a = o.auxLoss { r.losses.auxLoss = a }
         if let a = o.routerAuxLossCoef { r.losses.auxLossCoef = a }
         if let z = o.routerZLossCoef { r.losses.zLossCoef = z }
         guard r.losses.auxLossCoef >= 0, r.losses.zLossCoef >= 0, r.losses.auxLossCoef.isFinite, r.losses.zLossCoef.isFinite else {
-            throw BamError.usage("--aux-loss-coef and --z-loss-coef must be finite and not negative")
+            throw BamError.usage("\(MixField.routerAuxLossCoef) and \(MixField.routerZLossCoef) must be finite and not negative",
+                                 found: "\(r.losses.auxLossCoef) and \(r.losses.zLossCoef)")
         }
         return r
     }
@@ -118,16 +125,19 @@ extension MixPlan {
     static func make(experts: [Checkpoint], options: MixOptions, routers: (ModelConfig) throws -> InitializedRouters) throws -> MixPlan {
         let seed = experts[0].config
         let E = options.method == .upcycle ? (options.numExperts ?? 0) : experts.count
-        guard E >= 1 else { throw BamError.usage("--method upcycle needs --num-experts N (N >= 2)") }
+        guard E >= 1 else {
+            throw BamError.usage("\(MixField.method, "upcycle") needs \(MixField.numExperts)", expected: "at least 2", found: "\(E)")
+        }
         var notes: [String] = []
         let isBAM = options.method == .bam
         let recipe = try ResolvedRecipe.resolve(options, experts: E)
         let topK = recipe.topK(experts: E), renormalize = recipe.renormalize
         if case let .factor(x) = options.expertScaling, !(x > 0 && x.isFinite) {
-            throw BamError.usage("--expert-scaling \(x): the factor must be a positive number")
+            throw BamError.usage("\(MixField.expertScaling): the factor", expected: "a positive number", found: "\(x)")
         }
         if seed.mlpBias {
-            throw BamError.unsupported("\(experts[0].path.path): the experts' MLPs have biases (mlp_bias); MoE experts in Mixtral and BAM checkpoints have none — bam-mix cannot mix them without dropping the biases")
+            throw BamError.unsupported("the experts' MLPs have biases; MoE experts in Mixtral and BAM checkpoints have none — bam-mix cannot mix them without dropping the biases",
+                                       file: experts[0].path.path, at: .key("mlp_bias"), expected: "false", found: "true")
         }
         let parallel = options.block == .parallel || seed.parallelBlock
         if options.block == .parallel && !seed.parallelBlock {
@@ -170,7 +180,7 @@ extension MixPlan {
                 cfg["attention_routing"] = .string(options.attentionRouting.rawValue)
                 if options.attentionRouting == .topK {
                     guard options.attentionTopK >= 1, options.attentionTopK <= E else {
-                        throw BamError.usage("--attention-top-k \(options.attentionTopK) must be between 1 and \(E)")
+                        throw BamError.usage("\(MixField.attentionTopK)", expected: "1 ... \(E)", found: "\(options.attentionTopK)")
                     }
                     cfg["num_attention_experts_per_tok"] = .int(options.attentionTopK)
                 }

@@ -7,9 +7,10 @@ import Foundation
 /// --dtype). Errors name the first difference with both values and both paths.
 enum MixValidation {
     static func validate(_ experts: [Checkpoint], options: MixOptions) throws -> DType {
-        guard let first = experts.first else { throw BamError.usage("mix needs at least one --expert") }
+        guard let first = experts.first else { throw BamError.usage("a mix needs at least one expert in \(MixField.experts)", expected: "1 or more", found: "0") }
         for (i, e) in experts.enumerated() where !e.config.isDense {
-            throw BamError.mismatch("expert \(i) (\(e.path.path)) is already a mixture (model_type \(e.config.family.rawValue)); mix dense experts — branch-trained copies of one seed")
+            throw BamError.mismatch("expert \(i) is already a mixture; mix dense experts — branch-trained copies of one seed", file: e.path.path,
+                                    at: .key("model_type"), expected: "a dense model", found: e.config.family.rawValue)
         }
         let a = first.config
         for (i, e) in experts.enumerated().dropFirst() {
@@ -32,15 +33,18 @@ enum MixValidation {
                 ("logit_scale", "\(a.logitScale)", "\(b.logitScale)"),
             ]
             for (key, x, y) in fields where x != y {
-                throw BamError.mismatch("experts differ in architecture: `\(key)` is \(x) in \(first.path.path) but \(y) in \(e.path.path) (expert \(i)); every expert must be a branch of the same seed")
+                throw BamError.mismatch("expert \(i) differs in architecture from expert 0 (\(first.path.path)); every expert must be a branch of the same seed",
+                                        file: e.path.path, at: .key(key), expected: x, found: y)
             }
             for spec in a.parameterSpecs {
                 let ia = first.store.info(spec.name), ib = e.store.info(spec.name)
                 guard let ia, let ib else {
-                    throw BamError.mismatch("tensor `\(spec.name)` is \(ia == nil ? "missing" : "present") in \(ia?.file ?? first.path.path) but \(ib == nil ? "missing" : "present") in \(ib?.file ?? e.path.path)")
+                    throw BamError.mismatch("expert \(i) and expert 0 (\(ia?.file ?? first.path.path)) disagree on whether the tensor exists", file: ib?.file ?? e.path.path,
+                                            at: .tensor(spec.name), expected: ia == nil ? "missing" : "present", found: ib == nil ? "missing" : "present")
                 }
                 if ia.shape != ib.shape {
-                    throw BamError.mismatch("tensor `\(spec.name)` has shape \(ia.shape) in \(ia.file) but \(ib.shape) in \(ib.file)")
+                    throw BamError.mismatch("expert \(i)'s shape differs from expert 0's (\(ia.file))", file: ib.file, at: .tensor(spec.name),
+                                            expected: "\(ia.shape)", found: "\(ib.shape)")
                 }
             }
         }
@@ -54,7 +58,8 @@ enum MixValidation {
                 case .none: "\(c.path.path) (no tokenizer)"
                 }
             }
-            throw BamError.mismatch("tokenizers differ: \(describe(experts[0])) and \(describe(experts[i])) are not identical; experts must share a vocabulary — pass --allow-tokenizer-mismatch only if you know the ids mean the same tokens")
+            throw BamError.mismatch("tokenizers differ: \(describe(experts[0])) and \(describe(experts[i])) are not identical; experts must share a vocabulary",
+                                    at: .expert(i), hint: "set \(MixField.allowTokenizerMismatch) only if you know the ids mean the same tokens")
         }
         return try MixDType.resolve(experts, requested: options.dtype, gguf: options.writesGGUF)
     }
@@ -73,7 +78,9 @@ public enum MixDType {
         if let d = requested {
             let allowed = gguf ? GGUFConverter.writableTypes : hfTypes
             guard allowed.contains(d) else {
-                throw BamError.usage("--dtype \(d.rawValue.lowercased()): a \(gguf ? "GGUF" : "HF (safetensors)") mixture is written as \(allowed.map { $0.rawValue.lowercased() }.joined(separator: ", "))\(gguf ? "" : "; name the output *.gguf to write a quantised mixture")")
+                throw BamError.usage("\(MixField.dtype): a \(gguf ? "GGUF" : "HF (safetensors)") mixture cannot hold this type",
+                                     expected: allowed.map { $0.rawValue.lowercased() }.joined(separator: ", "), found: d.rawValue.lowercased(),
+                                     hint: gguf ? nil : "name the output *.gguf to write a quantised mixture")
             }
             return d
         }

@@ -29,7 +29,8 @@ public enum Mixer {
         var options = requestedOptions
         try validateOptions(options)
         if FileManager.default.fileExists(atPath: options.output.path) {
-            throw BamError.usage("\(options.output.path) already exists; choose a new --out \(options.writesGGUF ? "file" : "directory") (bam-mix never overwrites a model)")
+            throw BamError.usage("the output already exists (bam-mix never overwrites a model)", file: options.output.path,
+                                 hint: "choose a new \(MixField.output) \(options.writesGGUF ? "file" : "directory")")
         }
         let experts = try options.experts.map { try Checkpoint.open($0) }
         let outputType = try MixValidation.validate(experts, options: options)
@@ -145,38 +146,53 @@ public enum Mixer {
         switch o.method {
         case .upcycle:
             guard o.experts.count == 1 else {
-                throw BamError.usage("--method upcycle takes exactly one --expert (the dense model to copy), got \(o.experts.count)")
+                throw BamError.usage("\(MixField.method, "upcycle") copies one dense model: \(MixField.experts) must hold exactly one",
+                                     expected: "1 expert", found: "\(o.experts.count)")
             }
-            guard let n = o.numExperts, n >= 2 else { throw BamError.usage("--method upcycle needs --num-experts N with N >= 2") }
-            guard o.upcycleNoise >= 0, o.upcycleNoise.isFinite else { throw BamError.usage("--noise must be a non-negative number") }
-            guard o.dropRatio >= 0, o.dropRatio <= 1 else { throw BamError.usage("--drop-ratio must be within 0...1 (Drop-Upcycling's r; the paper uses 0.5), found \(o.dropRatio)") }
+            guard let n = o.numExperts, n >= 2 else {
+                throw BamError.usage("\(MixField.method, "upcycle") needs \(MixField.numExperts)", expected: "at least 2",
+                                     found: o.numExperts.map(String.init) ?? "none")
+            }
+            guard o.upcycleNoise >= 0, o.upcycleNoise.isFinite else {
+                throw BamError.usage("\(MixField.upcycleNoise)", expected: "a non-negative number", found: "\(o.upcycleNoise)")
+            }
+            guard o.dropRatio >= 0, o.dropRatio <= 1 else {
+                throw BamError.usage("\(MixField.dropRatio) (Drop-Upcycling's r; the paper uses 0.5)", expected: "0...1", found: "\(o.dropRatio)")
+            }
             if o.dropRatio > 0 && o.upcycleNoise > 0 {
-                throw BamError.usage("--drop-ratio and --noise are two ways to make upcycled experts differ; choose one")
+                throw BamError.usage("\(MixField.dropRatio) and \(MixField.upcycleNoise) are two ways to make upcycled experts differ; choose one")
             }
         case .btx, .bam:
             guard o.experts.count >= 2 else {
-                throw BamError.usage("--method \(o.method.rawValue) mixes at least two --expert models, got \(o.experts.count) (use --method upcycle for one)")
+                throw BamError.usage("\(MixField.method, o.method.rawValue) mixes several dense models given in \(MixField.experts)",
+                                     expected: "at least 2 experts", found: "\(o.experts.count)", hint: "use \(MixField.method, "upcycle") for one")
             }
-            if o.numExperts != nil { throw BamError.usage("--num-experts is for --method upcycle; BTX and BAM use one expert per --expert") }
+            if o.numExperts != nil {
+                throw BamError.usage("\(MixField.numExperts) is for \(MixField.method, "upcycle"); BTX and BAM use one expert per entry of \(MixField.experts)")
+            }
             if o.dropRatio != 0 || o.upcycleNoise != 0 {
-                throw BamError.usage("--drop-ratio and --noise re-initialise upcycled copies; they apply to --method upcycle only")
+                throw BamError.usage("\(MixField.dropRatio) and \(MixField.upcycleNoise) re-initialise upcycled copies; they apply to \(MixField.method, "upcycle") only")
             }
         }
         if o.router == .domain {
-            guard o.routerDataTokens >= 1 else { throw BamError.usage("--router-data-tokens must be positive") }
+            guard o.routerDataTokens >= 1 else {
+                throw BamError.usage("\(MixField.routerDataTokens)", expected: "a positive number", found: "\(o.routerDataTokens)")
+            }
         } else if !o.routerData.isEmpty {
-            throw BamError.usage("--router-data gives the training text of `--router domain`; it does nothing with --router \(o.router.rawValue)")
+            throw BamError.usage("\(MixField.routerData) gives the training text of \(MixField.router, "domain"); it does nothing with \(MixField.router, o.router.rawValue)")
         }
         if o.method != .bam && (o.attention != .expertKV || o.attentionRouting != .soft) {
-            throw BamError.usage("--attention and --attention-routing apply to --method bam only")
+            throw BamError.usage("\(MixField.attention) and \(MixField.attentionRouting) apply to \(MixField.method, "bam") only")
         }
     }
 
     static func averagingWeights(_ o: MixOptions, count: Int) throws -> [Double] {
         guard let w = o.weights else { return Array(repeating: 1 / Double(count), count: count) }
-        guard w.count == count else { throw BamError.usage("--weights has \(w.count) values for \(count) experts") }
+        guard w.count == count else {
+            throw BamError.usage("\(MixField.weights) needs one value per expert", expected: "\(count) values", found: "\(w.count)")
+        }
         guard w.allSatisfy({ $0 >= 0 && $0.isFinite }), w.reduce(0, +) > 0 else {
-            throw BamError.usage("--weights must be non-negative with a positive sum")
+            throw BamError.usage("\(MixField.weights)", expected: "non-negative values with a positive sum", found: "\(w)")
         }
         let s = w.reduce(0, +)
         return w.map { $0 / s }
@@ -258,9 +274,10 @@ public enum Mixer {
     }
 
     static func sourceInfo(_ store: any TensorStore, _ name: String, _ spec: ParameterSpec) throws -> TensorInfo {
-        guard let info = store.info(name) else { throw BamError.format(store.location, "missing tensor `\(name)`") }
+        guard let info = store.info(name) else { throw BamError.format(store.location, at: .tensor(name), "the tensor is missing") }
         guard info.shape == spec.shape else {
-            throw BamError.mismatch("\(info.file): `\(name)` has shape \(info.shape); `\(spec.name)` needs \(spec.shape)")
+            throw BamError.mismatch("`\(spec.name)` needs another shape", file: info.file, at: .tensor(name),
+                                    expected: "\(spec.shape)", found: "\(info.shape)")
         }
         return info
     }

@@ -64,14 +64,16 @@ enum RouterInitializer {
                               samples: inout [[[Float]]], log: (String) -> Void) throws -> [[[Float]]] {
         let promptExperts = options.method == .upcycle ? E : experts.count
         for e in 0..<promptExperts where options.routerPrompts[e] == nil {
-            throw BamError.usage("--router \(options.router.rawValue) needs prompts for every expert: add --router-prompts \(e)=FILE (one prompt per line; lines starting with ! are negative prompts)")
+            throw BamError.usage("\(MixField.router, options.router.rawValue) needs prompts for every expert", at: .expert(e),
+                                 hint: "add expert \(e)'s prompt file to \(MixField.routerPrompts) (one prompt per line; lines starting with ! are negative prompts)")
         }
         guard options.routerBaseExpert >= 0, options.routerBaseExpert < experts.count else {
-            throw BamError.usage("--router-base-expert \(options.routerBaseExpert) is not an expert index")
+            throw BamError.usage("\(MixField.routerBaseExpert) is not an expert index", expected: "0 ... \(experts.count - 1)", found: "\(options.routerBaseExpert)")
         }
         let base = experts[options.routerBaseExpert]
         if case .none = base.tokenizerSource {
-            throw BamError.usage("--router \(options.router.rawValue) tokenises prompts, but \(base.path.path) has no tokenizer (no tokenizer.json, no GGUF vocabulary)")
+            throw BamError.usage("\(MixField.router, options.router.rawValue) tokenises prompts, but the base expert has no tokenizer (no tokenizer.json, no GGUF vocabulary)",
+                                 file: base.path.path)
         }
         let tokenizer = try base.loadTokenizer()
         let model = options.router == .hidden ? try Transformer.load(base) : nil
@@ -115,7 +117,7 @@ enum RouterInitializer {
                 if l.isEmpty { continue }
                 if l.hasPrefix("!") { negative.append(String(l.dropFirst())) } else { positive.append(l) }
             }
-            guard !positive.isEmpty else { throw BamError.usage("\(file.path): no positive prompts") }
+            guard !positive.isEmpty else { throw BamError.usage("no positive prompts", file: file.path) }
             var v = try vectors(positive)
             if !negative.isEmpty {
                 let n = try vectors(negative)
@@ -142,17 +144,18 @@ enum RouterInitializer {
     static func domainVectors(experts: [Checkpoint], options: MixOptions, E: Int, C: Int, layers: Int,
                               samples: inout [[[Float]]], log: (String) -> Void) throws -> [[[Float]]] {
         for e in 0..<E where options.routerData[e] == nil {
-            throw BamError.usage("--router domain needs each expert's training text: add --router-data \(e)=FILE")
+            throw BamError.usage("\(MixField.router, "domain") needs each expert's training text", at: .expert(e),
+                                 hint: "add expert \(e)'s text file to \(MixField.routerData)")
         }
         for e in options.routerData.keys where e < 0 || e >= E {
-            throw BamError.usage("--router-data \(e)=...: there is no expert \(e) (experts 0...\(E - 1))")
+            throw BamError.usage("\(MixField.routerData) names an expert that does not exist", at: .expert(e), expected: "experts 0 ... \(E - 1)", found: "\(e)")
         }
         guard options.routerBaseExpert >= 0, options.routerBaseExpert < experts.count else {
-            throw BamError.usage("--router-base-expert \(options.routerBaseExpert) is not an expert index")
+            throw BamError.usage("\(MixField.routerBaseExpert) is not an expert index", expected: "0 ... \(experts.count - 1)", found: "\(options.routerBaseExpert)")
         }
         let base = experts[options.routerBaseExpert]
         guard let tokURL = base.tokenizerURL else {
-            throw BamError.usage("--router domain tokenises the experts' text, but \(base.path.path) has no tokenizer.json")
+            throw BamError.usage("\(MixField.router, "domain") tokenises the experts' text, but the base expert has no tokenizer.json", file: base.path.path)
         }
         let tokenizer = try Tokenizer.load(url: tokURL.deletingLastPathComponent())
         let model = try Transformer.load(base)
@@ -163,10 +166,10 @@ enum RouterInitializer {
             let file = options.routerData[e]!
             let text: String
             do { text = try String(contentsOf: file, encoding: .utf8) } catch {
-                throw BamError.io("\(file.path): cannot read the training text of expert \(e) (\(error.localizedDescription))")
+                throw BamError.io("cannot read the training text of expert \(e) (\(error.localizedDescription))", file: file.path)
             }
             let ids = Array(tokenizer.encode(text, addSpecialTokens: true).prefix(options.routerDataTokens))
-            guard !ids.isEmpty else { throw BamError.usage("\(file.path): no tokens (expert \(e)'s training text is empty)") }
+            guard !ids.isEmpty else { throw BamError.usage("no tokens (expert \(e)'s training text is empty)", file: file.path) }
             var sum = [[Double]](repeating: [Double](repeating: 0, count: C), count: layers)
             var kept = [[[Float]]](repeating: [], count: layers)
             // Every how many positions one is kept for calibration (about calibrationPerExpert of them).

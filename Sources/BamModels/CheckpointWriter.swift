@@ -16,7 +16,8 @@ public enum CheckpointWriter {
         let parent = directory.deletingLastPathComponent()
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         if fm.fileExists(atPath: directory.path) && !replace {
-            throw BamError.usage("\(directory.path) already exists; choose a new --out directory (bam-mix never overwrites a model)")
+            throw BamError.usage("the output directory already exists (bam-mix never overwrites a model)", file: directory.path,
+                                 hint: "choose a new output directory")
         }
         // A run killed earlier may have left its temporary (or the set-aside previous output).
         TemporaryOutputs.cleanUpDeadRuns(for: directory)

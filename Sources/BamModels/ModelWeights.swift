@@ -137,10 +137,10 @@ extension TransformerWeights {
                 let mixtureFFN = spec.role == .ffnRouter || (spec.role == .feedForward && spec.expert != nil)
                 let hint = mixtureFFN && store.contains(denseFFN)
                     ? " — the config describes a mixture of experts but the weights are dense" : ""
-                throw BamError.format(store.location, "missing tensor `\(spec.name)` (shape \(spec.shape)) that the \(config.architectureName) config implies\(hint)")
+                throw BamError.format(store.location, at: .tensor(spec.name), "the tensor the \(config.architectureName) config implies is missing\(hint)", expected: "shape \(spec.shape)", found: "no such tensor")
             }
             guard info.shape == spec.shape else {
-                throw BamError.mismatch("\(info.file): tensor `\(spec.name)` has shape \(info.shape); config.json implies \(spec.shape)")
+                throw BamError.mismatch("the shape differs from the one config.json implies", file: info.file, at: .tensor(spec.name), expected: "\(spec.shape)", found: "\(info.shape)")
             }
             tensors[spec.key] = try store.tensor(spec.name)
         }
@@ -150,7 +150,8 @@ extension TransformerWeights {
         if !leftovers.isEmpty {
             let lmHead = ParameterKey.lmHead.hfName
             let tieHint = config.tieEmbeddings && leftovers.contains(lmHead) ? " (config says tie_word_embeddings but \(lmHead) is present)" : ""
-            throw BamError.mismatch("\(store.location): \(leftovers.count) tensor(s) the \(config.architectureName) config does not account for, e.g. `\(leftovers[0])`\(tieHint)")
+            throw BamError.mismatch("\(leftovers.count) tensor(s) the \(config.architectureName) config does not account for\(tieHint)", file: store.location,
+                                    at: .tensor(leftovers[0]))
         }
         return assemble(config: config, tensors)
     }
@@ -306,7 +307,7 @@ final class FusedMixtralStore: TensorStore, @unchecked Sendable {
                 views[router] = (n, 0, [E, C]); names.append(router)
             case .gateUp:
                 guard base.info(n)?.shape == [E, 2 * F, C] else {
-                    throw BamError.mismatch("\(base.location): `\(n)` has shape \(base.info(n)?.shape ?? []); expected \([E, 2 * F, C])")
+                    throw BamError.mismatch("stacked experts' shape", file: base.location, at: .tensor(n), expected: "\([E, 2 * F, C])", found: "\(base.info(n)?.shape ?? [])")
                 }
                 for e in 0..<E {
                     views[expert(l, e, .gate)] = (n, e * 2 * F * C, [F, C])
@@ -315,7 +316,7 @@ final class FusedMixtralStore: TensorStore, @unchecked Sendable {
                 }
             case .down:
                 guard base.info(n)?.shape == [E, C, F] else {
-                    throw BamError.mismatch("\(base.location): `\(n)` has shape \(base.info(n)?.shape ?? []); expected \([E, C, F])")
+                    throw BamError.mismatch("stacked experts' shape", file: base.location, at: .tensor(n), expected: "\([E, C, F])", found: "\(base.info(n)?.shape ?? [])")
                 }
                 for e in 0..<E {
                     views[expert(l, e, .down)] = (n, e * C * F, [C, F])

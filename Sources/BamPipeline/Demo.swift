@@ -46,7 +46,8 @@ extension Pipeline {
         let experts = try ShippedCheckpoints.names.map { entry -> URL in
             let url = checkpoints.appendingPathComponent(entry.directory)
             guard FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) else {
-                throw BamError.usage("\(url.path) is missing: the demo starts from the shipped checkpoints (checkpoints/seed, math, code, knowledge); run it from the repository root or pass --checkpoints DIR (tools/make_checkpoints rebuilds them)")
+                throw BamError.usage("the demo starts from the shipped checkpoints (checkpoints/seed, math, code, knowledge), and this one is missing", file: url.path,
+                                     hint: "run it from the repository root or set \(Pipeline.checkpointsOption) (tools/make_checkpoints rebuilds them)")
             }
             return url
         }
@@ -128,4 +129,9 @@ extension Pipeline {
         try write("results.md", md)
         return written
     }
+}
+
+extension Pipeline {
+    /// `runDemo(checkpoints:)`'s folder of shipped checkpoints, as errors name it (the CLI's `--checkpoints`).
+    public static let checkpointsOption = BamError.Option(owner: "Pipeline.runDemo", name: "checkpoints")
 }

@@ -63,7 +63,9 @@ public struct PipelineProfile: Sendable {
     public var seedLR = 3e-3
     public var expertLR = 1e-3
     // Mix + MoE finetuning (the same token budget for every mixture unless its recipe scales it).
-    public var mixtures: [MixtureRecipe] = [.btx, .bamExpertKV, .bamSharedKV, .upcycle]
+    // BAM with BTX's FFN routing beside the paper's BAM: the paper's un-renormalised top-1 gates
+    // against BTX's renormalised top-2 on the same attention experts (docs/mixing.md).
+    public var mixtures: [MixtureRecipe] = [.btx, .bamExpertKV, .bamBTXRouting, .bamSharedKV, .upcycle]
     public var finetuneSteps = 300
     public var finetuneBatch = 8
     public var finetuneSeq = 256
@@ -125,7 +127,7 @@ public struct PipelineProfile: Sendable {
         p.finetuneSteps = 600
         p.evalChunks = 48
         p.mixtures = [
-            .btx, .bamExpertKV, .bamSharedKV, .upcycle,
+            .btx, .bamExpertKV, .bamBTXRouting, .bamSharedKV, .upcycle,
             { var r = MixtureRecipe(name: "BTX compute-matched", method: .btx); r.matchComputeOf = "BAM expert-KV"; return r }(),
             MixtureRecipe(name: "BAM expert-KV, top-1 attention", method: .bam, attentionRouting: .topK, attentionTopK: 1),
             MixtureRecipe(name: "BAM expert-KV, top-2 attention", method: .bam, attentionRouting: .topK, attentionTopK: 2),

@@ -90,7 +90,7 @@ struct AddedVocabulary: Sendable {
         var rawNonSpecial = TokenTrie(), normNonSpecial = TokenTrie()
         for item in try node?.array() ?? [] {
             let id = try item.required("id").int()
-            guard id >= 0 && id < BPEModel.maxId else { throw item.error("token id \(id) is out of range") }
+            guard id >= 0 && id < BPEModel.maxId else { throw item.error("token id out of range", expected: "0 ... \(BPEModel.maxId - 1)", found: "\(id)") }
             let content = try item.string("content")
             var t = AddedToken(id: Int32(id), content: content, decoded: content,
                                singleWord: try item.bool("single_word", default: false),

@@ -1,3 +1,4 @@
+import BamFormats
 import Foundation
 
 // The BPE model (tokenizer.json "model" with type "BPE"), a port of HF's `BPE::merge_word` and
@@ -40,7 +41,7 @@ struct BPEModel: Sendable {
             throw node.unsupported(type.isEmpty ? "(none)" : type, supported: "BPE")
         }
         if let d = node.optional("dropout"), try d.double() != 0 {
-            throw d.error("BPE dropout \(try d.double()) is not supported (it makes encoding random); expected null")
+            throw d.error("BPE dropout is not supported (it makes encoding random)", expected: "null", found: "\(try d.double())")
         }
 
         // Vocabulary.
@@ -53,7 +54,7 @@ struct BPEModel: Sendable {
         for (k, v) in fields.pairs {
             guard case let .int(id) = v, id >= 0, id < BPEModel.maxId else {
                 throw Node(value: v, path: "\(vocabNode.path)[\(jsonQuoted(k))]", file: node.file)
-                    .error("expected a token id (an integer from 0 to \(BPEModel.maxId - 1)), found \(v.typeName)")
+                    .error(expected: "a token id (an integer from 0 to \(BPEModel.maxId - 1))", found: v.typeName)
             }
             vocab.set(Array(k.utf8), UInt64(id))
             entries.append((k, id))
@@ -79,21 +80,22 @@ struct BPEModel: Sendable {
                 if line.hasPrefix("#version") { continue }
                 let parts = Array(line.utf8).split(separator: 0x20, omittingEmptySubsequences: false)
                 guard parts.count == 2 else {
-                    throw item.error("expected \"LEFT RIGHT\" (two tokens separated by one space), found \(jsonQuoted(line))")
+                    throw item.error(expected: "\"LEFT RIGHT\" (two tokens separated by one space)", found: jsonQuoted(line))
                 }
                 left = Array(parts[0])
                 right = Array(parts[1])
             case let .array(pair):
                 guard pair.count == 2, case let .string(a) = pair[0], case let .string(b) = pair[1] else {
-                    throw item.error("expected a pair of two token strings")
+                    throw item.error(expected: "a pair of two token strings", found: item.value.serialized(indent: nil))
                 }
                 left = Array(a.utf8)
                 right = Array(b.utf8)
             default:
-                throw item.error("expected \"LEFT RIGHT\" or [\"LEFT\", \"RIGHT\"], found \(item.value.typeName)")
+                throw item.error(expected: "\"LEFT RIGHT\" or [\"LEFT\", \"RIGHT\"]", found: item.value.typeName)
             }
-            func missing(_ t: [UInt8]) -> TokenizerError {
-                item.error("token \(jsonQuoted(String(decoding: t, as: UTF8.self))) is not in model.vocab")
+            func missing(_ t: [UInt8]) -> BamError {
+                item.error("the merge needs a token that is not in model.vocab", expected: "a token of model.vocab",
+                           found: jsonQuoted(String(decoding: t, as: UTF8.self)))
             }
             guard let a = lookup(left) else { throw missing(left) }
             guard let b = lookup(right) else { throw missing(right) }
@@ -108,7 +110,7 @@ struct BPEModel: Sendable {
         var unkId: Int32?
         if let u = node.optional("unk_token") {
             let s = try u.string()
-            guard let id = lookup(Array(s.utf8)) else { throw u.error("unk token \(jsonQuoted(s)) is not in model.vocab") }
+            guard let id = lookup(Array(s.utf8)) else { throw u.error("the unk token is not in model.vocab", expected: "a token of model.vocab", found: jsonQuoted(s)) }
             unkId = id
         }
 

@@ -28,17 +28,14 @@ extension Checkpoint {
 
     /// The checkpoint's tokenizer, with an error that says what to do when there is none.
     public func loadTokenizer() throws -> Tokenizer {
-        do {
-            switch tokenizerSource {
-            case let .tokenizerJSON(url): return try Tokenizer.load(url: url.deletingLastPathComponent())
-            case let .ggufVocabulary(file): return try Tokenizer(gguf: file)
-            case .none:
-                let what = container == .gguf ? "carries no vocabulary (no tokenizer.ggml.* keys) and has no tokenizer.json beside it"
-                    : "has no tokenizer.json"
-                throw BamError.usage("\(path.path) \(what); pass token ids (--ids-file), or add the tokenizer files of the model it came from")
-            }
-        } catch let e as TokenizerError {
-            throw BamError(.format, e.description)
+        switch tokenizerSource {
+        case let .tokenizerJSON(url): return try Tokenizer.load(url: url.deletingLastPathComponent())
+        case let .ggufVocabulary(file): return try Tokenizer(gguf: file)
+        case .none:
+            let what = container == .gguf ? "carries no vocabulary (no tokenizer.ggml.* keys) and has no tokenizer.json beside it"
+                : "has no tokenizer.json"
+            throw BamError.usage("the model \(what)", file: path.path,
+                                 hint: "pass token ids instead of text, or add the tokenizer files of the model it came from")
         }
     }
 

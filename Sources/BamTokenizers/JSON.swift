@@ -15,7 +15,7 @@ func parseTokenizerJSON(_ data: Data, file: String) throws -> JSON {
     do {
         return try JSONParser.parse(data, duplicateKeys: .keepLast)
     } catch let f as JSONParser.Failure {
-        throw TokenizerError(file: file, f.description)
+        throw BamError.json(file, f)
     }
 }
 
@@ -27,8 +27,9 @@ struct Node {
     let path: String
     let file: String
 
-    func error(_ message: String) -> TokenizerError {
-        TokenizerError(file: file, jsonPath: path.isEmpty ? "(root)" : path, message)
+    /// A format error at this node's JSON path.
+    func error(_ what: BamError.Text = "", expected: String? = nil, found: String? = nil) -> BamError {
+        BamError.format(file, at: .key(path), what, expected: expected, found: found)
     }
 
     func childPath(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
@@ -48,41 +49,41 @@ struct Node {
     func required(_ key: String) throws -> Node {
         guard let m = member(key) else {
             if case .object = value { throw error("missing \"\(key)\"") }
-            throw error("expected an object, found \(value.typeName)")
+            throw error(expected: "an object", found: value.typeName)
         }
-        guard m.value != .null else { throw m.error("must not be null") }
+        guard m.value != .null else { throw m.error("must not be null", found: "null") }
         return m
     }
 
     func string() throws -> String {
-        guard case let .string(s) = value else { throw error("expected a string, found \(value.typeName)") }
+        guard case let .string(s) = value else { throw error(expected: "a string", found: value.typeName) }
         return s
     }
 
     func int() throws -> Int {
         guard case let .int(integer) = value else {
-            throw error("expected an integer, found \(value.typeName)")
+            throw error(expected: "an integer", found: value.typeName)
         }
         return integer
     }
 
     func double() throws -> Double {
-        guard let d = value.doubleValue else { throw error("expected a number, found \(value.typeName)") }
+        guard let d = value.doubleValue else { throw error(expected: "a number", found: value.typeName) }
         return d
     }
 
     func bool() throws -> Bool {
-        guard case let .bool(b) = value else { throw error("expected true or false, found \(value.typeName)") }
+        guard case let .bool(b) = value else { throw error(expected: "true or false", found: value.typeName) }
         return b
     }
 
     func array() throws -> [Node] {
-        guard case let .array(items) = value else { throw error("expected an array, found \(value.typeName)") }
+        guard case let .array(items) = value else { throw error(expected: "an array", found: value.typeName) }
         return items.enumerated().map { Node(value: $1, path: "\(path)[\($0)]", file: file) }
     }
 
     func fields() throws -> JSONFields {
-        guard case let .object(f) = value else { throw error("expected an object, found \(value.typeName)") }
+        guard case let .object(f) = value else { throw error(expected: "an object", found: value.typeName) }
         return f
     }
 
@@ -99,7 +100,8 @@ struct Node {
         return try t.string()
     }
 
-    func unsupported(_ type: String, supported: String) -> TokenizerError {
-        error("type \"\(type)\" is not supported (supported: \(supported))")
+    /// A component `type` bam-mix does not implement.
+    func unsupported(_ type: String, supported: String) -> BamError {
+        BamError.unsupported("this component type is not supported", file: file, at: .key(path), expected: supported, found: "\"\(type)\"")
     }
 }

@@ -53,7 +53,7 @@ indirect enum PostProcessor: Sendable {
         let single = try node.required("single")
         func special(_ name: String, _ at: Node) throws -> TemplateItem {
             guard let ids = specials[name] else {
-                throw at.error("special token \(jsonQuoted(name)) is not listed in special_tokens")
+                throw at.error("the special token is not listed in special_tokens", found: jsonQuoted(name))
             }
             return .special(ids)
         }

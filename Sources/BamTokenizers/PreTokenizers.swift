@@ -33,8 +33,8 @@ enum SplitBehavior: Sendable {
         case "MergedWithNext": return .mergedWithNext
         case "Contiguous": return .contiguous
         case let other:
-            throw node.error("unknown split behavior \(jsonQuoted(other)) (expected Removed, Isolated, "
-                + "MergedWithPrevious, MergedWithNext or Contiguous)")
+            throw node.error("unknown split behavior", expected: "Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous",
+                             found: jsonQuoted(other))
         }
     }
 }
@@ -179,7 +179,7 @@ func parseMetaspace(_ node: Node) throws -> (UInt32, PrependScheme, Bool) {
         case "always": scheme = .always
         case "first": scheme = .first
         case "never": scheme = .never
-        case let other: throw s.error("unknown prepend_scheme \(jsonQuoted(other)) (expected always, first or never)")
+        case let other: throw s.error("unknown prepend_scheme", expected: "always, first or never", found: jsonQuoted(other))
         }
     } else {
         // Files written before prepend_scheme existed carry add_prefix_space.
@@ -191,7 +191,7 @@ func parseMetaspace(_ node: Node) throws -> (UInt32, PrependScheme, Bool) {
 func singleScalar(_ node: Node) throws -> UInt32 {
     let s = try node.string()
     let sc = Array(s.unicodeScalars)
-    guard sc.count == 1 else { throw node.error("expected a single character, found \(jsonQuoted(s))") }
+    guard sc.count == 1 else { throw node.error(expected: "a single character", found: jsonQuoted(s)) }
     return sc[0].value
 }
 

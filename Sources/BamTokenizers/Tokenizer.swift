@@ -43,16 +43,16 @@ public final class Tokenizer: Sendable {
     public static func load(url: URL) throws -> Tokenizer {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
-            throw TokenizerError("\(url.path): no such file or directory (expected a tokenizer.json, a model directory holding one, or a .gguf file)")
+            throw BamError.io("no such file or directory", file: url.path,
+                              hint: "give a tokenizer.json, a model directory holding one, or a .gguf file")
         }
         if !isDir.boolValue, url.pathExtension.lowercased() == "gguf" {
-            let file: GGUFFile
-            do { file = try GGUFFile(path: url.path) } catch let e as BamError { throw TokenizerError(e.message) }
+            let file = try GGUFFile(path: url.path)
             return try Tokenizer(gguf: file)
         }
         let file = isDir.boolValue ? url.appendingPathComponent("tokenizer.json") : url
         guard FileManager.default.fileExists(atPath: file.path) else {
-            throw TokenizerError("\(url.path): the directory has no tokenizer.json")
+            throw BamError.format(url.path, "the directory has no tokenizer.json")
         }
         let data = try readFile(file)
         let configURL = file.deletingLastPathComponent().appendingPathComponent("tokenizer_config.json")
@@ -62,7 +62,7 @@ public final class Tokenizer: Sendable {
 
     private static func readFile(_ url: URL) throws -> Data {
         do { return try Data(contentsOf: url) } catch {
-            throw TokenizerError("\(url.path): cannot read: \(error.localizedDescription)")
+            throw BamError.io("cannot read: \(error.localizedDescription)", file: url.path)
         }
     }
 
@@ -70,7 +70,7 @@ public final class Tokenizer: Sendable {
     /// `fileName` names the document in errors.
     public init(jsonData: Data, configData: Data? = nil, fileName: String = "tokenizer.json") throws {
         let root = Node(value: try parseTokenizerJSON(jsonData, file: fileName), path: "", file: fileName)
-        guard case .object = root.value else { throw root.error("expected a JSON object, found \(root.value.typeName)") }
+        guard case .object = root.value else { throw root.error(expected: "a JSON object", found: root.value.typeName) }
 
         let normalizer = try root.optional("normalizer").map(Normalizer.parse)
         var steps: [PreTokenizerStep] = []
@@ -138,7 +138,7 @@ public final class Tokenizer: Sendable {
     /// The vocabulary a GGUF file carries (`tokenizer.ggml.*`), tokenizing as llama.cpp does.
     public init(gguf file: GGUFFile) throws {
         let t: LlamaCppTokenizer
-        do { t = try LlamaCppTokenizer(gguf: file) } catch let e as BamError { throw TokenizerError(e.message) }
+        t = try LlamaCppTokenizer(gguf: file)
         let v = t.source
         engine = .llamaCpp(t)
         vocabSize = v.tokens.count

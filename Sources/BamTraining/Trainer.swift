@@ -87,20 +87,29 @@ public struct TrainingOptions: Sendable {
 
     /// Checks the numbers (flags) before anything is loaded.
     public func validate() throws {
-        func check(_ ok: Bool, _ what: String) throws { if !ok { throw BamError.usage(what) } }
-        try check(steps >= 1, "--steps must be at least 1, found \(steps)")
-        try check(batchSize >= 1, "--batch must be at least 1, found \(batchSize)")
-        try check(sequenceLength >= 1, "--seq must be at least 1, found \(sequenceLength)")
-        try check(accumulation >= 1, "--accumulate must be at least 1, found \(accumulation)")
-        try check(learningRate > 0 && learningRate.isFinite, "--lr must be positive, found \(learningRate)")
-        try check((warmupSteps ?? 0) >= 0, "--warmup must not be negative")
-        try check(minLRFraction >= 0 && minLRFraction <= 1, "--min-lr-fraction must be within 0...1, found \(minLRFraction)")
-        try check(adam.weightDecay >= 0, "--weight-decay must not be negative")
-        try check(adam.beta1 >= 0 && adam.beta1 < 1 && adam.beta2 >= 0 && adam.beta2 < 1, "AdamW betas must be within [0, 1)")
-        try check(gradClip >= 0, "--grad-clip must not be negative (0 turns clipping off)")
-        if let losses { try check(losses.auxAlpha >= 0 && losses.zBeta >= 0, "--aux-alpha and --z-loss must not be negative") }
-        try check(evalEvery >= 0 && checkpointEvery >= 0 && evalWindows >= 1, "--eval-every and --checkpoint-every must not be negative; --eval-windows must be positive")
-        try check(!train.isEmpty, "--train needs at least one parameter group")
+        /// Refuses `option` unless `ok`, saying what it must be and what it is.
+        func check(_ ok: Bool, _ option: BamError.Option, expected: String, found: Any, _ what: BamError.Text? = nil) throws {
+            if !ok { throw BamError.usage(what ?? "\(option)", expected: expected, found: "\(found)") }
+        }
+        try check(steps >= 1, TrainField.steps, expected: "at least 1", found: steps)
+        try check(batchSize >= 1, TrainField.batchSize, expected: "at least 1", found: batchSize)
+        try check(sequenceLength >= 1, TrainField.sequenceLength, expected: "at least 1", found: sequenceLength)
+        try check(accumulation >= 1, TrainField.accumulation, expected: "at least 1", found: accumulation)
+        try check(learningRate > 0 && learningRate.isFinite, TrainField.learningRate, expected: "a positive number", found: learningRate)
+        try check((warmupSteps ?? 0) >= 0, TrainField.warmupSteps, expected: "not negative", found: warmupSteps ?? 0)
+        try check(minLRFraction >= 0 && minLRFraction <= 1, TrainField.minLRFraction, expected: "0...1", found: minLRFraction)
+        try check(adam.weightDecay >= 0, TrainField.weightDecay, expected: "not negative", found: adam.weightDecay)
+        try check(adam.beta1 >= 0 && adam.beta1 < 1 && adam.beta2 >= 0 && adam.beta2 < 1, TrainField.beta1,
+                  expected: "[0, 1) each", found: "\(adam.beta1) and \(adam.beta2)", "AdamW's \(TrainField.beta1) and \(TrainField.beta2)")
+        try check(gradClip >= 0, TrainField.gradClip, expected: "not negative (0 turns clipping off)", found: gradClip)
+        if let losses {
+            try check(losses.auxAlpha >= 0 && losses.zBeta >= 0, TrainField.auxAlpha, expected: "not negative",
+                      found: "\(losses.auxAlpha) and \(losses.zBeta)", "\(TrainField.auxAlpha) and \(TrainField.zBeta)")
+        }
+        try check(evalEvery >= 0, TrainField.evalEvery, expected: "not negative", found: evalEvery)
+        try check(checkpointEvery >= 0, TrainField.checkpointEvery, expected: "not negative", found: checkpointEvery)
+        try check(evalWindows >= 1, TrainField.evalWindows, expected: "at least 1", found: evalWindows)
+        try check(!train.isEmpty, TrainField.train, expected: "at least one parameter group", found: "none")
     }
 }
 
@@ -211,16 +220,17 @@ public final class Trainer {
         losses = options.losses ?? LossOptions(recipe: source.config.routerLossRecipe)
         config = source.config.withRouterLossRecipe(losses.recipe)
         if options.sequenceLength > config.maxPositions {
-            throw BamError.usage("--seq \(options.sequenceLength) exceeds the model's max_position_embeddings (\(config.maxPositions))")
+            throw BamError.usage("\(TrainField.sequenceLength) exceeds the model's max_position_embeddings", expected: "at most \(config.maxPositions)",
+                                 found: "\(options.sequenceLength)")
         }
         // Training-time randomness HF models can ask for is not implemented: refuse rather than
         // train something other than what the config describes.
         if let jitter = config.moe?.routerJitterNoise, jitter != 0 {
-            throw BamError.unsupported("\(source.path.path): config `router_jitter_noise` = \(jitter): router jitter is not implemented in bam-mix training; set it to 0 in config.json")
+            throw BamError.unsupported("config `router_jitter_noise` = \(jitter): router jitter is not implemented in bam-mix training; set it to 0 in config.json", file: source.path.path)
         }
         for key in ["attention_dropout", "hidden_dropout", "resid_pdrop", "embd_pdrop"] {
             if let p = config.raw[key]?.doubleValue, p != 0 {
-                throw BamError.unsupported("\(source.path.path): config `\(key)` = \(p): dropout is not implemented in bam-mix training; set it to 0 in config.json")
+                throw BamError.unsupported("config `\(key)` = \(p): dropout is not implemented in bam-mix training; set it to 0 in config.json", file: source.path.path)
             }
         }
         // Weights, gradients and two AdamW moments: 16 bytes a parameter before activations.
@@ -229,7 +239,7 @@ public final class Trainer {
         let groups = options.train
         model = TrainingModel(config: config, weights: weights, losses: losses) { spec in groups.contains { $0.contains(spec) } }
         guard !model.trainable.isEmpty else {
-            throw BamError.usage("--train \(groups.map(\.rawValue).joined(separator: ",")) selects no parameter of this \(config.architectureName) model (a dense model has no routers)")
+            throw BamError.usage("\(TrainField.train, groups.map(\.rawValue).joined(separator: ",")) selects no parameter of this \(config.architectureName) model (a dense model has no routers)")
         }
         optimizer = AdamW(parameters: model.trainable, options: options.adam)
         self.options = options
@@ -275,7 +285,8 @@ public final class Trainer {
             model.gumbelNoise = .seeded(seed: o.seed, step: step, microBatch: i)
             let l = try model.forward(inputs: batch.inputs, targets: batch.targets, B: B, T: T, tokenMask: batch.mask)
             guard l.total.isFinite else {
-                throw BamError(.numeric, "step \(step + 1): the loss is \(l.total) (LM \(l.lm)); lower --lr or raise --warmup")
+                throw BamError(.numeric, at: .step(step + 1), "the loss is not finite", expected: "a finite loss", found: "\(l.total) (LM \(l.lm))",
+                               hint: "lower \(TrainField.learningRate) or raise \(TrainField.warmupSteps)")
             }
             try model.backward(lossScale: Float(scale))
             lm += l.lm * scale
@@ -285,7 +296,9 @@ public final class Trainer {
             attentionLoad = accumulate(attentionLoad, l.attentionLoad, scale)
         }
         let norm = gradientNorm(model.trainable.map(\.gradient))
-        guard norm.isFinite else { throw BamError(.numeric, "step \(step + 1): the gradient norm is \(norm); lower --lr") }
+        guard norm.isFinite else {
+            throw BamError(.numeric, at: .step(step + 1), "the gradient norm is not finite", found: "\(norm)", hint: "lower \(TrainField.learningRate)")
+        }
         let lr = o.schedule.rate(at: step)
         optimizer.update(lr: lr, gradientScale: o.gradClip > 0 ? clipCoefficient(norm: norm, maxNorm: o.gradClip) : 1,
                          skipping: o.adam.skipIdleExperts ? model.idleParameters : [])
@@ -329,7 +342,8 @@ public final class Trainer {
         let o = options
         if let out = o.outputDirectory, FileManager.default.fileExists(atPath: out.path),
            o.resume?.standardizedFileURL.path != out.standardizedFileURL.path {
-            throw BamError.usage("\(out.path) already exists; choose a new --out directory (or --resume \(out.path) to continue that run)")
+            throw BamError.usage("the output directory already exists", file: out.path,
+                                 hint: "choose a new \(TrainField.outputDirectory) (or set \(TrainField.resume) to it to continue that run)")
         }
         if let url = o.logURL { log = try openLog(url, append: o.resume != nil) }
         defer { try? log?.close(); log = nil }
@@ -392,7 +406,7 @@ public final class Trainer {
         let fm = FileManager.default
         try fm.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         if !append || !fm.fileExists(atPath: url.path) {
-            guard fm.createFile(atPath: url.path, contents: nil) else { throw BamError.io("\(url.path): cannot create the log file") }
+            guard fm.createFile(atPath: url.path, contents: nil) else { throw BamError.io("cannot create the log file", file: url.path) }
         }
         let h = try FileHandle(forWritingTo: url)
         try h.seekToEnd()
@@ -442,25 +456,29 @@ public final class Trainer {
     private func restoreState(from directory: URL) throws {
         let jsonURL = directory.appendingPathComponent(Self.stateFile)
         guard let json = try? Data(contentsOf: jsonURL) else {
-            throw BamError.usage("\(directory.path) has no \(Self.stateFile); --resume needs a checkpoint written by `bam-mix train`/`finetune` with its training state")
+            throw BamError.usage("\(TrainField.resume) needs a checkpoint written by training with its training state, and this directory has no \(Self.stateFile)",
+                                 file: directory.path)
         }
         let state: TrainingState
         do { state = try JSONDecoder().decode(TrainingState.self, from: json) } catch {
             throw BamError.format(jsonURL.path, "not a training state (\(error))")
         }
         guard state.weightsDType == DType.f32.rawValue else {
-            throw BamError.unsupported("\(directory.path) holds \(state.weightsDType) weights; resuming needs the float32 checkpoints training writes by default")
+            throw BamError.unsupported("the checkpoint holds \(state.weightsDType) weights; resuming needs the float32 checkpoints training writes by default", file: directory.path)
         }
         guard let rngState = UInt64(state.rngState) else { throw BamError.format(jsonURL.path, "rng_state is not an unsigned integer") }
         guard state.train == options.train.map(\.rawValue) else {
-            throw BamError.mismatch("\(directory.path) was trained with --train \(state.train.joined(separator: ",")); resume with the same parameter groups")
+            throw BamError.mismatch("resume with the parameter groups the run was started with (\(TrainField.train))", file: directory.path,
+                                    expected: state.train.joined(separator: ","), found: options.train.map(\.rawValue).joined(separator: ","))
         }
         let file = try SafetensorsFile(path: directory.appendingPathComponent(Self.stateTensorsFile).path)
         for (i, p) in model.trainable.enumerated() {
             for (prefix, t) in [("exp_avg.", optimizer.m[i]), ("exp_avg_sq.", optimizer.v[i])] {
                 let name = prefix + p.spec.name
                 guard let info = file.entry(name)?.info, info.shape == t.shape, info.dtype == .f32 else {
-                    throw BamError.mismatch("\(file.path): tensor `\(name)` is missing or not float32 of shape \(t.shape); was the run started with other --train groups or another model?")
+                    throw BamError.mismatch("the tensor is missing or not float32 of the parameter's shape", file: file.path, at: .tensor(name),
+                                            expected: "float32 \(t.shape)", found: file.entry(name).map { "\($0.info.dtype.rawValue.lowercased()) \($0.info.shape)" } ?? "missing",
+                                            hint: "was the run started with other \(TrainField.train) groups or another model?")
                 }
                 let raw = try file.bytes(name)
                 UnsafeMutableRawPointer(t.data).copyMemory(from: raw.baseAddress!, byteCount: t.byteCount)
@@ -505,7 +523,7 @@ public func train(modelPath: String, data specs: [TrainingDomain], options: Trai
     try options.validate()
     let checkpoint = try Checkpoint.open(options.resume?.path ?? modelPath)
     if case .none = checkpoint.tokenizerSource {
-        throw BamError.usage("\(checkpoint.path.path) has no tokenizer (no tokenizer.json, no GGUF vocabulary); training tokenises text with the model's own tokenizer")
+        throw BamError.usage("the model has no tokenizer (no tokenizer.json, no GGUF vocabulary); training tokenises text with the model's own tokenizer", file: checkpoint.path.path)
     }
     let tokenizer = try checkpoint.loadTokenizer()
     let data = try TrainingData(specs: specs, tokenizer: tokenizer, validationFraction: validationFraction)

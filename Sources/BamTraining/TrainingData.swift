@@ -29,12 +29,12 @@ public struct TrainingDomain: Sendable, Equatable {
         }
         var weight = 1.0
         if let colon = rest.lastIndex(of: ":"), let w = Double(rest[rest.index(after: colon)...]) {
-            guard w > 0, w.isFinite else { throw BamError.usage("`\(s)`: the domain weight must be a positive number, found \(w)") }
+            guard w > 0, w.isFinite else { throw BamError.usage("the domain weight of `\(s)`", expected: "a positive number", found: "\(w)") }
             weight = w
             rest = rest[..<colon]
         }
         guard !name.isEmpty, !rest.isEmpty else {
-            throw BamError.usage("`\(s)`: expected NAME=FILE[:WEIGHT] (e.g. math=data/math.txt:0.3) or FILE")
+            throw BamError.usage("training domain", expected: "NAME=FILE[:WEIGHT] (e.g. math=data/math.txt:0.3) or FILE", found: "`\(s)`")
         }
         return TrainingDomain(name: name, files: [URL(fileURLWithPath: String(rest))], weight: weight)
     }
@@ -67,7 +67,7 @@ public final class TrainingData: @unchecked Sendable {
     public let domains: [Domain]
 
     public init(domains: [Domain]) throws {
-        guard !domains.isEmpty else { throw BamError.usage("no training data: give at least one --data file") }
+        guard !domains.isEmpty else { throw BamError.usage("no training data: \(TrainField.domains) is empty", expected: "at least one domain", found: "none") }
         var kept: [Domain] = []
         for var d in domains {
             guard d.weight > 0 else { throw BamError.usage("domain `\(d.name)` has weight \(d.weight); weights must be positive") }
@@ -87,7 +87,7 @@ public final class TrainingData: @unchecked Sendable {
         func tokens(_ url: URL) throws -> [Int32] {
             let text: String
             do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-                throw BamError.io("\(url.path): cannot read as UTF-8 text (\(error.localizedDescription))")
+                throw BamError.io("cannot read as UTF-8 text (\(error.localizedDescription))", file: url.path)
             }
             return tokenizer.encode(text, addSpecialTokens: true).map { Int32($0) }
         }
@@ -105,7 +105,9 @@ public final class TrainingData: @unchecked Sendable {
                 for (i, stream) in train.enumerated() {
                     let held = Int((Double(stream.count) * validationFraction).rounded())
                     guard held >= 2, stream.count - held >= 2 else {
-                        throw BamError.usage("\(spec.files[i].path): \(stream.count) tokens are too few to hold out \(Int(validationFraction * 100))% for validation; give more text or --val-data")
+                        throw BamError.usage("too few tokens to hold out \(Int(validationFraction * 100))% for validation", file: spec.files[i].path,
+                                             expected: "enough for 2 training and 2 held-out tokens", found: "\(stream.count) tokens",
+                                             hint: "give more text or \(TrainField.validationFiles)")
                     }
                     validation.append(Array(stream.suffix(held)))
                     train[i] = Array(stream.prefix(stream.count - held))

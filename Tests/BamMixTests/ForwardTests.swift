@@ -105,7 +105,8 @@ struct ForwardTests {
         let error = #expect(throws: BamError.self) {
             try model.forward(tokens: Array(repeating: 1, count: 65), cache: model.makeCache(capacity: 65))
         }
-        #expect(error?.message.contains("sliding_window") == true)
+        #expect(error?.kind == .unsupported && error?.location == .key("sliding_window"))
+        #expect(error?.expected == "a sequence of at most 64 tokens" && error?.found == "65 tokens")
     }
 }
 

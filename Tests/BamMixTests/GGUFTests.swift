@@ -305,11 +305,17 @@ struct GGUFWriterTests {
 
 @Suite("corrupt GGUF files are errors, never crashes")
 struct GGUFCorruptTests {
-    func expectFailure(_ bytes: [UInt8], _ needles: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// The error reading `bytes` as a GGUF file throws; it names the file. `needles` are for the
+    /// messages whose subject has no field of its own (the `what` clause).
+    @discardableResult
+    func expectFailure(_ bytes: [UInt8], _ needles: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws -> BamError? {
         let dir = try FormatTempDir()
         let url = dir.file("bad.gguf")
         try Data(bytes).write(to: url)
-        expectBamError(needles + [url.path], sourceLocation: sourceLocation) { _ = try GGUFFile(path: url.path) }
+        let e = bamError(sourceLocation: sourceLocation) { _ = try GGUFFile(path: url.path) }
+        #expect(e?.file == url.path, sourceLocation: sourceLocation)
+        for n in needles { #expect(e?.message.contains(n) == true, "message: \(e?.message ?? "")", sourceLocation: sourceLocation) }
+        return e
     }
 
     @Test("the hand-built baseline is valid") func baseline() throws {
@@ -324,26 +330,37 @@ struct GGUFCorruptTests {
     @Test("bad magic") func badMagic() throws {
         var b = GGUFBytes.simple()
         b[0] = UInt8(ascii: "X")
-        try expectFailure(b, ["not a GGUF file", "XGUF"])
+        let e = try expectFailure(b)
+        #expect(e?.kind == .format && e?.location == .byte(0) && e?.expected == "`GGUF`" && e?.found == "`XGUF`")
     }
 
     @Test("unsupported versions") func badVersion() throws {
-        try expectFailure(GGUFBytes.simple(version: 7), ["version 7"])
-        try expectFailure(GGUFBytes.simple(version: 1), ["version 1"])
-        try expectFailure(GGUFBytes.simple(version: UInt32(3).byteSwapped), ["big-endian"])
+        let seven = try expectFailure(GGUFBytes.simple(version: 7))
+        #expect(seven?.kind == .format && seven?.location == .byte(4) && seven?.expected == "version 2 or 3" && seven?.found == "version 7")
+        let one = try expectFailure(GGUFBytes.simple(version: 1))
+        #expect(one?.kind == .unsupported && one?.found == "version 1" && one?.hint != nil)
+        let swapped = try expectFailure(GGUFBytes.simple(version: UInt32(3).byteSwapped), ["big-endian"])
+        #expect(swapped?.kind == .unsupported && swapped?.found == "version 3 byte-swapped")
     }
 
     @Test("counts that cannot fit in the file") func counts() throws {
-        try expectFailure(GGUFBytes.simple(tensorCount: 1 << 40), ["tensor count", "limit"])
-        try expectFailure(GGUFBytes.simple(tensorCount: 100_000), ["tensor count", "truncated"])
-        try expectFailure(GGUFBytes.simple(kvCount: 5000), ["metadata key count"])
-        try expectFailure(Array(GGUFBytes.simple().prefix(10)), ["truncated"])
+        let cap = try expectFailure(GGUFBytes.simple(tensorCount: 1 << 40), ["tensor count"])
+        #expect(cap?.location == .byte(8) && cap?.expected == "at most \(GGUFFile.maxTensors)" && cap?.found == "\(1 << 40)")
+        let many = try expectFailure(GGUFBytes.simple(tensorCount: 100_000), ["tensor count", "truncated"])
+        #expect(many?.location == .byte(8) && many?.expected == "at least \(100_000 * 24) bytes")
+        let keys = try expectFailure(GGUFBytes.simple(kvCount: 5000), ["metadata key count"])
+        #expect(keys?.location == .byte(16))
+        let cut = try expectFailure(Array(GGUFBytes.simple().prefix(10)), ["truncated"])
+        #expect(cut?.location == .byte(8) && cut?.expected == "8 bytes" && cut?.found == "2 bytes left")
     }
 
     @Test("a string length past the end of the file") func stringPastEOF() throws {
-        try expectFailure(GGUFBytes.simple(keyLength: 60_000), ["metadata key #0", "past the end"])
-        try expectFailure(GGUFBytes.simple(keyLength: 1 << 20), ["metadata key #0", "limit of 65535"])
-        try expectFailure(GGUFBytes.simple(keyLength: .max), ["metadata key #0", "limit"])
+        let past = try expectFailure(GGUFBytes.simple(keyLength: 60_000), ["metadata key #0", "past the end"])
+        #expect(past?.location == .byte(24) && past?.expected == "60000 bytes")
+        let long = try expectFailure(GGUFBytes.simple(keyLength: 1 << 20), ["metadata key #0"])
+        #expect(long?.location == .byte(24) && long?.expected == "at most 65535 bytes" && long?.found == "\(1 << 20) bytes")
+        let huge = try expectFailure(GGUFBytes.simple(keyLength: .max), ["metadata key #0"])
+        #expect(huge?.found == "\(UInt64.max) bytes")
     }
 
     @Test("an array whose count runs past the end") func arrayPastEOF() throws {
@@ -354,41 +371,51 @@ struct GGUFCorruptTests {
     }
 
     @Test("unaligned tensor offsets") func unaligned() throws {
-        try expectFailure(GGUFBytes.simple(offset: 4, dataBytes: 64), ["data offset 4", "alignment 32"])
+        let e = try expectFailure(GGUFBytes.simple(offset: 4, dataBytes: 64), ["data offset"])
+        #expect(e?.location == .tensor("t") && e?.expected == "a multiple of the alignment 32" && e?.found == "4")
     }
 
     @Test("unknown tensor types") func unknownType() throws {
-        try expectFailure(GGUFBytes.simple(type: 4), ["unknown ggml tensor type 4"])
-        try expectFailure(GGUFBytes.simple(type: 1000), ["unknown ggml tensor type 1000"])
+        for type: UInt32 in [4, 1000] {
+            let e = try expectFailure(GGUFBytes.simple(type: type), ["unknown ggml tensor type"])
+            #expect(e?.location == .tensor("t") && e?.found == GGMLType(rawValue: type).name && e?.hint != nil)
+        }
     }
 
     @Test("more than 4 dimensions") func tooManyDims() throws {
-        try expectFailure(GGUFBytes.simple(nDims: 5, dims: [1, 1, 1, 1, 8]), ["5 dimensions"])
-        try expectFailure(GGUFBytes.simple(nDims: 0, dims: []), ["0 dimensions"])
+        for (n, dims) in [(UInt32(5), [UInt64(1), 1, 1, 1, 8]), (0, [])] {
+            let e = try expectFailure(GGUFBytes.simple(nDims: n, dims: dims), ["dimension count"])
+            #expect(e?.location == .tensor("t") && e?.expected == "1 to 4" && e?.found == "\(n)")
+        }
     }
 
     @Test("dimensions whose product overflows") func overflow() throws {
         try expectFailure(GGUFBytes.simple(nDims: 2, dims: [1 << 40, 1 << 40]), ["overflow"])
-        try expectFailure(GGUFBytes.simple(nDims: 1, dims: [.max]), ["larger than 2^63-1"])
+        let big = try expectFailure(GGUFBytes.simple(nDims: 1, dims: [.max]))
+        #expect(big?.location == .tensor("t") && big?.expected == "at most 2^63-1" && big?.found == "\(UInt64.max)")
         try expectFailure(GGUFBytes.simple(nDims: 2, dims: [1 << 31, 1 << 31]), ["more bytes than are addressable"])
         try expectFailure(GGUFBytes.simple(nDims: 2, dims: [1 << 20, 1 << 10]), ["past the end"])
     }
 
     @Test("tensor data past the end of the file") func dataPastEOF() throws {
-        try expectFailure(GGUFBytes.simple(dataBytes: 16), ["`t`", "past the end of the data section"])
+        let e = try expectFailure(GGUFBytes.simple(dataBytes: 16), ["past the end of the data section"])
+        #expect(e?.location == .tensor("t") && e?.expected == "bytes [0, 0 + 32)")
         try expectFailure(GGUFBytes.simple(offset: 64, dataBytes: 64), ["truncated"])
     }
 
     @Test("Q8_0 rows that are not whole blocks, bools that are not 0 or 1") func misc() throws {
-        try expectFailure(GGUFBytes.simple(dims: [8], type: 8), ["block size 32"])
+        let blocks = try expectFailure(GGUFBytes.simple(dims: [8], type: 8))
+        #expect(blocks?.location == .tensor("t") && blocks?.expected == "a multiple of Q8_0's block size 32" && blocks?.found == "8")
         var b = GGUFBytes()
         b.u32(3); b.u64(0); b.u64(1)
         b.str("a.b"); b.u32(7); b.bytes.append(2)
-        try expectFailure(b.bytes, ["only 0 and 1"])
+        let bool = try expectFailure(b.bytes)
+        #expect(bool?.expected == "0 or 1" && bool?.found == "2")
         var c = GGUFBytes()
         c.u32(3); c.u64(0); c.u64(1)
         c.str("a.b"); c.u32(13); c.bytes.append(0)
-        try expectFailure(c.bytes, ["unknown value type 13"])
+        let type = try expectFailure(c.bytes, ["unknown value type"])
+        #expect(type?.location == .key("a.b") && type?.expected == "0-12" && type?.found == "13")
     }
 
     @Test("deeply nested arrays are refused") func nesting() throws {

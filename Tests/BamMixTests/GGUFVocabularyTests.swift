@@ -143,12 +143,15 @@ struct GGUFVocabularyTests {
             return url
         }
         let unknownPre = try variant("pre") { m in m = m.map { $0.0 == "tokenizer.ggml.pre" ? ($0.0, .string("made-up-pre")) : $0 } }
-        #expect(errorText { _ = try Tokenizer.load(url: unknownPre) }.contains("`tokenizer.ggml.pre = made-up-pre`"))
-        #expect(errorText { _ = try Tokenizer.load(url: unknownPre) }.contains("llama-bpe"))
+        let pre = bamError { _ = try Tokenizer.load(url: unknownPre) }
+        #expect(pre?.kind == .unsupported && pre?.file == unknownPre.path && pre?.location == .key("tokenizer.ggml.pre"))
+        #expect(pre?.found == "made-up-pre" && pre?.expected?.contains("llama-bpe") == true && pre?.hint != nil)
         let unknownModel = try variant("model") { m in m = m.map { $0.0 == "tokenizer.ggml.model" ? ($0.0, .string("bert")) : $0 } }
-        #expect(errorText { _ = try Tokenizer.load(url: unknownModel) }.contains("`tokenizer.ggml.model = bert`"))
+        let model = bamError { _ = try Tokenizer.load(url: unknownModel) }
+        #expect(model?.kind == .unsupported && model?.location == .key("tokenizer.ggml.model") && model?.found == "bert")
         let noMerges = try variant("merges") { m in m.removeAll { $0.0 == "tokenizer.ggml.merges" } }
-        #expect(errorText { _ = try Tokenizer.load(url: noMerges) }.contains("needs `tokenizer.ggml.merges`"))
+        let merges = bamError { _ = try Tokenizer.load(url: noMerges) }
+        #expect(merges?.kind == .format && merges?.location == .key("tokenizer.ggml.merges") && merges?.found == "no such key")
         let duplicate = try variant("dup") { m in
             m = m.map { kv in
                 guard kv.0 == "tokenizer.ggml.tokens", case .array(let t, var a) = kv.1 else { return kv }
@@ -156,9 +159,11 @@ struct GGUFVocabularyTests {
                 return (kv.0, .array(t, a))
             }
         }
-        #expect(errorText { _ = try Tokenizer.load(url: duplicate) }.contains("repeats token"))
-        // The export refuses the same files with the same words.
-        #expect(errorText { _ = try GGUFTokenizer.hfTokenizer(from: GGUFFile(path: unknownPre.path)) }.contains("made-up-pre"))
+        let dup = bamError { _ = try Tokenizer.load(url: duplicate) }
+        #expect(dup?.location == .key("tokenizer.ggml.tokens[301]") && dup?.what == "every token text must be unique; this one repeats token 300")
+        // The export refuses the same files with the same error.
+        let export = bamError { _ = try GGUFTokenizer.hfTokenizer(from: GGUFFile(path: unknownPre.path)) }
+        #expect(export?.location == pre?.location && export?.found == pre?.found && export?.expected == pre?.expected)
     }
 
     @Test("a missing tokenizer.ggml.pre is llama.cpp's default pre-tokenizer")
@@ -172,10 +177,4 @@ struct GGUFVocabularyTests {
         let t = try Tokenizer.load(url: dir.file("nopre.gguf"))
         for (i, text) in f.texts.enumerated() { #expect(encode(t, text, parseSpecial: true) == expected.ids[i]) }
     }
-}
-
-/// The message of the error `body` throws ("" when it does not throw).
-private func errorText(_ body: () throws -> Void) -> String {
-    do { try body() } catch { return "\(error)" }
-    return ""
 }

@@ -9,15 +9,15 @@ import Testing
 
 @Suite("The demo pipeline, end to end on a micro budget")
 struct PipelineTests {
-    @Test("from scratch: corpora, seed, experts, four mixtures finetuned, compare, routes, artifacts")
+    @Test("from scratch: corpora, seed, experts, five mixtures finetuned, compare, routes, artifacts")
     func fromScratch() throws {
         let dir = try TemporaryDirectory()
         var lines: [String] = []
         let pipeline = Pipeline(profile: .micro, output: dir.url, log: { lines.append($0) })
         let result = try pipeline.runFromScratch(seed: 3)
-        // Seed, three experts, BTM and the four mixtures, on four domains.
+        // Seed, three experts, BTM and the five mixtures, on four domains.
         #expect(result.comparison.models.map(\.name) == ["seed", "math expert", "code expert", "knowledge expert", "BTM (top-1)",
-                                                         "BTX", "BAM expert-KV", "BAM shared-KV", "upcycled"])
+                                                         "BTX", "BAM expert-KV", "BAM expert-KV, BTX FFN routing", "BAM shared-KV", "upcycled"])
         #expect(result.comparison.domains.map(\.name) == ["math", "code", "knowledge", "general"])
         for m in result.comparison.models {
             #expect(m.results.count == 4 && m.results.allSatisfy { $0.ppl.isFinite && $0.ppl > 1 })
@@ -28,11 +28,11 @@ struct PipelineTests {
         let btx = try Checkpoint.open(dir.url.appendingPathComponent("models/btx").path).config
         #expect(btx.family == .bam && btx.moa == nil && btx.moe?.topK == 2, "Cohere-style experts: BTX in the BAM format with one attention")
         // Claims are computed (whether they hold at this budget is not the point here).
-        #expect(result.checks.count == 3 + 4 * 3)
+        #expect(result.checks.count == 3 + 5 * 3)
         // Artifacts: JSON that decodes, SVGs that parse.
         let json = try Data(contentsOf: dir.url.appendingPathComponent("results.json"))
         let decoded = try JSONDecoder().decode(RunResults.self, from: json)
-        #expect(decoded.finetuning.count == 4 && decoded.finetuning.allSatisfy { $0.lossCurve.count == 2 })
+        #expect(decoded.finetuning.count == 5 && decoded.finetuning.allSatisfy { $0.lossCurve.count == 2 })
         for name in ["perplexity.svg", "finetune-loss.svg", "routes-btx.svg", "routes-bam-expert-kv.svg"] {
             let data = try Data(contentsOf: dir.url.appendingPathComponent(name))
             let parser = XMLParser(data: data)
@@ -42,7 +42,7 @@ struct PipelineTests {
         // Run again into the same directory: finished stages are reused, not redone or refused.
         lines = []
         let again = try Pipeline(profile: .micro, output: dir.url, log: { lines.append($0) }).runFromScratch(seed: 3)
-        #expect(lines.filter { $0.contains("reusing") }.count == 4)
+        #expect(lines.filter { $0.contains("reusing") }.count == 5)
         #expect(again.comparison.models.map { $0.results.map(\.ppl) } == result.comparison.models.map { $0.results.map(\.ppl) })
     }
 

@@ -157,13 +157,16 @@ struct BlockTypeErrorTests {
         }
     }
 
-    func expectFileError(_ bytes: [UInt8], _ needles: [String], store: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    /// The error opening `bytes` as a GGUF file (or store); it names the file and the tensor.
+    func expectFileError(_ bytes: [UInt8], store: Bool = false, sourceLocation: SourceLocation = #_sourceLocation) throws -> BamError? {
         let dir = try FormatTempDir()
         let url = dir.file("bad.gguf")
         try Data(bytes).write(to: url)
-        expectBamError(needles + [url.path], sourceLocation: sourceLocation) {
+        let e = bamError(sourceLocation: sourceLocation) {
             if store { _ = try GGUFStore(path: url.path) } else { _ = try GGUFFile(path: url.path) }
         }
+        #expect(e?.file == url.path && e?.location == .tensor("blk.0.attn_q.weight"), "\(String(describing: e))", sourceLocation: sourceLocation)
+        return e
     }
 
     /// A GGUF with `general.architecture` = llama and one tensor of ggml type `type`, dims `dims`.
@@ -181,18 +184,26 @@ struct BlockTypeErrorTests {
 
     @Test("rows that are not whole blocks and data past the end are refused when the file is opened")
     func header() throws {
-        try expectFileError(oneTensor(type: 12, dims: [100, 2], dataBytes: 288), ["innermost dimension 100", "Q4_K", "block size 256"])
-        try expectFileError(oneTensor(type: 20, dims: [48, 2], dataBytes: 64), ["innermost dimension 48", "IQ4_NL", "block size 32"])
-        try expectFileError(oneTensor(type: 14, dims: [256, 3], dataBytes: 2 * 210), ["blk.0.attn_q.weight", "630", "past the end", "truncated"])
-        try expectFileError(oneTensor(type: 15, dims: [7936, 1 << 50], dataBytes: 0), ["Q8_K", "more bytes than are addressable"])
+        let q4k = try expectFileError(oneTensor(type: 12, dims: [100, 2], dataBytes: 288))
+        #expect(q4k?.kind == .format && q4k?.expected == "a multiple of Q4_K's block size 256" && q4k?.found == "100")
+        let iq4 = try expectFileError(oneTensor(type: 20, dims: [48, 2], dataBytes: 64))
+        #expect(iq4?.expected == "a multiple of IQ4_NL's block size 32" && iq4?.found == "48")
+        let cut = try expectFileError(oneTensor(type: 14, dims: [256, 3], dataBytes: 2 * 210))
+        #expect(cut?.expected == "bytes [0, 0 + 630)" && cut?.found == "a data section of 420 bytes")
+        let huge = try expectFileError(oneTensor(type: 15, dims: [7936, 1 << 50], dataBytes: 0))
+        #expect(huge?.what == "GGUF: [7936, \(1 << 50)] of Q8_K needs more bytes than are addressable")
     }
 
     @Test("types bam-mix cannot decode are named; unknown and removed ids too")
     func unsupported() throws {
-        try expectFileError(oneTensor(type: 16, dims: [256, 2], dataBytes: 132), ["blk.0.attn_q.weight", "IQ2_XXS", "cannot decode", "Q4_K"], store: true)
-        try expectFileError(oneTensor(type: 34, dims: [256, 1], dataBytes: 54), ["TQ1_0", "cannot decode"], store: true)
-        try expectFileError(oneTensor(type: 4, dims: [32, 1], dataBytes: 32), ["unknown ggml tensor type 4", "Q4_2", "removed"])
-        try expectFileError(oneTensor(type: 99, dims: [32, 1], dataBytes: 32), ["unknown ggml tensor type 99"])
+        let iq2 = try expectFileError(oneTensor(type: 16, dims: [256, 2], dataBytes: 132), store: true)
+        #expect(iq2?.kind == .unsupported && iq2?.found == "IQ2_XXS" && iq2?.expected == GGUFStore.readableTypes && iq2?.hint != nil)
+        let tq1 = try expectFileError(oneTensor(type: 34, dims: [256, 1], dataBytes: 54), store: true)
+        #expect(tq1?.kind == .unsupported && tq1?.found == "TQ1_0")
+        let removed = try expectFileError(oneTensor(type: 4, dims: [32, 1], dataBytes: 32))
+        #expect(removed?.kind == .format && removed?.found == "type 4 (Q4_2, removed from ggml)")
+        let unknown = try expectFileError(oneTensor(type: 99, dims: [32, 1], dataBytes: 32))
+        #expect(unknown?.kind == .format && unknown?.found == "type 99")
     }
 }
 

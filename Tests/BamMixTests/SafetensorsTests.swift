@@ -17,16 +17,14 @@ struct SafetensorsTests {
         return url
     }
 
-    func expectFormatError(_ url: URL, mentioning needle: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        do {
-            _ = try SafetensorsFile(path: url.path)
-            Issue.record("expected an error mentioning \(needle)", sourceLocation: sourceLocation)
-        } catch let e as BamError {
-            #expect(e.message.contains(needle), "message was: \(e.message)", sourceLocation: sourceLocation)
-            #expect(e.message.contains(url.path), "message names the file", sourceLocation: sourceLocation)
-        } catch {
-            Issue.record("unexpected error type \(error)", sourceLocation: sourceLocation)
-        }
+    /// The error opening `url`; it names the file. `needle` is for messages whose subject has no
+    /// field of its own (the `what` clause).
+    @discardableResult
+    func expectFormatError(_ url: URL, mentioning needle: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) -> BamError? {
+        let e = bamError(sourceLocation: sourceLocation) { _ = try SafetensorsFile(path: url.path) }
+        if let needle { #expect(e?.what.description.contains(needle) == true, "what was: \(e?.what.description ?? "")", sourceLocation: sourceLocation) }
+        #expect(e?.file == url.path, "the error names the file", sourceLocation: sourceLocation)
+        return e
     }
 
     @Test("round trip of every float dtype, with metadata and 8-byte aligned data")
@@ -83,19 +81,22 @@ struct SafetensorsTests {
         let dir = try TemporaryDirectory()
         let url = dir.file("x.safetensors")
         try Data([1, 2, 3]).write(to: url)
-        expectFormatError(url, mentioning: "truncated")
+        let e = expectFormatError(url, mentioning: "truncated")
+        #expect(e?.expected == "at least 8 bytes" && e?.found == "3 bytes")
     }
 
     @Test("a header length past the end of the file is refused")
     func headerPastEOF() throws {
         let dir = try TemporaryDirectory()
-        expectFormatError(try rawFile(dir, header: "{}", data: [], declaredLength: 500), mentioning: "past the end")
+        let e = expectFormatError(try rawFile(dir, header: "{}", data: [], declaredLength: 500), mentioning: "past the end")
+        #expect(e?.location == .byte(0) && e?.expected == "a file of at least 508 bytes" && e?.found == "10 bytes")
     }
 
     @Test("a huge header length is refused before any allocation")
     func hugeHeader() throws {
         let dir = try TemporaryDirectory()
-        expectFormatError(try rawFile(dir, header: "{}", data: [], declaredLength: 1 << 62), mentioning: "exceeds")
+        let e = expectFormatError(try rawFile(dir, header: "{}", data: [], declaredLength: 1 << 62))
+        #expect(e?.location == .byte(0) && e?.expected == "at most \(SafetensorsFile.maxHeaderBytes) bytes" && e?.found == "\(1 << 62) bytes")
     }
 
     @Test("a non-JSON header is refused")
@@ -109,28 +110,30 @@ struct SafetensorsTests {
     func overlapping() throws {
         let dir = try TemporaryDirectory()
         let header = #"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#
-        expectFormatError(try rawFile(dir, header: header, data: [UInt8](repeating: 0, count: 12)), mentioning: "overlap")
+        #expect(expectFormatError(try rawFile(dir, header: header, data: [UInt8](repeating: 0, count: 12)), mentioning: "overlap")?.location == .tensor("b"))
     }
 
     @Test("a hole between tensors is refused")
     func hole() throws {
         let dir = try TemporaryDirectory()
         let header = #"{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}"#
-        expectFormatError(try rawFile(dir, header: header, data: [UInt8](repeating: 0, count: 12)), mentioning: "holes")
+        #expect(expectFormatError(try rawFile(dir, header: header, data: [UInt8](repeating: 0, count: 12)), mentioning: "holes")?.location == .tensor("b"))
     }
 
     @Test("offsets past the data buffer are refused")
     func outOfRange() throws {
         let dir = try TemporaryDirectory()
         let header = #"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#
-        expectFormatError(try rawFile(dir, header: header, data: [UInt8](repeating: 0, count: 8)), mentioning: "past the data buffer")
+        let e = expectFormatError(try rawFile(dir, header: header, data: [UInt8](repeating: 0, count: 8)), mentioning: "past the data buffer")
+        #expect(e?.location == .tensor("a") && e?.expected == "an end of at most 8" && e?.found == "16")
     }
 
     @Test("a byte range that does not match shape x dtype size is refused")
     func wrongDTypeSize() throws {
         let dir = try TemporaryDirectory()
         let header = #"{"a":{"dtype":"F16","shape":[4],"data_offsets":[0,16]}}"#
-        expectFormatError(try rawFile(dir, header: header, data: [UInt8](repeating: 0, count: 16)), mentioning: "needs 8 bytes")
+        let e = expectFormatError(try rawFile(dir, header: header, data: [UInt8](repeating: 0, count: 16)))
+        #expect(e?.location == .tensor("a") && e?.expected == "8 bytes for shape [4] of F16" && e?.found == "[0, 16) = 16 bytes")
     }
 
     @Test("trailing bytes after the last tensor are refused")
@@ -145,12 +148,12 @@ struct SafetensorsTests {
         let dir = try TemporaryDirectory()
         expectFormatError(try rawFile(dir, header: #"{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}"#, data: [], name: "1.safetensors"),
                           mentioning: "negative")
-        expectFormatError(try rawFile(dir, header: #"{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}"#, data: [0], name: "2.safetensors"),
-                          mentioning: "unknown dtype")
-        expectFormatError(try rawFile(dir, header: #"{"a":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}"#, data: [0], name: "3.safetensors"),
-                          mentioning: "8-bit float")
-        expectFormatError(try rawFile(dir, header: #"{"__metadata__":{"format":1}}"#, data: [], name: "4.safetensors"),
-                          mentioning: "must be a string")
+        let q4 = expectFormatError(try rawFile(dir, header: #"{"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}}"#, data: [0], name: "2.safetensors"))
+        #expect(q4?.kind == .format && q4?.location == .tensor("a") && q4?.found == "Q4")
+        let f8 = expectFormatError(try rawFile(dir, header: #"{"a":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}"#, data: [0], name: "3.safetensors"))
+        #expect(f8?.kind == .unsupported && f8?.location == .tensor("a") && f8?.found == "F8_E4M3" && f8?.hint != nil)
+        let meta = expectFormatError(try rawFile(dir, header: #"{"__metadata__":{"format":1}}"#, data: [], name: "4.safetensors"))
+        #expect(meta?.location == .key("__metadata__.format") && meta?.expected == "a string" && meta?.found == "1")
         expectFormatError(try rawFile(dir, header: #"{"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]},"a":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}"#, data: [], name: "5.safetensors"),
                           mentioning: "duplicate key")
         expectFormatError(try rawFile(dir, header: #"{"a":{"dtype":"F32","shape":[4611686018427387904, 4],"data_offsets":[0,0]}}"#, data: [], name: "6.safetensors"),

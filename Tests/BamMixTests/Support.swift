@@ -100,3 +100,16 @@ struct TestRandom {
         return t
     }
 }
+
+/// The BamError `body` throws (nil, with an issue recorded, when it throws nothing or something else).
+func bamError(sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void) -> BamError? {
+    do {
+        try body()
+        Issue.record("expected a BamError, nothing was thrown", sourceLocation: sourceLocation)
+    } catch let e as BamError {
+        return e
+    } catch {
+        Issue.record("expected a BamError, got \(error)", sourceLocation: sourceLocation)
+    }
+    return nil
+}

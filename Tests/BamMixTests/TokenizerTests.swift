@@ -68,15 +68,6 @@ private func difference(_ got: [Int], _ want: [Int]) -> String {
 /// Swift's String == compares by canonical equivalence; tokenizers must match scalar for scalar.
 private func sameScalars(_ a: String, _ b: String) -> Bool { a.unicodeScalars.elementsEqual(b.unicodeScalars) }
 
-private func errorText(_ body: () throws -> Void) -> String {
-    do {
-        try body()
-        return "(no error)"
-    } catch {
-        return String(describing: error)
-    }
-}
-
 private func tokenizer(json: String) throws -> Tokenizer { try Tokenizer(jsonData: Data(json.utf8)) }
 
 /// A minimal valid tokenizer.json around the given components.
@@ -187,10 +178,11 @@ struct TokenizerTests {
         let file = fixturesDir.appendingPathComponent("llama2/tokenizer.json")
         let tok = try Tokenizer.load(url: file)
         #expect(tok.bosTokenId == 1 && tok.eosTokenId == 2 && tok.addsBOS)
-        let missing = errorText { _ = try Tokenizer.load(url: fixturesDir.appendingPathComponent("nope")) }
-        #expect(missing.contains("no such file"))
-        let emptyDir = errorText { _ = try Tokenizer.load(url: fixturesDir) }
-        #expect(emptyDir.contains("has no tokenizer.json"))
+        let nope = fixturesDir.appendingPathComponent("nope")
+        let missing = bamError { _ = try Tokenizer.load(url: nope) }
+        #expect(missing?.kind == .io && missing?.file == nope.path && missing?.hint != nil)
+        let emptyDir = bamError { _ = try Tokenizer.load(url: fixturesDir) }
+        #expect(emptyDir?.kind == .format && emptyDir?.file == fixturesDir.path && emptyDir?.what == "the directory has no tokenizer.json")
     }
 
     // MARK: Dedicated regex matchers
@@ -231,64 +223,63 @@ struct TokenizerTests {
 
     // MARK: Errors
 
-    @Test("malformed tokenizer.json: errors name the JSON path")
+    @Test("malformed tokenizer.json: errors name the file and JSON path, with what was expected and found")
     func malformed() {
-        #expect(errorText { _ = try tokenizer(json: #"{"model": "#) }.hasPrefix("tokenizer.json: invalid JSON at line 1"))
-        #expect(errorText { _ = try tokenizer(json: "[1, 2]") } == "tokenizer.json: (root): expected a JSON object, found an array")
-        #expect(errorText { _ = try tokenizer(json: #"{"added_tokens": []}"#) }
-            .hasPrefix("tokenizer.json: (root): missing \"model\""))
-        #expect(errorText {
-            _ = try tokenizer(json: document(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b", "a c"]}"#))
-        }.hasPrefix("tokenizer.json: model.merges[0]: token \"ab\" is not in model.vocab"))
-        #expect(errorText {
-            _ = try tokenizer(json: document(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b", ["a", "c"]]}"#))
-        } == "tokenizer.json: model.merges[1]: token \"c\" is not in model.vocab")
-        #expect(errorText {
-            _ = try tokenizer(json: document(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": ["a  a"]}"#))
-        }.hasPrefix("tokenizer.json: model.merges[0]: expected \"LEFT RIGHT\""))
-        #expect(errorText {
-            _ = try tokenizer(json: document(model: #"{"type": "BPE", "vocab": {"a": "zero"}, "merges": []}"#))
-        }.hasPrefix("tokenizer.json: model.vocab[\"a\"]: expected a token id"))
-        #expect(errorText { _ = try tokenizer(json: document(model: #"{"type": "BPE", "vocab": {"a": 0}}"#)) }
-            == "tokenizer.json: model: missing \"merges\"")
-        #expect(errorText {
-            _ = try tokenizer(json: document(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<unk>"}"#))
-        } == "tokenizer.json: model.unk_token: unk token \"<unk>\" is not in model.vocab")
-        #expect(errorText {
+        func check(_ json: String, at path: String, what: String = "", expected: String? = nil, found: String? = nil,
+                   sourceLocation: SourceLocation = #_sourceLocation) {
+            let e = bamError { _ = try tokenizer(json: json) }
+            #expect(e?.kind == .format, sourceLocation: sourceLocation)
+            #expect(e?.file == "tokenizer.json" && e?.location == .key(path), "\(String(describing: e))", sourceLocation: sourceLocation)
+            #expect(e?.what == BamError.Text(what), sourceLocation: sourceLocation)
+            #expect(e?.expected == expected && e?.found == found, "\(String(describing: e))", sourceLocation: sourceLocation)
+        }
+        let syntax = bamError { _ = try tokenizer(json: #"{"model": "#) }
+        #expect(syntax?.kind == .format && syntax?.file == "tokenizer.json" && syntax?.location == .line(1, column: 11))
+        check("[1, 2]", at: "", expected: "a JSON object", found: "an array")
+        #expect(bamError { _ = try tokenizer(json: "[1, 2]") }?.message == "tokenizer.json: top level: expected a JSON object, found an array")
+        check(#"{"added_tokens": []}"#, at: "", what: #"missing "model" (every tokenizer.json has one, e.g. {"type": "BPE", ...})"#)
+        check(document(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": ["a b", "a c"]}"#), at: "model.merges[0]",
+              what: "the merge needs a token that is not in model.vocab", expected: "a token of model.vocab", found: #""ab""#)
+        check(document(model: #"{"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2}, "merges": ["a b", ["a", "c"]]}"#), at: "model.merges[1]",
+              what: "the merge needs a token that is not in model.vocab", expected: "a token of model.vocab", found: #""c""#)
+        check(document(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": ["a  a"]}"#), at: "model.merges[0]",
+              expected: #""LEFT RIGHT" (two tokens separated by one space)"#, found: #""a  a""#)
+        check(document(model: #"{"type": "BPE", "vocab": {"a": "zero"}, "merges": []}"#), at: #"model.vocab["a"]"#,
+              expected: "a token id (an integer from 0 to \((1 << 22) - 1))", found: "a string")
+        check(document(model: #"{"type": "BPE", "vocab": {"a": 0}}"#), at: "model", what: #"missing "merges""#)
+        check(document(model: #"{"type": "BPE", "vocab": {"a": 0}, "merges": [], "unk_token": "<unk>"}"#), at: "model.unk_token",
+              what: "the unk token is not in model.vocab", expected: "a token of model.vocab", found: #""<unk>""#)
+        let regex = bamError {
             _ = try tokenizer(json: document(preTokenizer: #"{"type": "Split", "pattern": {"Regex": "(ab"}, "behavior": "Isolated", "invert": false}"#))
-        }.hasPrefix("tokenizer.json: pre_tokenizer.pattern.Regex: invalid regular expression \"(ab\""))
-        #expect(errorText {
-            _ = try tokenizer(json: document(preTokenizer: #"{"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways"}"#))
-        }.hasPrefix("tokenizer.json: pre_tokenizer.behavior: unknown split behavior \"Sideways\""))
-        #expect(errorText { _ = try tokenizer(json: document(addedTokens: #"[{"content": "<s>"}]"#)) }
-            == "tokenizer.json: added_tokens[0]: missing \"id\"")
-        #expect(errorText {
-            _ = try tokenizer(json: document(postProcessor: #"{"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {}}"#))
-        }.hasPrefix("tokenizer.json: post_processor.single[0].SpecialToken: special token \"<s>\" is not listed"))
-        #expect(errorText {
-            _ = try tokenizer(json: document(model: #"{"type": "BPE", "dropout": 0.1, "vocab": {"a": 0}, "merges": []}"#))
-        }.hasPrefix("tokenizer.json: model.dropout: BPE dropout 0.1 is not supported"))
-        #expect(errorText { _ = try tokenizer(json: document(normalizer: #"{"prepend": "x"}"#)) }
-            == "tokenizer.json: normalizer: missing \"type\"")
+        }
+        #expect(regex?.location == .key("pre_tokenizer.pattern.Regex") && regex?.kind == .format)
+        check(document(preTokenizer: #"{"type": "Split", "pattern": {"Regex": "a"}, "behavior": "Sideways"}"#), at: "pre_tokenizer.behavior",
+              what: "unknown split behavior", expected: "Removed, Isolated, MergedWithPrevious, MergedWithNext or Contiguous", found: #""Sideways""#)
+        check(document(addedTokens: #"[{"content": "<s>"}]"#), at: "added_tokens[0]", what: #"missing "id""#)
+        check(document(postProcessor: #"{"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}], "special_tokens": {}}"#),
+              at: "post_processor.single[0].SpecialToken", what: "the special token is not listed in special_tokens", found: #""<s>""#)
+        check(document(model: #"{"type": "BPE", "dropout": 0.1, "vocab": {"a": 0}, "merges": []}"#), at: "model.dropout",
+              what: "BPE dropout is not supported (it makes encoding random)", expected: "null", found: "0.1")
+        check(document(normalizer: #"{"prepend": "x"}"#), at: "normalizer", what: #"missing "type""#)
     }
 
     @Test("unsupported components are refused by type and JSON path")
     func unsupported() throws {
-        let bert = errorText {
-            _ = try tokenizer(json: document(preTokenizer: #"{"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "BertPreTokenizer"}]}"#))
+        func check(_ json: String, at path: String, type: String, supported: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+            let e = bamError { _ = try tokenizer(json: json) }
+            #expect(e?.kind == .unsupported && e?.file == "tokenizer.json", sourceLocation: sourceLocation)
+            #expect(e?.location == .key(path) && e?.found == "\"\(type)\"", "\(String(describing: e))", sourceLocation: sourceLocation)
+            if let supported { #expect(e?.expected == supported, sourceLocation: sourceLocation) }
         }
-        #expect(bert.hasPrefix(#"tokenizer.json: pre_tokenizer.pretokenizers[1]: type "BertPreTokenizer" is not supported"#), "\(bert)")
-        #expect(errorText { _ = try tokenizer(json: document(model: #"{"type": "WordPiece", "vocab": {}}"#)) }
-            .hasPrefix(#"tokenizer.json: model: type "WordPiece" is not supported (supported: BPE)"#))
-        #expect(errorText { _ = try tokenizer(json: document(model: #"{"type": "Unigram", "vocab": []}"#)) }
-            .hasPrefix(#"tokenizer.json: model: type "Unigram" is not supported"#))
-        #expect(errorText {
-            _ = try tokenizer(json: document(normalizer: #"{"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Precompiled", "precompiled_charsmap": ""}]}"#))
-        }.hasPrefix(#"tokenizer.json: normalizer.normalizers[1]: type "Precompiled" is not supported"#))
-        #expect(errorText { _ = try tokenizer(json: document(decoder: #"{"type": "Sequence", "decoders": [{"type": "CTC"}]}"#)) }
-            .hasPrefix(#"tokenizer.json: decoder.decoders[0]: type "CTC" is not supported"#))
-        #expect(errorText { _ = try tokenizer(json: document(postProcessor: #"{"type": "Sequence", "processors": [{"type": "ByteLevel"}, {"type": "Fancy"}]}"#)) }
-            .hasPrefix(#"tokenizer.json: post_processor.processors[1]: type "Fancy" is not supported"#))
+        check(document(preTokenizer: #"{"type": "Sequence", "pretokenizers": [{"type": "ByteLevel"}, {"type": "BertPreTokenizer"}]}"#),
+              at: "pre_tokenizer.pretokenizers[1]", type: "BertPreTokenizer")
+        check(document(model: #"{"type": "WordPiece", "vocab": {}}"#), at: "model", type: "WordPiece", supported: "BPE")
+        check(document(model: #"{"type": "Unigram", "vocab": []}"#), at: "model", type: "Unigram", supported: "BPE")
+        check(document(normalizer: #"{"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Precompiled", "precompiled_charsmap": ""}]}"#),
+              at: "normalizer.normalizers[1]", type: "Precompiled")
+        check(document(decoder: #"{"type": "Sequence", "decoders": [{"type": "CTC"}]}"#), at: "decoder.decoders[0]", type: "CTC")
+        check(document(postProcessor: #"{"type": "Sequence", "processors": [{"type": "ByteLevel"}, {"type": "Fancy"}]}"#),
+              at: "post_processor.processors[1]", type: "Fancy")
     }
 
     // MARK: The project's own tokenizer

@@ -185,7 +185,8 @@ struct TrainingRunTests {
         #expect(spec.name == "math" && spec.files == [URL(fileURLWithPath: "data/m.txt")] && spec.weight == 0.3)
         #expect(try TrainingDomain.parse("plain.txt", defaultName: "train").name == "train")
         #expect(try TrainingDomain.parse("dir/with=sign/f.txt", defaultName: "d").name == "d")
-        #expect(throws: BamError.self) { try TrainingDomain.parse("math=f.txt:-1", defaultName: "x") }
+        let weight = bamError { _ = try TrainingDomain.parse("math=f.txt:-1", defaultName: "x") }
+        #expect(weight?.kind == .usage && weight?.expected == "a positive number" && weight?.found == "-1.0")
 
         let d = try TrainingData(domains: [
             .init(name: "a", weight: 3, train: [Array(0..<100)], validation: [Array(100..<120)]),

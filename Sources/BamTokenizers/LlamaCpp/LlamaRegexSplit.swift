@@ -46,12 +46,12 @@ enum LlamaSplitRegex: Sendable {
         if usesCategories, pattern.unicodeScalars.contains(where: { $0.value >= 0x80 }) {
             // llama.cpp refuses this combination too ("Regex includes both unicode categories and
             // non-ASCII characters - not supported").
-            throw TokenizerError("pre-tokenizer regex \(jsonQuoted(pattern)) mixes \\p{..} categories with non-ASCII characters, which llama.cpp cannot run")
+            throw BamError.unsupported("pre-tokenizer regex \(jsonQuoted(pattern)) mixes \\p{..} categories with non-ASCII characters, which llama.cpp cannot run")
         }
         let rewritten = try LlamaCollapse.rewrite(pattern, collapseCategories: usesCategories)
         let regex: NSRegularExpression
         do { regex = try NSRegularExpression(pattern: rewritten, options: []) } catch {
-            throw TokenizerError("pre-tokenizer regex \(jsonQuoted(pattern)) does not compile (rewritten as \(jsonQuoted(rewritten)): \(error.localizedDescription))")
+            throw BamError.unsupported("pre-tokenizer regex \(jsonQuoted(pattern)) does not compile (rewritten as \(jsonQuoted(rewritten)): \(error.localizedDescription))")
         }
         return usesCategories ? .collapsed(RegexBox(regex)) : .wide(RegexBox(regex))
     }
@@ -108,8 +108,8 @@ enum LlamaCollapse {
         var out = ""
         var inClass = false
         var i = 0
-        func unsupported(_ what: String) -> TokenizerError {
-            TokenizerError("pre-tokenizer regex \(jsonQuoted(pattern)): \(what) is not supported")
+        func unsupported(_ what: String) -> BamError {
+            BamError.unsupported("pre-tokenizer regex \(jsonQuoted(pattern)): \(what) is not supported")
         }
         while i < s.count {
             let c = s[i]
