@@ -5,7 +5,7 @@ same per-step losses (router losses included) for five steps.
 Run by hand (never in CI), after building bam-mix; only the standard library is needed:
 
     swift build --product bam-mix
-    python3 tools/make_finetune_fixtures.py .build/debug/bam-mix
+    python3 tools/make_finetune_fixtures.py .build/debug/bam-mix [CASE ...]
 
 For each case, from the tiny dense experts of Tests/Fixtures/mix/experts, writes
 Tests/Fixtures/finetune/<case>/:
@@ -31,6 +31,7 @@ ROOT = os.path.join(FIXTURES, "finetune")
 EXPERTS = os.path.join(FIXTURES, "mix", "experts")
 
 COMMON = ["--steps", "5", "--batch", "4", "--seq", "24", "--lr", "3e-3", "--warmup", "2", "--eval-windows", "2"]
+PADDED = ["--steps", "5", "--batch", "4", "--seq", "48", "--lr", "3e-3", "--warmup", "2", "--eval-windows", "2"]
 CASES = {
     # BAM: expert-KV soft attention, FFN top-1 without renormalisation, BTX balance loss + z-loss,
     # two micro-batches per step.
@@ -50,7 +51,21 @@ CASES = {
                 "--top-k", "2", "--seed", "4"], "family": "cohere",
         "finetune": COMMON + ["--seed", "13", "--train", "routers,norms", "--aux-loss", "btx", "--aux-alpha", "0.01", "--z-loss", "0.001"],
     },
+    # BTX's routing ablation with padding: a domain whose one stream is shorter than --seq + 1 tokens
+    # (SHORT_TEXT, 40 bytes = tokens of the fixtures' byte-level tokenizer, 38 after the held-out
+    # 5 %), so its windows are padded and the router statistics must leave the padding out.
+    # Sampled top-1: the Gumbel noise of bam-mix's seeded stream (the package draws the same).
+    "bam_llama_sample_top1_padded": {
+        "mix": ["--method", "bam", "--ffn-routing", "sample-top1", "--gumbel-decay", "0.1", "--seed", "5"], "family": "llama",
+        "finetune": PADDED + ["--seed", "14", "--aux-loss", "btx", "--aux-alpha", "0.01", "--z-loss", "0.001"], "short": True,
+    },
+    # Switch with a capacity factor that drops tokens, BTX's mixture written in the BAM format.
+    "btx_llama_switch_padded": {
+        "mix": ["--method", "btx", "--ffn-routing", "switch", "--capacity-factor", "1.0", "--seed", "6"], "family": "llama",
+        "finetune": PADDED + ["--seed", "15", "--aux-loss", "switch", "--aux-alpha", "0.02", "--z-loss", "0.001"], "short": True,
+    },
 }
+SHORT_TEXT = "Add: 3 + 4 = 7. Then 7 * 2 = 14. Done!!\n"
 DOMAINS = {"math": 1, "code": 2}
 KEPT_MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json")
 
@@ -60,11 +75,14 @@ def run(cmd):
 
 
 def main(argv):
-    if len(argv) != 2:
+    if len(argv) < 2:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     binary = os.path.abspath(argv[1])
+    only = argv[2:]  # case names (default: every case)
     for name, case in CASES.items():
+        if only and name not in only:
+            continue
         out = os.path.join(ROOT, name)
         shutil.rmtree(out, ignore_errors=True)
         os.makedirs(os.path.join(out, "data"))
@@ -88,6 +106,10 @@ def main(argv):
                 path = os.path.join(out, "data", f"{domain}.txt")
                 run([binary, "corpus", "--domain", domain, "--split", "train", "--bytes", "2500", "--seed", str(seed), "--out", path])
                 data += ["--data", f"{domain}=data/{domain}.txt"]
+            if case.get("short"):
+                with open(os.path.join(out, "data", "short.txt"), "w") as f:
+                    f.write(SHORT_TEXT)
+                data += ["--data", "short=data/short.txt:2"]
             args = case["finetune"] + data
             log = os.path.join(tmp, "log.jsonl")
             subprocess.run([binary, "finetune", "--model", "model", *args, "--out", os.path.join(tmp, "ft"),

@@ -5,6 +5,7 @@ Run by hand (never in CI); the tests only read what this writes under Tests/Fixt
 
     tools/setup-peers   # once: the peers' venv outside the checkout (the script runs itself under it)
     python3 tools/make_training_fixtures.py      (torch 2.x, transformers 5.23)
+    python3 tools/make_training_fixtures.py --routing-only    (only ROUTING_FIXTURES, below)
 
 Every fixture is a tiny model with random weights of meaningful scale (weights and embeddings
 N(0, 0.15), norms 1 + 0.2 N(0, 1), routers N(0, 0.5), biases N(0, 0.2)):
@@ -18,7 +19,7 @@ N(0, 0.15), norms 1 + 0.2 N(0, 1), routers N(0, 0.5), biases N(0, 0.2)):
     tied), and a Cohere shared-KV parallel model with attention biases. Its router losses are the
     reference's `router_losses`.
 
-Each directory holds
+Each directory of FIXTURES holds
 
     config.json, model.safetensors   the model (float32; Mixtral under the legacy per-expert names)
     tokens.npy       int64 [B, T+1]  one batch; inputs tokens[:, :-1], targets tokens[:, 1:]
@@ -38,6 +39,21 @@ token reached in a step is updated with a zero gradient (Mixtral's fused expert 
 (the BAM reference's separate expert modules, whose .grad stays None). Every top-k routing decision of every forward pass
 (including the ten steps') has a router-logit margin of at least MIN_MARGIN, so a port cannot
 legitimately route differently.
+
+The routing fixtures (ROUTING_FIXTURES, BAM only: loss and gradients, no AdamW steps) add what the
+router statistics and the FFN routing variants need:
+
+  * padding: the second sequence of the batch ends after PAD_AFTER tokens (inputs 0 and targets -1
+    past its end, as bam-mix's TrainingData pads a short stream); `mask.npy` int64 [B, T] is the
+    token mask (1 = token, 0 = padding), passed to the model as its attention_mask, so the router
+    losses leave padding out;
+  * ffn_routing "switch" with a capacity factor that drops tokens (the script checks some are);
+  * ffn_routing "sample_top1" with the Gumbel noise written to `gumbel.npy` float32 [L, B*T, E] and
+    fed to the model (`gumbel_noise`), at the temperature in expected.json;
+  * ffn_routing "soft".
+
+A routing fixture holds config.json, model.safetensors, grads.safetensors, expected.json (no AdamW
+steps), inputs.npy and targets.npy int64 [B, T] (-1: not scored), and mask.npy / gumbel.npy when used.
 """
 import json
 import math
@@ -85,6 +101,16 @@ FIXTURES = [
           tie_word_embeddings=True, logit_scale=0.25), 28, "btx", 1, "all"),
 ]
 ALPHA, BETA = 0.3, 0.05  # router-loss coefficients of the MoE fixtures
+PAD_AFTER = 5  # real tokens of the padded sequence
+
+ROUTING_FIXTURES = [
+    # name, config options, seed, aux loss, padded, Gumbel (decay, step) or None
+    ("bam_padded_btx", dict(attention_experts="shared_kv", parallel_block=False), 41, "btx", True, None),
+    ("bam_padded_switch_loss", dict(parallel_block=True), 42, "switch", True, None),
+    ("bam_switch_capacity", dict(ffn_routing="switch", router_capacity_factor=1.0, parallel_block=False), 43, "switch", True, None),
+    ("bam_sample_top1", dict(ffn_routing="sample_top1", router_gumbel_decay=0.05, parallel_block=False), 44, "btx", False, (0.05, 10)),
+    ("bam_soft_ffn", dict(ffn_routing="soft", num_experts_per_tok=E, parallel_block=True), 45, "btx", False, None),
+]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -200,15 +226,21 @@ class Objective:
                 if cfg.attention_experts != "dense":
                     layer.self_attn.gate.register_forward_hook(lambda m, i, o: self.captured.append(("attn", o)))
 
-    def __call__(self, tokens):
+    def __call__(self, tokens, mask=None, noise=None, targets=None):
+        """`mask` [B, T] (1 = token, 0 = padding), `noise` per layer [B*T, E] (sampled top-1's Gumbel
+        noise), `targets` [B, T] (-1: not scored) instead of tokens[:, 1:]."""
         self.captured.clear()
-        inputs, targets = tokens[:, :-1], tokens[:, 1:]
+        inputs = tokens[:, :-1]
+        targets = tokens[:, 1:] if targets is None else targets
         cfg = self.model.config
+        if noise is not None:
+            for layer, g in zip(self.model.model.layers, noise):
+                layer.block_sparse_moe.gumbel_noise = g
         if self.kind == "bam":
-            out = self.model(inputs, use_cache=False)
+            out = self.model(inputs, use_cache=False, attention_mask=mask)
         else:
             out = self.model(inputs)
-        lm = F.cross_entropy(out.logits.reshape(-1, V).double(), targets.reshape(-1))
+        lm = F.cross_entropy(out.logits.reshape(-1, V).double(), targets.reshape(-1), ignore_index=-1)
         router = {"btx": torch.zeros((), dtype=torch.float64), "switch": torch.zeros((), dtype=torch.float64),
                   "z": torch.zeros((), dtype=torch.float64)}
         if self.kind == "bam":
@@ -216,9 +248,18 @@ class Objective:
         elif self.kind == "mixtral":
             for _, logits in self.captured:
                 router = {k: router[k] + v for k, v in mixtral_router_losses(logits, cfg.num_experts_per_tok).items()}
+        counted = None if mask is None else mask.reshape(-1).bool()
+        ffn_layer = 0
         for where, logits in self.captured:
             if where == "ffn":
-                self.margins += margins(logits.detach(), cfg.num_experts_per_tok)
+                scores = logits.detach().float()
+                if noise is not None:
+                    scores = scores + noise[ffn_layer]  # the sample is the argmax of logits + g
+                ffn_layer += 1
+                if counted is not None:
+                    scores = scores[counted]
+                k = E if getattr(cfg, "ffn_routing", "top_k") == "soft" else cfg.num_experts_per_tok
+                self.margins += margins(scores, k)
             elif cfg.attention_routing == "top_k":
                 self.margins += margins(logits.detach().reshape(-1, logits.shape[-1]), cfg.num_attention_experts_per_tok)
         total = lm
@@ -358,19 +399,117 @@ def make_fixture(name, kind, options, seed, aux, accumulation, train):
           f"margin {margin:.4f}, {len(named)} tensors")
 
 
+def make_routing_fixture(name, options, seed, aux, padded, gumbel):
+    rng = np.random.default_rng(seed)
+    tokens = torch.tensor(rng.integers(0, V, size=(B, T + 1)), dtype=torch.int64)
+    inputs, targets = tokens[:, :-1].clone(), tokens[:, 1:].clone()
+    mask = None
+    if padded:
+        # bam-mix's padding of a short stream (TrainingData): inputs 0 past its end, targets -1 from
+        # its last token on.
+        inputs[1, PAD_AFTER:] = 0
+        targets[1, PAD_AFTER - 1:] = -1
+        mask = torch.ones(B, T, dtype=torch.int64)
+        mask[1, PAD_AFTER:] = 0
+    noise, temperature = None, None
+    if gumbel is not None:
+        decay, step = gumbel
+        temperature = max(0.5, math.exp(-decay * step))
+        u = torch.tensor(rng.uniform(1e-6, 1 - 1e-6, size=(L, B * T, E)), dtype=torch.float32)
+        noise = -torch.log(-torch.log(u))
+    for attempt in range(100):
+        model = make_model("bam", options, seed + 1000 * attempt)
+        for layer in model.model.layers:
+            layer.block_sparse_moe.gumbel_temperature = temperature if temperature is not None else 1.0
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        objective = Objective("bam", model, aux)
+        model.zero_grad()
+        total, lm, router = objective(torch.cat([inputs, targets[:, -1:]], dim=1), mask=mask, noise=noise, targets=targets)
+        total.backward()
+        grads = {n: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+                 for n, p in model.named_parameters()}
+        margin = min(objective.margins, default=math.inf)
+        dropped = switch_dropped(model, inputs, mask) if options.get("ffn_routing") == "switch" else None
+        if margin >= MIN_MARGIN and (dropped is None or dropped > 0):
+            break
+        print(f"{name}: attempt {attempt}: routing margin {margin:.2e}, dropped {dropped}; next seed")
+    else:
+        raise SystemExit(f"{name}: no seed with clear routing margins")
+
+    out = os.path.join(ROOT, name)
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    write_config(out, "bam", model)
+    weights = {k: v.float().contiguous() for k, v in state.items()}
+    if getattr(model.config, "tie_word_embeddings", False):
+        weights.pop("lm_head.weight", None)
+    save_file(weights, os.path.join(out, "model.safetensors"), metadata={"format": "pt"})
+    named = {k: v.float().contiguous() for k, v in grads.items()}
+    assert set(named) == set(weights), set(named) ^ set(weights)
+    save_file(named, os.path.join(out, "grads.safetensors"), metadata={"format": "pt"})
+    np.save(os.path.join(out, "inputs.npy"), inputs.numpy())
+    np.save(os.path.join(out, "targets.npy"), targets.numpy())
+    if mask is not None:
+        np.save(os.path.join(out, "mask.npy"), mask.numpy())
+    if noise is not None:
+        np.save(os.path.join(out, "gumbel.npy"), noise.numpy())
+    expected = {
+        "B": B, "T": T,
+        "loss": float(total.detach()), "lm_loss": float(lm.detach()), "router_losses": {k: float(v) for k, v in router.items()},
+        "aux": aux, "alpha": ALPHA, "beta": BETA,
+        "ffn_routing": model.config.ffn_routing, "temperature": temperature, "switch_dropped": dropped,
+        "min_routing_margin": margin,
+    }
+    with open(os.path.join(out, "expected.json"), "w") as f:
+        json.dump(expected, f, indent=2)
+        f.write("\n")
+    print(f"{name}: loss {float(total.detach()):.6f} (lm {float(lm.detach()):.6f}, router {({k: round(float(v), 5) for k, v in router.items()})}), "
+          f"margin {margin:.4f}, dropped {dropped}, {len(named)} tensors")
+
+
+def switch_dropped(model, inputs, mask):
+    """Tokens (summed over layers) that Switch routing dropped over capacity, padding not counted."""
+    dropped = 0
+    hooks, decisions = [], []
+    for layer in model.model.layers:
+        moe = layer.block_sparse_moe
+        hooks.append(moe.register_forward_hook(lambda m, i, o: decisions.append(o[2])))
+    with torch.no_grad():
+        model(inputs, use_cache=False, attention_mask=mask)
+    for h in hooks:
+        h.remove()
+    counted = torch.ones(inputs.numel(), dtype=torch.bool) if mask is None else mask.reshape(-1).bool()
+    for d in decisions:
+        dropped += int((counted & ~d.dispatched).sum())
+    return dropped
+
+
 def main():
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, transformers {transformers.__version__}")
+    versions = f"torch {torch.__version__}\ntransformers {transformers.__version__}\n"
+    routing_line = f"routing fixtures: torch {torch.__version__}, transformers {transformers.__version__}\n"
+    if "--routing-only" in sys.argv[1:]:
+        # Only the routing fixtures, leaving the others (and the versions they were made with) as they are.
+        for fixture in ROUTING_FIXTURES:
+            make_routing_fixture(*fixture)
+        path = os.path.join(ROOT, "VERSIONS.txt")
+        kept = [l for l in open(path).read().splitlines(keepends=True) if not l.startswith("routing fixtures:")]
+        with open(path, "w") as f:
+            f.write("".join(kept) + routing_line)
+        return
     shutil.rmtree(ROOT, ignore_errors=True)
     os.makedirs(ROOT)
     for fixture in FIXTURES:
         make_fixture(*fixture)
+    for fixture in ROUTING_FIXTURES:
+        make_routing_fixture(*fixture)
     with open(os.path.join(ROOT, "VERSIONS.txt"), "w") as f:
-        f.write(f"torch {torch.__version__}\ntransformers {transformers.__version__}\n")
+        f.write(versions + routing_line)
     total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(ROOT) for f in fs)
-    print(f"wrote {len(FIXTURES)} fixtures, {total / 1e6:.2f} MB, to {os.path.normpath(ROOT)}")
+    print(f"wrote {len(FIXTURES) + len(ROUTING_FIXTURES)} fixtures, {total / 1e6:.2f} MB, to {os.path.normpath(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -38,10 +38,15 @@ public struct FeedForwardRoutingStats: Sendable, Codable, Equatable {
     /// The distribution of each token's two most probable experts (an unordered pair), largest
     /// first; fractions sum to 1. Present when E >= 2.
     public var top2Pairs: [ExpertPairShare]
+    /// Tokens that skipped the FFN (Switch routing: their expert was at capacity in their window);
+    /// 0 for every other routing. The fractions above are of the router's choices, dropped tokens included.
+    public var dropped: Int
+    /// `dropped` over all tokens.
+    public var droppedFraction: Double
 
     enum CodingKeys: String, CodingKey {
         case top1Fraction = "top1_fraction", topKFraction = "topk_fraction", meanProbability = "mean_probability",
-             meanGate = "mean_gate", top2Pairs = "top2_pairs"
+             meanGate = "mean_gate", top2Pairs = "top2_pairs", dropped, droppedFraction = "dropped_fraction"
     }
 }
 
@@ -102,12 +107,14 @@ public struct RoutingReport: Sendable, Codable, Equatable {
     public var layers: Int
     public var ffnExperts: Int?
     public var ffnTopK: Int?
+    /// The FFN routing in words (FeedForwardRouting.summary); Switch's capacity applies per window of `ctx` tokens.
+    public var ffnRouting: String?
     public var attentionExperts: Int?
     public var ctx: Int
     public var domains: [DomainRouting]
 
     enum CodingKeys: String, CodingKey {
-        case schema, model, kind, layers, ffnExperts = "ffn_experts", ffnTopK = "ffn_top_k",
+        case schema, model, kind, layers, ffnExperts = "ffn_experts", ffnTopK = "ffn_top_k", ffnRouting = "ffn_routing",
              attentionExperts = "attention_experts", ctx, domains
     }
 }
@@ -121,6 +128,7 @@ struct LayerAccumulator {
     var probability: [Double]
     var gate: [Double]
     var pairs: [Int: Int] = [:]   // key a * E + b, a < b
+    var dropped = 0
 
     init(E: Int) {
         top1 = [Int](repeating: 0, count: E)
@@ -131,6 +139,7 @@ struct LayerAccumulator {
 
     mutating func add(_ d: RoutingDecision) {
         let E = d.E
+        dropped += d.droppedCount
         for t in 0..<d.T {
             tokens += 1
             let chosen = d.chosen[t]
@@ -155,7 +164,8 @@ struct LayerAccumulator {
             .sorted { $0.fraction != $1.fraction ? $0.fraction > $1.fraction : $0.experts.lexicographicallyPrecedes($1.experts) }
         return FeedForwardRoutingStats(
             top1Fraction: top1.map { Double($0) / n }, topKFraction: topK.map { Double($0) / Double(max(1, assignments)) },
-            meanProbability: probability.map { $0 / n }, meanGate: gate.map { $0 / n }, top2Pairs: pairShares)
+            meanProbability: probability.map { $0 / n }, meanGate: gate.map { $0 / n }, top2Pairs: pairShares,
+            dropped: dropped, droppedFraction: Double(dropped) / n)
     }
 
     func attention() -> AttentionRoutingStats {
@@ -218,7 +228,7 @@ public func analyseRouting(model: Transformer, modelName: String, tokenizer: Tok
             let f = sampleFFN, a = sampleAttention
             return SampleToken(
                 id: id, text: texts[t],
-                ffnExperts: f.isEmpty ? nil : f.map { $0.chosen[t] },
+                ffnExperts: f.isEmpty ? nil : f.map { $0.dispatched(t) },
                 ffnProbabilities: f.isEmpty ? nil : f.map { d in (0..<d.E).map { round4(d.probabilities[t * d.E + $0]) } },
                 attentionWeights: a.isEmpty ? nil : a.map { d in (0..<d.E).map { round4(d.weights[t * d.E + $0]) } })
         }
@@ -230,7 +240,8 @@ public func analyseRouting(model: Transformer, modelName: String, tokenizer: Tok
                                  chunks: windows.count, layers: layers, sample: sample))
     }
     return RoutingReport(model: modelName, kind: OpenedModel.describe(c), layers: L, ffnExperts: c.moe?.experts,
-                         ffnTopK: c.moe?.topK, attentionExperts: c.moa?.experts, ctx: options.contextLength, domains: out)
+                         ffnTopK: c.moe?.topK, ffnRouting: c.moe.map { $0.routing.summary(experts: $0.experts) },
+                         attentionExperts: c.moa?.experts, ctx: options.contextLength, domains: out)
 }
 
 /// Each token's text as it appears in the decoded sequence: the difference between decoding the

@@ -17,18 +17,68 @@ public enum AttentionExpertKind: String, Sendable { case expertKV = "expert_kv",
 public enum AttentionRouting: String, Sendable { case soft, topK = "top_k" }
 
 /// How an FFN mixture picks experts for a token and weighs their outputs (`ffn_routing` and its
-/// parameters in config.json; RouterRecipe.swift). One case is implemented; the routing variants of
-/// later work (Switch with capacity, sampled top-1, soft; `FFNRouting` names them) become further
-/// cases, and inference and training switch on this value.
+/// parameters in config.json; RouterRecipe.swift). Inference and training switch on this value
+/// (BamModels/Routing.swift); the kernels are BamTensors' Router.swift and RouterVariants.swift.
 public enum FeedForwardRouting: Sendable, Equatable {
     /// softmax -> the K most probable experts. `renormalize`: the chosen probabilities divided by
     /// their sum (Mixtral, BTX); otherwise used as they are (Switch, BAM).
     case topK(k: Int, renormalize: Bool)
+    /// Switch top-1 (gate p_i) with at most ceil(capacityFactor * N / E) tokens per expert in a
+    /// forward pass of N tokens; overflow tokens skip the FFN (residual only). BTX's ablation, 1.5.
+    case `switch`(capacityFactor: Double)
+    /// Top-1 sampled by Gumbel-softmax while training (temperature max(0.5, exp(-gumbelDecay * step)),
+    /// hard gate 1 with the relaxed sample's gradient), argmax with gate 1 at inference. BTX's ablation, r = 1e-4.
+    case sampleTop1(gumbelDecay: Double)
+    /// Every expert, weighted by the dense softmax.
+    case soft
 
-    /// Experts each token is sent to.
-    public var expertsPerToken: Int {
+    /// The config.json name (`ffn_routing`).
+    public var kind: FFNRouting {
+        switch self {
+        case .topK: .topK
+        case .switch: .switch
+        case .sampleTop1: .sampleTop1
+        case .soft: .soft
+        }
+    }
+
+    /// Experts each token is sent to (at most: Switch drops overflow tokens).
+    public func expertsPerToken(experts E: Int) -> Int {
         switch self {
         case let .topK(k, _): k
+        case .switch, .sampleTop1: 1
+        case .soft: E
+        }
+    }
+
+    /// Sampled top-1's Gumbel-softmax temperature at optimiser step `step`: max(0.5, exp(-r step)).
+    public static func gumbelTemperature(decay r: Double, step: Int) -> Float {
+        Float(max(0.5, exp(-r * Double(step))))
+    }
+
+    /// "top-2 of 4 renormalised", "Switch top-1 of 4, capacity factor 1.5", ...
+    public func summary(experts E: Int) -> String {
+        switch self {
+        case let .topK(k, renormalize):
+            "top-\(k) of \(E)\(renormalize ? " renormalised" : k == E ? "" : " not renormalised")"
+        case let .switch(c): "Switch top-1 of \(E), capacity factor \(c)"
+        case let .sampleTop1(r): "sampled top-1 of \(E) (Gumbel-softmax, decay \(r); argmax at inference)"
+        case .soft: "soft (all \(E) experts, softmax gates)"
+        }
+    }
+
+    /// The config.json keys of this routing: `ffn_routing`, `num_experts_per_tok` and the
+    /// parameters of the kind (keys of other kinds are removed).
+    public func write(to config: inout JSONObject, experts E: Int) {
+        config[RouterRecipeKeys.routing] = .string(kind.rawValue)
+        config["num_experts_per_tok"] = .int(expertsPerToken(experts: E))
+        config[RouterRecipeKeys.capacityFactor] = nil
+        config[RouterRecipeKeys.gumbelDecay] = nil
+        switch self {
+        case .topK: break
+        case let .switch(c): config[RouterRecipeKeys.capacityFactor] = .double(c)
+        case let .sampleTop1(r): config[RouterRecipeKeys.gumbelDecay] = .double(r)
+        case .soft: break
         }
     }
 }
@@ -62,12 +112,14 @@ public struct MoEConfig: Sendable, Equatable {
                   routerAuxLossCoef: routerAuxLossCoef, routerZLossCoef: routerZLossCoef, routerJitterNoise: routerJitterNoise)
     }
 
-    /// K: experts per token.
-    public var topK: Int { routing.expertsPerToken }
-    /// Whether the chosen gates are renormalised (top-k routing's flag).
+    /// K: experts per token (at most, for Switch).
+    public var topK: Int { routing.expertsPerToken(experts: experts) }
+    /// Whether the chosen gates are renormalised (top-k routing's flag; false for the others, whose
+    /// gates are p_i, 1 or the whole softmax).
     public var renormalize: Bool {
         switch routing {
         case let .topK(_, renormalize): renormalize
+        case .switch, .sampleTop1, .soft: false
         }
     }
 }
@@ -386,22 +438,34 @@ extension ModelConfig {
                 }
                 return x
             }
-            let m = MoEConfig(experts: e, routing: .topK(k: k, renormalize: renormalize),
+            let capacityFactor = try double(RouterRecipeKeys.capacityFactor, default: 1.5)
+            let gumbelDecay = try double(RouterRecipeKeys.gumbelDecay, default: 1e-4)
+            guard capacityFactor > 0, capacityFactor.isFinite, gumbelDecay >= 0, gumbelDecay.isFinite else {
+                throw err(RouterRecipeKeys.capacityFactor, "router_capacity_factor must be positive and router_gumbel_decay not negative (both finite), found \(capacityFactor) and \(gumbelDecay)")
+            }
+            let kind = try choice(RouterRecipeKeys.routing, default: FFNRouting.topK)
+            let routing: FeedForwardRouting
+            switch kind {
+            case .topK: routing = .topK(k: k, renormalize: renormalize)
+            case .switch: routing = .switch(capacityFactor: capacityFactor)
+            case .sampleTop1: routing = .sampleTop1(gumbelDecay: gumbelDecay)
+            case .soft: routing = .soft
+            }
+            if kind != .topK {
+                guard k == routing.expertsPerToken(experts: e) else {
+                    throw err("num_experts_per_tok", "ffn_routing \"\(kind.rawValue)\" sends each token to \(routing.expertsPerToken(experts: e)) expert(s), but num_experts_per_tok is \(k); set it to \(routing.expertsPerToken(experts: e))")
+                }
+                guard !renormalize else {
+                    throw err(RouterRecipeKeys.renormalize, "true applies to ffn_routing \"top_k\" only; \"\(kind.rawValue)\" has its own gates — remove the key or set it to false")
+                }
+            }
+            let m = MoEConfig(experts: e, routing: routing,
                               auxLoss: try choice(RouterRecipeKeys.auxLossKind, default: RouterAuxLoss.btx),
                               routerAuxLossCoef: try double(RouterRecipeKeys.auxLossCoef, default: auxDefault),
                               routerZLossCoef: try double(RouterRecipeKeys.zLossCoef, default: zDefault),
                               routerJitterNoise: try double("router_jitter_noise", default: 0))
             guard m.routerAuxLossCoef >= 0, m.routerZLossCoef >= 0 else {
                 throw err(RouterRecipeKeys.auxLossCoef, "router_aux_loss_coef and router_z_loss_coef must not be negative")
-            }
-            // The routing variants' parameters are checked even though only top-k runs, so that a
-            // config written for another implementation fails here with the key it got wrong.
-            guard try double(RouterRecipeKeys.capacityFactor, default: 1.5) > 0, try double(RouterRecipeKeys.gumbelDecay, default: 1e-4) >= 0 else {
-                throw err(RouterRecipeKeys.capacityFactor, "router_capacity_factor must be positive and router_gumbel_decay not negative")
-            }
-            let routing = try choice(RouterRecipeKeys.routing, default: FFNRouting.topK)
-            guard routing == .topK else {
-                throw BamError.unsupported("\(file): `ffn_routing` = \"\(routing.rawValue)\" is not implemented in bam-mix (inference and training route FFN tokens top-k); use \"top_k\"")
             }
             // The gate scaling of arXiv 2410.07524 is stored in the expert weights by `bam-mix mix`
             // (docs/mixing.md); a scale applied in the forward pass is not implemented.
@@ -414,6 +478,9 @@ extension ModelConfig {
         if family == .mixtral {
             if try !bool(RouterRecipeKeys.renormalize, default: true) {
                 throw err(RouterRecipeKeys.renormalize, "false is not expressible by Mixtral (it renormalises the chosen gates); un-renormalised routing is written in the BAM format")
+            }
+            if let v = obj[RouterRecipeKeys.routing], !v.isNull, v.stringValue != FFNRouting.topK.rawValue {
+                throw err(RouterRecipeKeys.routing, "\(v.serialized(indent: nil)) is not expressible by Mixtral (it routes top-k with renormalised gates); Switch, sampled top-1 and soft routing are written in the BAM format (model_type \"bam\")")
             }
             feedForward = .mixture(try moeConfig(renormalize: true, auxDefault: 0.001, zDefault: 0))
         }

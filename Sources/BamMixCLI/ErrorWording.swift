@@ -20,7 +20,7 @@ enum ErrorWording {
             M.routerBaseExpert: "--router-base-expert", M.seed: "--seed", M.weights: "--weights",
             M.attention: "--attention", M.attentionRouting: "--attention-routing", M.attentionTopK: "--attention-top-k",
             M.block: "--block", M.numExperts: "--num-experts", M.upcycleNoise: "--noise", M.dropRatio: "--drop-ratio",
-            M.ffnRouting: "--ffn-routing", M.auxLoss: "--aux-loss", M.routerAuxLossCoef: "--aux-loss-coef",
+            M.ffnRouting: "--ffn-routing", M.capacityFactor: "--capacity-factor", M.gumbelDecay: "--gumbel-decay", M.auxLoss: "--aux-loss", M.routerAuxLossCoef: "--aux-loss-coef",
             M.routerZLossCoef: "--z-loss-coef", M.expertScaling: "--expert-scaling", M.routerData: "--router-data",
             M.routerDataTokens: "--router-data-tokens", M.dtype: "--dtype", M.shardSize: "--shard-size",
             M.allowTokenizerMismatch: "--allow-tokenizer-mismatch",

@@ -89,7 +89,7 @@ struct InspectCommand: ParsableCommand {
             ("embeddings", c.tieEmbeddings ? "tied to lm_head" : "separate lm_head"),
         ]
         if let moe = c.moe {
-            lines.append(("FFN experts", "\(moe.experts), top-\(moe.topK), \(moe.renormalize ? "renormalised (Mixtral/BTX)" : "not renormalised (Switch/BAM)")"))
+            lines.append(("FFN experts", "\(moe.experts), \(moe.routing.summary(experts: moe.experts))"))
         }
         if let moa = c.moa {
             lines.append(("attention experts", "\(moa.experts), \(moa.kind == .expertKV ? "expert-KV" : "shared-KV"), \(moa.routing == .soft ? "soft routing" : "top-\(moa.topK) routing")"))

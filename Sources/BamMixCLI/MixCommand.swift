@@ -89,8 +89,14 @@ struct MixCommand: ParsableCommand {
     @Option(name: .customLong("router-data-tokens"), help: "--router domain: tokens of each --router-data file averaged over (its first ones).")
     var routerDataTokens = 8192
 
-    @Option(name: .customLong("ffn-routing"), help: "paper (default: the method's own FFN routing and router losses) or btx (bam only: top-2 renormalised with BTX's loss).")
+    @Option(name: .customLong("ffn-routing"), help: "paper (default: the method's own FFN routing and router losses), btx (bam only: top-2 renormalised with BTX's loss), or BTX's routing ablation with the method's losses: switch (top-1, capacity factor; overflow tokens skip the FFN), sample-top1 (Gumbel-softmax top-1 while finetuning, argmax at inference), soft (every expert, softmax gates). switch, sample-top1 and soft write the BAM format.")
     var ffnRouting: FFNRoutingRecipe = .paper
+
+    @Option(name: .customLong("capacity-factor"), help: "--ffn-routing switch: each expert takes at most ceil(F * tokens / experts) tokens of a forward pass (default 1.5).")
+    var capacityFactor: Double?
+
+    @Option(name: .customLong("gumbel-decay"), help: "--ffn-routing sample-top1: r in the Gumbel-softmax temperature max(0.5, exp(-r * step)) (default 1e-4).")
+    var gumbelDecay: Double?
 
     @Option(name: .customLong("expert-scaling"), help: "auto (default: E/K for un-renormalised gates, else 1), none, or a factor multiplying each expert's down projection (arXiv 2410.07524).")
     var expertScaling: ExpertScaling = .auto
@@ -176,6 +182,8 @@ struct MixCommand: ParsableCommand {
         }
         o.routerDataTokens = routerDataTokens
         o.ffnRouting = ffnRouting
+        o.capacityFactor = capacityFactor
+        o.gumbelDecay = gumbelDecay
         o.expertScaling = expertScaling
         o.dropRatio = dropRatio
         o.auxLoss = auxLoss

@@ -103,17 +103,24 @@ struct RoutesCommand: ParsableCommand {
             print("\n\(d.name): \(d.tokens) tokens in \(d.chunks) window(s)")
             if let E = r.ffnExperts {
                 let K = r.ffnTopK ?? 1
+                // Switch routing drops tokens over an expert's capacity: a column says how many.
+                let drops = d.layers.contains { ($0.ffn?.dropped ?? 0) > 0 } || r.ffnRouting?.hasPrefix("Switch") == true
                 var t = Table(header: ["layer"] + (0..<E).map { "E\($0) top1" } + (K > 1 ? (0..<E).map { "E\($0) top\(K)" } : [])
-                              + ["top pair"])
+                              + ["top pair"] + (drops ? ["dropped"] : []))
                 for l in d.layers {
                     guard let f = l.ffn else { continue }
                     let top1 = f.top1Fraction.map { Table.Cell(String(format: "%.3f", $0)) }
                     let topk = K > 1 ? f.topKFraction.map { Table.Cell(String(format: "%.3f", $0)) } : []
                     let pair = f.top2Pairs.first.map { "E\($0.experts[0])+E\($0.experts[1]) \(String(format: "%.2f", $0.fraction))" } ?? "-"
-                    t.rows.append([Table.Cell("\(l.layer)")] + top1 + topk + [Table.Cell(pair)])
+                    let dropped = drops ? [Table.Cell("\(f.dropped) (\(String(format: "%.1f", 100 * f.droppedFraction))%)")] : []
+                    t.rows.append([Table.Cell("\(l.layer)")] + top1 + topk + [Table.Cell(pair)] + dropped)
                 }
-                print("FFN routing (share of tokens):")
+                print("FFN routing (share of tokens)\(r.ffnRouting.map { ", \($0)" } ?? ""):")
                 print(t.render())
+                if drops {
+                    let total = d.layers.reduce(0) { $0 + ($1.ffn?.dropped ?? 0) }
+                    print("dropped: \(total) token-layer(s) skipped the FFN over capacity (capacity per window of \(r.ctx) tokens)")
+                }
             }
             if let E = r.attentionExperts {
                 var t = Table(header: ["layer"] + (0..<E).map { "E\($0) weight" })

@@ -308,6 +308,10 @@ struct FinetuneCommand: ParsableCommand {
                 throw BamError.usage("\(flags.model) is a dense model; `finetune` trains mixtures (BTX/BAM) — use `bam-mix train` for dense models")
             }
             printError("finetune: \(description)")
+            if let moe = config.moe {
+                // The routing is the checkpoint's (sampled top-1 samples while training, argmax in validation).
+                printError("finetune: FFN routing \(moe.routing.summary(experts: moe.experts)) (from the checkpoint's config.json)")
+            }
         }
     }
 }

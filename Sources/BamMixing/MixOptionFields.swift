@@ -22,6 +22,8 @@ extension MixOptions {
         public static let upcycleNoise = BamError.Option(\MixOptions.upcycleNoise, "upcycleNoise")
         public static let dropRatio = BamError.Option(\MixOptions.dropRatio, "dropRatio")
         public static let ffnRouting = BamError.Option(\MixOptions.ffnRouting, "ffnRouting")
+        public static let capacityFactor = BamError.Option(\MixOptions.capacityFactor, "capacityFactor")
+        public static let gumbelDecay = BamError.Option(\MixOptions.gumbelDecay, "gumbelDecay")
         public static let auxLoss = BamError.Option(\MixOptions.auxLoss, "auxLoss")
         public static let routerAuxLossCoef = BamError.Option(\MixOptions.routerAuxLossCoef, "routerAuxLossCoef")
         public static let routerZLossCoef = BamError.Option(\MixOptions.routerZLossCoef, "routerZLossCoef")
@@ -33,7 +35,7 @@ extension MixOptions {
         public static let allowTokenizerMismatch = BamError.Option(\MixOptions.allowTokenizerMismatch, "allowTokenizerMismatch")
         public static let all = [method, experts, output, topK, renormalize, router, routerPrompts, routerBaseExpert,
                                  seed, weights, attention, attentionRouting, attentionTopK, block, numExperts,
-                                 upcycleNoise, dropRatio, ffnRouting, auxLoss, routerAuxLossCoef, routerZLossCoef,
+                                 upcycleNoise, dropRatio, ffnRouting, capacityFactor, gumbelDecay, auxLoss, routerAuxLossCoef, routerZLossCoef,
                                  expertScaling, routerData, routerDataTokens, dtype, shardSize,
                                  allowTokenizerMismatch]
     }

@@ -35,6 +35,14 @@ public enum FFNRoutingRecipe: String, Sendable, CaseIterable {
     /// BTX's FFN routing and loss on a BAM mix (top-2 renormalised, BTX loss 0.01, no z-loss): the
     /// combination docs/results.md's ablation found best at small finetuning budgets.
     case btx
+    /// BTX's routing ablation (arXiv 2403.07816, section 4), with the method's router losses:
+    /// Switch top-1 with a capacity factor (`capacityFactor`, 1.5); overflow tokens skip the FFN.
+    case `switch`
+    /// Top-1 sampled by Gumbel-softmax while finetuning (temperature max(0.5, exp(-r t)),
+    /// `gumbelDecay` r = 1e-4), argmax at inference.
+    case sampleTop1 = "sample-top1"
+    /// Every expert, weighted by the router's softmax.
+    case soft
 }
 
 /// Expert weight scaling for un-renormalised gates (arXiv 2410.07524, section 3): softmax -> top-K
@@ -87,6 +95,10 @@ public struct MixOptions: Sendable {
     public var dropRatio: Double = 0
     /// The FFN routing recipe (the method's own by default).
     public var ffnRouting: FFNRoutingRecipe = .paper
+    /// `--ffn-routing switch`: the capacity factor (nil: 1.5, BTX's).
+    public var capacityFactor: Double?
+    /// `--ffn-routing sample-top1`: the temperature decay r (nil: 1e-4, BTX's).
+    public var gumbelDecay: Double?
     /// Overrides of the recipe's router losses (nil: the recipe's).
     public var auxLoss: RouterAuxLoss?
     public var routerAuxLossCoef: Double?

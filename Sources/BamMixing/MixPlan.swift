@@ -40,28 +40,49 @@ struct MixPlan {
 
 /// The FFN routing and router losses a mix writes (docs/mixing.md, "Router recipes").
 struct ResolvedRecipe {
-    var topK: Int
-    var renormalize: Bool
+    var routing: FeedForwardRouting
     var losses: RouterLossRecipe
 
     /// The method's recipe, then the options' overrides.
     static func resolve(_ o: MixOptions, experts E: Int) throws -> ResolvedRecipe {
+        let methodLosses: RouterLossRecipe = o.method == .bam ? .bam : .btx
         var r: ResolvedRecipe
         switch (o.method, o.ffnRouting) {
-        case (.bam, .paper): r = ResolvedRecipe(topK: 1, renormalize: false, losses: .bam)
-        case (.bam, .btx), (.btx, .paper), (.upcycle, .paper): r = ResolvedRecipe(topK: 2, renormalize: true, losses: .btx)
+        case (.bam, .paper): r = ResolvedRecipe(routing: .topK(k: 1, renormalize: false), losses: .bam)
+        case (.bam, .btx), (.btx, .paper), (.upcycle, .paper): r = ResolvedRecipe(routing: .topK(k: min(2, E), renormalize: true), losses: .btx)
         case (.btx, .btx), (.upcycle, .btx):
             throw BamError.usage("\(MixField.ffnRouting, "btx") puts BTX's FFN routing on a BAM mix; \(MixField.method, o.method.rawValue) routes that way already")
+        case (_, .switch): r = ResolvedRecipe(routing: .switch(capacityFactor: o.capacityFactor ?? 1.5), losses: methodLosses)
+        case (_, .sampleTop1): r = ResolvedRecipe(routing: .sampleTop1(gumbelDecay: o.gumbelDecay ?? 1e-4), losses: methodLosses)
+        case (_, .soft): r = ResolvedRecipe(routing: .soft, losses: methodLosses)
         }
-        r.topK = min(r.topK, E)
-        if let k = o.topK { r.topK = k }
-        if let n = o.renormalize { r.renormalize = n }
+        if o.capacityFactor != nil && o.ffnRouting != .switch {
+            throw BamError.usage("\(MixField.capacityFactor) applies to \(MixField.ffnRouting, "switch") only")
+        }
+        if o.gumbelDecay != nil && o.ffnRouting != .sampleTop1 {
+            throw BamError.usage("\(MixField.gumbelDecay) applies to \(MixField.ffnRouting, "sample-top1") only")
+        }
+        if let c = o.capacityFactor, !(c > 0 && c.isFinite) {
+            throw BamError.usage("\(MixField.capacityFactor)", expected: "a positive number", found: "\(c)")
+        }
+        if let g = o.gumbelDecay, !(g >= 0 && g.isFinite) {
+            throw BamError.usage("\(MixField.gumbelDecay)", expected: "a number not negative", found: "\(g)")
+        }
+        switch r.routing {
+        case let .topK(k, renormalize):
+            let k = o.topK ?? k
+            guard k >= 1, k <= E else {
+                throw BamError.usage("\(MixField.topK) must be between 1 and the number of experts", expected: "1 ... \(E)", found: "\(k)")
+            }
+            r.routing = .topK(k: k, renormalize: o.renormalize ?? renormalize)
+        case .switch, .sampleTop1, .soft:
+            if o.topK != nil || o.renormalize != nil {
+                throw BamError.usage("\(MixField.topK) and \(MixField.renormalize) apply to top-k routing; \(MixField.ffnRouting, o.ffnRouting.rawValue) sends each token to \(r.routing.expertsPerToken(experts: E)) expert(s) with its own gates")
+            }
+        }
         if let a = o.auxLoss { r.losses.auxLoss = a }
         if let a = o.routerAuxLossCoef { r.losses.auxLossCoef = a }
         if let z = o.routerZLossCoef { r.losses.zLossCoef = z }
-        guard r.topK >= 1, r.topK <= E else {
-            throw BamError.usage("\(MixField.topK) must be between 1 and the number of experts", expected: "1 ... \(E)", found: "\(r.topK)")
-        }
         guard r.losses.auxLossCoef >= 0, r.losses.zLossCoef >= 0, r.losses.auxLossCoef.isFinite, r.losses.zLossCoef.isFinite else {
             throw BamError.usage("\(MixField.routerAuxLossCoef) and \(MixField.routerZLossCoef) must be finite and not negative",
                                  found: "\(r.losses.auxLossCoef) and \(r.losses.zLossCoef)")
@@ -69,8 +90,21 @@ struct ResolvedRecipe {
         return r
     }
 
-    /// True when the chosen gates always sum to 1 (renormalised, or every expert chosen).
-    func gatesSumToOne(experts E: Int) -> Bool { renormalize || topK == E }
+    /// Experts per token (at most, for Switch).
+    func topK(experts E: Int) -> Int { routing.expertsPerToken(experts: E) }
+
+    /// Renormalised top-k gates (the one routing Mixtral expresses).
+    var renormalize: Bool { if case .topK(_, true) = routing { true } else { false } }
+
+    /// True when a token's gates always sum to 1 (renormalised, every expert chosen, sampled top-1's
+    /// gate 1, soft's whole softmax); false for gates p_i of some experts (top-k, Switch).
+    func gatesSumToOne(experts E: Int) -> Bool {
+        switch routing {
+        case let .topK(k, renormalize): renormalize || k == E
+        case .switch: E == 1
+        case .sampleTop1, .soft: true
+        }
+    }
 }
 
 /// 4.0 -> "4", 0.25 -> "0.25", 1.2345 -> "1.23".
@@ -97,7 +131,7 @@ extension MixPlan {
         var notes: [String] = []
         let isBAM = options.method == .bam
         let recipe = try ResolvedRecipe.resolve(options, experts: E)
-        let topK = recipe.topK, renormalize = recipe.renormalize
+        let topK = recipe.topK(experts: E), renormalize = recipe.renormalize
         if case let .factor(x) = options.expertScaling, !(x > 0 && x.isFinite) {
             throw BamError.usage("\(MixField.expertScaling): the factor", expected: "a positive number", found: "\(x)")
         }
@@ -116,9 +150,8 @@ extension MixPlan {
         var cfg = seed.raw
         for k in ["auto_map", "transformers_version", "_name_or_path", "bam_sources"] { cfg[k] = nil }
         cfg["num_local_experts"] = .int(E)
-        cfg["num_experts_per_tok"] = .int(topK)
+        recipe.routing.write(to: &cfg, experts: E)
         recipe.losses.write(to: &cfg)
-        cfg[RouterRecipeKeys.routing] = .string(FFNRouting.topK.rawValue)
         cfg["output_router_logits"] = false
         cfg["router_jitter_noise"] = 0.0
         if let d = options.dtype { cfg["torch_dtype"] = nil; cfg["dtype"] = .string(d.torchName) }
@@ -132,7 +165,7 @@ extension MixPlan {
         } else {
             formatName = "BAM (bam-mix's format, docs/bam-format.md)"
             if !isBAM {
-                notes.append("Mixtral cannot express these experts (\(seed.family.rawValue) with \(parallel ? "parallel blocks" : "sequential blocks")\(seed.qkvBias || seed.oBias ? ", attention biases" : "")\(seed.norm == .layer ? ", LayerNorm" : "")\(renormalize ? "" : ", un-renormalised routing")); writing the BAM format with one averaged attention (attention_experts \"dense\"), which bam-mix and transformers (with trust_remote_code) run")
+                notes.append("Mixtral cannot express these experts (\(seed.family.rawValue) with \(parallel ? "parallel blocks" : "sequential blocks")\(seed.qkvBias || seed.oBias ? ", attention biases" : "")\(seed.norm == .layer ? ", LayerNorm" : "")\(renormalize ? "" : recipe.routing.kind == .topK ? ", un-renormalised routing" : ", \(recipe.routing.kind.rawValue) routing")); writing the BAM format with one averaged attention (attention_experts \"dense\"), which bam-mix and transformers (with trust_remote_code) run")
             }
             cfg["architectures"] = .array(["BamForCausalLM"])
             cfg["model_type"] = "bam"
@@ -190,7 +223,7 @@ extension MixPlan {
             case .auto: recipe.gatesSumToOne(experts: E) ? 1 : 1 / m
             }
         }
-        let routingSummary = "FFN top-\(topK) of \(E)\(renormalize ? " renormalised" : topK == E ? "" : " not renormalised"), \(recipe.losses.summary)"
+        let routingSummary = "FFN \(recipe.routing.summary(experts: E)), \(recipe.losses.summary)"
             + (expertScales.allSatisfy { $0 == 1 } ? "" : ", experts scaled \(formatScales(expertScales))")
         // A trained model's FFN output is multiplied by the chosen gates; say so when the scale does
         // not make up for them (docs/mixing.md, "Mixtures usable at once").

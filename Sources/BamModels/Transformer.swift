@@ -346,9 +346,10 @@ public final class Transformer: @unchecked Sendable {
         let decision = routing.route(logits: logits, T: T, E: E)
         observer?(.feedForwardRouting(layer: l, decision))
         // Group token rows per expert; each active expert gets its gathered inputs (n_e, C) and
-        // its own output buffer (n_e, C).
+        // its own output buffer (n_e, C). A token Switch routing dropped (over capacity) is in no
+        // group: its FFN output stays 0 and the residual carries it.
         var members = [[Int]](repeating: [], count: E)
-        for t in 0..<T { for e in decision.chosen[t] { members[e].append(t) } }
+        for t in 0..<T { for e in decision.dispatched(t) { members[e].append(t) } }
         let active = (0..<E).filter { !members[$0].isEmpty }
         var outputs: [(expert: Int, rows: [Int], out: UnsafeMutablePointer<Float>)] = []
         var tasks: [(cost: Double, run: () -> Void)] = []

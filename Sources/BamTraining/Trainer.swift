@@ -254,17 +254,24 @@ public final class Trainer {
 
     /// One optimiser step on `accumulation` micro-batches sampled from the data.
     public func trainStep() throws -> StepRecord {
-        let batches = (0..<options.accumulation).map { _ in
-            data.sampleBatch(B: options.batchSize, T: options.sequenceLength, rng: &rng)
+        let batches = (0..<options.accumulation).map { _ -> (inputs: [Int32], targets: [Int32], mask: [Bool]?) in
+            let b = data.sampleBatch(B: options.batchSize, T: options.sequenceLength, rng: &rng)
+            return (b.inputs, b.targets, b.mask)
         }
-        if options.dumpBatches != nil { sampled.append(batches) }
+        if options.dumpBatches != nil { sampled.append(batches.map { (inputs: $0.inputs, targets: $0.targets) }) }
         return try trainStep(batches: batches)
     }
 
     /// One optimiser step on the given micro-batches (B*T inputs and targets each): their mean
     /// loss's gradient (each backward scaled by 1 / micro-batches), clipping, AdamW with the
-    /// scheduled rate.
+    /// scheduled rate. Batches without padding.
     public func trainStep(batches: [(inputs: [Int32], targets: [Int32])]) throws -> StepRecord {
+        try trainStep(batches: batches.map { (inputs: $0.inputs, targets: $0.targets, mask: nil) })
+    }
+
+    /// One optimiser step on micro-batches with their token masks (false: padding, which the
+    /// router statistics leave out; nil: none).
+    public func trainStep(batches: [(inputs: [Int32], targets: [Int32], mask: [Bool]?)]) throws -> StepRecord {
         let o = options
         let B = o.batchSize, T = o.sequenceLength
         let started = DispatchTime.now().uptimeNanoseconds
@@ -272,8 +279,11 @@ public final class Trainer {
         var lm = 0.0, total = 0.0, router = RouterLossValues()
         var expertLoad: [[Double]] = [], attentionLoad: [[Double]] = []
         let scale = 1 / Double(batches.count)
-        for batch in batches {
-            let l = try model.forward(inputs: batch.inputs, targets: batch.targets, B: B, T: T)
+        defer { model.gumbelNoise = nil }
+        for (i, batch) in batches.enumerated() {
+            // Sampled top-1 routing draws its Gumbel noise per step and micro-batch (validation routes by argmax).
+            model.gumbelNoise = .seeded(seed: o.seed, step: step, microBatch: i)
+            let l = try model.forward(inputs: batch.inputs, targets: batch.targets, B: B, T: T, tokenMask: batch.mask)
             guard l.total.isFinite else {
                 throw BamError(.numeric, at: .step(step + 1), "the loss is not finite", expected: "a finite loss", found: "\(l.total) (LM \(l.lm))",
                                hint: "lower \(TrainField.learningRate) or raise \(TrainField.warmupSteps)")
@@ -315,7 +325,7 @@ public final class Trainer {
         for (d, domain) in data.domains.enumerated() {
             var dSum = 0.0, dCount = 0
             for batch in data.validationBatches(domain: d, B: B, T: T, maxWindows: options.evalWindows) {
-                let l = try model.forward(inputs: batch.inputs, targets: batch.targets, B: B, T: T)
+                let l = try model.forward(inputs: batch.inputs, targets: batch.targets, B: B, T: T, tokenMask: batch.mask)
                 dSum += l.lm * Double(l.scored)
                 dCount += l.scored
             }

@@ -121,10 +121,11 @@ public final class TrainingData: @unchecked Sendable {
     /// Training tokens of all domains.
     public var trainingTokens: Int { domains.reduce(0) { $0 + $1.train.reduce(0) { $0 + $1.count } } }
 
-    /// A batch of B random windows: inputs and targets (B*T) each. A stream shorter than T + 1
-    /// tokens gives a window padded with targets -1 (not scored).
-    public func sampleBatch(B: Int, T: Int, rng: inout SplitMix64) -> (inputs: [Int32], targets: [Int32]) {
-        var inputs = [Int32](), targets = [Int32]()
+    /// A batch of B random windows: inputs, targets and the token mask (B*T) each. A stream
+    /// shorter than T + 1 tokens gives a window padded with targets -1 (not scored) and, past its
+    /// last token, mask false (padding: no router statistics either).
+    public func sampleBatch(B: Int, T: Int, rng: inout SplitMix64) -> (inputs: [Int32], targets: [Int32], mask: [Bool]) {
+        var inputs = [Int32](), targets = [Int32](), mask = [Bool]()
         inputs.reserveCapacity(B * T)
         targets.reserveCapacity(B * T)
         let totalWeight = domains.reduce(0) { $0 + $1.weight }
@@ -141,24 +142,27 @@ public final class TrainingData: @unchecked Sendable {
             var s = Int(rng.next() % UInt64(starts.reduce(0, +)))
             var f = 0
             while s >= starts[f] { s -= starts[f]; f += 1 }
-            append(window: streams[f], start: s, T: T, inputs: &inputs, targets: &targets)
+            append(window: streams[f], start: s, T: T, inputs: &inputs, targets: &targets, mask: &mask)
         }
-        return (inputs, targets)
+        return (inputs, targets, mask)
     }
 
     /// Appends tokens[start ..< start+T] as inputs and tokens[start+1 ... start+T] as targets,
-    /// padding past the end of the stream (input 0, target -1).
-    private func append(window stream: [Int32], start: Int, T: Int, inputs: inout [Int32], targets: inout [Int32]) {
+    /// padding past the end of the stream (input 0, target -1, mask false).
+    private func append(window stream: [Int32], start: Int, T: Int, inputs: inout [Int32], targets: inout [Int32],
+                        mask: inout [Bool]) {
         for t in 0..<T {
             let i = start + t
             inputs.append(i < stream.count ? stream[i] : 0)
             targets.append(i + 1 < stream.count ? stream[i + 1] : -1)
+            mask.append(i < stream.count)
         }
     }
 
     /// The fixed validation windows of domain `d`: consecutive windows of T + 1 tokens (stride T)
     /// over each held-out stream, at most `maxWindows`, as batches of at most B windows.
-    public func validationBatches(domain d: Int, B: Int, T: Int, maxWindows: Int) -> [(inputs: [Int32], targets: [Int32], windows: Int)] {
+    public func validationBatches(domain d: Int, B: Int, T: Int, maxWindows: Int)
+        -> [(inputs: [Int32], targets: [Int32], mask: [Bool], windows: Int)] {
         var windows: [([Int32], Int)] = []
         outer: for stream in domains[d].validation where stream.count >= 2 {
             var start = 0
@@ -168,17 +172,18 @@ public final class TrainingData: @unchecked Sendable {
                 start += T
             }
         }
-        var batches: [(inputs: [Int32], targets: [Int32], windows: Int)] = []
+        var batches: [(inputs: [Int32], targets: [Int32], mask: [Bool], windows: Int)] = []
         for chunk in stride(from: 0, to: windows.count, by: B) {
-            var inputs = [Int32](), targets = [Int32]()
+            var inputs = [Int32](), targets = [Int32](), mask = [Bool]()
             let part = windows[chunk..<min(windows.count, chunk + B)]
-            for (stream, start) in part { append(window: stream, start: start, T: T, inputs: &inputs, targets: &targets) }
+            for (stream, start) in part { append(window: stream, start: start, T: T, inputs: &inputs, targets: &targets, mask: &mask) }
             // A short last batch is padded with unscored windows so every batch has the same shape.
             for _ in part.count..<B {
                 inputs += [Int32](repeating: 0, count: T)
                 targets += [Int32](repeating: -1, count: T)
+                mask += [Bool](repeating: false, count: T)
             }
-            batches.append((inputs, targets, part.count))
+            batches.append((inputs, targets, mask, part.count))
         }
         return batches
     }

@@ -42,8 +42,38 @@ public struct BatchLosses: Sendable {
     public var scored: Int
     /// Per FFN mixture layer: the fraction of routed (token, slot) pairs each expert received, count_i / (N K).
     public var expertLoad: [[Double]]
-    /// Per mixture-of-attention layer: the mean attention gate of each expert.
+    /// Per mixture-of-attention layer: the mean attention gate of each expert (padding left out).
     public var attentionLoad: [[Double]]
+}
+
+/// Where sampled top-1 routing (FeedForwardRouting.sampleTop1) takes its Gumbel noise in a
+/// training forward pass.
+public enum GumbelNoiseSource: Sendable {
+    /// Drawn from a SplitMix64 seeded by (seed, step, micro-batch, FFN layer), at the temperature
+    /// max(0.5, exp(-r step)): the same noise for every run with that seed, also a resumed one.
+    case seeded(seed: UInt64, step: Int, microBatch: Int)
+    /// Given per layer (T * E values for each of the L layers, in layer order) with its
+    /// temperature: tests feeding the noise a PyTorch run used.
+    case given([[Float]], temperature: Float)
+}
+
+extension GumbelNoiseSource {
+    /// Layer l's noise for N tokens over E experts, and its temperature (`decay`: the routing's r).
+    /// The seeded stream is bam_mix_torch's `data.gumbel_noise` too, so both finetunes sample alike.
+    public func sample(layer l: Int, N: Int, E: Int, decay: Double) throws -> GumbelSample {
+        switch self {
+        case let .seeded(seed, step, microBatch):
+            // One stream per (seed, step, micro-batch, layer), mixed so neighbouring ones are unrelated.
+            var rng = SplitMix64(seed: seed ^ (UInt64(step) &* 0x9E37_79B9_7F4A_7C15) ^ (UInt64(microBatch) &* 0xC2B2_AE3D_27D4_EB4F)
+                                 ^ (UInt64(l) &* 0x1656_67B1_9E37_79F9))
+            return GumbelSample(T: N, E: E, temperature: FeedForwardRouting.gumbelTemperature(decay: decay, step: step), rng: &rng)
+        case let .given(layers, temperature):
+            guard l < layers.count, layers[l].count == N * E else {
+                throw BamError.usage("given Gumbel noise: layer \(l) needs \(N) x \(E) values, found \(l < layers.count ? layers[l].count : 0)")
+            }
+            return GumbelSample(noise: layers[l], temperature: temperature)
+        }
+    }
 }
 
 /// A model being trained: parameters, gradients, activations and the forward/backward passes.
@@ -52,6 +82,9 @@ public final class TrainingModel {
     /// The parameters; the optimiser updates them in place.
     public let weights: TransformerWeights
     public var losses: LossOptions
+    /// Sampled top-1 routing's noise for the next forward passes; nil routes as inference does
+    /// (argmax), which is what validation wants. The Trainer sets it per training micro-batch.
+    public var gumbelNoise: GumbelNoiseSource?
     /// The trainable parameters (checkpoint order) with their gradients.
     public let trainable: [(spec: ParameterSpec, parameter: Tensor, gradient: Tensor)]
     /// dL/dparameter of every trainable parameter, by the parameter's identity (a tied lm_head is
@@ -68,6 +101,8 @@ public final class TrainingModel {
     private var scratch: BackwardBuffers?
     private var inputs: [Int32] = []
     private var targets: [Int32] = []
+    /// (N) the tokens of the last forward pass that are not padding (nil: all are).
+    private var tokenMask: [Bool]?
     private var scored = 0
     private var readyForBackward = false
 
@@ -134,16 +169,21 @@ public final class TrainingModel {
     // MARK: forward
 
     /// Runs B sequences of T tokens. `inputs` (B*T) are token ids; `targets` (B*T) are the ids to
-    /// predict at each position (-1: not scored), or nil for logits only. Saves every activation
-    /// the backward pass needs.
+    /// predict at each position (-1: not scored), or nil for logits only. `tokenMask` (B*T): false
+    /// at padding (positions past the end of a short stream), which the router statistics, the
+    /// balancing losses, the z-loss and Switch's capacity leave out; nil: no padding. Saves every
+    /// activation the backward pass needs.
     @discardableResult
-    public func forward(inputs: [Int32], targets: [Int32]?, B: Int, T: Int) throws -> BatchLosses {
+    public func forward(inputs: [Int32], targets: [Int32]?, B: Int, T: Int, tokenMask: [Bool]? = nil) throws -> BatchLosses {
         let N = B * T, C = config.hidden, V = config.vocabSize
         guard B > 0, T > 0, inputs.count == N else {
             throw BamError.usage("training forward: \(inputs.count) input ids for a batch of \(B) x \(T)")
         }
         if let targets, targets.count != N {
             throw BamError.usage("training forward: \(targets.count) targets for a batch of \(B) x \(T)")
+        }
+        if let tokenMask, tokenMask.count != N {
+            throw BamError.usage("training forward: a token mask of \(tokenMask.count) for a batch of \(B) x \(T)")
         }
         try config.checkSequenceLength(T)
         for (i, id) in inputs.enumerated() where id < 0 || Int(id) >= V {
@@ -162,6 +202,7 @@ public final class TrainingModel {
         }
         self.inputs = inputs
         self.targets = targets ?? [Int32](repeating: -1, count: N)
+        self.tokenMask = tokenMask
         readyForBackward = false
 
         var router = RouterLossValues()
@@ -173,21 +214,26 @@ public final class TrainingModel {
             normForward(a.norm1, x, a.inputNorm)
             attentionForward(acts.attnOut.data, a, xn: a.norm1.out.data)
             if case let .mixture(m) = a.attention, let d = m.routerActivations.decision {
-                attentionLoad.append((0..<d.E).map { e in (0..<N).reduce(0.0) { $0 + Double(d.weights[$1 * d.E + e]) } / Double(N) })
+                // Over the tokens, padding left out like the FFN routers' statistics.
+                let counted = (0..<N).filter { tokenMask?[$0] ?? true }
+                attentionLoad.append((0..<d.E).map { e in
+                    counted.reduce(0.0) { $0 + Double(d.weights[$1 * d.E + e]) } / Double(max(1, counted.count))
+                })
             }
             switch a.layout {
             case let .sequential(postAttentionNorm, mid, norm2):
                 for i in 0..<(N * C) { mid.data[i] = x[i] + acts.attnOut.data[i] }
                 normForward(norm2, mid.data, postAttentionNorm)
-                feedForwardForward(acts.ffnOut.data, a, xn: norm2.out.data)
+                try feedForwardForward(acts.ffnOut.data, a, xn: norm2.out.data, layer: l)
                 for i in 0..<(N * C) { out[i] = mid.data[i] + acts.ffnOut.data[i] }
             case .parallel:
-                feedForwardForward(acts.ffnOut.data, a, xn: a.norm1.out.data)
+                try feedForwardForward(acts.ffnOut.data, a, xn: a.norm1.out.data, layer: l)
                 for i in 0..<(N * C) { out[i] = x[i] + acts.attnOut.data[i] + acts.ffnOut.data[i] }
             }
-            if case let .mixture(_, ra, _, _, routing) = a.feedForward, let d = ra.decision {
-                router = router + routerLossesForward(d, topK: routing.expertsPerToken)
-                expertLoad.append(routerStatistics(d, topK: routing.expertsPerToken).f)
+            if case let .mixture(_, ra, experts, _, routing) = a.feedForward, let d = ra.decision {
+                let K = routing.expertsPerToken(experts: experts.count)
+                router = router + routerLossesForward(d, topK: K)
+                expertLoad.append(routerStatistics(d, topK: K).f)
             }
         }
         normForward(acts.finalNorm, acts.residuals[config.layers].data, weights.finalNorm)
@@ -281,8 +327,9 @@ public final class TrainingModel {
     }
 
     /// out (N, C) = FFN(xn): one SwiGLU, or sum_{i in TopK} g_i(xn) FFN_i(xn) with each expert's
-    /// tokens gathered into one GEMM.
-    private func feedForwardForward(_ out: UnsafeMutablePointer<Float>, _ a: LayerActivations, xn: UnsafePointer<Float>) {
+    /// tokens gathered into one GEMM (tokens Switch routing dropped go to no expert).
+    private func feedForwardForward(_ out: UnsafeMutablePointer<Float>, _ a: LayerActivations, xn: UnsafePointer<Float>,
+                                    layer l: Int) throws {
         let N = a.N, C = config.hidden
         switch a.feedForward {
         case let .single(w, fa):
@@ -291,10 +338,11 @@ public final class TrainingModel {
         case let .mixture(router, ra, experts, acts, routing):
             let E = experts.count
             matmulForward(ra.logits.data, xn, router.data, nil, N: N, C: C, OC: E)
-            let decision = routing.route(logits: ra.logits.data, T: N, E: E)
+            let decision = routing.route(logits: ra.logits.data, T: N, E: E, tokenMask: tokenMask,
+                                         sample: try gumbelSample(routing, layer: l, N: N, E: E))
             ra.decision = decision
             var members = [[Int]](repeating: [], count: E)
-            for t in 0..<N { for e in decision.chosen[t] { members[e].append(t) } }
+            for t in 0..<N { for e in decision.dispatched(t) { members[e].append(t) } }
             zeroGradient(out, count: N * C)
             for e in 0..<E {
                 let fa = acts[e]
@@ -312,6 +360,13 @@ public final class TrainingModel {
                 }
             }
         }
+    }
+
+    /// The Gumbel noise of layer l's sampled top-1 router in this forward pass (nil: another
+    /// routing, or no noise source — inference routing).
+    private func gumbelSample(_ routing: FeedForwardRouting, layer l: Int, N: Int, E: Int) throws -> GumbelSample? {
+        guard case let .sampleTop1(decay) = routing, let source = gumbelNoise else { return nil }
+        return try source.sample(layer: l, N: N, E: E, decay: decay)
     }
 
     /// out (n, C) = down(silu(gate x) * up x) (+ biases) for n rows of x (n, C).
@@ -358,14 +413,14 @@ public final class TrainingModel {
             zeroGradient(s.dxn.data, count: N * C)
             switch a.layout {
             case let .sequential(postAttentionNorm, mid, norm2):
-                feedForwardBackward(s.dxn.data, s.dres.data, a, xn: norm2.out.data, lossScale: lossScale, s)
+                try feedForwardBackward(s.dxn.data, s.dres.data, a, xn: norm2.out.data, lossScale: lossScale, s)
                 normBackward(s.dres.data, grad(postAttentionNorm), s.dxn.data, mid.data, postAttentionNorm, norm2)
                 zeroGradient(s.dxn.data, count: N * C)
                 attentionBackward(s.dxn.data, s.dres.data, a, xn: a.norm1.out.data, s)
             case .parallel:
                 // Parallel block: both branches read the same normalised input, so their input
                 // gradients add before the one norm's backward.
-                feedForwardBackward(s.dxn.data, s.dres.data, a, xn: a.norm1.out.data, lossScale: lossScale, s)
+                try feedForwardBackward(s.dxn.data, s.dres.data, a, xn: a.norm1.out.data, lossScale: lossScale, s)
                 attentionBackward(s.dxn.data, s.dres.data, a, xn: a.norm1.out.data, s)
             }
             normBackward(s.dres.data, grad(a.inputNorm), s.dxn.data, x, a.inputNorm, a.norm1)
@@ -466,7 +521,7 @@ public final class TrainingModel {
     /// dxn += d FFN / d xn; parameter gradients of the FFN side, including the router losses'
     /// (scaled by lossScale like the LM loss). dout (N, C) = dL/dFFN.
     private func feedForwardBackward(_ dxn: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ a: LayerActivations,
-                                     xn: UnsafePointer<Float>, lossScale: Float, _ s: BackwardBuffers) {
+                                     xn: UnsafePointer<Float>, lossScale: Float, _ s: BackwardBuffers) throws {
         let N = a.N, C = config.hidden
         switch a.feedForward {
         case let .single(w, fa):
@@ -501,9 +556,9 @@ public final class TrainingModel {
                     for i in 0..<C { dst[i] += src[i] }
                 }
             }
-            routerLossesBackward(s.dgates.data, s.dprobs.data, s.drouter.data, decision, topK: routing.expertsPerToken, aux: losses.aux,
+            routerLossesBackward(s.dgates.data, s.dprobs.data, s.drouter.data, decision, topK: routing.expertsPerToken(experts: E), aux: losses.aux,
                                  alpha: losses.auxAlpha * Double(lossScale), zBeta: losses.zBeta * Double(lossScale))
-            routing.backward(s.drouter.data, s.dgates.data, s.dprobs.data, decision)
+            try routing.backward(s.drouter.data, s.dgates.data, s.dprobs.data, decision)
             matmulBackward(dxn, grad(router), nil, s.drouter.data, xn, router.data, N: N, C: C, OC: E)
         }
     }

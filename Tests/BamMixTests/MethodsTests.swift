@@ -43,7 +43,7 @@ struct RouterRecipeTests {
         #expect(!FileManager.default.fileExists(atPath: dir.file("x").path))
     }
 
-    @Test("configs without recipe keys keep their meaning; unimplemented routing is refused by name")
+    @Test("configs without recipe keys keep their meaning; routing a format cannot express is refused by name")
     func parsing() throws {
         let seed = try Checkpoint.open(MixFixtures.llama[0]).config.raw
         var mixtral = seed
@@ -70,8 +70,8 @@ struct RouterRecipeTests {
                 Issue.record("unexpected error \(error)")
             }
         }
-        refused("ffn_routing", "soft", bam, containing: "not implemented")
-        refused("ffn_routing", "sample_top1", mixtral, containing: "not implemented")
+        refused("ffn_routing", "sample_top1", mixtral, containing: "not expressible by Mixtral")
+        refused("ffn_routing", "switch", bam, containing: "num_experts_per_tok")   // switch is top-1; the config says 2
         refused("ffn_routing", "top_2", bam, containing: "expected one of")
         refused("router_aux_loss_kind", "balance", bam, containing: "\"btx\", \"switch\", \"none\"")
         refused("expert_output_scale", 4.0, bam, containing: "down projection")

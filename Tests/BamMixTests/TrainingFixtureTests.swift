@@ -30,7 +30,7 @@ enum TrainingFixtures {
                         lmLoss: j["lm_loss"]!.doubleValue!,
                         router: RouterLossValues(btx: r["btx"]!.doubleValue!, switchLoss: r["switch"]!.doubleValue!, z: r["z"]!.doubleValue!),
                         losses: LossOptions(aux: aux, auxAlpha: j["alpha"]!.doubleValue!, zBeta: j["beta"]!.doubleValue!),
-                        adam: j["adamw"]!)
+                        adam: j["adamw"] ?? .null)   // routing fixtures have no AdamW steps
     }
 
     /// Rows of B windows of T + 1 tokens as (inputs, targets) of B*T each.
@@ -51,27 +51,11 @@ enum TrainingFixtures {
         let weights = try TransformerWeights.load(config: ckpt.config, store: ckpt.store)
         return TrainingModel(config: ckpt.config, weights: weights, losses: losses)
     }
-}
 
-@Suite("Training against PyTorch: loss, every gradient, ten AdamW steps")
-struct TrainingFixtureTests {
-    @Test("loss and every parameter gradient equal PyTorch's (relative error <= 1e-4)", arguments: TrainingFixtures.names)
-    func gradients(name: String) throws {
-        let e = try TrainingFixtures.expected(name)
-        let model = try TrainingFixtures.model(name, losses: e.losses)
-        let (_, tokens) = try NumPy.readInts(TrainingFixtures.directory(name).appendingPathComponent("tokens.npy"))
-        let batch = TrainingFixtures.batch(tokens[...], B: e.B, T: e.T)
-        model.zeroGradients()
-        let l = try model.forward(inputs: batch.inputs, targets: batch.targets, B: e.B, T: e.T)
-        #expect(abs(l.total - e.loss) <= 1e-5 * abs(e.loss), "\(name): loss \(l.total) vs PyTorch \(e.loss)")
-        #expect(abs(l.lm - e.lmLoss) <= 1e-5 * abs(e.lmLoss), "\(name): LM loss \(l.lm) vs \(e.lmLoss)")
-        for (ours, theirs, what) in [(l.router.btx, e.router.btx, "btx"), (l.router.switchLoss, e.router.switchLoss, "switch"),
-                                     (l.router.z, e.router.z, "z")] {
-            #expect(abs(ours - theirs) <= 1e-5 * max(1, abs(theirs)), "\(name): \(what) loss \(ours) vs \(theirs)")
-        }
-        try model.backward()
-
-        let grads = try SafetensorsFile(path: TrainingFixtures.directory(name).appendingPathComponent("grads.safetensors").path)
+    /// Every trainable parameter's gradient of `model` against the fixture's grads.safetensors
+    /// (relative error <= 1e-4 of each tensor's largest PyTorch gradient).
+    static func expectGradients(_ model: TrainingModel, _ name: String) throws {
+        let grads = try SafetensorsFile(path: directory(name).appendingPathComponent("grads.safetensors").path)
         // The largest gradient element of the model sets the float32 rounding level: a tensor whose
         // true gradient is zero (an expert no token chose; a top-1 attention router, whose gate
         // p / p is constantly 1) holds only rounding noise in PyTorch's float64-with-float32-casts
@@ -107,6 +91,27 @@ struct TrainingFixtureTests {
         }
         #expect(checked == grads.entries.count, "\(name): compared \(checked) of \(grads.entries.count) gradients")
         #expect(worst.error <= 1e-4, "\(name): worst gradient \(worst.name): max |ours - PyTorch| / max |PyTorch| = \(worst.error)")
+    }
+}
+
+@Suite("Training against PyTorch: loss, every gradient, ten AdamW steps")
+struct TrainingFixtureTests {
+    @Test("loss and every parameter gradient equal PyTorch's (relative error <= 1e-4)", arguments: TrainingFixtures.names)
+    func gradients(name: String) throws {
+        let e = try TrainingFixtures.expected(name)
+        let model = try TrainingFixtures.model(name, losses: e.losses)
+        let (_, tokens) = try NumPy.readInts(TrainingFixtures.directory(name).appendingPathComponent("tokens.npy"))
+        let batch = TrainingFixtures.batch(tokens[...], B: e.B, T: e.T)
+        model.zeroGradients()
+        let l = try model.forward(inputs: batch.inputs, targets: batch.targets, B: e.B, T: e.T)
+        #expect(abs(l.total - e.loss) <= 1e-5 * abs(e.loss), "\(name): loss \(l.total) vs PyTorch \(e.loss)")
+        #expect(abs(l.lm - e.lmLoss) <= 1e-5 * abs(e.lmLoss), "\(name): LM loss \(l.lm) vs \(e.lmLoss)")
+        for (ours, theirs, what) in [(l.router.btx, e.router.btx, "btx"), (l.router.switchLoss, e.router.switchLoss, "switch"),
+                                     (l.router.z, e.router.z, "z")] {
+            #expect(abs(ours - theirs) <= 1e-5 * max(1, abs(theirs)), "\(name): \(what) loss \(ours) vs \(theirs)")
+        }
+        try model.backward()
+        try TrainingFixtures.expectGradients(model, name)
     }
 
     @Test("the training forward's logits equal Transformer.forward's", arguments: TrainingFixtures.names)

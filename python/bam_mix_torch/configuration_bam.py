@@ -57,9 +57,11 @@ class BamConfig(PretrainedConfig):
             Defaults to `True` for cohere and `False` otherwise.
         ffn_routing (`str`, defaults to `"top_k"`):
             How the FFN router picks experts: `"top_k"` (the K most probable, gates as `router_renormalize`
-            says) or `"soft"` (every expert, gate p_i). `"switch"` (top-1 with a capacity factor) and
-            `"sample_top1"` (Gumbel-softmax sampling) are named by bam-mix's router recipe but not
-            implemented here yet: building a model with them raises NotImplementedError.
+            says), `"soft"` (every expert, gate p_i), `"switch"` (top-1 with gate p_i and at most
+            ceil(router_capacity_factor * N / E) tokens per expert in a forward pass; overflow tokens skip
+            the FFN) or `"sample_top1"` (Gumbel-softmax top-1 with a straight-through gate while training,
+            temperature max(0.5, exp(-router_gumbel_decay * step)); argmax at inference). switch and
+            sample_top1 need num_experts_per_tok = 1.
         expert_output_scale (`float`, defaults to 1.0):
             Multiplies the FFN mixture's output (the gate scaling of arXiv 2410.07524; 1.0 = none).
         router_aux_loss_kind (`str`, defaults to `"btx"`), router_aux_loss_coef (`float`, defaults to 0.01),
@@ -183,6 +185,8 @@ class BamConfig(PretrainedConfig):
                 raise ValueError("num_attention_experts_per_tok must be in 1...num_local_experts")
         self.num_attention_experts_per_tok = num_attention_experts_per_tok
         self.parallel_block = (base_model_type == "cohere") if parallel_block is None else bool(parallel_block)
+        if ffn_routing in ("switch", "sample_top1") and num_experts_per_tok != 1:
+            raise ValueError(f"ffn_routing {ffn_routing!r} sends each token to one expert: num_experts_per_tok must be 1, got {num_experts_per_tok}")
         self.ffn_routing = ffn_routing
         self.expert_output_scale = float(expert_output_scale)
         self.router_aux_loss_kind = router_aux_loss_kind

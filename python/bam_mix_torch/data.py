@@ -37,6 +37,27 @@ class SplitMix64:
         return (self.next() >> 40) * (1.0 / 16777216.0)
 
 
+def token_mask(targets):
+    """The token mask (True: a token, False: padding) of windows [B, T] as bam-mix's TrainingData pads
+    them: a window cut short by the end of its stream has inputs 0 past the stream's last token,
+    whose target is the window's first -1; so a position is padding when the previous one's target is
+    -1 (targets are -1 nowhere else in a training window)."""
+    mask = np.ones(targets.shape, dtype=bool)
+    mask[:, 1:] = targets[:, :-1] >= 0
+    return mask
+
+
+def gumbel_noise(seed, step, micro_batch, layer, n, e):
+    """bam-mix's Gumbel noise for sampled top-1 routing (TrainingModel's `.seeded` source): n x e
+    samples -log(-log u) from a SplitMix64 seeded by (seed, step, micro-batch, layer), u the 24-bit
+    draws offset by half a step (float32 [n, e])."""
+    mix = (int(seed) ^ ((step * 0x9E3779B97F4A7C15) & MASK64) ^ ((micro_batch * 0xC2B2AE3D27D4EB4F) & MASK64)
+           ^ ((layer * 0x165667B19E3779F9) & MASK64)) & MASK64
+    rng = SplitMix64(mix)
+    u = np.array([((rng.next() >> 40) + 0.5) / 16777216.0 for _ in range(n * e)], dtype=np.float64)
+    return (-np.log(-np.log(u))).astype(np.float32).reshape(n, e)
+
+
 # ------------------------------------------------------------------------------------------------
 # Domains: NAME=FILE[:WEIGHT]
 # ------------------------------------------------------------------------------------------------

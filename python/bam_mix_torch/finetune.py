@@ -24,9 +24,10 @@ import time
 import torch
 
 from .checkpoint import read_training_state, restore_optimizer, save_checkpoint
-from .data import BatchDump, SplitMix64, TrainingData, domain_specs
+from .data import BatchDump, SplitMix64, TrainingData, domain_specs, gumbel_noise, token_mask
 from .distributed import Processes, shard
 from .losses import batch_losses
+from .modeling_bam import gumbel_temperature
 from .models import PARAMETER_GROUPS, TrainableMixture, is_trainable
 from .optim import AdamW, AdamWOptions, LearningRateSchedule, clip_coefficient
 from .recipe import LossOptions
@@ -179,12 +180,24 @@ class Finetune:
         proc = self.processes
         sums = {"total": 0.0, "lm": 0.0, "btx": 0.0, "switch": 0.0, "z": 0.0, "aux": 0.0}
         counts = None
-        for inputs, targets in batches:
+        recipe = self.mixture.recipe
+        for micro, (inputs, targets) in enumerate(batches):
             x = torch.as_tensor(inputs[self.rows], device=proc.device)
             y = torch.as_tensor(targets[self.rows], device=proc.device)
-            logits, router_logits = self.mixture.forward(x)
-            routings = [self.mixture.routing(l) for l in router_logits]
-            losses = batch_losses(logits, y, router_logits, routings, self.mixture.recipe, self.losses, proc.reduce_sum)
+            # Padding (past a short stream's end) stays out of the router statistics, as in bam-mix.
+            mask = torch.as_tensor(token_mask(targets)[self.rows], device=proc.device)
+            if recipe.ffn_routing == "sample_top1":
+                # bam-mix's noise for this step, micro-batch and layer, this process's rows of it.
+                B, T = inputs.shape
+                E = recipe.num_experts
+                noise = [torch.as_tensor(gumbel_noise(self.args.seed, self.step, micro, l, B * T, E).reshape(B, T, E)[self.rows]
+                                         .reshape(-1, E), device=proc.device) for l in range(len(self.mixture.moe_blocks()))]
+                self.mixture.set_gumbel_noise(noise, gumbel_temperature(recipe.gumbel_decay, self.step))
+            try:
+                logits, router_logits, routings = self.mixture.forward_routed(x, mask)
+            finally:
+                self.mixture.set_gumbel_noise(None, None)
+            losses = batch_losses(logits, y, router_logits, routings, recipe, self.losses, proc.reduce_sum, token_mask=mask)
             if not math.isfinite(losses.total):
                 raise FloatingPointError(f"step {self.step + 1}: the loss is {losses.total} (LM {losses.lm}); lower --lr or raise --warmup")
             # FSDP averages the processes' gradients; each process's objective carries only its own

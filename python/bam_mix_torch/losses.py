@@ -48,8 +48,9 @@ class BatchLosses:
     tokens: int
 
 
-def batch_losses(logits, targets, router_logits, routings, recipe, losses, reduce_sum):
-    """The objective of one micro-batch from this process's part of it.
+def batch_losses(logits, targets, router_logits, routings, recipe, losses, reduce_sum, token_mask=None):
+    """The objective of one micro-batch from this process's part of it. `token_mask` [b, t] (False or 0:
+    padding) leaves padding out of the router statistics, as bam-mix does; None: every position counts.
 
     logits [b, t, V], targets [b, t] (-1: not scored), per layer router logits [b*t, E] and the
     routing decisions; `losses` the LossOptions; `reduce_sum(tensor)` returns the sum of a detached
@@ -57,14 +58,18 @@ def batch_losses(logits, targets, router_logits, routings, recipe, losses, reduc
     V = logits.shape[-1]
     ce_sum = F.cross_entropy(logits.reshape(-1, V).float(), targets.reshape(-1), ignore_index=-1, reduction="sum")
     scored_local = (targets >= 0).sum()
-    n_local = targets.numel()
+    keep = None if token_mask is None else token_mask.reshape(-1).bool()
+    n_local = targets.numel() if keep is None else int(keep.sum())
     K = recipe.experts_per_token
 
-    # Per layer: sum_t p (E), sum_t g (E), count (E), sum_t lse^2 (1), all local.
+    # Per layer: sum_t p (E), sum_t g (E), count (E), sum_t lse^2 (1), all local, over the kept tokens.
     layer_sums = []
     for logits_l, r in zip(router_logits, routings):
+        probs, gates, chosen = r.probs, r.gates, r.chosen
+        if keep is not None:
+            logits_l, probs, gates, chosen = logits_l[keep], probs[keep], gates[keep], chosen[keep]
         lse = torch.logsumexp(logits_l.float(), dim=-1)
-        layer_sums.append((r.probs.sum(0), r.gates.sum(0), r.chosen.double().sum(0), lse.pow(2).sum()))
+        layer_sums.append((probs.sum(0), gates.sum(0), chosen.double().sum(0), lse.pow(2).sum()))
 
     # One all-reduce for everything: [ce_sum, scored, N, then per layer P_sum, u_sum, count, lse2_sum].
     parts = [ce_sum.detach().double().reshape(1), scored_local.double().reshape(1),

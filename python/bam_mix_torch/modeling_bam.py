@@ -189,33 +189,63 @@ def top_k_mask(probs, k):
 @dataclass
 class FfnRouting:
     """One FFN router's decision over N tokens: dense probabilities p [N, E] (float32), the chosen
-    experts [N, E] (bool) and the gates [N, E] (0 where not chosen)."""
+    experts [N, E] (bool), the gates [N, E] (0 where not chosen) and which tokens go through their
+    chosen experts [N] (bool; False: Switch's overflow and padding, which skip the FFN — the
+    choice and gate stay for the router losses, which are about what the router wants)."""
 
     probs: torch.Tensor
     chosen: torch.Tensor
     gates: torch.Tensor
+    dispatched: torch.Tensor
 
 
-def route_ffn(logits, ffn_routing, top_k, renormalize):
-    """The FFN routing of bam-mix (its `route` function) from router logits [N, E]:
+def gumbel_temperature(decay, step):
+    """Sampled top-1's Gumbel-softmax temperature at optimiser step `step`: max(0.5, exp(-r step))."""
+    return max(0.5, math.exp(-decay * step))
+
+
+def route_ffn(logits, ffn_routing, top_k, renormalize, token_mask=None, capacity_factor=1.5, gumbel=None):
+    """The FFN routing of bam-mix (its `route` functions) from router logits [N, E]:
     p = softmax(logits) in float32;
-      "top_k": the k most probable experts (ties to the lower index); gate p_i, or p_i / sum_chosen p
-               when `renormalize` (Mixtral, BTX);
-      "soft":  every expert, gate p_i.
+      "top_k":       the k most probable experts (ties to the lower index); gate p_i, or p_i / sum_chosen p
+                     when `renormalize` (Mixtral, BTX);
+      "soft":        every expert, gate p_i;
+      "switch":      the most probable expert, gate p_i; expert capacity C = ceil(capacity_factor * N / E)
+                     over the N tokens `token_mask` counts, claimed in token order; tokens past it (and
+                     padding) skip the FFN;
+      "sample_top1": with `gumbel` = (noise g [N, E], temperature tau): the expert of argmax(logits + g)
+                     with the straight-through gate onehot + y - y.detach(), y = softmax((logits + g) / tau)
+                     (torch's gumbel_softmax with hard=True); without: argmax(logits), gate 1.
     """
     probs = F.softmax(logits.float(), dim=-1)
+    n, e = probs.shape
+    everyone = torch.ones(n, dtype=torch.bool, device=probs.device)
     if ffn_routing == "soft":
-        return FfnRouting(probs, torch.ones_like(probs, dtype=torch.bool), probs)
+        return FfnRouting(probs, torch.ones_like(probs, dtype=torch.bool), probs, everyone)
+    if ffn_routing == "sample_top1":
+        if gumbel is None:
+            hard = F.one_hot(logits.float().argmax(-1), e).to(probs.dtype)
+            return FfnRouting(probs, hard.bool(), hard, everyone)
+        noise, tau = gumbel
+        z = logits.float() + noise.float()
+        y = F.softmax(z / tau, dim=-1)
+        hard = F.one_hot(z.argmax(-1), e).to(y.dtype)  # argmax: the first of equal maxima
+        return FfnRouting(probs, hard.bool(), hard - y.detach() + y, everyone)
+    if ffn_routing == "switch":
+        chosen = top_k_mask(probs, 1)
+        counted = everyone if token_mask is None else token_mask.reshape(-1).bool()
+        capacity = max(1, math.ceil(capacity_factor * int(counted.sum()) / e))
+        # Each token's place in its expert's queue: the running count of that expert's counted tokens.
+        place = torch.cumsum((chosen & counted[:, None]).long(), dim=0)
+        dispatched = counted & (place * chosen).sum(-1).le(capacity)
+        return FfnRouting(probs, chosen, probs * chosen, dispatched)
     if ffn_routing != "top_k":
-        raise NotImplementedError(
-            f"ffn_routing {ffn_routing!r} is not implemented in bam_mix_torch (top_k and soft are); "
-            "use a checkpoint mixed with top-k or soft FFN routing"
-        )
+        raise ValueError(f"ffn_routing {ffn_routing!r} is not one of top_k, switch, sample_top1, soft")
     chosen = top_k_mask(probs, top_k)
     gates = probs * chosen  # 0 for experts not chosen
     if renormalize:
         gates = gates / gates.sum(-1, keepdim=True)
-    return FfnRouting(probs, chosen, gates)
+    return FfnRouting(probs, chosen, gates, everyone)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,7 +402,13 @@ class BamExpertMLP(nn.Module):
 
 
 class BamSparseMoe(nn.Module):
-    """MoE(h) = expert_output_scale * sum over the chosen experts of gate_i * FFN_i(h) (`route_ffn`)."""
+    """MoE(h) = expert_output_scale * sum over the chosen experts of gate_i * FFN_i(h) (`route_ffn`).
+
+    Sampled top-1 draws Gumbel noise (torch's RNG) while the module is training, at the temperature
+    `gumbel_temperature` (the finetune sets it per step with `set_gumbel_step`), and routes by argmax
+    in eval mode; `gumbel_noise` [N, E], when set, is used instead of a draw (tests feeding the same
+    noise to bam-mix).
+    """
 
     def __init__(self, config):
         super().__init__()
@@ -380,24 +416,33 @@ class BamSparseMoe(nn.Module):
         self.top_k = config.num_experts_per_tok
         self.renormalize = config.router_renormalize
         self.ffn_routing = config.ffn_routing
-        if self.ffn_routing not in ("top_k", "soft"):
-            raise NotImplementedError(
-                f"ffn_routing {self.ffn_routing!r} is not implemented in this BAM implementation (top_k and soft are)"
-            )
+        self.capacity_factor = 1.5 if config.router_capacity_factor is None else float(config.router_capacity_factor)
+        self.gumbel_decay = 1e-4 if config.router_gumbel_decay is None else float(config.router_gumbel_decay)
+        self.gumbel_temperature = 1.0
+        self.gumbel_noise = None
         self.output_scale = config.expert_output_scale
         self.gate = nn.Linear(config.hidden_size, self.num_experts, bias=False)
         self.experts = nn.ModuleList([BamExpertMLP(config) for _ in range(self.num_experts)])
 
-    def forward(self, h):
+    def forward(self, h, token_mask=None):
         """Returns (output [b, t, c], router logits [b * t, E], the routing decision)."""
         b, t, c = h.shape
         flat = h.reshape(-1, c)
         logits = self.gate(flat)
-        routing = route_ffn(logits, self.ffn_routing, self.top_k, self.renormalize)
+        gumbel = None
+        if self.ffn_routing == "sample_top1" and (self.gumbel_noise is not None or self.training):
+            noise = self.gumbel_noise
+            if noise is None:
+                u = torch.rand(logits.shape, device=logits.device).clamp_(1e-10, 1 - 1e-7)
+                noise = -torch.log(-torch.log(u))
+            gumbel = (noise.to(logits.device), self.gumbel_temperature)
+        routing = route_ffn(logits, self.ffn_routing, self.top_k, self.renormalize, token_mask=token_mask,
+                            capacity_factor=self.capacity_factor, gumbel=gumbel)
+        self.last_routing = routing  # the decision the finetune's router losses use (the sample included)
 
         out = torch.zeros_like(flat)
         for i, expert in enumerate(self.experts):
-            rows = routing.chosen[:, i].nonzero(as_tuple=True)[0]
+            rows = (routing.chosen[:, i] & routing.dispatched).nonzero(as_tuple=True)[0]
             # An expert is run also when no token chose it (on zero rows): its parameters then get a
             # zero gradient rather than none, the same set of gradients on every process, which
             # sharded data-parallel training (FSDP) needs to reduce them.
@@ -408,9 +453,17 @@ class BamSparseMoe(nn.Module):
         return out.view(b, t, c), logits, routing
 
 
+def set_gumbel_step(model, step):
+    """Sets every sampled top-1 FFN router's Gumbel-softmax temperature for optimiser step `step`."""
+    for m in model.modules():
+        if isinstance(m, BamSparseMoe):
+            m.gumbel_temperature = gumbel_temperature(m.gumbel_decay, step)
+
+
 def router_losses(logits, routing, top_k, token_mask=None):
     """Router losses of one MoE layer over the tokens of the batch (tokens where `token_mask` is 0
-    excluded); K = top_k for "top_k" routing, E for "soft" (every expert chosen).
+    excluded); K = top_k for "top_k" routing, E for "soft" (every expert chosen), 1 for "switch" and
+    "sample_top1". Switch's dropped tokens count with the expert they chose.
 
     btx    = E * sum_i u_i * P_i, u_i = mean gate of expert i, P_i = mean probability of i
     switch = E * sum_i f_i * P_i, f_i = (tokens whose chosen experts contain i) / (tokens * K)
@@ -449,15 +502,15 @@ class BamDecoderLayer(_LayerBase):
             self.self_attn = BamMixtureOfAttention(config, layer_idx)
         self.block_sparse_moe = BamSparseMoe(config)
 
-    def forward(self, x, cos, sin, mask, cache=None, **kwargs):
+    def forward(self, x, cos, sin, mask, cache=None, token_mask=None, **kwargs):
         """Returns (x after the block, this layer's FFN router logits, its FFN routing)."""
         if self.parallel:
             h = self.input_layernorm(x)
             attn = self.self_attn(h, cos, sin, mask, cache)
-            ffn, router_logits, routing = self.block_sparse_moe(h)
+            ffn, router_logits, routing = self.block_sparse_moe(h, token_mask)
             return x + attn + ffn, router_logits, routing
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache)
-        ffn, router_logits, routing = self.block_sparse_moe(self.post_attention_layernorm(x))
+        ffn, router_logits, routing = self.block_sparse_moe(self.post_attention_layernorm(x), token_mask)
         return x + ffn, router_logits, routing
 
 
@@ -567,7 +620,7 @@ class BamModel(BamPreTrainedModel):
         totals = {"btx": 0.0, "switch": 0.0, "z": 0.0}
         k = self.config.num_local_experts if self.config.ffn_routing == "soft" else self.config.num_experts_per_tok
         for layer in self.layers:
-            x, logits, routing = layer(x, cos, sin, mask, cache=cache)
+            x, logits, routing = layer(x, cos, sin, mask, cache=cache, token_mask=token_mask)
             all_router_logits += (logits,)
             losses = router_losses(logits, routing, k, token_mask)
             for name in totals:

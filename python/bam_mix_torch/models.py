@@ -212,6 +212,27 @@ class TrainableMixture:
             raise RuntimeError(f"the model returned {len(router_logits)} router logits for {len(self.decoder_layers())} layers")
         return out.logits.float(), router_logits
 
+    def forward_routed(self, input_ids, token_mask=None):
+        """`forward` with each FFN router's decision: (logits, router logits, routings). `token_mask`
+        [b, t] (False: padding) reaches a BAM model as its attention mask, so Switch routing gives
+        padding no capacity; a BAM model's decisions are its modules' own (sampled top-1's sample
+        included), a Mixtral's are recomputed from the logits (top-k, deterministic)."""
+        if self.architecture != "bam":
+            logits, router_logits = self.forward(input_ids)
+            return logits, router_logits, [self.routing(l) for l in router_logits]
+        kwargs = {} if token_mask is None else {"attention_mask": token_mask.long()}
+        out = self.model(input_ids=input_ids, use_cache=False, output_router_logits=True, **kwargs)
+        router_logits = list(out.router_logits)
+        return out.logits.float(), router_logits, [m.last_routing for m in self.moe_blocks()]
+
+    def set_gumbel_noise(self, noise, temperature):
+        """Sampled top-1: the noise per FFN layer ([b * t, E] each) and temperature of the next
+        forward passes (None: route by argmax, as inference does)."""
+        for l, m in enumerate(self.moe_blocks()):
+            if hasattr(m, "gumbel_noise"):
+                m.gumbel_noise = None if noise is None else noise[l]
+                m.gumbel_temperature = temperature if temperature is not None else 1.0
+
     def routing(self, router_logits):
         """The routing decision of one FFN router, the model's own (bam-mix's `route`)."""
         r = self.recipe

@@ -5,21 +5,20 @@ every key that is absent (so checkpoints written before the recipe keys existed 
     router_aux_loss_coef   float                                absent: 0.01
     router_z_loss_coef     float                                absent: 0.001
     ffn_routing            "top_k" | "soft" | "switch" | "sample_top1"   absent: "top_k"
-    num_experts_per_tok    K                                    (top_k)
+    num_experts_per_tok    K                                    (top_k; 1 for switch and sample_top1)
     router_renormalize     bool (top_k only)                    absent: true for Mixtral, false for BAM
     router_capacity_factor float (switch), router_gumbel_decay float (sample_top1)
     expert_output_scale    float (1.0 = none)                   absent: 1.0
 
-The finetune's flags override the loss keys. Switch routing (top-1 with a capacity factor) and
-sample-top-1 (Gumbel-softmax) are named by the recipe but not implemented here: they raise
-NotImplementedError naming the key.
+The finetune's flags override the loss keys. Switch routing (top-1 with a capacity factor; overflow
+tokens skip the FFN) and sample-top-1 (Gumbel-softmax top-1 while training, argmax at inference) route
+as bam-mix does (modeling_bam.route_ffn).
 """
 
 from dataclasses import dataclass
 
 AUX_LOSS_KINDS = ("btx", "switch", "none")
-FFN_ROUTINGS = ("top_k", "soft")
-NOT_YET_IMPLEMENTED_ROUTINGS = ("switch", "sample_top1")
+FFN_ROUTINGS = ("top_k", "soft", "switch", "sample_top1")
 
 
 @dataclass(frozen=True)
@@ -45,11 +44,16 @@ class RouterRecipe:
     top_k: int
     renormalize: bool
     expert_output_scale: float
+    capacity_factor: float = 1.5
+    gumbel_decay: float = 1e-4
 
     @property
     def experts_per_token(self):
-        """K of the hard fractions f_i = count_i / (N K): every expert under soft routing."""
-        return self.num_experts if self.ffn_routing == "soft" else self.top_k
+        """K of the hard fractions f_i = count_i / (N K): every expert under soft routing, one under
+        switch and sample_top1."""
+        if self.ffn_routing == "soft":
+            return self.num_experts
+        return 1 if self.ffn_routing in ("switch", "sample_top1") else self.top_k
 
 
 def read_recipe(config, architecture):
@@ -61,13 +65,8 @@ def read_recipe(config, architecture):
         z_coef=float(config.get("router_z_loss_coef", 0.001)),
     )
     routing = config.get("ffn_routing", "top_k")
-    if routing in NOT_YET_IMPLEMENTED_ROUTINGS:
-        raise NotImplementedError(
-            f"config ffn_routing {routing!r}: {routing} routing is not implemented in bam_mix_torch yet "
-            f"(top_k and soft are)"
-        )
     if routing not in FFN_ROUTINGS:
-        raise ValueError(f"config ffn_routing must be one of {FFN_ROUTINGS + NOT_YET_IMPLEMENTED_ROUTINGS}, found {routing!r}")
+        raise ValueError(f"config ffn_routing must be one of {FFN_ROUTINGS}, found {routing!r}")
     num_experts = int(config["num_local_experts"])
     top_k = int(config.get("num_experts_per_tok", 2 if architecture == "mixtral" else 1))
     renormalize = bool(config.get("router_renormalize", architecture == "mixtral"))
@@ -80,5 +79,13 @@ def read_recipe(config, architecture):
                 f"expert_output_scale {scale}: transformers' Mixtral only routes top-k with renormalised gates and "
                 "no output scale; write such mixtures in bam-mix's BAM format"
             )
+    if routing in ("switch", "sample_top1") and top_k != 1:
+        raise ValueError(f"config ffn_routing {routing!r} sends each token to one expert, but num_experts_per_tok is {top_k}; set it to 1")
+    if routing != "top_k" and config.get("router_renormalize", False):
+        raise ValueError(f"config router_renormalize true applies to ffn_routing 'top_k' only, not {routing!r}")
+    capacity = float(config.get("router_capacity_factor") or 1.5)
+    decay = float(config.get("router_gumbel_decay") if config.get("router_gumbel_decay") is not None else 1e-4)
+    if not capacity > 0 or decay < 0:
+        raise ValueError("config router_capacity_factor must be positive and router_gumbel_decay not negative")
     return RouterRecipe(losses=losses, ffn_routing=routing, num_experts=num_experts, top_k=top_k,
-                        renormalize=renormalize, expert_output_scale=scale)
+                        renormalize=renormalize, expert_output_scale=scale, capacity_factor=capacity, gumbel_decay=decay)

@@ -17,7 +17,7 @@ KEYS = ("loss", "lm_loss", "aux_loss", "btx_loss", "switch_loss", "z_loss", "gra
 
 
 # Every case on one process; one also split over two (FSDP) processes.
-@pytest.mark.parametrize("case,nproc", [(c, 1) for c in CASES] + [("bam_llama_expert_kv", 2)])
+@pytest.mark.parametrize("case,nproc", [(c, 1) for c in CASES] + [("bam_llama_expert_kv", 2), ("bam_llama_sample_top1_padded", 2)])
 def test_losses_equal_bam_mix(case, nproc, tmp_path):
     d = os.path.join(ROOT, case)
     with open(os.path.join(d, "finetune_args.json")) as f:

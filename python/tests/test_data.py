@@ -75,3 +75,19 @@ def test_batch_dump_round_trip(tmp_path):
     for s in range(3):
         for (x, y), (a, b) in zip(dump.micro_batches(s), batches[s]):
             assert np.array_equal(x, a) and np.array_equal(y, b)
+
+
+def test_gumbel_noise_is_bam_mix_noise():
+    """The seeded Gumbel noise of sampled top-1 routing: the values bam-mix's TrainingModel draws
+    (Tests/BamMixTests/RoutingTests.swift, `seededNoise`, holds the same numbers)."""
+    from bam_mix_torch.data import gumbel_noise
+    g = gumbel_noise(5, 2, 1, 3, 2, 3)
+    assert g.dtype == np.float32 and g.shape == (2, 3)
+    assert g.ravel().tolist() == [0.8895124197006226, -0.22905971109867096, 3.022806167602539, 1.2952001094818115,
+                                  1.5540416240692139, 1.0367470979690552]
+
+
+def test_token_mask_marks_padding_after_a_streams_end():
+    from bam_mix_torch.data import token_mask
+    targets = np.array([[5, 6, 7, 8], [5, 6, -1, -1], [-1, -1, -1, -1]])
+    assert token_mask(targets).tolist() == [[True] * 4, [True, True, True, False], [True, False, False, False]]

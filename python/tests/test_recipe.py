@@ -38,13 +38,44 @@ def test_present_keys_are_read():
 
 
 @pytest.mark.parametrize("routing", ["switch", "sample_top1"])
-def test_unimplemented_routings_say_so(routing):
-    with pytest.raises(NotImplementedError, match=routing):
-        read_recipe({"num_local_experts": 4, "ffn_routing": routing}, "bam")
-    config = BamConfig(vocab_size=16, hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=2,
-                       num_local_experts=2, ffn_routing=routing)
-    with pytest.raises(NotImplementedError, match=routing):
-        BamForCausalLM(config)
+def test_top1_routings_need_one_expert_per_token(routing):
+    assert read_recipe({"num_local_experts": 4, "num_experts_per_tok": 1, "ffn_routing": routing}, "bam").experts_per_token == 1
+    with pytest.raises(ValueError, match="num_experts_per_tok"):
+        read_recipe({"num_local_experts": 4, "num_experts_per_tok": 2, "ffn_routing": routing}, "bam")
+    with pytest.raises(ValueError, match="num_experts_per_tok"):
+        BamConfig(vocab_size=16, hidden_size=8, intermediate_size=8, num_hidden_layers=1, num_attention_heads=2,
+                  num_local_experts=2, num_experts_per_tok=2, ffn_routing=routing)
+
+
+def test_switch_capacity_hand_worked():
+    """N = 6 tokens, E = 2, capacity factor 1: capacity 3; expert 0's queue 0, 1, 2, 4, 5 drops 4 and 5.
+    With token 1 as padding: 5 counted, capacity 3, expert 0 takes 0, 2, 4 and drops 5."""
+    choice = torch.tensor([0, 0, 0, 1, 0, 0])
+    logits = torch.nn.functional.one_hot(choice, 2).float()
+    r = route_ffn(logits, "switch", 1, False, capacity_factor=1.0)
+    assert r.dispatched.tolist() == [True, True, True, True, False, False]
+    assert r.chosen.long().argmax(-1).tolist() == choice.tolist(), "the choice stays for the router losses"
+    mask = torch.tensor([1, 0, 1, 1, 1, 1])
+    r = route_ffn(logits, "switch", 1, False, token_mask=mask, capacity_factor=1.0)
+    assert r.dispatched.tolist() == [True, False, True, True, True, False]
+    assert route_ffn(logits, "switch", 1, False, capacity_factor=1.5).dispatched.all()
+
+
+def test_sample_top1_straight_through():
+    """Forward: the hard one-hot of argmax(logits + g); backward: the relaxed softmax((logits + g) / tau)'s
+    gradient (torch's gumbel_softmax with hard=True); eval without noise: argmax(logits), gate 1."""
+    torch.manual_seed(4)
+    logits = torch.randn(5, 3, requires_grad=True)
+    noise = -torch.log(-torch.log(torch.rand(5, 3)))
+    r = route_ffn(logits, "sample_top1", 1, False, gumbel=(noise, 0.7))
+    assert torch.equal(r.gates.detach(), torch.nn.functional.one_hot((logits + noise).argmax(-1), 3).float())
+    w = torch.randn(5, 3)
+    (r.gates * w).sum().backward()
+    y = torch.softmax((logits.detach() + noise) / 0.7, -1)
+    expected = y * (w - (y * w).sum(-1, keepdim=True)) / 0.7
+    assert (logits.grad - expected).abs().max() < 1e-6
+    plain = route_ffn(logits.detach(), "sample_top1", 1, False)
+    assert torch.equal(plain.gates, torch.nn.functional.one_hot(logits.detach().argmax(-1), 3).float())
 
 
 def test_mixtral_cannot_express_other_routings():

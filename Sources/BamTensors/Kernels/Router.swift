@@ -14,13 +14,54 @@ public struct RoutingDecision: Sendable {
     public var logits: [Float]            // (T, E)
     public var weights: [Float]           // (T, E) the gate each expert's output is scaled by (0 = not chosen)
     public var chosen: [[Int]]            // (T, K) chosen experts, highest probability first
+    /// (T) the tokens the router statistics and losses count; false marks padding (positions past
+    /// the end of a short stream), which the balancing losses and the z-loss leave out as the BAM
+    /// reference's `token_mask` does. nil: every token counts.
+    public var tokenMask: [Bool]?
+    /// (T) tokens that skip the FFN: Switch routing's overflow once the chosen expert holds its
+    /// capacity (and padding, which takes none). A dropped token keeps its router choice in
+    /// `chosen` / `weights` — the balancing losses are about what the router wants — but no expert
+    /// runs on it, so its FFN output is 0 and only the residual carries it.
+    public var dropped: [Bool]
+    /// Sampled top-1 while training: the relaxed sample y = softmax((logits + g) / temperature)
+    /// (T, E) of the Gumbel noise g, whose gradient the hard gate takes (straight-through); nil
+    /// for every other decision.
+    public var relaxed: [Float]?
+    public var temperature: Float
+
+    public init(T: Int, E: Int, probabilities: [Float], logits: [Float], weights: [Float], chosen: [[Int]],
+                tokenMask: [Bool]? = nil, dropped: [Bool]? = nil, relaxed: [Float]? = nil, temperature: Float = 1) {
+        self.T = T
+        self.E = E
+        self.probabilities = probabilities
+        self.logits = logits
+        self.weights = weights
+        self.chosen = chosen
+        self.tokenMask = tokenMask
+        self.dropped = dropped ?? [Bool](repeating: false, count: T)
+        self.relaxed = relaxed
+        self.temperature = temperature
+    }
+
+    /// Whether token t counts in the router statistics (not padding).
+    @inline(__always) public func counts(_ t: Int) -> Bool { tokenMask?[t] ?? true }
+
+    /// The experts token t is sent through: its choice, or none when it was dropped.
+    @inline(__always) public func dispatched(_ t: Int) -> [Int] { dropped[t] ? [] : chosen[t] }
+
+    /// Tokens that skipped the FFN, padding excluded.
+    public var droppedCount: Int { (0..<T).reduce(0) { $0 + (dropped[$1] && counts($1) ? 1 : 0) } }
+
+    /// Tokens the statistics count.
+    public var countedTokens: Int { tokenMask.map { $0.reduce(0) { $0 + ($1 ? 1 : 0) } } ?? T }
 }
 
 /// Softmax over the router logits, then the K largest (ties go to the lower expert index, a
 /// stable order; torch.topk leaves ties unspecified). With `renormalize` the chosen probabilities
 /// are divided by their sum — Mixtral's softmax -> top-k -> renormalise, which equals BTX's
 /// softmax over the top-k logits (docs/methods.md). Without it they are used as is (Switch / BAM).
-public func route(logits: UnsafePointer<Float>, T: Int, E: Int, topK K: Int, renormalize: Bool) -> RoutingDecision {
+public func route(logits: UnsafePointer<Float>, T: Int, E: Int, topK K: Int, renormalize: Bool,
+                  tokenMask: [Bool]? = nil) -> RoutingDecision {
     var probs = [Float](repeating: 0, count: T * E)
     var weights = [Float](repeating: 0, count: T * E)
     var chosen: [[Int]] = []
@@ -44,7 +85,7 @@ public func route(logits: UnsafePointer<Float>, T: Int, E: Int, topK K: Int, ren
         for e in order { weights[t * E + e] = renormalize ? row[e] / sum : row[e] }
         chosen.append(order)
     }
-    return RoutingDecision(T: T, E: E, probabilities: probs, logits: logitArray, weights: weights, chosen: chosen)
+    return RoutingDecision(T: T, E: E, probabilities: probs, logits: logitArray, weights: weights, chosen: chosen, tokenMask: tokenMask)
 }
 
 /// Backward of the router: from dgates (N, E) = dL/dg (the LM loss through the chosen experts'
@@ -146,11 +187,13 @@ public struct RouterLossValues: Sendable, Codable, Equatable {
     }
 }
 
-/// Mean probability P_i, mean gate u_i and hard fraction f_i = count_i / (N K) per expert.
+/// Mean probability P_i, mean gate u_i and hard fraction f_i = count_i / (N K) per expert, over
+/// the N tokens the decision counts (padding left out; all zero when none counts).
 public func routerStatistics(_ d: RoutingDecision, topK K: Int) -> (P: [Double], u: [Double], f: [Double]) {
-    let N = d.T, E = d.E
+    let E = d.E, N = d.countedTokens
     var P = [Double](repeating: 0, count: E), u = P, f = P
-    for t in 0..<N {
+    guard N > 0 else { return (P, u, f) }
+    for t in 0..<d.T where d.counts(t) {
         for i in 0..<E {
             P[i] += Double(d.probabilities[t * E + i])
             u[i] += Double(d.weights[t * E + i])
@@ -161,20 +204,22 @@ public func routerStatistics(_ d: RoutingDecision, topK K: Int) -> (P: [Double],
     return (P, u, f)
 }
 
-/// The three router losses (docs/methods.md, and the BAM reference's `router_losses`):
+/// The three router losses (docs/methods.md, and the BAM reference's `router_losses`) over the N
+/// tokens the decision counts:
 ///   btx    = E * sum_i u_i P_i
 ///   switch = E * sum_i f_i P_i
 ///   z      = mean over tokens of logsumexp(logits)^2
 public func routerLossesForward(_ decision: RoutingDecision, topK K: Int) -> RouterLossValues {
-    let N = decision.T, E = decision.E
+    let E = decision.E, N = decision.countedTokens
     let (P, u, f) = routerStatistics(decision, topK: K)
     var v = RouterLossValues()
+    guard N > 0 else { return v }
     for i in 0..<E {
         v.btx += Double(E) * u[i] * P[i]
         v.switchLoss += Double(E) * f[i] * P[i]
     }
     decision.logits.withUnsafeBufferPointer { l in
-        for t in 0..<N {
+        for t in 0..<decision.T where decision.counts(t) {
             let lse = logSumExp(l.baseAddress! + t * E, n: E)
             v.z += lse * lse / Double(N)
         }
@@ -182,19 +227,21 @@ public func routerLossesForward(_ decision: RoutingDecision, topK K: Int) -> Rou
     return v
 }
 
-/// Backward of `alpha * aux + beta * z` for one layer:
+/// Backward of `alpha * aux + beta * z` for one layer (t over the N counted tokens; padding gets
+/// nothing):
 ///   btx:    dL/dg_{t,i} += alpha E P_i / N;   dL/dp_{t,i} += alpha E u_i / N
 ///   switch: dL/dp_{t,i} += alpha E f_i / N    (f is a count: no gradient)
 ///   z:      dL/dlogit_{t,j} += beta * 2 lse_t / N * p_{t,j}
-/// dgates, dprobs, dlogits (N, E) accumulate; the first two then go through `routerBackward`.
+/// dgates, dprobs, dlogits (T, E) accumulate; the first two then go through the routing's backward.
 public func routerLossesBackward(_ dgates: UnsafeMutablePointer<Float>, _ dprobs: UnsafeMutablePointer<Float>,
                                  _ dlogits: UnsafeMutablePointer<Float>, _ decision: RoutingDecision, topK K: Int,
                                  aux: AuxLossKind, alpha: Double, zBeta: Double) {
-    let N = decision.T, E = decision.E
+    let E = decision.E, N = decision.countedTokens
+    guard N > 0 else { return }
     if aux != .none && alpha != 0 {
         let (P, u, f) = routerStatistics(decision, topK: K)
         let c = alpha * Double(E) / Double(N)
-        for t in 0..<N {
+        for t in 0..<decision.T where decision.counts(t) {
             for i in 0..<E {
                 switch aux {
                 case .btx:
@@ -209,7 +256,7 @@ public func routerLossesBackward(_ dgates: UnsafeMutablePointer<Float>, _ dprobs
     }
     if zBeta != 0 {
         decision.logits.withUnsafeBufferPointer { l in
-            for t in 0..<N {
+            for t in 0..<decision.T where decision.counts(t) {
                 let lse = logSumExp(l.baseAddress! + t * E, n: E)
                 let c = Float(zBeta * 2 * lse / Double(N))
                 for j in 0..<E { dlogits[t * E + j] += c * decision.probabilities[t * E + j] }
