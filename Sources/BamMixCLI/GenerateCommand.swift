@@ -32,10 +32,12 @@ struct GenerateCommand: ParsableCommand {
     @Flag(name: .customLong("ignore-eos"), help: "Do not stop at the end-of-sequence token.")
     var ignoreEOS = false
 
+    @OptionGroup var weightOptions: WeightOptions
+
     func run() throws {
         let ckpt = try Checkpoint.open(model)
         let tokenizer = try loadTokenizer(for: ckpt)
-        let transformer = try Transformer.load(ckpt)
+        let transformer = try Transformer.load(ckpt, weights: weightOptions.weights)
         let ids = tokenizer.encode(prompt, addSpecialTokens: true)
         var stop = Set(ckpt.config.eosTokenIds)
         if let e = tokenizer.eosTokenId { stop.insert(e) }
