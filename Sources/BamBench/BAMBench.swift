@@ -57,23 +57,23 @@ func runBAMBench(arguments: [String]) throws {
     let ceiling = gemmCeiling()
     // What one decode token must read: every attention expert (soft routing), one FFN expert
     // (top-1; all experts have the same size), the routers and the output projection.
-    var matrices: [Tensor] = []
+    var matrices: [WeightMatrix] = []
     for block in model.weights.blocks {
         switch block.attention {
         case let .single(qo, kv): matrices += [qo.q, qo.o, kv.k, kv.v]
         case let .mixture(router, experts, kv, _):
-            matrices.append(router)
+            matrices.append(try WeightMatrix(router))
             for e in experts { matrices += [e.q, e.o] }
             switch kv {
             case let .shared(w): matrices += [w.k, w.v]
             case let .perExpert(ws): for w in ws { matrices += [w.k, w.v] }
             }
         }
-        let f: FeedForwardWeights
+        let f: FeedForwardWeights<WeightMatrix>
         switch block.feedForward {
         case let .single(w): f = w
         case let .mixture(router, experts, _):
-            matrices.append(router)
+            matrices.append(try WeightMatrix(router))
             f = experts[0]
         }
         matrices += [f.gate, f.up, f.down]
@@ -90,7 +90,7 @@ func runBAMBench(arguments: [String]) throws {
     print(String(format: "  decode ms/token     concurrent %.2f   sequential %.2f   speed-up %.2fx (target >= 1.2)",
                  conc.decode * 1e3, seq.decode * 1e3, seq.decode / conc.decode))
     print(String(format: "  decode floor        %.2f ms/token: its %.0f MB of weights read once by sgemv on every worker, one hand-off; concurrent %.2fx it, sequential %.2fx",
-                 floor * 1e3, Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.count * 4 }) / 1e6,
+                 floor * 1e3, Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.residentBytes }) / 1e6,
                  conc.decode / floor, seq.decode / floor))
     print(String(format: "  Dispatch hand-off   %.3f ms each after 0.5 ms of serial work (decode: 1 per layer + 1 concurrent, 4 per layer + 1 sequential)",
                  handOff * 1e3))

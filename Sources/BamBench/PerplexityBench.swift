@@ -15,7 +15,9 @@ func runPerplexityBench(arguments: [String]) throws {
     if ProcessInfo.processInfo.environment["BAM_MIX_BENCH_DEBUG"] != nil {
         print("RSS after load \(peakRSS() / 1_000_000) MB")
         var sum: Float = 0
-        for (_, t) in model.weights.namedParameters(config: config) { for i in stride(from: 0, to: t.count, by: 1024) { sum += t.data[i] } }
+        for m in model.weights.matrices {
+            for i in stride(from: 0, to: m.residentBytes, by: 4096) { sum += Float(m.data.load(fromByteOffset: i, as: UInt8.self)) }
+        }
         print("RSS after touching weights \(peakRSS() / 1_000_000) MB \(sum)")
         _ = try model.forward(tokens: [1, 2, 3], cache: model.makeCache(capacity: 3))
         print("RSS after tiny forward \(peakRSS() / 1_000_000) MB")

@@ -114,36 +114,46 @@ func ensureModel(_ shape: BenchShape, name: String? = nil, seed: Int = 1, layers
     return dir
 }
 
-/// The memory-bound floor of one decode token: the time to read `matrices` (rows, cols) once
-/// with matrix-vector products spread over every worker (largest first, each to the least loaded
+/// The memory-bound floor of one decode token: the time to read `matrices` once, in their stored
+/// type with the fused kernels decode uses (WeightKernels.active), spread over every worker (largest first, each to the least loaded
 /// worker) and a single Dispatch hand-off, plus `head` split by rows across the workers (as
 /// decode splits the output projection). A decode step reads the same weights and does more
 /// (norms, routing, attention over the cache, a hand-off per layer), so this is its practical limit.
-func decodeFloor(_ matrices: [Tensor], head: Tensor, rounds: Int = 20) -> Double {
+func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, rounds: Int = 20) -> Double {
     BLASThreads.configure()
     let workers = BLASThreads.defaultCount
     let owner: [Int] = {
         var owner = [Int](repeating: 0, count: matrices.count), load = [Int](repeating: 0, count: workers)
-        for i in matrices.indices.sorted(by: { matrices[$0].count > matrices[$1].count }) {
+        for i in matrices.indices.sorted(by: { matrices[$0].residentBytes > matrices[$1].residentBytes }) {
             let w = load.indices.min { load[$0] < load[$1] }!
             owner[i] = w
-            load[w] += matrices[i].count
+            load[w] += matrices[i].residentBytes
         }
         return owner
     }()
-    let maxCols = max(head.shape[1], matrices.map { $0.shape[1] }.max() ?? 1)
-    let x = Tensor(shape: [maxCols]), ys = (0..<workers).map { _ in Tensor(shape: [head.shape[0]]) }
+    let k = WeightKernels.active
+    let maxCols = max(head.columns, matrices.map(\.columns).max() ?? 1)
+    // Activations as the kernels take them: float32 rows, or Q8_0 blocks for Q8_0 weights
+    // (quantized once here, as decode quantizes once per matrix).
+    let x = Tensor(shape: [maxCols]), ys = (0..<workers).map { _ in Tensor(shape: [head.rows]) }
     for i in 0..<maxCols { x.data[i] = 0.01 }
+    let xq = UnsafeMutableRawPointer.allocate(byteCount: maxCols / 32 * 34 + 34, alignment: 64)
+    defer { xq.deallocate() }
+    if maxCols % 32 == 0 { k.quantizeQ8_0(xq, x.data, count: maxCols) }
+    let xp = SendableRawPointer(UnsafeRawPointer(x.data)), xqp = SendableRawPointer(UnsafeRawPointer(xq))
+    @Sendable func run(_ m: WeightMatrix, _ y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
+        let input = m.storage == .q8_0 ? xqp.pointer : xp.pointer
+        k.matmul(y, ldy: m.rows, m.row(rows.lowerBound), wStride: m.rowBytes, storage: m.storage, input,
+                 xStride: m.rowBytes, T: 1, rows: rows.count, cols: m.columns)
+    }
     var best = Double.infinity
     for _ in 0..<rounds {
         best = min(best, seconds {
             BLASThreads.fanOut(workers) { w in
-                for (i, m) in matrices.enumerated() where owner[i] == w {
-                    gemv(ys[w].data, m.data, x.data, rows: m.shape[0], cols: m.shape[1])
-                }
-                let per = (head.shape[0] + workers - 1) / workers
-                let r0 = w * per, r1 = min(head.shape[0], r0 + per)
-                if r0 < r1 { gemv(ys[w].data, head.data + r0 * head.shape[1], x.data, rows: r1 - r0, cols: head.shape[1]) }
+                for (i, m) in matrices.enumerated() where owner[i] == w { run(m, ys[w].data, rows: 0..<m.rows) }
+                let per = (head.rows + workers - 1) / workers
+                let r0 = w * per, r1 = min(head.rows, r0 + per)
+                if r0 < r1 { run(head, ys[w].data, rows: r0..<r1) }
             }
         })
     }

@@ -14,9 +14,12 @@ public struct CompareOptions: Sendable {
     public var replaceWithBOS = true
     /// BTM top-k for ensembles whose spec has no `k=`.
     public var btmTopK = 1
+    /// The type every model's matrices are kept in (`--weights`).
+    public var weights: WeightLoading = .stored
 
     public init(contextLength: Int = 512, maxChunks: Int? = nil, scoring: PerplexityScoring = .half,
-                replaceWithBOS: Bool = true, btmTopK: Int = 1) {
+                replaceWithBOS: Bool = true, btmTopK: Int = 1, weights: WeightLoading = .stored) {
+        self.weights = weights
         self.contextLength = contextLength
         self.maxChunks = maxChunks
         self.scoring = scoring
@@ -236,7 +239,7 @@ public func compareModels(_ specs: [ModelSpec], domains: [DomainSpec], options: 
     func evaluate(_ i: Int, monitor: PeakMemoryMonitor) throws -> ComparedModel {
         let m = opened[i]!, t = modelTokenisation[i]
         let loadStart = DispatchTime.now()
-        let model = try m.load(documentLength: options.contextLength, tokenizer: tokenisations[t].tokenizer)
+        let model = try m.load(documentLength: options.contextLength, tokenizer: tokenisations[t].tokenizer, weights: options.weights)
         let loadSeconds = seconds(since: loadStart)
         var results: [DomainPerplexity] = []
         for (d, domain) in domains.enumerated() {

@@ -197,10 +197,11 @@ public final class OpenedModel: @unchecked Sendable {
 
     /// Loads the weights and returns the model to score with. `documentLength` is the BTM tf-idf
     /// document size (compare and perplexity pass the context length).
-    public func load(documentLength: Int, tokenizer: Tokenizer? = nil) throws -> any ScoringModel {
+    /// `weights` is the type the matrices are kept in (`--weights`).
+    public func load(documentLength: Int, tokenizer: Tokenizer? = nil, weights: WeightLoading = .stored) throws -> any ScoringModel {
         switch spec.source {
         case .checkpoint:
-            return try Transformer.load(primary)
+            return try Transformer.load(primary, weights: weights)
         case .btm(let experts, _):
             let k = btmTopK!
             var router: TFIDFRouter? = nil
@@ -218,7 +219,7 @@ public final class OpenedModel: @unchecked Sendable {
                 router = try TFIDFRouter(trainingTokens: training, vocabularySize: primary.config.vocabSize,
                                          documentLength: documentLength)
             }
-            let models: [any ScoringModel] = try checkpoints.map { try Transformer.load($0) }
+            let models: [any ScoringModel] = try checkpoints.map { try Transformer.load($0, weights: weights) }
             return try BTMEnsemble(experts: models, router: router, topK: k)
         }
     }

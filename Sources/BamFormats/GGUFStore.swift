@@ -32,7 +32,9 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
 
     private let sources: [String: Source]
     private let lock = NSLock()
-    private var materialised: [String: UnsafeMutableRawBufferPointer] = [:]
+    /// Un-permuted copies of Q/K, each an object so that a borrower (`bytesOwner`) keeps it alive
+    /// after `release` drops the store's reference.
+    private var materialised: [String: OwnedBytes] = [:]
 
     public static let supportedArchitectures = ["llama", "qwen2", "bam"]
 
@@ -118,8 +120,12 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         config = try ModelConfig(json: json, file: "\(path) (metadata)")
     }
 
-    deinit {
-        for (_, b) in materialised { b.deallocate() }
+    /// The mapping keeps mapped tensors valid (release only advises the kernel); an un-permuted
+    /// copy is kept by its own object.
+    public func bytesOwner(_ name: String) -> AnyObject {
+        lock.lock()
+        defer { lock.unlock() }
+        return materialised[name] ?? self
     }
 
     public func info(_ name: String) -> TensorInfo? { sources[name]?.info }
@@ -133,7 +139,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         guard let heads = s.permuteHeads else { return raw }
         lock.lock()
         defer { lock.unlock() }
-        if let m = materialised[name] { return UnsafeRawBufferPointer(m) }
+        if let m = materialised[name] { return UnsafeRawBufferPointer(m.bytes) }
         let rows = s.info.shape[0]
         let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: max(s.info.byteCount, 1), alignment: 64)
         if s.info.byteCount > 0 {
@@ -141,7 +147,7 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
                                             heads: heads, toGGUF: false)
         }
         let view = UnsafeMutableRawBufferPointer(rebasing: buf[0..<s.info.byteCount])
-        materialised[name] = view
+        materialised[name] = OwnedBytes(view)
         return UnsafeRawBufferPointer(view)
     }
 
@@ -162,14 +168,13 @@ public final class GGUFStore: TensorStore, @unchecked Sendable {
         return t
     }
 
-    /// Frees the permuted copy (if any) and lets the kernel drop the mapped pages. Pointers from
-    /// an earlier bytes(name) call are invalid afterwards (the TensorStore contract).
+    /// Drops the store's permuted copy (if any; freed once no holder of `bytesOwner(name)` is
+    /// left) and lets the kernel drop the mapped pages.
     public func release(_ name: String) {
         guard let s = sources[name] else { return }
         lock.lock()
-        let m = materialised.removeValue(forKey: name)
+        materialised.removeValue(forKey: name)
         lock.unlock()
-        m?.deallocate()
         if s.expert == nil { file.release(s.tensor) }
     }
 }

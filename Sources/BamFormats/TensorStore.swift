@@ -15,11 +15,25 @@ public protocol TensorStore: AnyObject, Sendable {
     func bytes(_ name: String) throws -> UnsafeRawBufferPointer
     /// The tensor as float32: zero-copy when stored as aligned F32, converted otherwise.
     func tensor(_ name: String) throws -> Tensor
-    /// Hints that a tensor's bytes will not be needed again soon (streaming).
+    /// Hints that a tensor's bytes will not be needed again soon (streaming). Pointers from an
+    /// earlier bytes(name) call are invalid afterwards unless the caller holds `bytesOwner(name)`.
     func release(_ name: String)
+    /// An object that keeps the bytes of `bytes(name)` valid while it lives, even after
+    /// `release(name)` (which for a mapped file only advises the kernel, but frees a transformed
+    /// copy): what a borrower of the bytes (an inference `WeightMatrix`) holds. Default: the store.
+    func bytesOwner(_ name: String) -> AnyObject
+}
+
+/// Bytes a store allocated for a tensor (a transformed copy), freed when the last holder lets go.
+public final class OwnedBytes: @unchecked Sendable {
+    public let bytes: UnsafeMutableRawBufferPointer
+    public init(_ bytes: UnsafeMutableRawBufferPointer) { self.bytes = bytes }
+    deinit { bytes.deallocate() }
 }
 
 extension TensorStore {
+    public func bytesOwner(_ name: String) -> AnyObject { self }
+
     public func contains(_ name: String) -> Bool { info(name) != nil }
 
     /// The tensor, checked against the shape the caller expects.
@@ -181,4 +195,7 @@ public final class MemoryStore: TensorStore, @unchecked Sendable {
     }
 
     public func release(_ name: String) {}
+
+    /// `set` may replace a tensor: a borrower holds the tensor itself.
+    public func bytesOwner(_ name: String) -> AnyObject { tensors[name] ?? self }
 }

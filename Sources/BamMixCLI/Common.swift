@@ -85,3 +85,16 @@ final class Progress: @unchecked Sendable {
     func finish() { indicator?.succeed() }
     func fail() { indicator?.fail() }
 }
+
+extension WeightLoading: ExpressibleByArgument {
+    public init?(argument: String) { try? self.init(parsing: argument) }
+    public static var allValueStrings: [String] { ["stored"] + WeightLoading.kernelTypes.map { $0.rawValue.lowercased() } }
+}
+
+/// `--weights`, shared by every command that runs a model: the type its matrices are kept in.
+struct WeightOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Type the model's matrices are kept and multiplied in: stored (as the file has them, used in place), or f32, bf16, f16 or q8_0 (converted at load; q8_0 runs a 4/5/6-bit GGUF fastest).",
+        valueName: "type"))
+    var weights: WeightLoading = .stored
+}

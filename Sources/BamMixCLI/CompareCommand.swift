@@ -39,6 +39,8 @@ struct CompareCommand: ParsableCommand {
     @Flag(name: .customLong("no-bos"), help: "Do not replace each chunk's first token with BOS.")
     var noBOS = false
 
+    @OptionGroup var weightOptions: WeightOptions
+
     @Option(name: .customLong("btm-top-k"), help: "BTM ensembles: experts averaged per context (unless the spec has k=N).")
     var btmTopK: Int = 1
 
@@ -63,7 +65,7 @@ struct CompareCommand: ParsableCommand {
         let specs = try models.map { try ModelSpec.parseNamed($0) }
         let domainSpecs = try domains.map { try DomainSpec.parse($0) }
         let options = CompareOptions(contextLength: ctx, maxChunks: chunks, scoring: scoring, replaceWithBOS: !noBOS,
-                                     btmTopK: btmTopK)
+                                     btmTopK: btmTopK, weights: weightOptions.weights)
         let quiet = json == "-"
         var bar: Progress? = nil
         var currentModel = ""

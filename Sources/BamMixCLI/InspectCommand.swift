@@ -18,6 +18,8 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Print one JSON document instead of text.")
     var json = false
 
+    @OptionGroup var weightOptions: WeightOptions
+
     struct Report: Encodable {
         var path: String
         var container: String
@@ -43,6 +45,9 @@ struct InspectCommand: ParsableCommand {
         var attentionRouting: String?
         var attentionTopK: Int?
         var dtypes: [String: Int]
+        /// `--weights` and the bytes the weights keep resident when run that way.
+        var weights: String
+        var residentWeightBytes: Int
         var statistics: ModelStatistics
         var kvCacheBytesAtContext: Int
         var tokenizer: String
@@ -53,7 +58,8 @@ struct InspectCommand: ParsableCommand {
                  heads, kvHeads = "kv_heads", headDim = "head_dim", norm, rope, tiedEmbeddings = "tied_embeddings",
                  ffnExperts = "ffn_experts", ffnTopK = "ffn_top_k", ffnRenormalize = "ffn_renormalize",
                  attentionExperts = "attention_experts", attentionExpertKind = "attention_expert_kind",
-                 attentionRouting = "attention_routing", attentionTopK = "attention_top_k", dtypes, statistics,
+                 attentionRouting = "attention_routing", attentionTopK = "attention_top_k", dtypes, weights,
+                 residentWeightBytes = "resident_weight_bytes", statistics,
                  kvCacheBytesAtContext = "kv_cache_bytes_at_context", tokenizer
         }
     }
@@ -74,6 +80,8 @@ struct InspectCommand: ParsableCommand {
             ffnRenormalize: c.moe?.renormalize, attentionExperts: c.moa?.experts,
             attentionExpertKind: c.moa?.kind.rawValue, attentionRouting: c.moa?.routing.rawValue,
             attentionTopK: c.moa.map { $0.routing == .soft ? $0.experts : $0.topK }, dtypes: dtypes,
+            weights: weightOptions.weights.description,
+            residentWeightBytes: ModelMemory.inferenceBytes(config: c, store: ckpt.store, loading: weightOptions.weights),
             statistics: stats, kvCacheBytesAtContext: stats.kvCacheBytesPerToken * ctx,
             tokenizer: tokenizerDescription(ckpt))
         if json {
@@ -96,6 +104,7 @@ struct InspectCommand: ParsableCommand {
         }
         lines += [
             ("dtypes", dtypes.keys.sorted().map { "\($0) x\(dtypes[$0]!)" }.joined(separator: ", ")),
+            ("resident weights", "\(formatBytes(report.residentWeightBytes)) with --weights \(report.weights) (matrices in that type, norms/biases/routers f32)"),
             ("parameters", "\(formatCount(stats.totalParameters)) total, \(formatCount(stats.activeParameters)) active per token"),
             ("FLOPs/token", String(format: "%.3g at context %d", stats.flopsPerToken, ctx)),
             ("KV cache", "\(formatBytes(stats.kvCacheBytesPerToken)) per token, \(formatBytes(report.kvCacheBytesAtContext)) at context \(ctx)"),

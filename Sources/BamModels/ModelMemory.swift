@@ -31,11 +31,47 @@ public enum ModelMemory {
     public static func requireFits(config: ModelConfig, bytesPerParameter: Int, extraBytes: Int = 0,
                                    purpose: String) throws {
         let weights = requiredBytes(config: config, bytesPerParameter: bytesPerParameter)
+        try require(weights, extraBytes: extraBytes, purpose: purpose,
+                    what: "its \(ModelStatistics(config: config, context: 1).totalParameters) parameters at \(bytesPerParameter) bytes each")
+    }
+
+    /// Bytes an inference model's weights keep resident when loaded as `loading` says: each matrix
+    /// at the size of the type it is kept in (its stored type, mapped, or the converted copy), the
+    /// other parameters (norms, biases, routers) as float32. Computed from the table and the
+    /// file's types, before anything is read; `InferenceWeights.residentBytes` is the same sum
+    /// over the loaded weights.
+    public static func inferenceBytes(config: ModelConfig, store: any TensorStore, loading: WeightLoading) -> Int {
+        let store = (try? InferenceWeights.presented(config: config, store: store)) ?? store
+        var total = 0
+        for spec in config.parameterSpecs {
+            let count = spec.shape.reduce(1, *)
+            let bytes: Int
+            if spec.isModelMatrix {
+                let stored = store.info(spec.name)?.dtype ?? .f32
+                let type = loading.residentType(stored: stored)
+                bytes = type.byteCount(elements: count) ?? count * 4
+            } else {
+                bytes = count * 4
+            }
+            let (sum, overflow) = total.addingReportingOverflow(bytes)
+            total = overflow ? .max : sum
+        }
+        return total
+    }
+
+    /// Throws when the checkpoint's weights, kept as `loading` says, do not fit in memory.
+    public static func requireFits(inference checkpoint: Checkpoint, loading: WeightLoading, extraBytes: Int = 0) throws {
+        let bytes = inferenceBytes(config: checkpoint.config, store: checkpoint.store, loading: loading)
+        try require(bytes, extraBytes: extraBytes, purpose: "running",
+                    what: "its \(ModelStatistics(config: checkpoint.config, context: 1).totalParameters) parameters with weights \(loading)")
+    }
+
+    private static func require(_ weights: Int, extraBytes: Int, purpose: String, what: String) throws {
         let (need, overflow) = weights.addingReportingOverflow(max(0, extraBytes))
         let have = availableBytes
         guard overflow || need > have else { return }
         func gib(_ b: Int) -> String { String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
         let needText = overflow ? "more than 2^63 bytes" : "\(gib(need)) (\(need) bytes)"
-        throw BamError.unsupported("\(purpose) of this model needs \(needText) for its \(ModelStatistics(config: config, context: 1).totalParameters) parameters at \(bytesPerParameter) bytes each, but this machine has \(gib(have)) — refused before allocating; use a smaller model or a machine with more memory")
+        throw BamError.unsupported("\(purpose) of this model needs \(needText) for \(what), but this machine has \(gib(have)) — refused before allocating; use a smaller model (or --weights q8_0) or a machine with more memory")
     }
 }

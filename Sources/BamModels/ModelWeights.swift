@@ -9,37 +9,49 @@ import Foundation
 // on these same values. Which tensors exist and what they are called comes from the config's
 // parameter table (`ModelConfig.parameterSpecs`): `load` reads exactly those, `assemble` builds the
 // structure from them and `parameters` walks it back, so names are written nowhere here.
+//
+// The structure is generic over the type of its matrices (`Linear`): training, mixing and writing
+// hold float32 tensors (`TransformerWeights`); inference holds `WeightMatrix`es that stay in the
+// type the file stores them in (`InferenceWeights`, InferenceWeights.swift), so a bf16 or Q8_0
+// checkpoint runs from its mapping without a float32 copy. Norms, biases and routers are small
+// vectors or E x C matrices: they are float32 tensors in both.
+
+/// The type of a model's matrices: `Tensor` (float32, training) or `WeightMatrix` (stored type,
+/// inference). A class, so that a tied lm_head is the same object as the embedding.
+public protocol LinearWeight: AnyObject, Sendable {}
+extension Tensor: LinearWeight {}
+extension WeightMatrix: LinearWeight {}
 
 /// The query and output projections of one attention (a dense model's, or one BAM expert's).
-public final class QueryOutputWeights: Sendable {
-    public let q: Tensor          // (NH*HS, C)
-    public let o: Tensor          // (C, NH*HS)
+public final class QueryOutputWeights<Linear: LinearWeight>: Sendable {
+    public let q: Linear          // (NH*HS, C)
+    public let o: Linear          // (C, NH*HS)
     public let qBias: Tensor?     // (NH*HS)  attention_bias / Qwen2
     public let oBias: Tensor?     // (C)      attention_bias
 
-    public init(q: Tensor, o: Tensor, qBias: Tensor? = nil, oBias: Tensor? = nil) {
+    public init(q: Linear, o: Linear, qBias: Tensor? = nil, oBias: Tensor? = nil) {
         self.q = q; self.o = o; self.qBias = qBias; self.oBias = oBias
     }
 }
 
 /// The key and value projections of one attention, or the ones a shared-KV mixture's experts share.
-public final class KeyValueWeights: Sendable {
-    public let k: Tensor          // (NKV*HS, C)
-    public let v: Tensor          // (NKV*HS, C)
+public final class KeyValueWeights<Linear: LinearWeight>: Sendable {
+    public let k: Linear          // (NKV*HS, C)
+    public let v: Linear          // (NKV*HS, C)
     public let kBias: Tensor?     // (NKV*HS)
     public let vBias: Tensor?     // (NKV*HS)
 
-    public init(k: Tensor, v: Tensor, kBias: Tensor? = nil, vBias: Tensor? = nil) {
+    public init(k: Linear, v: Linear, kBias: Tensor? = nil, vBias: Tensor? = nil) {
         self.k = k; self.v = v; self.kBias = kBias; self.vBias = vBias
     }
 }
 
 /// Where a mixture of attention experts gets its keys and values.
-public enum AttentionKeyValues: Sendable {
+public enum AttentionKeyValues<Linear: LinearWeight>: Sendable {
     /// One K/V projection (and one cache set) read by every expert's queries.
-    case shared(KeyValueWeights)
+    case shared(KeyValueWeights<Linear>)
     /// Expert e projects its own (cache set e); one entry per expert.
-    case perExpert([KeyValueWeights])
+    case perExpert([KeyValueWeights<Linear>])
 
     /// Key/value sets the cache keeps for the layer.
     public var sets: Int {
@@ -51,40 +63,40 @@ public enum AttentionKeyValues: Sendable {
 }
 
 /// The attention side of a block.
-public enum AttentionSide: Sendable {
+public enum AttentionSide<Linear: LinearWeight>: Sendable {
     /// One multi-head attention (dense models, Mixtral/BTX).
-    case single(QueryOutputWeights, KeyValueWeights)
+    case single(QueryOutputWeights<Linear>, KeyValueWeights<Linear>)
     /// BAM's mixture of attention: router (E, C), each expert's Q/O, the keys/values, and how many
     /// experts' outputs a token mixes (`topK`: E for the paper's soft routing; the gates are the
     /// softmax renormalised over them).
-    case mixture(router: Tensor, experts: [QueryOutputWeights], kv: AttentionKeyValues, topK: Int)
+    case mixture(router: Tensor, experts: [QueryOutputWeights<Linear>], kv: AttentionKeyValues<Linear>, topK: Int)
 }
 
 /// One SwiGLU feed-forward network: down(silu(gate x) * up x).
-public final class FeedForwardWeights: Sendable {
-    public let gate: Tensor       // (F, C)   Mixtral's w1
-    public let up: Tensor         // (F, C)   Mixtral's w3
-    public let down: Tensor       // (C, F)   Mixtral's w2
+public final class FeedForwardWeights<Linear: LinearWeight>: Sendable {
+    public let gate: Linear       // (F, C)   Mixtral's w1
+    public let up: Linear         // (F, C)   Mixtral's w3
+    public let down: Linear       // (C, F)   Mixtral's w2
     public let gateBias: Tensor?  // (F)      mlp_bias
     public let upBias: Tensor?    // (F)
     public let downBias: Tensor?  // (C)
 
-    public init(gate: Tensor, up: Tensor, down: Tensor, gateBias: Tensor? = nil, upBias: Tensor? = nil, downBias: Tensor? = nil) {
+    public init(gate: Linear, up: Linear, down: Linear, gateBias: Tensor? = nil, upBias: Tensor? = nil, downBias: Tensor? = nil) {
         self.gate = gate; self.up = up; self.down = down
         self.gateBias = gateBias; self.upBias = upBias; self.downBias = downBias
     }
 }
 
 /// The feed-forward side of a block.
-public enum FeedForwardSide: Sendable {
+public enum FeedForwardSide<Linear: LinearWeight>: Sendable {
     /// One SwiGLU FFN (dense models).
-    case single(FeedForwardWeights)
+    case single(FeedForwardWeights<Linear>)
     /// A mixture of experts (Mixtral/BTX, BAM): router (E, C), the experts, and the config's
     /// routing rule (carried here so that whoever runs the side has all it needs).
-    case mixture(router: Tensor, experts: [FeedForwardWeights], routing: FeedForwardRouting)
+    case mixture(router: Tensor, experts: [FeedForwardWeights<Linear>], routing: FeedForwardRouting)
 }
 
-public final class BlockWeights: Sendable {
+public final class BlockWeights<Linear: LinearWeight>: Sendable {
     /// How the block combines its sides, with the norm only a sequential block has.
     public enum Layout: Sendable {
         /// x += Attn(norm1(x)); x += FFN(norm2(x)): `postAttentionNorm` is norm2 (C).
@@ -95,10 +107,10 @@ public final class BlockWeights: Sendable {
 
     public let inputNorm: Tensor          // (C)  input_layernorm
     public let layout: Layout
-    public let attention: AttentionSide
-    public let feedForward: FeedForwardSide
+    public let attention: AttentionSide<Linear>
+    public let feedForward: FeedForwardSide<Linear>
 
-    public init(inputNorm: Tensor, layout: Layout, attention: AttentionSide, feedForward: FeedForwardSide) {
+    public init(inputNorm: Tensor, layout: Layout, attention: AttentionSide<Linear>, feedForward: FeedForwardSide<Linear>) {
         self.inputNorm = inputNorm
         self.layout = layout
         self.attention = attention
@@ -106,13 +118,16 @@ public final class BlockWeights: Sendable {
     }
 }
 
-public final class TransformerWeights: Sendable {
-    public let embed: Tensor              // (V, C)
-    public let blocks: [BlockWeights]     // (L)
-    public let finalNorm: Tensor          // (C)
-    public let lmHead: Tensor             // (V, C); the same object as `embed` when tied
+/// A whole model's weights with matrices of type `Linear`.
+public final class ModelWeights<Linear: LinearWeight>: Sendable {
+    /// (V, C). A matrix like the others (a row gather reads it), so that a tied lm_head can be the
+    /// same object and a bf16/Q8_0 embedding stays in its type.
+    public let embed: Linear
+    public let blocks: [BlockWeights<Linear>]     // (L)
+    public let finalNorm: Tensor                  // (C)
+    public let lmHead: Linear                     // (V, C); the same object as `embed` when tied
 
-    public init(embed: Tensor, blocks: [BlockWeights], finalNorm: Tensor, lmHead: Tensor) {
+    public init(embed: Linear, blocks: [BlockWeights<Linear>], finalNorm: Tensor, lmHead: Linear) {
         self.embed = embed
         self.blocks = blocks
         self.finalNorm = finalNorm
@@ -120,17 +135,29 @@ public final class TransformerWeights: Sendable {
     }
 }
 
-extension TransformerWeights {
-    /// Loads every parameter the config implies from `store`, checking shapes, that nothing is
-    /// missing and that nothing is left over (a leftover tensor means the config and the weights
-    /// disagree, which would otherwise give silently wrong logits).
-    public static func load(config: ModelConfig, store: any TensorStore) throws -> TransformerWeights {
-        let specs = config.parameterSpecs
-        if case let .mixture(moe) = config.feedForward, config.family == .mixtral,
-           !store.contains(ParameterKey.ffnRouter(layer: 0).hfName), store.contains("model.layers.0.mlp.experts.gate_up_proj") {
-            return try load(config: config, store: FusedMixtralStore(base: store, config: config, experts: moe.experts))
+/// The float32 weights training, mixing and checkpoint writing work on.
+public typealias TransformerWeights = ModelWeights<Tensor>
+
+extension ParameterSpec {
+    /// Whether the weights structure holds this parameter as a matrix of its `Linear` type: the
+    /// embedding and every projection a forward pass multiplies by, except the routers (small E x C
+    /// float32 tensors, so routing decisions are made at full precision in every mode).
+    public var isModelMatrix: Bool {
+        switch role {
+        case .embedding, .lmHead, .attention, .sharedKV, .feedForward: true
+        case .attentionRouter, .ffnRouter, .norm, .attentionBias, .feedForwardBias: false
         }
-        var tensors: [ParameterKey: Tensor] = [:]
+    }
+}
+
+extension ModelWeights {
+    /// The parameter table of `config` checked against `store`: shapes agree, nothing is missing
+    /// and nothing is left over (a leftover tensor means the config and the weights disagree,
+    /// which would otherwise give silently wrong logits). Returns the store to read from (the
+    /// fused-Mixtral layout is presented under per-expert names).
+    static func checkedStore(config: ModelConfig, store: any TensorStore) throws -> any TensorStore {
+        let store = try presented(config: config, store: store)
+        let specs = config.parameterSpecs
         for spec in specs {
             guard let info = store.info(spec.name) else {
                 let denseFFN = ParameterKey.feedForward(layer: 0, expert: nil, .gate, .weight).hfName
@@ -142,7 +169,6 @@ extension TransformerWeights {
             guard info.shape == spec.shape else {
                 throw BamError.mismatch("the shape differs from the one config.json implies", file: info.file, at: .tensor(spec.name), expected: "\(spec.shape)", found: "\(info.shape)")
             }
-            tensors[spec.key] = try store.tensor(spec.name)
         }
         let expected = Set(specs.map(\.name))
         // Buffers some exporters keep (rotary caches) are not parameters.
@@ -153,44 +179,61 @@ extension TransformerWeights {
             throw BamError.mismatch("\(leftovers.count) tensor(s) the \(config.architectureName) config does not account for\(tieHint)", file: store.location,
                                     at: .tensor(leftovers[0]))
         }
-        return assemble(config: config, tensors)
+        return store
     }
 
-    /// Builds the structure from one tensor per entry of `config.parameterSpecs` (by key).
-    /// Biases are looked up and present exactly when the table has them.
-    public static func assemble(config: ModelConfig, _ tensors: [ParameterKey: Tensor]) -> TransformerWeights {
+    /// `store` under the table's names: transformers 5's fused-Mixtral layout is presented under
+    /// per-expert names; everything else is itself.
+    static func presented(config: ModelConfig, store: any TensorStore) throws -> any TensorStore {
+        if case let .mixture(moe) = config.feedForward, config.family == .mixtral,
+           !store.contains(ParameterKey.ffnRouter(layer: 0).hfName), store.contains("model.layers.0.mlp.experts.gate_up_proj") {
+            return try FusedMixtralStore(base: store, config: config, experts: moe.experts)
+        }
+        return store
+    }
+
+    /// Builds the structure from one entry per row of `config.parameterSpecs`: `matrices` holds
+    /// the rows with `isModelMatrix`, `vectors` the others (norms, routers, biases). Biases are
+    /// looked up and present exactly when the table has them.
+    public static func assemble(config: ModelConfig, matrices: [ParameterKey: Linear], vectors: [ParameterKey: Tensor]) -> ModelWeights {
+        func m(_ key: ParameterKey) -> Linear {
+            guard let x = matrices[key] else {
+                preconditionFailure("no matrix for `\(key.hfName)`, which the \(config.architectureName) parameter table lists")
+            }
+            return x
+        }
         func t(_ key: ParameterKey) -> Tensor {
-            guard let x = tensors[key] else {
+            guard let x = vectors[key] else {
                 preconditionFailure("no tensor for `\(key.hfName)`, which the \(config.architectureName) parameter table lists")
             }
             return x
         }
-        var blocks: [BlockWeights] = []
+        var blocks: [BlockWeights<Linear>] = []
         for l in 0..<config.layers {
-            func queryOutput(_ e: Int?) -> QueryOutputWeights {
-                QueryOutputWeights(q: t(.attention(layer: l, expert: e, .q, .weight)), o: t(.attention(layer: l, expert: e, .o, .weight)),
-                                   qBias: tensors[.attention(layer: l, expert: e, .q, .bias)],
-                                   oBias: tensors[.attention(layer: l, expert: e, .o, .bias)])
+            func queryOutput(_ e: Int?) -> QueryOutputWeights<Linear> {
+                QueryOutputWeights(q: m(.attention(layer: l, expert: e, .q, .weight)), o: m(.attention(layer: l, expert: e, .o, .weight)),
+                                   qBias: vectors[.attention(layer: l, expert: e, .q, .bias)],
+                                   oBias: vectors[.attention(layer: l, expert: e, .o, .bias)])
             }
-            func keyValue(_ e: Int?) -> KeyValueWeights {
-                KeyValueWeights(k: t(.attention(layer: l, expert: e, .k, .weight)), v: t(.attention(layer: l, expert: e, .v, .weight)),
-                                kBias: tensors[.attention(layer: l, expert: e, .k, .bias)],
-                                vBias: tensors[.attention(layer: l, expert: e, .v, .bias)])
+            func keyValue(_ e: Int?) -> KeyValueWeights<Linear> {
+                KeyValueWeights(k: m(.attention(layer: l, expert: e, .k, .weight)), v: m(.attention(layer: l, expert: e, .v, .weight)),
+                                kBias: vectors[.attention(layer: l, expert: e, .k, .bias)],
+                                vBias: vectors[.attention(layer: l, expert: e, .v, .bias)])
             }
-            func feedForward(_ e: Int?) -> FeedForwardWeights {
-                FeedForwardWeights(gate: t(.feedForward(layer: l, expert: e, .gate, .weight)),
-                                   up: t(.feedForward(layer: l, expert: e, .up, .weight)),
-                                   down: t(.feedForward(layer: l, expert: e, .down, .weight)),
-                                   gateBias: tensors[.feedForward(layer: l, expert: e, .gate, .bias)],
-                                   upBias: tensors[.feedForward(layer: l, expert: e, .up, .bias)],
-                                   downBias: tensors[.feedForward(layer: l, expert: e, .down, .bias)])
+            func feedForward(_ e: Int?) -> FeedForwardWeights<Linear> {
+                FeedForwardWeights(gate: m(.feedForward(layer: l, expert: e, .gate, .weight)),
+                                   up: m(.feedForward(layer: l, expert: e, .up, .weight)),
+                                   down: m(.feedForward(layer: l, expert: e, .down, .weight)),
+                                   gateBias: vectors[.feedForward(layer: l, expert: e, .gate, .bias)],
+                                   upBias: vectors[.feedForward(layer: l, expert: e, .up, .bias)],
+                                   downBias: vectors[.feedForward(layer: l, expert: e, .down, .bias)])
             }
-            let attention: AttentionSide
+            let attention: AttentionSide<Linear>
             switch config.attention {
             case .single:
                 attention = .single(queryOutput(nil), keyValue(nil))
             case let .mixture(moa):
-                let kv: AttentionKeyValues
+                let kv: AttentionKeyValues<Linear>
                 switch moa.kind {
                 case .sharedKV: kv = .shared(keyValue(nil))
                 case .expertKV: kv = .perExpert((0..<moa.experts).map { keyValue($0) })
@@ -198,22 +241,94 @@ extension TransformerWeights {
                 attention = .mixture(router: t(.attentionRouter(layer: l)), experts: (0..<moa.experts).map { queryOutput($0) }, kv: kv,
                                      topK: moa.expertsPerToken)
             }
-            let ffn: FeedForwardSide
+            let ffn: FeedForwardSide<Linear>
             switch config.feedForward {
             case .single: ffn = .single(feedForward(nil))
             case let .mixture(moe):
                 ffn = .mixture(router: t(.ffnRouter(layer: l)), experts: (0..<moe.experts).map { feedForward($0) }, routing: moe.routing)
             }
-            let layout: BlockWeights.Layout
+            let layout: BlockWeights<Linear>.Layout
             switch config.blockLayout {
             case .sequential: layout = .sequential(postAttentionNorm: t(.postAttentionNorm(layer: l)))
             case .parallel: layout = .parallel
             }
             blocks.append(BlockWeights(inputNorm: t(.inputNorm(layer: l)), layout: layout, attention: attention, feedForward: ffn))
         }
-        let embed = t(.embedding)
-        let lmHead = config.tieEmbeddings ? embed : t(.lmHead)
-        return TransformerWeights(embed: embed, blocks: blocks, finalNorm: t(.finalNorm), lmHead: lmHead)
+        let embed = m(.embedding)
+        let lmHead = config.tieEmbeddings ? embed : m(.lmHead)
+        return ModelWeights(embed: embed, blocks: blocks, finalNorm: t(.finalNorm), lmHead: lmHead)
+    }
+
+    /// Every matrix of the structure once (a tied lm_head is the embedding), for sizes and page-ins.
+    public var matrices: [Linear] {
+        var all: [Linear] = [embed]
+        if lmHead !== embed { all.append(lmHead) }
+        func add(_ w: QueryOutputWeights<Linear>) { all += [w.q, w.o] }
+        func add(_ w: KeyValueWeights<Linear>) { all += [w.k, w.v] }
+        func add(_ w: FeedForwardWeights<Linear>) { all += [w.gate, w.up, w.down] }
+        for b in blocks {
+            switch b.attention {
+            case let .single(qo, kv):
+                add(qo); add(kv)
+            case let .mixture(_, experts, kv, _):
+                experts.forEach(add)
+                switch kv {
+                case let .shared(w): add(w)
+                case let .perExpert(ws): ws.forEach(add)
+                }
+            }
+            switch b.feedForward {
+            case let .single(w): add(w)
+            case let .mixture(_, experts, _): experts.forEach(add)
+            }
+        }
+        return all
+    }
+
+    /// Every float32 tensor that is not a matrix (norms, routers, biases).
+    public var vectors: [Tensor] {
+        var all: [Tensor] = [finalNorm]
+        func biases(_ w: QueryOutputWeights<Linear>) { all += [w.qBias, w.oBias].compactMap { $0 } }
+        func biases(_ w: KeyValueWeights<Linear>) { all += [w.kBias, w.vBias].compactMap { $0 } }
+        func biases(_ w: FeedForwardWeights<Linear>) { all += [w.gateBias, w.upBias, w.downBias].compactMap { $0 } }
+        for b in blocks {
+            all.append(b.inputNorm)
+            if case let .sequential(norm) = b.layout { all.append(norm) }
+            switch b.attention {
+            case let .single(qo, kv):
+                biases(qo); biases(kv)
+            case let .mixture(router, experts, kv, _):
+                all.append(router)
+                experts.forEach(biases)
+                switch kv {
+                case let .shared(w): biases(w)
+                case let .perExpert(ws): ws.forEach(biases)
+                }
+            }
+            switch b.feedForward {
+            case let .single(w): biases(w)
+            case let .mixture(router, experts, _):
+                all.append(router)
+                experts.forEach(biases)
+            }
+        }
+        return all
+    }
+}
+
+extension TransformerWeights {
+    /// Loads every parameter the config implies from `store` as float32 (checked as
+    /// `checkedStore` says).
+    public static func load(config: ModelConfig, store: any TensorStore) throws -> TransformerWeights {
+        let store = try checkedStore(config: config, store: store)
+        var tensors: [ParameterKey: Tensor] = [:]
+        for spec in config.parameterSpecs { tensors[spec.key] = try store.tensor(spec.name) }
+        return assemble(config: config, tensors)
+    }
+
+    /// Builds the structure from one tensor per entry of `config.parameterSpecs` (by key).
+    public static func assemble(config: ModelConfig, _ tensors: [ParameterKey: Tensor]) -> TransformerWeights {
+        assemble(config: config, matrices: tensors, vectors: tensors)
     }
 
     /// Every tensor of the structure by key (the tied lm_head omitted): the inverse of `assemble`.
@@ -226,19 +341,19 @@ extension TransformerWeights {
             case let .sequential(norm): map[.postAttentionNorm(layer: l)] = norm
             case .parallel: break
             }
-            func put(_ e: Int?, _ w: QueryOutputWeights) {
+            func put(_ e: Int?, _ w: QueryOutputWeights<Tensor>) {
                 map[.attention(layer: l, expert: e, .q, .weight)] = w.q
                 map[.attention(layer: l, expert: e, .o, .weight)] = w.o
                 map[.attention(layer: l, expert: e, .q, .bias)] = w.qBias
                 map[.attention(layer: l, expert: e, .o, .bias)] = w.oBias
             }
-            func put(_ e: Int?, _ w: KeyValueWeights) {
+            func put(_ e: Int?, _ w: KeyValueWeights<Tensor>) {
                 map[.attention(layer: l, expert: e, .k, .weight)] = w.k
                 map[.attention(layer: l, expert: e, .v, .weight)] = w.v
                 map[.attention(layer: l, expert: e, .k, .bias)] = w.kBias
                 map[.attention(layer: l, expert: e, .v, .bias)] = w.vBias
             }
-            func put(_ e: Int?, _ w: FeedForwardWeights) {
+            func put(_ e: Int?, _ w: FeedForwardWeights<Tensor>) {
                 map[.feedForward(layer: l, expert: e, .gate, .weight)] = w.gate
                 map[.feedForward(layer: l, expert: e, .up, .weight)] = w.up
                 map[.feedForward(layer: l, expert: e, .down, .weight)] = w.down
@@ -353,4 +468,6 @@ final class FusedMixtralStore: TensorStore, @unchecked Sendable {
     func release(_ name: String) {
         if let v = views[name] { base.release(v.source) } else { base.release(name) }
     }
+
+    func bytesOwner(_ name: String) -> AnyObject { base.bytesOwner(views[name]?.source ?? name) }
 }

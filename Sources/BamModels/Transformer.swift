@@ -40,22 +40,31 @@ public struct ExecutionOptions: Sendable {
 /// Parallel blocks:   x += Attn(norm(x)) + FFN(norm(x))   (Cohere, BAM's parallel attention block).
 public final class Transformer: @unchecked Sendable {
     public let config: ModelConfig
-    public let weights: TransformerWeights
+    /// Matrices in the type the kernels read (WeightMatrix), everything else float32.
+    public let weights: InferenceWeights
     public var options: ExecutionOptions
     let rope: RopeTable
     /// Activation buffers reused across forward calls.
     let pool = BufferPool()
 
-    public init(config: ModelConfig, weights: TransformerWeights, options: ExecutionOptions = .fromEnvironment) {
+    public init(config: ModelConfig, weights: InferenceWeights, options: ExecutionOptions = .fromEnvironment) {
         self.config = config
         self.weights = weights
         self.options = options
         rope = RopeTable(headSize: config.headDim, theta: config.ropeTheta, style: config.ropeStyle, scaling: config.ropeScaling)
     }
 
-    public static func load(_ checkpoint: Checkpoint, options: ExecutionOptions = .fromEnvironment) throws -> Transformer {
-        try ModelMemory.requireFits(config: checkpoint.config, bytesPerParameter: 4, purpose: "running")
-        let w = try TransformerWeights.load(config: checkpoint.config, store: checkpoint.store)
+    /// Runs float32 weights made in memory (training, tests), borrowing them.
+    public convenience init(config: ModelConfig, weights: TransformerWeights, options: ExecutionOptions = .fromEnvironment) {
+        self.init(config: config, weights: weights.borrowedAsMatrices(config: config), options: options)
+    }
+
+    /// Loads a checkpoint with its matrices kept as `weights` says (default: the stored type, used
+    /// in place from the file mapping), after checking the machine can hold them.
+    public static func load(_ checkpoint: Checkpoint, weights loading: WeightLoading = .stored,
+                            options: ExecutionOptions = .fromEnvironment) throws -> Transformer {
+        try ModelMemory.requireFits(inference: checkpoint, loading: loading)
+        let w = try InferenceWeights.load(config: checkpoint.config, store: checkpoint.store, loading: loading)
         return Transformer(config: checkpoint.config, weights: w, options: options)
     }
 
@@ -91,7 +100,8 @@ public final class Transformer: @unchecked Sendable {
         rope.ensure(cache.length + T)
         let arena = Arena(pool: pool)
         let x = arena.take(T * C)                   // (T, C) residual stream
-        for (t, id) in tokens.enumerated() { (x + t * C).update(from: weights.embed.data + id * C, count: C) }
+        // The embedding is a row gather (widened or dequantized when stored below f32).
+        for (t, id) in tokens.enumerated() { weights.embed.rowsToFloat32(id..<(id + 1), into: x + t * C) }
 
         let xn = arena.take(T * C)                  // (T, C) normalised input of a branch
         let attnOut = arena.take(T * C)             // (T, C)
@@ -131,7 +141,7 @@ public final class Transformer: @unchecked Sendable {
         let r = rows ?? 0..<h.rows
         let out = Tensor(shape: [r.count, V])
         guard r.count > 0 else { return out }
-        linearForward(out.data, h.data + r.lowerBound * C, weights.lmHead.data, nil, T: r.count, C: C, OC: V)
+        linearForward(out.data, h.data + r.lowerBound * C, weights.lmHead, nil, T: r.count)
         if config.logitScale != 1 {
             for i in 0..<out.count { out.data[i] *= config.logitScale }
         }
@@ -211,10 +221,10 @@ public final class Transformer: @unchecked Sendable {
 
     /// out (T, C) = Attn(xn): one attention, or BAM's mixture of attention
     /// MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x) (soft) or over the top-k (docs/methods.md).
-    func attentionPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ side: AttentionSide,
+    func attentionPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ side: AttentionSide<WeightMatrix>,
                        layer l: Int, T: Int, cache: KVCache, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
         let C = config.hidden, KV = config.kvDim
-        let router: Tensor, experts: [QueryOutputWeights], kv: AttentionKeyValues, topK: Int
+        let router: Tensor, experts: [QueryOutputWeights<WeightMatrix>], kv: AttentionKeyValues<WeightMatrix>, topK: Int
         switch side {
         case let .single(qo, ownKV):
             let expertArena = arena.child()
@@ -236,8 +246,8 @@ public final class Transformer: @unchecked Sendable {
         case let .shared(w):
             // Shared-KV: one K and one V projection, one cache set, read by every expert's queries.
             let k = arena.take(T * KV), v = arena.take(T * KV)
-            linearForward(k, xn, w.k.data, w.kBias?.data, T: T, C: C, OC: KV)
-            linearForward(v, xn, w.v.data, w.vBias?.data, T: T, C: C, OC: KV)
+            linearForward(k, xn, w.k, w.kBias?.data, T: T)
+            linearForward(v, xn, w.v, w.vBias?.data, T: T)
             rope.apply(k, T: T, heads: config.kvHeads, start: cache.length)
             cache.store(layer: l, set: 0, k: k, v: v, T: T)
             keys = { _ in .cached(set: 0) }
@@ -275,7 +285,7 @@ public final class Transformer: @unchecked Sendable {
     /// Where an attention expert's keys and values come from.
     enum ExpertKeys {
         /// Projected from xn with these weights and written to cache set `set`.
-        case project(KeyValueWeights, set: Int)
+        case project(KeyValueWeights<WeightMatrix>, set: Int)
         /// Already in cache set `set` (a shared-KV mixture's, projected once for all experts).
         case cached(set: Int)
     }
@@ -284,20 +294,20 @@ public final class Transformer: @unchecked Sendable {
     /// keys/values into the cache set, causal GQA attention, and the output projection into `out`.
     /// With `gate` the attention output rows are scaled by the gate before the output projection
     /// (linear, so this equals scaling the expert's output; the output bias is scaled too).
-    func attentionExpert(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ w: QueryOutputWeights,
+    func attentionExpert(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ w: QueryOutputWeights<WeightMatrix>,
                          keys: ExpertKeys, layer l: Int, gate: [Float]?, T: Int, cache: KVCache, arena: Arena) {
         let C = config.hidden, Q = config.qDim, KV = config.kvDim
         let past = cache.length
         let q = arena.take(T * Q)
-        linearForward(q, xn, w.q.data, w.qBias?.data, T: T, C: C, OC: Q)
+        linearForward(q, xn, w.q, w.qBias?.data, T: T)
         rope.apply(q, T: T, heads: config.heads, start: past)
         let set: Int
         switch keys {
         case let .project(kv, s):
             set = s
             let k = arena.take(T * KV), v = arena.take(T * KV)
-            linearForward(k, xn, kv.k.data, kv.kBias?.data, T: T, C: C, OC: KV)
-            linearForward(v, xn, kv.v.data, kv.vBias?.data, T: T, C: C, OC: KV)
+            linearForward(k, xn, kv.k, kv.kBias?.data, T: T)
+            linearForward(v, xn, kv.v, kv.vBias?.data, T: T)
             rope.apply(k, T: T, heads: config.kvHeads, start: past)
             cache.store(layer: l, set: set, k: k, v: v, T: T)
         case let .cached(s):
@@ -314,7 +324,7 @@ public final class Transformer: @unchecked Sendable {
                 for i in 0..<Q { row[i] *= g }
             }
         }
-        linearForward(out, att, w.o.data, nil, T: T, C: Q, OC: C)
+        linearForward(out, att, w.o, nil, T: T)
         if let b = w.oBias {
             for t in 0..<T {
                 let g = gate?[t] ?? 1
@@ -328,10 +338,10 @@ public final class Transformer: @unchecked Sendable {
 
     /// out (T, C) = FFN(xn): one SwiGLU expert, or a mixture
     /// FF_MoE(x) = sum_{i in TopK} g_i(x) FF_i(x) with tokens grouped per expert (one GEMM each).
-    func feedForwardPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ side: FeedForwardSide,
+    func feedForwardPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ side: FeedForwardSide<WeightMatrix>,
                          layer l: Int, T: Int, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
         let C = config.hidden
-        let router: Tensor, experts: [FeedForwardWeights], routing: FeedForwardRouting
+        let router: Tensor, experts: [FeedForwardWeights<WeightMatrix>], routing: FeedForwardRouting
         switch side {
         case let .single(w):
             let expertArena = arena.child()
@@ -377,17 +387,17 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// down(silu(gate x) * up x) for `rows` rows.
-    func feedForwardExpert(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: FeedForwardWeights,
+    func feedForwardExpert(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ w: FeedForwardWeights<WeightMatrix>,
                            rows n: Int, arena: Arena) {
-        let C = config.hidden, F = config.intermediate
+        let F = config.intermediate
         let g = arena.take(n * F), u = arena.take(n * F)
-        linearForward(g, x, w.gate.data, w.gateBias?.data, T: n, C: C, OC: F)
-        linearForward(u, x, w.up.data, w.upBias?.data, T: n, C: C, OC: F)
+        linearForward(g, x, w.gate, w.gateBias?.data, T: n)
+        linearForward(u, x, w.up, w.upBias?.data, T: n)
         let gp = SendablePointer(g), up = SendablePointer(u)
         BLASThreads.parallelRanges(n * F, minimumPerChunk: 1 << 14) { r in
             swigluForward(gp.pointer + r.lowerBound, gp.pointer + r.lowerBound, up.pointer + r.lowerBound, count: r.count)
         }
-        linearForward(out, g, w.down.data, w.downBias?.data, T: n, C: F, OC: C)
+        linearForward(out, g, w.down, w.downBias?.data, T: n)
     }
 }
 

@@ -1,7 +1,7 @@
 import Foundation
 
 /// How a weight matrix's values are stored, which decides the kernels that read it.
-public enum WeightStorage: Sendable, Equatable, CustomStringConvertible {
+public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
     case f32, f16, bf16
     /// ggml's Q8_0 (blocks of 32: a half scale and 32 int8). Decode quantizes the activations to
     /// Q8_0 as well and multiplies in integers, as llama.cpp does.

@@ -97,15 +97,15 @@ final class FeedForwardActivations {
 /// Where a mixture of attention's keys and values come from, with their saved values.
 enum KeyValuePass {
     /// One K/V projection read by every expert.
-    case shared(KeyValueWeights, KeyValueActivations)
+    case shared(KeyValueWeights<Tensor>, KeyValueActivations)
     /// Each expert's own (index = expert).
-    case perExpert([(KeyValueWeights, KeyValueActivations)])
+    case perExpert([(KeyValueWeights<Tensor>, KeyValueActivations)])
 }
 
 /// The attention side of a block in a training pass.
 enum AttentionPass {
     /// One attention: its weights and saved values.
-    case single(QueryOutputWeights, KeyValueWeights, AttentionActivations, KeyValueActivations)
+    case single(QueryOutputWeights<Tensor>, KeyValueWeights<Tensor>, AttentionActivations, KeyValueActivations)
     /// BAM's mixture of attention.
     case mixture(AttentionMixturePass)
 }
@@ -113,13 +113,13 @@ enum AttentionPass {
 final class AttentionMixturePass {
     let router: Tensor                      // (E, C)
     let routerActivations: RouterActivations
-    let experts: [QueryOutputWeights]
+    let experts: [QueryOutputWeights<Tensor>]
     let activations: [AttentionActivations] // per expert
     let outputs: [Tensor]                   // per expert (N, C): o_proj output before the gate
     let kv: KeyValuePass
     let topK: Int
 
-    init(router: Tensor, experts: [QueryOutputWeights], kv: AttentionKeyValues, topK: Int, config c: ModelConfig, B: Int, T: Int) {
+    init(router: Tensor, experts: [QueryOutputWeights<Tensor>], kv: AttentionKeyValues<Tensor>, topK: Int, config c: ModelConfig, B: Int, T: Int) {
         let N = B * T
         self.router = router
         routerActivations = RouterActivations(N: N, E: experts.count)
@@ -153,8 +153,8 @@ final class AttentionMixturePass {
 
 /// The feed-forward side of a block in a training pass.
 enum FeedForwardPass {
-    case single(FeedForwardWeights, FeedForwardActivations)
-    case mixture(router: Tensor, RouterActivations, experts: [FeedForwardWeights], [FeedForwardActivations], routing: FeedForwardRouting)
+    case single(FeedForwardWeights<Tensor>, FeedForwardActivations)
+    case mixture(router: Tensor, RouterActivations, experts: [FeedForwardWeights<Tensor>], [FeedForwardActivations], routing: FeedForwardRouting)
 }
 
 /// How a block combines its sides in a training pass, with what a sequential block saves.
@@ -173,7 +173,7 @@ final class LayerActivations {
     let attention: AttentionPass
     let feedForward: FeedForwardPass
 
-    init(block: BlockWeights, config c: ModelConfig, B: Int, T: Int) {
+    init(block: BlockWeights<Tensor>, config c: ModelConfig, B: Int, T: Int) {
         self.B = B; self.T = T; N = B * T
         inputNorm = block.inputNorm
         norm1 = NormActivations(N: N, C: c.hidden, kind: c.norm)

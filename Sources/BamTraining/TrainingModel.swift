@@ -268,8 +268,8 @@ public final class TrainingModel {
 
     /// q, k, v of one attention after RoPE, and its causal attention: everything before o_proj.
     /// `kv` nil: the keys and values are a shared-KV mixture's, already in `keysValues`.
-    private func attentionCore(_ a: LayerActivations, _ w: QueryOutputWeights, _ ea: AttentionActivations,
-                               ownKV kv: KeyValueWeights?, _ keysValues: KeyValueActivations, xn: UnsafePointer<Float>) {
+    private func attentionCore(_ a: LayerActivations, _ w: QueryOutputWeights<Tensor>, _ ea: AttentionActivations,
+                               ownKV kv: KeyValueWeights<Tensor>?, _ keysValues: KeyValueActivations, xn: UnsafePointer<Float>) {
         let c = config, N = a.N, C = c.hidden, Q = c.qDim, KV = c.kvDim
         let shape = CausalAttentionShape(B: a.B, T: a.T, NH: c.heads, NKV: c.kvHeads, HS: c.headDim)
         matmulForward(ea.q.data, xn, w.q.data, w.qBias?.data, N: N, C: C, OC: Q)
@@ -304,7 +304,7 @@ public final class TrainingModel {
                 ropeForward(kva.k.data, rope, B: a.B, T: a.T, heads: c.kvHeads)
             }
             for (e, ex) in m.experts.enumerated() {
-                let ownKV: KeyValueWeights?
+                let ownKV: KeyValueWeights<Tensor>?
                 switch m.kv {
                 case .shared: ownKV = nil
                 case let .perExpert(pairs): ownKV = pairs[e].0
@@ -370,7 +370,7 @@ public final class TrainingModel {
     }
 
     /// out (n, C) = down(silu(gate x) * up x) (+ biases) for n rows of x (n, C).
-    private func ffnExpertForward(_ out: UnsafeMutablePointer<Float>, _ fa: FeedForwardActivations, _ w: FeedForwardWeights,
+    private func ffnExpertForward(_ out: UnsafeMutablePointer<Float>, _ fa: FeedForwardActivations, _ w: FeedForwardWeights<Tensor>,
                                   _ x: UnsafePointer<Float>, n: Int) {
         let C = config.hidden, F = config.intermediate
         let gate = fa.gate.reserve(n * F), up = fa.up.reserve(n * F), h = fa.hidden.reserve(n * F)
@@ -442,8 +442,8 @@ public final class TrainingModel {
     /// Backward of `attentionCore` from datt (N, Q) = dL/d(att): dxn += ..., and the Q (and own
     /// K/V) projections' gradients. With `ownKV` nil the keys' and values' gradients are left
     /// accumulated in s.dk, s.dv (a shared-KV mixture sums them over the experts).
-    private func attentionCoreBackward(_ dxn: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ w: QueryOutputWeights,
-                                       _ ea: AttentionActivations, ownKV kv: KeyValueWeights?, _ keysValues: KeyValueActivations,
+    private func attentionCoreBackward(_ dxn: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ w: QueryOutputWeights<Tensor>,
+                                       _ ea: AttentionActivations, ownKV kv: KeyValueWeights<Tensor>?, _ keysValues: KeyValueActivations,
                                        xn: UnsafePointer<Float>, _ s: BackwardBuffers) {
         let c = config, N = a.N, C = c.hidden, Q = c.qDim, KV = c.kvDim
         let shape = CausalAttentionShape(B: a.B, T: a.T, NH: c.heads, NKV: c.kvHeads, HS: c.headDim)
@@ -460,7 +460,7 @@ public final class TrainingModel {
     }
 
     /// Backward of the K and V projections (and the keys' RoPE) from s.dk, s.dv.
-    private func keyValueBackward(_ dxn: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ kv: KeyValueWeights,
+    private func keyValueBackward(_ dxn: UnsafeMutablePointer<Float>, _ a: LayerActivations, _ kv: KeyValueWeights<Tensor>,
                                   xn: UnsafePointer<Float>, _ s: BackwardBuffers) {
         let c = config, N = a.N, C = c.hidden, KV = c.kvDim
         ropeBackward(s.dk.data, rope, B: a.B, T: a.T, heads: c.kvHeads)
@@ -501,7 +501,7 @@ public final class TrainingModel {
                 zeroGradient(s.datt.data, count: N * Q)
                 matmulBackward(s.datt.data, grad(ex.o), grad(ex.oBias), s.dy.data, m.activations[e].att.data, ex.o.data,
                                N: N, C: Q, OC: C)
-                let ownKV: KeyValueWeights?
+                let ownKV: KeyValueWeights<Tensor>?
                 switch m.kv {
                 case .shared: ownKV = nil
                 case let .perExpert(pairs): ownKV = pairs[e].0
@@ -565,7 +565,7 @@ public final class TrainingModel {
 
     /// Backward of `ffnExpertForward` for n rows: dx (n, C) += ..., dout (n, C).
     private func ffnExpertBackward(_ dx: UnsafeMutablePointer<Float>, _ dout: UnsafePointer<Float>, _ fa: FeedForwardActivations,
-                                   _ w: FeedForwardWeights, _ x: UnsafePointer<Float>, n: Int, _ s: BackwardBuffers) {
+                                   _ w: FeedForwardWeights<Tensor>, _ x: UnsafePointer<Float>, n: Int, _ s: BackwardBuffers) {
         let C = config.hidden, F = config.intermediate
         zeroGradient(s.dh.data, count: n * F)
         matmulBackward(s.dh.data, grad(w.down), grad(w.downBias), dout, fa.hidden.data, w.down.data, N: n, C: F, OC: C)

@@ -1,0 +1,157 @@
+import BamCorpora
+import BamEvaluation
+import BamFormats
+import BamModels
+import BamTensors
+import Foundation
+import Testing
+
+/// Inference keeps each matrix in the type it is stored in (or the one `--weights` asks for); the
+/// logits against transformers are ForwardTests' (the bf16 and f16 fixtures there run in place).
+@Suite("Inference weights in their stored type")
+struct InferenceWeightsTests {
+    static let seed = Fixtures.root.deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("checkpoints/seed").path
+
+    /// Every matrix of `model` with its storage.
+    static func storages(_ model: Transformer) -> Set<WeightStorage> {
+        Set(model.weights.matrices.map(\.storage))
+    }
+
+    @Test("bf16 and f16 checkpoints run from the mapping: no float32 copy of any matrix", arguments: [
+        ("llama_tied_bf16", WeightStorage.bf16), ("llama_biases_f16", .f16),
+    ])
+    func inPlace(_ name: String, _ storage: WeightStorage) throws {
+        let ckpt = try Checkpoint.open(Fixtures.url("models/\(name)").path)
+        let model = try Transformer.load(ckpt)
+        #expect(Self.storages(model) == [storage])
+        #expect(model.weights.matrices.allSatisfy { $0.isBorrowed }, "matrices are borrowed from the file mapping")
+        if ckpt.config.tieEmbeddings { #expect(model.weights.lmHead === model.weights.embed) }
+        // Resident bytes: what the estimate says, and half the float32 model's matrices.
+        let resident = model.weights.residentBytes
+        #expect(resident == ModelMemory.inferenceBytes(config: ckpt.config, store: ckpt.store, loading: .stored))
+        let widened = try Transformer.load(ckpt, weights: .converted(.f32))
+        #expect(Self.storages(widened) == [.f32])
+        let matrixBytes = model.weights.matrices.reduce(0) { $0 + $1.residentBytes }
+        #expect(matrixBytes * 2 == widened.weights.matrices.reduce(0) { $0 + $1.residentBytes })
+        #expect(widened.weights.residentBytes == ModelMemory.inferenceBytes(config: ckpt.config, store: ckpt.store, loading: .converted(.f32)))
+    }
+
+    @Test("bf16/f16 in place give the logits of the same weights widened to f32 (prefill and decode)", arguments: [
+        "llama_tied_bf16", "llama_biases_f16",
+    ])
+    func widenedLogits(_ name: String) throws {
+        let ref = try ReferenceModel(name)
+        let inPlace = try Transformer.load(ref.checkpoint)
+        let widened = try Transformer.load(ref.checkpoint, weights: .converted(.f32))
+        let want = try widened.forward(tokens: ref.ids, cache: widened.makeCache(capacity: ref.ids.count)).array
+        let prefill = try inPlace.forward(tokens: ref.ids, cache: inPlace.makeCache(capacity: ref.ids.count)).array
+        // The widening is exact; only the order of the float32 sums differs between the fused
+        // kernels and sgemm.
+        let (maxPrefill, badPrefill) = compare(prefill, want, tolerance: 1e-5)
+        #expect(badPrefill == nil, "\(name) prefill: max |diff| \(maxPrefill)")
+        let cache = inPlace.makeCache(capacity: ref.ids.count)
+        var decode: [Float] = []
+        for id in ref.ids { decode += try inPlace.forward(tokens: [id], cache: cache).array }
+        let (maxDecode, badDecode) = compare(decode, want, tolerance: 1e-5)
+        #expect(badDecode == nil, "\(name) decode: max |diff| \(maxDecode)")
+    }
+
+    /// Perplexity of the shipped seed checkpoint on held-out text, with its matrices as `loading`
+    /// says: prefill chunks (sgemm on float32 panels) and the same tokens decoded one at a time
+    /// (the fused kernels; Q8_0 also quantizes the activations).
+    static func seedPerplexity(_ loading: WeightLoading) throws -> (prefill: Double, decode: Double, bytes: Int, model: Transformer) {
+        let ckpt = try Checkpoint.open(seed)
+        let model = try Transformer.load(ckpt, weights: loading)
+        let tokenizer = try ckpt.loadTokenizer()
+        let text = Corpus.generate(.code, split: .heldout, seed: 5, bytes: 3_000)
+        let tokens = perplexityTokens(text, tokenizer: tokenizer)
+        let prefill = try perplexity(model: model, tokens: tokens, options: PerplexityOptions(contextLength: 128, maxChunks: 8,
+                                                                                               bosToken: tokenizer.bosTokenId))
+        let window = Array(tokens.prefix(96))
+        let cache = model.makeCache(capacity: window.count)
+        var nll = 0.0
+        for t in 0..<(window.count - 1) {
+            let logits = try model.forward(tokens: [window[t]], cache: cache).array
+            let m = logits.max()!
+            let logSum = Double(m) + log(logits.reduce(0.0) { $0 + exp(Double($1 - m)) })
+            nll += logSum - Double(logits[window[t + 1]])
+        }
+        return (prefill.ppl, exp(nll / Double(window.count - 1)), model.weights.residentBytes, model)
+    }
+
+    @Test("--weights q8_0 quantizes an f32 checkpoint at load: a quarter of the matrix bytes, perplexity within 0.5 %")
+    func q8_0Perplexity() throws {
+        let f32 = try Self.seedPerplexity(.stored)
+        let q8 = try Self.seedPerplexity(.converted(.q8_0))
+        #expect(Self.storages(f32.model) == [.f32])
+        #expect(Self.storages(q8.model) == [.q8_0])
+        #expect(!q8.model.weights.matrices.contains { $0.isBorrowed }, "converted matrices are owned copies")
+        let ckpt = try Checkpoint.open(Self.seed)
+        #expect(q8.bytes == ModelMemory.inferenceBytes(config: ckpt.config, store: ckpt.store, loading: .converted(.q8_0)))
+        let f32Matrices = f32.model.weights.matrices.reduce(0) { $0 + $1.residentBytes }
+        let q8Matrices = q8.model.weights.matrices.reduce(0) { $0 + $1.residentBytes }
+        #expect(q8Matrices * 128 == f32Matrices * 34, "Q8_0 keeps 34 bytes per 32 values against 128")
+        #expect(q8.bytes < f32.bytes)
+        #expect(abs(q8.prefill / f32.prefill - 1) < 0.005, "prefill perplexity q8_0 \(q8.prefill) vs f32 \(f32.prefill)")
+        #expect(abs(q8.decode / f32.decode - 1) < 0.005, "decode perplexity q8_0 \(q8.decode) vs f32 \(f32.decode)")
+        // The f32 model's own two paths agree closely (same weights, different kernels).
+        #expect(abs(f32.decode / f32.prefill - 1) < 0.5, "sanity: decode \(f32.decode), prefill \(f32.prefill)")
+    }
+
+    @Test("--weights bf16 and f16 convert an f32 checkpoint at load, at half its matrix bytes", arguments: [DType.bf16, .f16])
+    func halfPrecision(_ dtype: DType) throws {
+        let f32 = try Self.seedPerplexity(.stored)
+        let half = try Self.seedPerplexity(.converted(dtype))
+        #expect(Self.storages(half.model) == [try WeightStorage(dtype)])
+        let f32Matrices = f32.model.weights.matrices.reduce(0) { $0 + $1.residentBytes }
+        #expect(half.model.weights.matrices.reduce(0) { $0 + $1.residentBytes } * 2 == f32Matrices)
+        #expect(abs(half.prefill / f32.prefill - 1) < 0.005, "\(dtype.rawValue) perplexity \(half.prefill) vs f32 \(f32.prefill)")
+    }
+
+    @Test("a Q8_0 GGUF stays Q8_0 in place; a k-quant stays in its type unless --weights expands it")
+    func ggufTypes() throws {
+        let q8 = try Transformer.load(try Checkpoint.open(QuantFixtures.url("legacy/Q8_0.gguf").path))
+        #expect(q8.weights.matrices.contains { $0.storage == .q8_0 && $0.isBorrowed })
+        let k = try Checkpoint.open(QuantFixtures.url("kquant/Q4_K_M.gguf").path)
+        let stored = try Transformer.load(k)
+        #expect(stored.weights.matrices.contains { $0.storage == .dequantized(.q4_K) && $0.isBorrowed })
+        #expect(stored.weights.residentBytes == ModelMemory.inferenceBytes(config: k.config, store: k.store, loading: .stored))
+        let expanded = try Transformer.load(k, weights: .converted(.q8_0))
+        #expect(Self.storages(expanded) == [.q8_0])
+        // Both run; the expansion re-quantizes 4/5/6-bit values to 8 bits, so the logits stay close.
+        let tokens = [1, 313, 284, 294, 291, 313, 303, 307]
+        let a = try stored.forward(tokens: tokens, cache: stored.makeCache(capacity: 8)).array
+        let b = try expanded.forward(tokens: tokens, cache: expanded.makeCache(capacity: 8)).array
+        let scale = a.map(abs).max()!
+        let (maxDiff, _) = compare(a, b, tolerance: .infinity)
+        #expect(maxDiff < 0.05 * scale, "max |logit diff| \(maxDiff) of logits up to \(scale)")
+    }
+
+    @Test("--weights parses stored and the kernel types, refuses the rest; compare and perplexity pass it on")
+    func parsing() throws {
+        #expect(try WeightLoading(parsing: "stored") == .stored)
+        #expect(try WeightLoading(parsing: "Q8_0") == .converted(.q8_0))
+        #expect(try WeightLoading(parsing: "bf16") == .converted(.bf16))
+        #expect(try WeightLoading(parsing: "f16") == .converted(.f16))
+        #expect(try WeightLoading(parsing: "f32") == .converted(.f32))
+        #expect(throws: BamError.self) { try WeightLoading(parsing: "q4_0") }
+        let opened = try OpenedModel(spec: ModelSpec.parse(Self.seed))
+        let model = try #require(try opened.load(documentLength: 64, weights: .converted(.bf16)) as? Transformer)
+        #expect(Self.storages(model) == [.bf16])
+    }
+
+    @Test("a matrix whose rows are not whole Q8_0 blocks is refused with the tensor's name")
+    func q8_0Columns() throws {
+        // The Mixtral fixture's FFN is 48 wide: down_proj rows are 1.5 blocks.
+        let ckpt = try Checkpoint.open(Fixtures.url("models/mixtral_legacy").path)
+        try #require(ckpt.config.intermediate % 32 != 0)
+        do {
+            _ = try Transformer.load(ckpt, weights: .converted(.q8_0))
+            Issue.record("a model with \(ckpt.config.hidden) hidden units was converted to Q8_0")
+        } catch let e as BamError {
+            #expect(e.message.contains("tensor `") && e.message.contains("48 columns"), "\(e.message)")
+            #expect(e.message.contains("Q8_0"), "\(e.message)")
+        }
+    }
+}
