@@ -246,8 +246,7 @@ public final class Transformer: @unchecked Sendable {
         case let .shared(w):
             // Shared-KV: one K and one V projection, one cache set, read by every expert's queries.
             let k = arena.take(T * KV), v = arena.take(T * KV)
-            linearForward(k, xn, w.k, w.kBias?.data, T: T)
-            linearForward(v, xn, w.v, w.vBias?.data, T: T)
+            linearForward([k, v], xn, [w.k, w.v], [w.kBias?.data, w.vBias?.data], T: T)
             rope.apply(k, T: T, heads: config.kvHeads, start: cache.length)
             cache.store(layer: l, set: 0, k: k, v: v, T: T)
             keys = { _ in .cached(set: 0) }
@@ -299,20 +298,20 @@ public final class Transformer: @unchecked Sendable {
         let C = config.hidden, Q = config.qDim, KV = config.kvDim
         let past = cache.length
         let q = arena.take(T * Q)
-        linearForward(q, xn, w.q, w.qBias?.data, T: T)
-        rope.apply(q, T: T, heads: config.heads, start: past)
         let set: Int
+        // Q, K and V read the same input: one call, so decode splits all three with one hand-off.
         switch keys {
         case let .project(kv, s):
             set = s
             let k = arena.take(T * KV), v = arena.take(T * KV)
-            linearForward(k, xn, kv.k, kv.kBias?.data, T: T)
-            linearForward(v, xn, kv.v, kv.vBias?.data, T: T)
+            linearForward([q, k, v], xn, [w.q, kv.k, kv.v], [w.qBias?.data, kv.kBias?.data, kv.vBias?.data], T: T)
             rope.apply(k, T: T, heads: config.kvHeads, start: past)
             cache.store(layer: l, set: set, k: k, v: v, T: T)
         case let .cached(s):
             set = s
+            linearForward(q, xn, w.q, w.qBias?.data, T: T)
         }
+        rope.apply(q, T: T, heads: config.heads, start: past)
         let att = arena.take(T * Q)
         let shape = AttentionShape(T: T, past: past, NH: config.heads, NKV: config.kvHeads, HS: config.headDim, S: cache.capacity)
         attentionForward(att, q, cache.keys[l][set].data, cache.values[l][set].data, scores: arena.take(shape.scoresCount),
@@ -391,8 +390,7 @@ public final class Transformer: @unchecked Sendable {
                            rows n: Int, arena: Arena) {
         let F = config.intermediate
         let g = arena.take(n * F), u = arena.take(n * F)
-        linearForward(g, x, w.gate, w.gateBias?.data, T: n)
-        linearForward(u, x, w.up, w.upBias?.data, T: n)
+        linearForward([g, u], x, [w.gate, w.up], [w.gateBias?.data, w.upBias?.data], T: n)
         let gp = SendablePointer(g), up = SendablePointer(u)
         BLASThreads.parallelRanges(n * F, minimumPerChunk: 1 << 14) { r in
             swigluForward(gp.pointer + r.lowerBound, gp.pointer + r.lowerBound, up.pointer + r.lowerBound, count: r.count)

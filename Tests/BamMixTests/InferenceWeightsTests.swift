@@ -155,3 +155,36 @@ struct InferenceWeightsTests {
         }
     }
 }
+
+@Suite("Projections that share an input, split in one hand-off")
+struct GroupedLinearTests {
+    /// Three matrices of one input (Q, K, V-like: 512, 128 and 128 rows of 640 columns: 1.6 MB in
+    /// f32, enough to be split across workers), as `storage`, with biases.
+    @Test("one call equals a linearForward per matrix (decode rows, every fused type)", arguments: [DType.f32, .f16, .bf16, .q8_0])
+    func grouped(_ dtype: DType) throws {
+        var rng = SplitMix64(seed: 3)
+        let C = 640
+        let weights = try [512, 128, 128].map { rows -> WeightMatrix in
+            let t = Tensor(shape: [rows, C])
+            for i in 0..<t.count { t.data[i] = rng.normal() * 0.05 }
+            return try WeightMatrix(t).converted(to: dtype)
+        }
+        let biases = weights.map { w -> Tensor in
+            let b = Tensor(shape: [w.rows])
+            for i in 0..<b.count { b.data[i] = rng.normal() }
+            return b
+        }
+        for T in [1, 3, WeightMatrix.fusedRowLimit, WeightMatrix.fusedRowLimit + 1] {
+            let x = Tensor(shape: [T, C])
+            for i in 0..<x.count { x.data[i] = rng.normal() }
+            let grouped = weights.map { Tensor(shape: [T, $0.rows]) }
+            let single = weights.map { Tensor(shape: [T, $0.rows]) }
+            linearForward(grouped.map(\.data), x.data, weights, biases.map { UnsafePointer($0.data) }, T: T)
+            for i in weights.indices { linearForward(single[i].data, x.data, weights[i], biases[i].data, T: T) }
+            for i in weights.indices {
+                let (maxDiff, bad) = compare(grouped[i].array, single[i].array, tolerance: 1e-5)
+                #expect(bad == nil, "\(dtype.rawValue) T=\(T) matrix \(i): max |diff| \(maxDiff)")
+            }
+        }
+    }
+}

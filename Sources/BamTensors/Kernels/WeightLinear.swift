@@ -150,3 +150,58 @@ public func linearForwardNaive(_ out: UnsafeMutablePointer<Float>, _ inp: Unsafe
     }
     linearForwardNaive(out, inp, w, bias, T: T, C: C, OC: OC)
 }
+
+/// Several linear layers that read the same input (Q, K and V; an FFN's gate and up):
+/// outs[i][T, weights[i].rows] = inp[T, C] W_i^T (+ biases[i]). In decode every matrix's rows are
+/// split across the workers in ONE hand-off, instead of one per matrix: a Dispatch hand-off costs
+/// tens of microseconds on a busy machine, about what reading a 1 MB matrix costs, so at decode
+/// the hand-offs were a large share of a token (BamBench decode). Elsewhere (prefill, one worker,
+/// inside a fan-out, types read through a row dequantizer) each runs as `linearForward`.
+public func linearForward(_ outs: [UnsafeMutablePointer<Float>], _ inp: UnsafePointer<Float>, _ weights: [WeightMatrix],
+                          _ biases: [UnsafePointer<Float>?], T: Int) {
+    precondition(outs.count == weights.count && biases.count == weights.count, "one output and one bias slot per weight")
+    let C = weights.first?.columns ?? 0
+    let bytes = weights.reduce(0) { $0 + $1.residentBytes }
+    BLASThreads.configure()
+    let workers = BLASThreads.defaultCount
+    let fusable = T >= 1 && T <= WeightMatrix.fusedRowLimit && C > 0 && weights.allSatisfy { $0.columns == C && $0.rows > 0 }
+        && weights.allSatisfy { if case .dequantized = $0.storage { false } else { true } }
+    guard fusable, workers > 1, bytes >= BLASThreads.splitBytes, !BLASThreads.inParallelRegion else {
+        for i in weights.indices { linearForward(outs[i], inp, weights[i], biases[i], T: T) }
+        return
+    }
+    let k = WeightKernels.active
+    // Q8_0 weights multiply Q8_0 activations, quantized once for all of them.
+    let xRowBytes = Q8_0.blockBytes * (C / Q8_0.blockSize)
+    let xq = weights.contains { $0.storage == .q8_0 } ? UnsafeMutableRawPointer.allocate(byteCount: T * xRowBytes, alignment: 64) : nil
+    defer { xq?.deallocate() }
+    if let xq { for t in 0..<T { k.quantizeQ8_0(xq + t * xRowBytes, inp + t * C, count: C) } }
+    let ip = SendableRawPointer(UnsafeRawPointer(inp)), qp = xq.map { SendableRawPointer(UnsafeRawPointer($0)) }
+    let op = outs.map { SendablePointer($0) }
+    BLASThreads.fanOut(workers) { w in
+        for (i, m) in weights.enumerated() {
+            // Contiguous blocks of 16-row multiples, as splitDecodeRows cuts one matrix.
+            let per = ((m.rows + workers - 1) / workers + 15) / 16 * 16
+            let r0 = w * per, r1 = min(m.rows, r0 + per)
+            guard r0 < r1 else { continue }
+            let y = op[i].pointer + r0
+            switch m.storage {
+            case .f32 where T == 1:
+                gemv(y, m.floats + r0 * C, ip.pointer.assumingMemoryBound(to: Float.self), rows: r1 - r0, cols: C)
+            case .q8_0:
+                k.matmul(y, ldy: m.rows, m.row(r0), wStride: m.rowBytes, storage: .q8_0, qp!.pointer, xStride: xRowBytes,
+                         T: T, rows: r1 - r0, cols: C)
+            default:
+                k.matmul(y, ldy: m.rows, m.row(r0), wStride: m.rowBytes, storage: m.storage, ip.pointer, xStride: C * 4,
+                         T: T, rows: r1 - r0, cols: C)
+            }
+        }
+    }
+    for (i, m) in weights.enumerated() {
+        guard let b = biases[i] else { continue }
+        for t in 0..<T {
+            let o = outs[i] + t * m.rows
+            for j in 0..<m.rows { o[j] += b[j] }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import BamModels
+import BamTensors
+import Foundation
+
+/// Issue 15's decode benchmark: one token at a time with the KV cache (what `generate` does after
+/// the prompt), for each `--weights` type, next to the bandwidth floor of the same weights (every
+/// matrix a token reads, read once by the same fused kernels with one hand-off:
+/// `decodeFloor`). tools/bench_decode.py runs it beside llama-bench tg128 on GGUFs of the same
+/// model.
+///
+///   BamBench decode [--model DIR] [--tokens 128] [--weights f32,bf16,q8_0] [--rounds 3]
+///
+/// Without --model, the 58M Llama shape (random f32 weights). Prints, per type: ms/token, tokens/s,
+/// the floor and decode's time over it, and the resident weight bytes.
+func runDecodeBench(arguments: [String]) throws {
+    let dir = try option(arguments, "--model").map { URL(fileURLWithPath: $0) } ?? ensureModel(.llama58m)
+    let tokens = option(arguments, "--tokens").flatMap(Int.init) ?? 128
+    let rounds = option(arguments, "--rounds").flatMap(Int.init) ?? 3
+    let types = try (option(arguments, "--weights") ?? "f32,bf16,q8_0").split(separator: ",").map { try WeightLoading(parsing: String($0)) }
+    let ckpt = try Checkpoint.open(dir.path)
+    let config = ckpt.config
+    print("decode benchmark: \(dir.lastPathComponent), \(tokens) tokens after a 1-token prompt, best of \(rounds); "
+          + "\(BLASThreads.defaultCount) workers, kernel family \(WeightKernels.active.family.rawValue) (CPU: \(KernelFamily.cpuFeatures.joined(separator: " "))); "
+          + "shared machine: numbers are noisy")
+    for loading in types {
+        let model = try Transformer.load(ckpt, weights: loading)
+        var rng = SplitMix64(seed: 7)
+        let ids = (0..<(tokens + 1)).map { _ in Int(rng.next() % UInt64(config.vocabSize)) }
+        func run() throws -> Double {
+            let cache = model.makeCache(capacity: tokens + 1)
+            _ = try model.forward(tokens: [ids[0]], cache: cache)
+            return try seconds {
+                for t in 1...tokens { _ = try model.forward(tokens: [ids[t]], cache: cache) }
+            } / Double(tokens)
+        }
+        _ = try run()   // page-in of the mapped weights, buffer pool, thread start-up
+        var best = Double.infinity
+        for _ in 0..<rounds { best = min(best, try run()) }
+        // The floor: every matrix a dense token reads (all but the embedding, which is a row
+        // gather), the output projection split by rows.
+        let w = model.weights
+        let matrices = w.matrices.filter { $0 !== w.embed && $0 !== w.lmHead }
+        let floor = decodeFloor(matrices, head: w.lmHead)
+        let read = (matrices + [w.lmHead]).reduce(0) { $0 + $1.residentBytes }
+        print("  --weights " + loading.description.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %7.2f ms/token  %7.1f tok/s   floor %6.2f ms (%.0f MB read, %.1f GB/s)  decode/floor %.2fx   resident %.0f MB",
+                     best * 1e3, 1 / best, floor * 1e3, Double(read) / 1e6, Double(read) / floor / 1e9,
+                     best / floor, Double(w.residentBytes) / 1e6))
+    }
+}
