@@ -108,7 +108,7 @@ extension Pipeline {
         try write("finetune-loss.svg", loss.svg())
         var routeFiles: [String] = []
         for r in routing {
-            let slug = r.model.lowercased().replacingOccurrences(of: " ", with: "-")
+            let slug = r.model.lowercased().replacingOccurrences(of: " ", with: "-").replacingOccurrences(of: ",", with: "")
             try write("routes-\(slug).svg", r.heatmap().svg())
             try write("routes-\(slug)-tokens.svg", r.tokenText().svg())
             routeFiles += ["routes-\(slug).svg", "routes-\(slug)-tokens.svg"]
