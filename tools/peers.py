@@ -71,7 +71,7 @@ def llama_tool(name: str) -> Path:
 # llama.cpp's logger writes from a worker thread and is never flushed at exit
 # (ggml-org/llama.cpp issue 22142): a piped llama-perplexity often loses its last chunks and its
 # "Final estimate" line. A preloaded library whose destructor waits a moment lets the worker write
-# them out before the process ends. Built once into the peers folder with the system C compiler.
+# them out before the process ends. Built once into the peers folder with the system C compiler (cc, else clang).
 _FLUSH_SHIM_SOURCE = """
 #include <unistd.h>
 __attribute__((destructor)) static void bam_mix_wait_for_llama_log(void) { usleep(300000); }
@@ -89,7 +89,12 @@ def llama_env(env=None) -> dict:
             src = Path(d) / "shim.c"
             src.write_text(_FLUSH_SHIM_SOURCE)
             tmp = Path(d) / "shim.so"
-            subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", str(tmp), str(src)], check=True)
+            # cc where build-essential is installed; the Swift toolchain's clang otherwise.
+            import shutil
+            compiler = shutil.which("cc") or shutil.which("clang")
+            if compiler is None:
+                sys.exit("tools/peers.py: no C compiler (cc or clang) to build the llama.cpp log-flush shim")
+            subprocess.run([compiler, "-shared", "-fPIC", "-O2", "-o", str(tmp), str(src)], check=True)
             shim.parent.mkdir(parents=True, exist_ok=True)
             os.replace(tmp, shim)
     env["LD_PRELOAD"] = str(shim) + (":" + env["LD_PRELOAD"] if env.get("LD_PRELOAD") else "")
