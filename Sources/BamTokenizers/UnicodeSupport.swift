@@ -88,7 +88,10 @@ func utf8Length(_ b0: UInt8) -> Int {
 }
 
 /// Scalars of a valid UTF-8 buffer.
-func scalars(of bytes: [UInt8]) -> [UInt32] {
+func scalars(of bytes: [UInt8]) -> [UInt32] { scalars(of: bytes[...]) }
+
+/// Scalars of a valid UTF-8 slice (a Swift string's bytes, or bytes built from one).
+func scalars(of bytes: ArraySlice<UInt8>) -> [UInt32] {
     var out: [UInt32] = []
     out.reserveCapacity(bytes.count)
     bytes.withUnsafeBufferPointer { b in

@@ -186,7 +186,7 @@ struct LlamaRegexSplitter: Sendable {
 
     /// The pieces of `text`, as UTF-8 byte strings.
     func split(_ text: ArraySlice<UInt8>) -> [ArraySlice<UInt8>] {
-        let cpts = llamaCodepoints(text)
+        let cpts = scalars(of: text)
         var offsets = [cpts.count]
         var collapsed: [UInt32]?
         var wide: [UInt32]?

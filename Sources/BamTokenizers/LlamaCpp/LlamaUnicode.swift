@@ -70,18 +70,3 @@ func llamaToLower(_ v: UInt32) -> UInt32 {
     return lower.count == 1 ? lower.first!.value : v
 }
 
-/// Code points of valid UTF-8 (a Swift string's bytes, or bytes we built from one).
-func llamaCodepoints(_ bytes: ArraySlice<UInt8>) -> [UInt32] {
-    var out: [UInt32] = []
-    out.reserveCapacity(bytes.count)
-    bytes.withUnsafeBufferPointer { b in
-        guard let p = b.baseAddress else { return }
-        var i = 0
-        while i < b.count {
-            let (v, n) = decodeUTF8(p, i)
-            out.append(v)
-            i += n
-        }
-    }
-    return out
-}
