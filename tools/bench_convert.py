@@ -6,7 +6,7 @@ file copy of the same bytes (cp, in the same run) and against llama.cpp's Python
 Run by hand, not in CI (`tools/bench convert` runs it):
 
     tools/setup-peers   # once: the peers (llama.cpp's tree, a venv with its converter's packages)
-    swift build -c release --product bam-mix --product BamBench
+    swift build -c release --product bam-mix && swift build -c release --product BamBench
     python3 tools/bench_convert.py [--llama-cpp DIR] [--rounds 3]
 
 DIR is a llama.cpp source tree (default: the one tools/setup-peers installs under

@@ -3,7 +3,7 @@
 and the peak memory of `perplexity` against the checkpoint's size (issue 15's targets).
 
     tools/setup-peers                                   # once: llama.cpp, and the venv that makes the models
-    swift build -c release --product bam-mix --product BamBench
+    swift build -c release --product bam-mix && swift build -c release --product BamBench
     python3 tools/bench_decode.py [--models llama58m,mixtral4x58m,llama1b] [--with-btx-1b] [--types f32,bf16,q8_0]
                                   [--rounds 3] [--quick] [--threads 2] [--json OUT]
 

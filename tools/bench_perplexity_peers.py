@@ -12,7 +12,7 @@ The runs are interleaved `--rounds` times and the best of each is kept (the mach
 Run by hand, not in CI:
 
     tools/setup-peers   # once: torch, transformers, tokenizers, llama.cpp under ${XDG_CACHE_HOME:-~/.cache}/bam-mix-peers
-    swift build -c release --product bam-mix --product BamBench
+    swift build -c release --product bam-mix && swift build -c release --product BamBench
     python3 tools/bench_perplexity_peers.py [--llama-perplexity PATH] [--chunks 8] [--rounds 3]
         [--model DIR]   # another HF model directory (with a tokenizer.json) instead of the 58M Llama
 

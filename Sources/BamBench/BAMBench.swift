@@ -79,7 +79,7 @@ func runBAMBench(arguments: [String]) throws {
         matrices += [f.gate, f.up, f.down]
     }
     let floor = decodeFloor(matrices, head: model.weights.lmHead)
-    let handOff = handOffCost()
+    let handOffPolling = handOffCost(serialMicroseconds: 50), handOffParked = handOffCost(serialMicroseconds: 500, rounds: 500)
     let stats = ModelStatistics(config: config, context: 512)
     // FLOPs of the prefill: the formula's per-token count with the attention term at the average
     // causal context (T/2), without the output projection (only one row is projected).
@@ -92,8 +92,8 @@ func runBAMBench(arguments: [String]) throws {
     print(String(format: "  decode floor        %.2f ms/token: its %.0f MB of weights read once by sgemv on every worker, one hand-off; concurrent %.2fx it, sequential %.2fx",
                  floor * 1e3, Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.residentBytes }) / 1e6,
                  conc.decode / floor, seq.decode / floor))
-    print(String(format: "  Dispatch hand-off   %.3f ms each after 0.5 ms of serial work (decode: 1 per layer + 1 concurrent, 4 per layer + 1 sequential)",
-                 handOff * 1e3))
+    print(String(format: "  hand-off            %.4f ms each after 0.05 ms of serial work (helpers polling), %.4f ms after 0.5 ms (parked; BAM_MIX_SPIN_US) (decode: 1 per layer + 1 concurrent, 4 per layer + 1 sequential)",
+                 handOffPolling * 1e3, handOffParked * 1e3))
     print(String(format: "  512-token prefill s concurrent %.3f   sequential %.3f   speed-up %.2fx (target >= 1.0)",
                  conc.prefill, seq.prefill, seq.prefill / conc.prefill))
     print(String(format: "  prefill GFLOP/s     %.1f of a %.1f sgemm ceiling = %.2f (target >= 0.6)", achieved, ceiling, achieved / ceiling))

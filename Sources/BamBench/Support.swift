@@ -116,7 +116,7 @@ func ensureModel(_ shape: BenchShape, name: String? = nil, seed: Int = 1, layers
 
 /// The memory-bound floor of one decode token: the time to read `matrices` once, in their stored
 /// type with the fused kernels decode uses (WeightKernels.active), spread over every worker (largest first, each to the least loaded
-/// worker) and a single Dispatch hand-off, plus `head` split by rows across the workers (as
+/// worker) and a single hand-off, plus `head` split by rows across the workers (as
 /// decode splits the output projection). A decode step reads the same weights and does more
 /// (norms, routing, attention over the cache, a hand-off per layer), so this is its practical limit.
 func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, rounds: Int = 20) -> Double {
@@ -160,11 +160,13 @@ func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, rounds: Int = 2
     return best
 }
 
-/// The cost of one Dispatch hand-off as a decode layer meets it: after `serialMicroseconds` of
-/// work on the calling thread (the other worker has gone idle), a `BLASThreads.fanOut` over every
-/// worker, each spinning 100 µs; returned is the time per round above doing the same work
-/// without the fan-out (seconds).
-func handOffCost(serialMicroseconds: Double = 500, rounds: Int = 2000) -> Double {
+/// The cost of one hand-off as a decode layer meets it: after `serialMicroseconds` of work on
+/// the calling thread (the other workers wait: polling for up to BAM_MIX_SPIN_US, parked after),
+/// a `BLASThreads.fanOut` over every worker, each spinning 100 µs; returned is the time per round
+/// above doing the same work without the fan-out (seconds). At 50 µs of serial work (a decode
+/// layer's norms, rope and attention between its products) the helpers are still polling; at
+/// 500 µs they have parked, and the hand-off includes waking them.
+func handOffCost(serialMicroseconds: Double, rounds: Int = 2000) -> Double {
     @Sendable func spin(_ us: Double) {
         let t = DispatchTime.now().uptimeNanoseconds
         while Double(DispatchTime.now().uptimeNanoseconds - t) < us * 1000 {}

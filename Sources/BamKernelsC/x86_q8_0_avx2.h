@@ -26,15 +26,16 @@ Q8_INLINE float q8_hsum8(__m256 v) {
 // R weight rows against T activation rows, blocks of 32 (compile-time R and T, as tile_widened).
 Q8_INLINE void q8_tile(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *x, size_t x_stride,
                        const int R, const int T, const int nb) {
-    __m256 acc[2][BAM_MATMUL_MAX_ROWS];
+    __m256 acc[4][BAM_MATMUL_MAX_ROWS];
     for (int i = 0; i < R; i++)
         for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const size_t off = (size_t)b * BAM_Q8_0_BYTES;
-        __m256i qw[2], aw[2];
-        float dw[2];
+        __m256i qw[4], aw[4];
+        float dw[4];
         for (int i = 0; i < R; i++) {
             const uint8_t *p = w + (size_t)i * w_stride + off;
+            _mm_prefetch((const char *)p + BAM_Q8_0_PREFETCH_BYTES, _MM_HINT_T0);
             dw[i] = _cvtsh_ss(bam_load_u16(p));
             qw[i] = _mm256_loadu_si256((const __m256i *)(p + 2));
             aw[i] = _mm256_abs_epi8(qw[i]);
@@ -65,7 +66,7 @@ BAM_Q8_TARGET void BAM_Q8_MATMUL(float *y, size_t ldy, const void *w, size_t w_s
     const uint8_t *wb = w, *xb = x;
     const int nb = cols / BAM_Q8_0_BLOCK;
     switch (T) {
-    case 1: Q8_RUN_TILES(2, 1); break;
+    case 1: Q8_RUN_TILES(4, 1); break;
     case 2: Q8_RUN_TILES(2, 2); break;
     case 3: Q8_RUN_TILES(1, 3); break;
     case 4: Q8_RUN_TILES(1, 4); break;

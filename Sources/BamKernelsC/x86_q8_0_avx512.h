@@ -31,6 +31,7 @@ Q8_INLINE void q8_tile(float *y, size_t ldy, const uint8_t *w, size_t w_stride, 
         float dw0[2], dw1[2];
         for (int i = 0; i < R; i++) {
             const uint8_t *p = w + (size_t)i * w_stride + off;
+            _mm_prefetch((const char *)p + BAM_Q8_0_PREFETCH_BYTES, _MM_HINT_T0);
             const __m512i qw = q8_load_pair(p, two);
             dw0[i] = q8_scale(p);
             dw1[i] = two ? q8_scale(p + BAM_Q8_0_BYTES) : 0.0f;

@@ -11,7 +11,8 @@ struct BamMix: ParsableCommand {
         A model PATH is an HF directory (config.json + *.safetensors, sharded or not), a .gguf file, or
         (read-only) a directory of PyTorch pytorch_model*.bin files. Set BAM_MIX_THREADS to limit the cores used.
         """,
-        version: BamMixVersion.current,
+        // The second line names the kernels this CPU runs (benchmarks print it beside their numbers).
+        version: BamMixVersion.current + "\nkernels: \(WeightKernels.active.name) (CPU: \(KernelFamily.cpuFeatures.joined(separator: " ")))",
         subcommands: [
             InspectCommand.self, ForwardCommand.self, TokenizeCommand.self, PerplexityCommand.self, MixCommand.self, ConvertCommand.self,
             GenerateCommand.self, CorpusCommand.self, InitCommand.self, TrainCommand.self, FinetuneCommand.self,

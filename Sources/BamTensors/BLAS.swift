@@ -5,8 +5,9 @@ import Foundation
 /// Who owns the cores (docs/architecture.md). OpenBLAS is pinned to ONE thread for the whole process: its own
 /// pool busy-waits (sched_yield) between calls and whenever other code runs, which cost ~15 % of
 /// a forward pass in measurements (perf: `sched_yield`), and it serialises concurrent level-3 calls.
-/// Parallelism is Dispatch's instead, decided per region in this one place:
-///  - `fanOut`: many independent units (attention heads, experts, branches) on Dispatch workers,
+/// Parallelism is ours instead, decided per region in this one place, on one `WorkerPool` (the
+/// caller plus helper threads that poll briefly between hand-offs; Dispatch when the pool is busy):
+///  - `fanOut`: many independent units (attention heads, experts, branches) on the workers,
 ///    each calling single-threaded BLAS;
 ///  - `gemm` / `linearForward` outside any fan-out: one large product split into column (or row)
 ///    blocks, one single-threaded BLAS call per worker;
@@ -28,6 +29,29 @@ public enum BLASThreads {
     public static func setDefault(_ n: Int) {
         configure()
         defaultCount = max(1, n)
+    }
+
+    /// The pool for `defaultCount` workers, made at first use (its helper threads start then).
+    nonisolated(unsafe) private static var pools: [Int: WorkerPool] = [:]
+    private static var pool: WorkerPool {
+        lock.lock()
+        defer { lock.unlock() }
+        let n = defaultCount
+        if let p = pools[n] { return p }
+        let p = WorkerPool.make(size: n)
+        pools[n] = p
+        return p
+    }
+
+    /// Runs `body(0..<count)` on the pool, or on Dispatch's workers when the pool is taken (a
+    /// nested fan-out, another thread's job) or the job has more items than a pool job holds.
+    private static func runConcurrently(_ count: Int, _ body: (Int) -> Void) {
+        if !pool.run(count, body) {
+            withoutActuallyEscaping(body) { b in
+                let sendable = UncheckedSendableBody(body: b)
+                DispatchQueue.concurrentPerform(iterations: count) { sendable.body($0) }
+            }
+        }
     }
 
     /// Selects OpenBLAS's native kernels (BLASCore), pins it to one thread and reads
@@ -53,15 +77,15 @@ public enum BLASThreads {
         return body()
     }
 
-    /// Runs `count` iterations concurrently on Dispatch workers (which GCD schedules dynamically,
-    /// so uneven units balance). Each iteration must write a disjoint range of any shared buffer.
+    /// Runs `count` iterations concurrently on the workers (claimed one at a time, so uneven units
+    /// balance). Each iteration must write a disjoint range of any shared buffer.
     public static func fanOut(_ count: Int, _ body: @Sendable (Int) -> Void) {
         configure()
         if count <= 1 || defaultCount == 1 {
             for i in 0..<count { body(i) }
             return
         }
-        region { DispatchQueue.concurrentPerform(iterations: count, execute: body) }
+        region { runConcurrently(count, body) }
     }
 
     /// Splits `0..<n` into contiguous chunks (at most 4 per worker, at least `minimumPerChunk`
@@ -77,7 +101,7 @@ public enum BLASThreads {
         }
         let per = (n + chunks - 1) / chunks
         region {
-            DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            runConcurrently(chunks) { c in
                 let lo = c * per
                 let hi = min(n, lo + per)
                 if lo < hi { body(lo..<hi) }
@@ -90,9 +114,12 @@ public enum BLASThreads {
 
     /// Matrix-vector-like products (decode: one to a few activation rows) that read at least this
     /// many bytes of weights are split across workers. They are memory-bound, so the bytes read
-    /// decide; below ~1 MiB a Dispatch hand-off (tens of microseconds on a busy VM, see BamBench
-    /// `bam`) costs about what the second core saves.
-    static let splitBytes = 1 << 20
+    /// decide. With the pool's polling helpers a hand-off costs about a microsecond, so matrices
+    /// down to 256 KiB gain from the second core (at q8_0 the 58M Llama's attention and down
+    /// projections are 0.27-0.8 MB): BamBench decode, interleaved runs on an EPYC Zen 3, q8_0
+    /// 5.7-6.1 ms per token at 1 MiB against 4.8-4.9 at 256 KiB and 4.6-4.9 at 64 KiB, f32 and
+    /// bf16 unchanged within the noise (f32 a little slower at 64 KiB).
+    static let splitBytes = 1 << 18
 
     /// Runs `body` over the rows `0..<rows` of one weight matrix in a memory-bound product,
     /// splitting them across the workers when it reads `bytes` >= `splitBytes`: one contiguous
@@ -258,4 +285,10 @@ public func linearForwardNaive(_ out: UnsafeMutablePointer<Float>, _ inp: Unsafe
             out[t * OC + o] = Float(s)
         }
     }
+}
+
+/// A body handed to Dispatch from `runConcurrently`, whose callers' bodies are `@Sendable` or only
+/// touch disjoint ranges of shared buffers (the fan-out contract).
+private struct UncheckedSendableBody: @unchecked Sendable {
+    let body: (Int) -> Void
 }

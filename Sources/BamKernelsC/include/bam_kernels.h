@@ -82,6 +82,17 @@ enum {
 };
 unsigned bam_cpu_features(void);
 
+/// The CPU's spin-wait hint (x86 `pause`, Arm `yield`), for the worker pool's busy-wait
+/// (Sources/BamTensors/WorkerPool.swift): it lets a sibling hyper-thread run and saves power while
+/// a worker polls for the next hand-off.
+static inline void bam_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #ifdef __cplusplus
 }
 #endif

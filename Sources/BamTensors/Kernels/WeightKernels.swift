@@ -51,19 +51,27 @@ public struct WeightKernels: @unchecked Sendable {
 
     /// BAM_MIX_KERNELS=generic|avx2|avx2-vnni|avx512|avx512-vnni forces a family (tests,
     /// benchmarks); otherwise the most capable one the CPU runs. Forcing a family the CPU cannot
-    /// run stops the process with a message rather than quietly measuring another family.
+    /// run stops the process with a message (exit status 2, no crash report) rather than quietly
+    /// measuring another family.
     public static let active: WeightKernels = {
         if let name = ProcessInfo.processInfo.environment["BAM_MIX_KERNELS"], !name.isEmpty {
             guard let family = KernelFamily(rawValue: name.lowercased()) else {
-                fatalError("BAM_MIX_KERNELS=\(name): expected one of \(KernelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
+                refuse("BAM_MIX_KERNELS=\(name): expected one of \(KernelFamily.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             guard let kernels = family.kernels else {
-                fatalError("BAM_MIX_KERNELS=\(name): this CPU cannot run that family (it runs \(KernelFamily.supported.map(\.rawValue).joined(separator: ", "))); unset the variable or choose one of those")
+                refuse("BAM_MIX_KERNELS=\(name): this CPU cannot run that family (it runs \(KernelFamily.supported.map(\.rawValue).joined(separator: ", "))); unset the variable or choose one of those")
             }
             return kernels
         }
         return KernelFamily.supported.last!.kernels!
     }()
+
+    /// An environment setting no run can honour: said on stderr, then exit 2 (the CLI's status
+    /// for bad input). A thrown error cannot reach the user from this lazily built global.
+    private static func refuse(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        exit(2)
+    }
 
     public var name: String { String(cString: table.pointee.name) }
 

@@ -153,9 +153,10 @@ public func linearForwardNaive(_ out: UnsafeMutablePointer<Float>, _ inp: Unsafe
 
 /// Several linear layers that read the same input (Q, K and V; an FFN's gate and up):
 /// outs[i][T, weights[i].rows] = inp[T, C] W_i^T (+ biases[i]). In decode every matrix's rows are
-/// split across the workers in ONE hand-off, instead of one per matrix: a Dispatch hand-off costs
-/// tens of microseconds on a busy machine, about what reading a 1 MB matrix costs, so at decode
-/// the hand-offs were a large share of a token (BamBench decode). Elsewhere (prefill, one worker,
+/// split across the workers in ONE hand-off, instead of one per matrix: a hand-off to a parked
+/// worker costs tens of microseconds (a Dispatch or futex wake-up on a VM), about what reading a
+/// 1 MB matrix costs, and even to a polling one (`WorkerPool`) each hand-off ends with the faster
+/// worker waiting for the slower. Elsewhere (prefill, one worker,
 /// inside a fan-out, types read through a row dequantizer) each runs as `linearForward`.
 public func linearForward(_ outs: [UnsafeMutablePointer<Float>], _ inp: UnsafePointer<Float>, _ weights: [WeightMatrix],
                           _ biases: [UnsafePointer<Float>?], T: Int) {
