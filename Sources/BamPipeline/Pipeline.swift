@@ -190,7 +190,7 @@ public final class Pipeline {
         // Branch-Train-Merge: the dense experts as an ensemble, routed per context by tf-idf
         // against each expert's training text (docs/evaluation.md), once per top-k.
         for k in profile.btmTopKs {
-            specs.append(ModelSpec(name: "BTM (top-\(k))", source: .btm(experts: dense.map {
+            specs.append(ModelSpec(name: Self.btmName(topK: k), source: .btm(experts: dense.map {
                 ModelSpec.BTMExpert(path: $0.path.path, trainingText: trainFile($0.domain).path)
             }, topK: k)))
         }
@@ -215,6 +215,9 @@ public final class Pipeline {
         }
         return report!
     }
+
+    /// The name of the BTM ensemble of the dense experts with this top-k in the results.
+    public static func btmName(topK k: Int) -> String { "BTM (top-\(k))" }
 
     /// What an evaluation result depends on: the model (its spec and the files of every checkpoint
     /// and training text it names), the domain texts and the settings.

@@ -49,16 +49,26 @@ public struct Reproduction {
         for seed in seeds {
             let dir = runDirectory(seed)
             let resultsFile = dir.appendingPathComponent("results.json")
-            if !FileManager.default.fileExists(atPath: resultsFile.path) {
+            // A finished seed is reused only if it has every model of the profile (a run of an
+            // earlier version of the profile is completed: its finished models are kept).
+            let missing = (try? JSONDecoder().decode(RunResults.self, from: Data(contentsOf: resultsFile)))
+                .map { run in Self.modelNames(profile).filter { name in !run.comparison.models.contains { $0.name == name } } }
+            if let missing, missing.isEmpty {
+                log("seed \(seed): reusing \(resultsFile.path)")
+            } else {
+                if let missing { log("seed \(seed): \(resultsFile.path) lacks \(missing.joined(separator: ", ")); completing the run") }
                 log("run seed \(seed) into \(dir.path)")
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
                 _ = try Pipeline(profile: profile, output: dir, log: log, progress: progress).runFromScratch(seed: seed)
-            } else {
-                log("seed \(seed): reusing \(resultsFile.path)")
             }
             runs.append(try JSONDecoder().decode(RunResults.self, from: Data(contentsOf: resultsFile)))
         }
         return try aggregate(runs)
+    }
+
+    /// Every model a run of `profile` evaluates: the seed, the experts, the BTM ensembles, the mixtures.
+    static func modelNames(_ profile: PipelineProfile) -> [String] {
+        ShippedCheckpoints.names.map(\.name) + profile.btmTopKs.map { Pipeline.btmName(topK: $0) } + profile.mixtures.map(\.name)
     }
 
     /// Mean and standard error of the mean (sample standard deviation / sqrt(n); nil for one value).

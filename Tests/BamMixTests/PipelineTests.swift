@@ -127,6 +127,17 @@ struct PipelineTests {
         #expect(published.hasSuffix(Reproduction.discussionMarker + "\nOur reading of the numbers.\n"))
         #expect(!published.contains("old numbers") && published.contains("| BTX vs seed |"))
         #expect(FileManager.default.fileExists(atPath: docs.url.appendingPathComponent("results/perplexity.svg").path))
+        // A finished seed whose results lack a model of the profile (here a second BTM) is
+        // completed: only the missing model is evaluated, every other result is reused.
+        var more = PipelineProfile.micro
+        more.btmTopKs = [1, 2]
+        var log: [String] = []
+        _ = try Reproduction(profile: more, output: a.url, seeds: [5], log: { log.append($0) }).run()
+        #expect(log.contains { $0.contains("lacks BTM (top-2)") })
+        #expect(log.filter { $0.hasPrefix("compare ") && $0.contains("reusing") }.count == 10)
+        let completed = try JSONDecoder().decode(RunResults.self, from: Data(contentsOf: a.url.appendingPathComponent("seed-5/results.json")))
+        #expect(completed.comparison.models.map(\.name).contains("BTM (top-2)"))
+        #expect(completed.comparison.models.first { $0.name == "BTX" }?.averagePPL == btx5.averagePPL)
         // A folder holds one profile's runs: another profile is refused before anything is reused.
         #expect(throws: BamError.self) {
             _ = try Reproduction(profile: .reproduceQuick, output: a.url, seeds: [5], log: { _ in }).run()
