@@ -17,18 +17,22 @@ struct DemoCommand: ParsableCommand {
         plots into --out. `--quick` is the same on a small budget (CI's smoke test).
         `--rebuild-checkpoints` trains the seed and experts from scratch into --checkpoints instead.
         `--reproduce` is tools/reproduce's longer experiment: for each of --seeds, a seed model and experts trained
-        from scratch, seven mixtures (with compute-matched BTX and top-k attention routing), then the table of
-        mean ± standard error across seeds and the plots (results.md, results/*.svg in --out; --publish DIR
-        copies them into DIR, keeping the hand-written discussion of an existing DIR/results.md).
+        from scratch, the mixtures of the papers' comparisons and the ablations (compute-matched BTX, top-k
+        attention routing, BTX's FFN routing variants, BAM with BTX's FFN routing, Drop-Upcycling, BTM top-2),
+        then the table of mean ± standard error across seeds and the plots (results.md, results/*.svg in --out;
+        --publish DIR copies them into DIR, keeping the hand-written discussion of an existing DIR/results.md).
+        Every finished model (its training, evaluation and routing) is kept in --out/seed-N, so an interrupted
+        run continues at the next model. `--reproduce --quick` runs every model of it on a micro budget (a smoke
+        test; its numbers mean nothing).
         """)
 
-    @Option(help: "Output directory (created; an existing one is reused, finished stages are not redone; default demo-out, or reproduce-out with --reproduce).")
+    @Option(help: "Output directory (created; an existing one is reused, finished stages are not redone; default demo-out, or reproduce-out with --reproduce, reproduce-quick-out with --reproduce --quick).")
     var out: String? = nil
 
     @Option(help: "Directory of the shipped checkpoints (default: checkpoints).")
     var checkpoints: String? = nil
 
-    @Flag(help: "A small budget: under two minutes on two cores.")
+    @Flag(help: "A small budget: under two minutes on two cores (with --reproduce: every model on a micro budget, a smoke test).")
     var quick = false
 
     @Flag(name: .customLong("rebuild-checkpoints"), help: "Train the seed and the experts from scratch into --checkpoints (tools/make_checkpoints).")
@@ -47,8 +51,8 @@ struct DemoCommand: ParsableCommand {
     var publish: String? = nil
 
     func validate() throws {
-        if reproduce && (quick || rebuildCheckpoints) {
-            throw ValidationError("--reproduce runs its own profile; it does not combine with --quick or --rebuild-checkpoints")
+        if reproduce && rebuildCheckpoints {
+            throw ValidationError("--reproduce trains its own seed and experts; it does not combine with --rebuild-checkpoints")
         }
         if quick && rebuildCheckpoints {
             throw ValidationError("--rebuild-checkpoints trains with the full demo's budgets; it does not combine with --quick")
@@ -69,8 +73,8 @@ struct DemoCommand: ParsableCommand {
     }
 
     func run() throws {
-        let profile: PipelineProfile = reproduce ? .reproduce : quick ? .quick : .demo
-        let output = URL(fileURLWithPath: out ?? (reproduce ? "reproduce-out" : "demo-out")).standardizedFileURL
+        let profile: PipelineProfile = reproduce ? (quick ? .reproduceQuick : .reproduce) : quick ? .quick : .demo
+        let output = URL(fileURLWithPath: out ?? (reproduce ? (quick ? "reproduce-quick-out" : "reproduce-out") : "demo-out")).standardizedFileURL
         try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
         var bar: Progress? = nil
         var stage = ""

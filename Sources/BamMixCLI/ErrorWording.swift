@@ -16,7 +16,7 @@ enum ErrorWording {
         typealias T = TrainingOptions.Field
         return [
             M.method: "--method", M.experts: "--expert", M.output: "--out", M.topK: "--top-k",
-            M.renormalize: "--renormalize", M.router: "--router", M.routerPrompts: "--router-prompts",
+            M.renormalize: "--renormalize", M.router: "--router", M.routerScale: "--router-scale", M.routerPrompts: "--router-prompts",
             M.routerBaseExpert: "--router-base-expert", M.seed: "--seed", M.weights: "--weights",
             M.attention: "--attention", M.attentionRouting: "--attention-routing", M.attentionTopK: "--attention-top-k",
             M.block: "--block", M.numExperts: "--num-experts", M.upcycleNoise: "--noise", M.dropRatio: "--drop-ratio",

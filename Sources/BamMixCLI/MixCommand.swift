@@ -80,13 +80,16 @@ struct MixCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Renormalise the chosen FFN gates (default: yes for btx, no for bam).")
     var renormalize: Bool?
 
-    @Option(help: "Router initialisation: random (N(0, 0.02^2), seeded), zero (uniform), hidden or cheap-embed (mergekit's prompt-based modes), domain (each expert's mean hidden state over --router-data).")
+    @Option(help: "Router initialisation: random (N(0, 0.02^2), seeded), zero (uniform), hidden or cheap-embed (mergekit's prompt-based modes), domain (each expert's mean hidden state over --router-data), generated (the same over text each expert samples itself; no data needed).")
     var router: RouterInit = .random
+
+    @Option(name: .customLong("router-scale"), help: "A factor on the initial routers: random entries N(0, (0.02 F)^2), data-based rows of length F (default 1). Tokens choose the same experts; a small F makes the fresh gates nearly uniform.")
+    var routerScale: Float = 1
 
     @Option(name: .customLong("router-data"), help: "EXPERT_INDEX=FILE: that expert's training text, for --router domain. Repeat per expert.")
     var routerData: [String] = []
 
-    @Option(name: .customLong("router-data-tokens"), help: "--router domain: tokens of each --router-data file averaged over (its first ones).")
+    @Option(name: .customLong("router-data-tokens"), help: "--router domain: tokens of each --router-data file averaged over (its first ones); --router generated: tokens each expert samples.")
     var routerDataTokens = 8192
 
     @Option(name: .customLong("ffn-routing"), help: "paper (default: the method's own FFN routing and router losses), btx (bam only: top-2 renormalised with BTX's loss), or BTX's routing ablation with the method's losses: switch (top-1, capacity factor; overflow tokens skip the FFN), sample-top1 (Gumbel-softmax top-1 while finetuning, argmax at inference), soft (every expert, softmax gates). switch, sample-top1 and soft write the BAM format.")
@@ -166,6 +169,7 @@ struct MixCommand: ParsableCommand {
         o.topK = topK
         o.renormalize = renormalize
         o.router = router
+        o.routerScale = routerScale
         for p in routerPrompts {
             let parts = p.split(separator: "=", maxSplits: 1)
             guard parts.count == 2, let i = Int(parts[0]) else {

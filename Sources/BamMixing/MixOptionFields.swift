@@ -10,6 +10,7 @@ extension MixOptions {
         public static let topK = BamError.Option(\MixOptions.topK, "topK")
         public static let renormalize = BamError.Option(\MixOptions.renormalize, "renormalize")
         public static let router = BamError.Option(\MixOptions.router, "router")
+        public static let routerScale = BamError.Option(\MixOptions.routerScale, "routerScale")
         public static let routerPrompts = BamError.Option(\MixOptions.routerPrompts, "routerPrompts")
         public static let routerBaseExpert = BamError.Option(\MixOptions.routerBaseExpert, "routerBaseExpert")
         public static let seed = BamError.Option(\MixOptions.seed, "seed")
@@ -33,7 +34,7 @@ extension MixOptions {
         public static let dtype = BamError.Option(\MixOptions.dtype, "dtype")
         public static let shardSize = BamError.Option(\MixOptions.shardSize, "shardSize")
         public static let allowTokenizerMismatch = BamError.Option(\MixOptions.allowTokenizerMismatch, "allowTokenizerMismatch")
-        public static let all = [method, experts, output, topK, renormalize, router, routerPrompts, routerBaseExpert,
+        public static let all = [method, experts, output, topK, renormalize, router, routerScale, routerPrompts, routerBaseExpert,
                                  seed, weights, attention, attentionRouting, attentionTopK, block, numExperts,
                                  upcycleNoise, dropRatio, ffnRouting, capacityFactor, gumbelDecay, auxLoss, routerAuxLossCoef, routerZLossCoef,
                                  expertScaling, routerData, routerDataTokens, dtype, shardSize,

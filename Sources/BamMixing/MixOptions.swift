@@ -25,6 +25,9 @@ public enum RouterInit: String, Sendable, CaseIterable {
     /// each expert's row is the mean residual stream entering the layer over the expert's own
     /// training text (`routerData`), centred across experts and L2-normalised.
     case domain
+    /// Self-generated domain embeddings: `domain` computed on text each expert samples itself
+    /// (from BOS, temperature 1) instead of its training text, so no data is needed.
+    case generated
 }
 
 /// Which FFN routing recipe a mix writes (docs/mixing.md, "Router recipes").
@@ -75,6 +78,12 @@ public struct MixOptions: Sendable {
     /// Renormalise the chosen FFN gates (BTX default true, BAM default false).
     public var renormalize: Bool?
     public var router: RouterInit = .random
+    /// A factor on the initial routers: `random` entries are N(0, (0.02 routerScale)²), the unit
+    /// rows of the data-based routers become rows of length routerScale. The top-k choice of a
+    /// token does not change with it; a small factor makes the fresh gates nearly uniform, the
+    /// assumption of arXiv 2410.07524's E/K scaling (Switch Transformer also scales its router
+    /// initialisation down, for stability).
+    public var routerScale: Float = 1
     /// expert index -> prompt file (one prompt per line; lines starting with `!` are negative prompts).
     public var routerPrompts: [Int: URL] = [:]
     /// The expert whose forward pass computes `hidden` router vectors (mergekit uses its base model).

@@ -67,6 +67,7 @@ public enum Mixer {
             // checkpoint says how its experts differ from their sources.
             opts["expert_scales"] = .array(plan.expertScales.map { .double($0) })
             opts["router"] = .string(options.router.rawValue)
+            opts["router_scale"] = .double(Double(options.routerScale))
             opts["seed"] = .int(Int(truncatingIfNeeded: options.seed))
             opts["weights"] = .array(weights.map { .double($0) })
             opts["dtype"] = .string(outputType.rawValue)
@@ -174,11 +175,18 @@ public enum Mixer {
                 throw BamError.usage("\(MixField.dropRatio) and \(MixField.upcycleNoise) re-initialise upcycled copies; they apply to \(MixField.method, "upcycle") only")
             }
         }
-        if o.router == .domain {
+        guard o.routerScale > 0, o.routerScale.isFinite else {
+            throw BamError.usage("\(MixField.routerScale)", expected: "a positive number", found: "\(o.routerScale)")
+        }
+        if o.router == .zero && o.routerScale != 1 {
+            throw BamError.usage("\(MixField.routerScale) multiplies the initial routers; it does nothing to \(MixField.router, "zero") ones")
+        }
+        if o.router == .domain || o.router == .generated {
             guard o.routerDataTokens >= 1 else {
                 throw BamError.usage("\(MixField.routerDataTokens)", expected: "a positive number", found: "\(o.routerDataTokens)")
             }
-        } else if !o.routerData.isEmpty {
+        }
+        if o.router != .domain && !o.routerData.isEmpty {
             throw BamError.usage("\(MixField.routerData) gives the training text of \(MixField.router, "domain"); it does nothing with \(MixField.router, o.router.rawValue)")
         }
         if o.method != .bam && (o.attention != .expertKV || o.attentionRouting != .soft) {

@@ -14,10 +14,11 @@ struct InitializedRouters {
 
 /// Router matrices (E, C) for every router of the output config (docs/mixing.md, "Router initialisation").
 enum RouterInitializer {
-    /// transformers initialises nn.Linear (and so Mixtral's gate) as N(0, initializer_range²), 0.02.
-    static let randomStd: Float = 0.02
     /// mergekit warns when a layer's gate matrix has a condition number above 5.
     static let conditionThreshold = 5.0
+
+    /// transformers initialises nn.Linear (and so Mixtral's gate) as N(0, initializer_range²), 0.02.
+    static let randomStd: Float = 0.02
 
     /// Positions per expert (domain) kept for calibration.
     static let calibrationPerExpert = 256
@@ -34,20 +35,28 @@ enum RouterInitializer {
             for (i, spec) in routerSpecs.enumerated() {
                 var rng = SplitMix64(seed: options.seed &* 0x9E37_79B9 &+ UInt64(i) &+ 1)
                 let t = Tensor(shape: spec.shape)
-                for j in 0..<t.count { t.data[j] = rng.normal() * randomStd }
+                for j in 0..<t.count { t.data[j] = rng.normal() * randomStd * options.routerScale }
                 result[spec.name] = t
             }
         case .zero:
             for spec in routerSpecs { result[spec.name] = Tensor(shape: spec.shape) }
-        case .hidden, .cheapEmbed, .domain:
+        case .hidden, .cheapEmbed, .domain, .generated:
             var samples = [[[Float]]](repeating: [], count: out.layers)
-            let vectors = options.router == .domain
-                ? try domainVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, samples: &samples, log: log)
-                : try promptVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, samples: &samples, log: log)
+            let vectors: [[[Float]]]
+            switch options.router {
+            case .domain:
+                vectors = try domainVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, samples: &samples, log: log)
+            case .generated:
+                vectors = try generatedVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, samples: &samples, log: log)
+            default:
+                vectors = try promptVectors(experts: experts, options: options, E: E, C: C, layers: out.layers, samples: &samples, log: log)
+            }
             if samples.contains(where: { !$0.isEmpty }) { calibration = samples }
             for spec in routerSpecs {
                 let t = Tensor(shape: spec.shape)
-                for e in 0..<E { (t.data + e * C).update(from: vectors[spec.layer!][e], count: C) }
+                for e in 0..<E {
+                    for i in 0..<C { t.data[e * C + i] = vectors[spec.layer!][e][i] * options.routerScale }
+                }
                 result[spec.name] = t
             }
             warnIfDegenerate(vectors, log: log)
@@ -150,18 +159,13 @@ enum RouterInitializer {
         for e in options.routerData.keys where e < 0 || e >= E {
             throw BamError.usage("\(MixField.routerData) names an expert that does not exist", at: .expert(e), expected: "experts 0 ... \(E - 1)", found: "\(e)")
         }
-        guard options.routerBaseExpert >= 0, options.routerBaseExpert < experts.count else {
-            throw BamError.usage("\(MixField.routerBaseExpert) is not an expert index", expected: "0 ... \(experts.count - 1)", found: "\(options.routerBaseExpert)")
-        }
-        let base = experts[options.routerBaseExpert]
+        let base = try baseExpert(experts, options: options)
         guard let tokURL = base.tokenizerURL else {
             throw BamError.usage("\(MixField.router, "domain") tokenises the experts' text, but the base expert has no tokenizer.json", file: base.path.path)
         }
         let tokenizer = try Tokenizer.load(url: tokURL.deletingLastPathComponent())
-        let model = try Transformer.load(base)
-        let window = min(512, base.config.maxPositions, base.config.slidingWindow ?? Int.max)
         log("computing domain router vectors with \(base.path.lastPathComponent) over \(options.routerDataTokens) tokens per expert")
-        var means: [[[Double]]] = []   // (E, layers, C)
+        var documents: [[[Int]]] = []
         for e in 0..<E {
             let file = options.routerData[e]!
             let text: String
@@ -170,26 +174,91 @@ enum RouterInitializer {
             }
             let ids = Array(tokenizer.encode(text, addSpecialTokens: true).prefix(options.routerDataTokens))
             guard !ids.isEmpty else { throw BamError.usage("no tokens (expert \(e)'s training text is empty)", file: file.path) }
+            documents.append([ids])
+        }
+        return try meanStreamVectors(documents: documents, base: base, C: C, layers: layers, samples: &samples)
+    }
+
+    /// Self-generated domain embeddings: the `domain` router rows computed on text each expert
+    /// samples itself (from BOS, temperature 1, no truncation, `routerDataTokens` tokens in
+    /// sequences of up to 256), instead of its training text. An expert trained on a domain
+    /// generates that domain's text, so its samples stand in for the data it was trained on; no
+    /// text has to be supplied (data-free generation, as in LLM-QAT, arXiv 2305.17888, which
+    /// trains on its model's own samples).
+    static func generatedVectors(experts: [Checkpoint], options: MixOptions, E: Int, C: Int, layers: Int,
+                                 samples: inout [[[Float]]], log: (String) -> Void) throws -> [[[Float]]] {
+        guard options.method != .upcycle else {
+            throw BamError.usage("\(MixField.router, "generated") routes by the text each expert generates, and upcycled copies of one model generate the same text",
+                                 hint: "use \(MixField.router, "random") (or prompts with \(MixField.router, "hidden")) for \(MixField.method, "upcycle")")
+        }
+        let base = try baseExpert(experts, options: options)
+        if case .none = base.tokenizerSource {
+            throw BamError.usage("\(MixField.router, "generated") starts each sample at the tokenizer's BOS, but the base expert has no tokenizer", file: base.path.path)
+        }
+        guard let bos = try base.loadTokenizer().bosTokenId else {
+            throw BamError.usage("\(MixField.router, "generated") starts each sample at the tokenizer's BOS token, and this tokenizer has none", file: base.path.path,
+                                 hint: "use \(MixField.router, "domain") with each expert's text")
+        }
+        let length = max(1, min(256, base.config.maxPositions - 1, (base.config.slidingWindow ?? Int.max) - 1))
+        log("generating \(options.routerDataTokens) tokens per expert (sequences of \(length) from BOS, temperature 1) for the generated router vectors")
+        var documents: [[[Int]]] = []
+        for e in 0..<E {
+            let model = try Transformer.load(experts[e])
+            var docs: [[Int]] = []
+            var count = 0
+            while count < options.routerDataTokens {
+                let n = min(length, options.routerDataTokens - count)
+                let seed = options.seed &* 0x9E37_79B9_7F4A_7C15 &+ (UInt64(e) << 32) &+ UInt64(docs.count)
+                let ids = try model.generate(prompt: [bos], options: SamplingOptions(temperature: 1, seed: seed, maxTokens: n))
+                docs.append([bos] + ids)
+                count += ids.count
+            }
+            documents.append(docs)
+        }
+        return try meanStreamVectors(documents: documents, base: base, C: C, layers: layers, samples: &samples)
+    }
+
+    /// The router base expert (`routerBaseExpert`), checked.
+    static func baseExpert(_ experts: [Checkpoint], options: MixOptions) throws -> Checkpoint {
+        guard options.routerBaseExpert >= 0, options.routerBaseExpert < experts.count else {
+            throw BamError.usage("\(MixField.routerBaseExpert) is not an expert index", expected: "0 ... \(experts.count - 1)", found: "\(options.routerBaseExpert)")
+        }
+        return experts[options.routerBaseExpert]
+    }
+
+    /// Per layer and expert: the mean of the residual stream entering the layer over every position
+    /// of the expert's documents (the base expert's forward pass, each document in windows of up
+    /// to 512 tokens from an empty cache), centred across the experts and L2-normalised. About
+    /// `calibrationPerExpert` positions per expert are kept in `samples` for expert scaling.
+    static func meanStreamVectors(documents: [[[Int]]], base: Checkpoint, C: Int, layers: Int,
+                                  samples: inout [[[Float]]]) throws -> [[[Float]]] {
+        let E = documents.count
+        let model = try Transformer.load(base)
+        let window = min(512, base.config.maxPositions, base.config.slidingWindow ?? Int.max)
+        var means: [[[Double]]] = []   // (E, layers, C)
+        for docs in documents {
+            let total = docs.reduce(0) { $0 + $1.count }
             var sum = [[Double]](repeating: [Double](repeating: 0, count: C), count: layers)
             var kept = [[[Float]]](repeating: [], count: layers)
             // Every how many positions one is kept for calibration (about calibrationPerExpert of them).
-            let keepEvery = max(1, ids.count / calibrationPerExpert)
+            let keepEvery = max(1, total / calibrationPerExpert)
             var position = 0
-            // Windows of the text, each from an empty cache; every position counts.
-            for start in stride(from: 0, to: ids.count, by: window) {
-                let chunk = Array(ids[start..<min(ids.count, start + window)])
-                _ = try model.forward(tokens: chunk, cache: model.makeCache(capacity: chunk.count), outputRows: 0..<0) { event in
-                    if case let .hidden(layer, x, T, C) = event {
-                        for t in 0..<T {
-                            for i in 0..<C { sum[layer][i] += Double(x[t * C + i]) }
-                            if (position + t) % keepEvery == 0 { kept[layer].append(Array(UnsafeBufferPointer(start: x + t * C, count: C))) }
+            for ids in docs {
+                for start in stride(from: 0, to: ids.count, by: window) {
+                    let chunk = Array(ids[start..<min(ids.count, start + window)])
+                    _ = try model.forward(tokens: chunk, cache: model.makeCache(capacity: chunk.count), outputRows: 0..<0) { event in
+                        if case let .hidden(layer, x, T, C) = event {
+                            for t in 0..<T {
+                                for i in 0..<C { sum[layer][i] += Double(x[t * C + i]) }
+                                if (position + t) % keepEvery == 0 { kept[layer].append(Array(UnsafeBufferPointer(start: x + t * C, count: C))) }
+                            }
                         }
                     }
+                    position += chunk.count
                 }
-                position += chunk.count
             }
             for l in 0..<layers { samples[l] += kept[l] }
-            means.append(sum.map { $0.map { $0 / Double(ids.count) } })
+            means.append(sum.map { $0.map { $0 / Double(max(1, total)) } })
         }
         var out: [[[Float]]] = Array(repeating: [], count: layers)
         for l in 0..<layers {

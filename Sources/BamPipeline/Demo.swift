@@ -68,7 +68,10 @@ extension Pipeline {
         let dense = zip(ShippedCheckpoints.names, experts).map { (name: $0.name, path: $1, domain: $0.domain) }
         let report = try evaluate(dense: dense, mixtures: mixtures.map { ($0.recipe.name, $0.path) })
         var routing: [RoutingReport] = []
-        for m in mixtures where m.recipe.method != .upcycle && m.recipe.attentionRouting == .soft && m.recipe.matchComputeOf == nil {
+        // Routing plots of the main mixtures (BTX, BAM expert-KV and its BTX-routed twin), not of
+        // every ablation.
+        for m in mixtures where m.recipe.method != .upcycle && m.recipe.attentionRouting == .soft && m.recipe.matchComputeOf == nil
+            && (m.recipe.ffnRouting == .paper || m.recipe.ffnRouting == .btx) {
             if m.recipe.method == .btx || m.recipe.attention == .expertKV {
                 routing.append(try routes(name: m.recipe.name, path: m.path))
             }

@@ -126,7 +126,12 @@ public final class Pipeline {
                 o.attentionRouting = recipe.attentionRouting
                 o.attentionTopK = recipe.attentionTopK
                 o.ffnRouting = recipe.ffnRouting
-                if recipe.method == .upcycle { o.numExperts = experts.count; o.upcycleNoise = 0.01 }
+                if recipe.method == .upcycle {
+                    o.numExperts = experts.count
+                    // Drop-Upcycling's re-initialised dimensions break the copies' symmetry
+                    // themselves (mix refuses noise together with a drop ratio).
+                    if recipe.dropRatio > 0 { o.dropRatio = recipe.dropRatio } else { o.upcycleNoise = 0.01 }
+                }
                 let report = try Mixer.run(o)
                 log("mix \(recipe.name): \(report.formatName), \(report.tensors) tensors")
             }
@@ -177,30 +182,70 @@ public final class Pipeline {
         return report
     }
 
-    /// Perplexity of every model on every domain's held-out text, the same chunks for all.
+    /// Perplexity of every model on every domain's held-out text, the same chunks for all. Each
+    /// model is evaluated on its own and its result cached in `evaluations/` of the output (keyed
+    /// by the model's files and the settings), so an interrupted run resumes at the next model.
     public func evaluate(dense: [(name: String, path: URL, domain: CorpusDomain)], mixtures: [(name: String, path: URL)]) throws -> ComparisonReport {
         var specs: [ModelSpec] = dense.map { ModelSpec(name: $0.name, source: .checkpoint($0.path.path)) }
         // Branch-Train-Merge: the dense experts as an ensemble, routed per context by tf-idf
-        // against each expert's training text (docs/evaluation.md).
-        specs.append(ModelSpec(name: "BTM (top-1)", source: .btm(experts: dense.map {
-            ModelSpec.BTMExpert(path: $0.path.path, trainingText: trainFile($0.domain).path)
-        }, topK: 1)))
+        // against each expert's training text (docs/evaluation.md), once per top-k.
+        for k in profile.btmTopKs {
+            specs.append(ModelSpec(name: Self.btmName(topK: k), source: .btm(experts: dense.map {
+                ModelSpec.BTMExpert(path: $0.path.path, trainingText: trainFile($0.domain).path)
+            }, topK: k)))
+        }
         specs += mixtures.map { ModelSpec(name: $0.name, source: .checkpoint($0.path.path)) }
         let domains = pipelineDomains.map { DomainSpec(name: $0.rawValue, file: heldoutFile($0).path) }
+        let options = CompareOptions(contextLength: profile.evalContext, maxChunks: profile.evalChunks)
         log("compare: \(specs.count) models on \(domains.count) domains")
-        return try compareModels(specs, domains: domains,
-                                 options: CompareOptions(contextLength: profile.evalContext, maxChunks: profile.evalChunks)) { p in
-            self.progress("compare", p.done, p.total)
+        let cache = ResultCache(directory: output.appendingPathComponent("evaluations"))
+        var report: ComparisonReport? = nil
+        for spec in specs {
+            let one = try cache.value(spec.name, key: evaluationKey(spec, domains: domains, options: options), reused: { reused in
+                if reused { self.log("compare \(spec.name): reusing \(cache.file(spec.name).path)") }
+            }) {
+                try compareModels([spec], domains: domains, options: options) { p in self.progress("compare \(spec.name)", p.done, p.total) }
+            }
+            if report == nil {
+                report = one
+            } else {
+                report!.models += one.models
+                report!.seconds += one.seconds
+            }
         }
+        return report!
     }
 
-    /// Routing statistics of a mixture on every domain.
+    /// The name of the BTM ensemble of the dense experts with this top-k in the results.
+    public static func btmName(topK k: Int) -> String { "BTM (top-\(k))" }
+
+    /// What an evaluation result depends on: the model (its spec and the files of every checkpoint
+    /// and training text it names), the domain texts and the settings.
+    func evaluationKey(_ spec: ModelSpec, domains: [DomainSpec], options: CompareOptions) -> String {
+        var files: [String] = []
+        switch spec.source {
+        case let .checkpoint(path): files = [path]
+        case let .btm(experts, _): files = experts.flatMap { [$0.path] + ($0.trainingText.map { [$0] } ?? []) }
+        }
+        files += domains.map(\.file)
+        let prints = files.map { "\($0)=" + ResultCache.fingerprint(of: URL(fileURLWithPath: $0)) }
+        return (["spec=\(spec.specString)", "ctx=\(options.contextLength)", "chunks=\(options.maxChunks.map(String.init) ?? "all")",
+                 "scoring=\(options.scoring)"] + prints).joined(separator: "|")
+    }
+
+    /// Routing statistics of a mixture on every domain, cached in `routes/` of the output like
+    /// the evaluations.
     public func routes(name: String, path: URL) throws -> RoutingReport {
-        let ckpt = try Checkpoint.open(path.path)
-        let model = try Transformer.load(ckpt)
-        return try analyseRouting(model: model, modelName: name, tokenizer: try ckpt.loadTokenizer(),
-                                  domains: pipelineDomains.map { DomainSpec(name: $0.rawValue, file: heldoutFile($0).path) },
-                                  options: RoutesOptions(contextLength: profile.evalContext, maxChunks: profile.routeChunks))
+        let domains = pipelineDomains.map { DomainSpec(name: $0.rawValue, file: heldoutFile($0).path) }
+        let options = RoutesOptions(contextLength: profile.evalContext, maxChunks: profile.routeChunks)
+        let key = ([path.path + "=" + ResultCache.fingerprint(of: path), "ctx=\(options.contextLength)", "chunks=\(profile.routeChunks)"]
+                   + domains.map { $0.file + "=" + ResultCache.fingerprint(of: URL(fileURLWithPath: $0.file)) }).joined(separator: "|")
+        let cache = ResultCache(directory: output.appendingPathComponent("routes"))
+        return try cache.value(name, key: key, reused: { if $0 { self.log("routes \(name): reusing \(cache.file(name).path)") } }) {
+            let ckpt = try Checkpoint.open(path.path)
+            let model = try Transformer.load(ckpt)
+            return try analyseRouting(model: model, modelName: name, tokenizer: try ckpt.loadTokenizer(), domains: domains, options: options)
+        }
     }
 
     /// The demo's claims (issue 9): every mixture beats the seed on every domain's held-out text,

@@ -16,6 +16,9 @@ public struct MixtureRecipe: Sendable {
     /// Compute-matched variant: finetune for as many steps as give this mixture the training
     /// FLOPs the named mixture spends in the profile's steps (the BAM paper's compute matching).
     public var matchComputeOf: String? = nil
+    /// Upcycling only: Drop-Upcycling's ratio (`mix --drop-ratio`, arXiv 2502.19261); 0 is plain
+    /// upcycling with the pipeline's symmetry-breaking noise.
+    public var dropRatio = 0.0
 
     public init(name: String, method: MixMethod, attention: AttentionExpertKind = .expertKV,
                 attentionRouting: AttentionRouting = .soft, attentionTopK: Int = 2, stepScale: Double = 1) {
@@ -27,14 +30,28 @@ public struct MixtureRecipe: Sendable {
         self.stepScale = stepScale
     }
 
+    /// A recipe with another FFN routing (`mix --ffn-routing`).
+    public static func routed(_ name: String, method: MixMethod, _ routing: FFNRoutingRecipe) -> MixtureRecipe {
+        var r = MixtureRecipe(name: name, method: method)
+        r.ffnRouting = routing
+        return r
+    }
+
     public static let btx = MixtureRecipe(name: "BTX", method: .btx)
     public static let bamExpertKV = MixtureRecipe(name: "BAM expert-KV", method: .bam)
     public static let bamSharedKV = MixtureRecipe(name: "BAM shared-KV", method: .bam, attention: .sharedKV)
     public static let upcycle = MixtureRecipe(name: "upcycled", method: .upcycle)
     /// BAM's attention experts with BTX's FFN routing and loss (`mix --method bam --ffn-routing btx`).
-    public static let bamBTXRouting: MixtureRecipe = {
-        var r = MixtureRecipe(name: "BAM expert-KV, BTX FFN routing", method: .bam)
-        r.ffnRouting = .btx
+    public static let bamBTXRouting = routed("BAM expert-KV, BTX FFN routing", method: .bam, .btx)
+    /// BTX's routing ablations (arXiv 2403.07816, section 4): the same BTX mixture with Switch
+    /// top-1 (capacity factor 1.5), sampled top-1 (Gumbel-softmax) or soft routing of its FFNs.
+    public static let btxSwitch = routed("BTX, Switch routing", method: .btx, .switch)
+    public static let btxSampleTop1 = routed("BTX, sample top-1 routing", method: .btx, .sampleTop1)
+    public static let btxSoft = routed("BTX, soft routing", method: .btx, .soft)
+    /// Drop-Upcycling with the paper's recommended ratio 0.5.
+    public static let dropUpcycle: MixtureRecipe = {
+        var r = MixtureRecipe(name: "Drop-Upcycling (r = 0.5)", method: .upcycle)
+        r.dropRatio = 0.5
         return r
     }()
 }
@@ -70,7 +87,8 @@ public struct PipelineProfile: Sendable {
     public var finetuneBatch = 8
     public var finetuneSeq = 256
     public var finetuneLR = 1e-3
-    // Evaluation.
+    // Evaluation. BTM ensembles of the dense experts, one per top-k (tf-idf routing per context).
+    public var btmTopKs = [1]
     public var evalContext = 256
     public var evalChunks = 24
     public var routeChunks = 4
@@ -120,18 +138,35 @@ public struct PipelineProfile: Sendable {
     /// tools/reproduce: per run seed, its own seed model and experts trained from scratch (the
     /// demo's shapes and Branch-Train budgets, so run seed 1 rebuilds the shipped checkpoints),
     /// twice the demo's finetuning tokens and evaluation windows, and the papers' ablations
-    /// (compute-matched BTX, top-k attention routing). Sized so three seeds run in about an hour
-    /// and a half on two cores.
+    /// (compute-matched BTX, top-k attention routing, BTX's FFN routing variants, BAM with BTX's
+    /// FFN routing, Drop-Upcycling, BTM top-2). About 40 minutes per seed on two cores (estimated
+    /// from the 30 the first seven mixtures took); every finished model is cached in the seed's
+    /// folder, so a run can be completed over several.
     public static var reproduce: PipelineProfile {
         var p = PipelineProfile(name: "reproduce")
         p.finetuneSteps = 600
         p.evalChunks = 48
-        p.mixtures = [
-            .btx, .bamExpertKV, .bamBTXRouting, .bamSharedKV, .upcycle,
-            { var r = MixtureRecipe(name: "BTX compute-matched", method: .btx); r.matchComputeOf = "BAM expert-KV"; return r }(),
-            MixtureRecipe(name: "BAM expert-KV, top-1 attention", method: .bam, attentionRouting: .topK, attentionTopK: 1),
-            MixtureRecipe(name: "BAM expert-KV, top-2 attention", method: .bam, attentionRouting: .topK, attentionTopK: 2),
-        ]
+        p.mixtures = reproductionMixtures
+        p.btmTopKs = [1, 2]
+        return p
+    }
+
+    /// The reproduction's mixtures: the seven of the papers' comparisons, then the ablations.
+    public static let reproductionMixtures: [MixtureRecipe] = [
+        .btx, .bamExpertKV, .bamBTXRouting, .bamSharedKV, .upcycle,
+        { var r = MixtureRecipe(name: "BTX compute-matched", method: .btx); r.matchComputeOf = "BAM expert-KV"; return r }(),
+        MixtureRecipe(name: "BAM expert-KV, top-1 attention", method: .bam, attentionRouting: .topK, attentionTopK: 1),
+        MixtureRecipe(name: "BAM expert-KV, top-2 attention", method: .bam, attentionRouting: .topK, attentionTopK: 2),
+        .btxSwitch, .btxSampleTop1, .btxSoft, .dropUpcycle,
+    ]
+
+    /// `demo --reproduce --quick`: every model of the reproduction on the micro budget (seconds
+    /// per model), a smoke test that each row runs end to end; its numbers mean nothing.
+    public static var reproduceQuick: PipelineProfile {
+        var p = micro
+        p.name = "reproduce-quick"
+        p.mixtures = reproductionMixtures
+        p.btmTopKs = [1, 2]
         return p
     }
 }

@@ -32,20 +32,43 @@ public struct Reproduction {
     /// Runs every seed whose results.json is missing (a finished seed is not redone), then
     /// aggregates. Returns the files written.
     public func run() throws -> [URL] {
+        // One profile per folder: every stage reuses what it finds, so another profile's seed
+        // models, mixtures or results would silently stand in for this one's.
+        try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
+        let marker = output.appendingPathComponent("profile.txt")
+        if let existing = try? String(contentsOf: marker, encoding: .utf8) {
+            let name = existing.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard name == profile.name else {
+                throw BamError.usage("this folder holds the runs of another pipeline profile (its profile.txt)", file: output.path,
+                                     expected: profile.name, found: name, hint: "give this run another output folder")
+            }
+        } else {
+            try writeFileAtomically(Data((profile.name + "\n").utf8), to: marker)
+        }
         var runs: [RunResults] = []
         for seed in seeds {
             let dir = runDirectory(seed)
             let resultsFile = dir.appendingPathComponent("results.json")
-            if !FileManager.default.fileExists(atPath: resultsFile.path) {
+            // A finished seed is reused only if it has every model of the profile (a run of an
+            // earlier version of the profile is completed: its finished models are kept).
+            let missing = (try? JSONDecoder().decode(RunResults.self, from: Data(contentsOf: resultsFile)))
+                .map { run in Self.modelNames(profile).filter { name in !run.comparison.models.contains { $0.name == name } } }
+            if let missing, missing.isEmpty {
+                log("seed \(seed): reusing \(resultsFile.path)")
+            } else {
+                if let missing { log("seed \(seed): \(resultsFile.path) lacks \(missing.joined(separator: ", ")); completing the run") }
                 log("run seed \(seed) into \(dir.path)")
                 try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
                 _ = try Pipeline(profile: profile, output: dir, log: log, progress: progress).runFromScratch(seed: seed)
-            } else {
-                log("seed \(seed): reusing \(resultsFile.path)")
             }
             runs.append(try JSONDecoder().decode(RunResults.self, from: Data(contentsOf: resultsFile)))
         }
         return try aggregate(runs)
+    }
+
+    /// Every model a run of `profile` evaluates: the seed, the experts, the BTM ensembles, the mixtures.
+    static func modelNames(_ profile: PipelineProfile) -> [String] {
+        ShippedCheckpoints.names.map(\.name) + profile.btmTopKs.map { Pipeline.btmName(topK: $0) } + profile.mixtures.map(\.name)
     }
 
     /// Mean and standard error of the mean (sample standard deviation / sqrt(n); nil for one value).
@@ -70,6 +93,22 @@ public struct Reproduction {
         ("BAM expert-KV", "BAM shared-KV"), ("BAM shared-KV", "BTX"), ("BAM expert-KV", "BTX"), ("BTX", "seed"),
         ("BAM expert-KV", "BTX compute-matched"), ("BAM expert-KV", "BAM expert-KV, top-1 attention"),
         ("BAM expert-KV", "BAM expert-KV, top-2 attention"), ("BTX", "upcycled"), ("BAM expert-KV", "BTM (top-1)"),
+    ]
+
+    /// Ablations against their baseline, as (variant, baseline): the question is which way each
+    /// goes here, not a claim of the papers.
+    static let ablations: [(String, String)] = [
+        ("BAM expert-KV, BTX FFN routing", "BAM expert-KV"), ("BAM expert-KV, BTX FFN routing", "BTX"),
+        ("BTX, Switch routing", "BTX"), ("BTX, sample top-1 routing", "BTX"), ("BTX, soft routing", "BTX"),
+        ("Drop-Upcycling (r = 0.5)", "upcycled"), ("BTM (top-2)", "BTM (top-1)"), ("BTX", "BTM (top-2)"),
+    ]
+
+    /// What the set-up section says about each ablation row the runs contain.
+    static let rowDescriptions: [(String, String)] = [
+        ("BAM expert-KV, BTX FFN routing", "*BAM expert-KV, BTX FFN routing* has BAM's attention experts with BTX's FFN routing and loss (`mix --method bam --ffn-routing btx`: top-2, renormalised)."),
+        ("BTX, Switch routing", "*BTX, Switch routing*, *sample top-1 routing* and *soft routing* are BTX with the routing variants of the BTX paper's ablation (`mix --ffn-routing switch|sample-top1|soft`: Switch top-1 with capacity factor 1.5, overflow tokens skipping the FFN; top-1 sampled by Gumbel-softmax while finetuning, argmax at evaluation; every expert weighted by the softmax), its losses unchanged."),
+        ("Drop-Upcycling (r = 0.5)", "*Drop-Upcycling (r = 0.5)* is the upcycled mixture with half of each expert's FFN dimensions re-initialised from the statistics of the weights they replace (`mix --method upcycle --drop-ratio 0.5`) instead of the noise."),
+        ("BTM (top-2)", "*BTM (top-k)* is the dense experts as an ensemble, the k experts whose training text best matches each context (tf-idf) averaged."),
     ]
 
     /// Writes results.md and results/*.svg into the output directory.
@@ -108,6 +147,7 @@ public struct Reproduction {
         md += "on an equal mixture of the four domains (data-matched: the same tokens for every mixture), except "
         md += "*BTX compute-matched*, which gets as many steps as give it the training FLOPs of BAM expert-KV. "
         md += "Top-k attention variants route each token to k attention experts instead of all of them (soft). "
+        for (row, text) in Self.rowDescriptions where models.contains(row) { md += text + " " }
         md += "Perplexity: llama.cpp's scoring (second half of each window) on windows of \(profile.evalContext) tokens of each domain's "
         md += "held-out text, at most \(profile.evalChunks) windows, the same windows for every model. "
         md += "Seeds: \(seeds.map(String.init).joined(separator: ", ")) (n = \(runs.count)).\n\n"
@@ -129,26 +169,13 @@ public struct Reproduction {
         md += "Per seed, the difference of perplexities A − B (negative: A is better), then its mean ± standard error across seeds "
         md += "and the number of seeds where A is better. Verdict: *A better* / *B better* when the mean is more than two standard "
         md += "errors from zero, otherwise *not resolved*.\n\n"
-        var orderTable = Table(header: ["A vs B"] + columns)
-        for (a, b) in Self.orderings where models.contains(a) && models.contains(b) {
-            var row = [Table.Cell("\(a) vs \(b)")]
-            for c in columns {
-                let pa = values(a, c), pb = values(b, c)
-                guard pa.count == pb.count, !pa.isEmpty else { row.append(Table.Cell("-")); continue }
-                let diffs = zip(pa, pb).map { $0 - $1 }
-                let m = Self.meanStderr(diffs)
-                let wins = diffs.filter { $0 < 0 }.count
-                var verdict = "not resolved"
-                if let se = m.stderr, se > 0 {
-                    if m.mean + 2 * se < 0 { verdict = "A better" } else if m.mean - 2 * se > 0 { verdict = "B better" }
-                } else if m.stderr == nil {
-                    verdict = m.mean < 0 ? "A better (1 seed)" : "B better (1 seed)"
-                }
-                row.append(Table.Cell("\(Self.format(m)) (\(wins)/\(diffs.count)) \(verdict)"))
-            }
-            orderTable.rows.append(row)
+        md += pairedTable(Self.orderings, models: models, columns: columns, values: values).markdown() + "\n\n"
+        let ablationRows = Self.ablations.filter { models.contains($0.0) && models.contains($0.1) }
+        if !ablationRows.isEmpty {
+            md += "## Ablations, on paired differences\n\n"
+            md += "Each variant A against its baseline B, computed as above (negative: the variant is better).\n\n"
+            md += pairedTable(ablationRows, models: models, columns: columns, values: values).markdown() + "\n\n"
         }
-        md += orderTable.markdown() + "\n\n"
 
         md += "## Per seed (average over the domains)\n\n"
         var perSeed = Table(header: ["model"] + runs.map { "seed \($0.seed)" })
@@ -193,6 +220,32 @@ public struct Reproduction {
         md += "## Discussion\n\n" + Self.discussionMarker + "\n"
         try write(output.appendingPathComponent("results.md"), md)
         return written
+    }
+
+    /// Per pair (A, B) and column: the mean ± s.e. of the per-seed differences A − B, the seeds
+    /// where A is better, and the verdict (more than two standard errors from zero).
+    func pairedTable(_ pairs: [(String, String)], models: [String], columns: [String],
+                     values: (String, String) -> [Double]) -> Table {
+        var table = Table(header: ["A vs B"] + columns)
+        for (a, b) in pairs where models.contains(a) && models.contains(b) {
+            var row = [Table.Cell("\(a) vs \(b)")]
+            for c in columns {
+                let pa = values(a, c), pb = values(b, c)
+                guard pa.count == pb.count, !pa.isEmpty else { row.append(Table.Cell("-")); continue }
+                let diffs = zip(pa, pb).map { $0 - $1 }
+                let m = Self.meanStderr(diffs)
+                let wins = diffs.filter { $0 < 0 }.count
+                var verdict = "not resolved"
+                if let se = m.stderr, se > 0 {
+                    if m.mean + 2 * se < 0 { verdict = "A better" } else if m.mean - 2 * se > 0 { verdict = "B better" }
+                } else if m.stderr == nil {
+                    verdict = m.mean < 0 ? "A better (1 seed)" : "B better (1 seed)"
+                }
+                row.append(Table.Cell("\(Self.format(m)) (\(wins)/\(diffs.count)) \(verdict)"))
+            }
+            table.rows.append(row)
+        }
+        return table
     }
 
     /// Copies results.md and results/ into `directory` (e.g. docs/), keeping the hand-written

@@ -308,6 +308,87 @@ struct UpcyclingVariantTests {
         o.routerData = [0: a, 1: b]
         #expect(throws: BamError.self) { try Mixer.run(o) }   // expert 2 has no text
     }
+
+    @Test("router scale multiplies the initial routers (random entries, data-based rows) and is refused for zero routers")
+    func routerScale() throws {
+        let dir = try TemporaryDirectory()
+        func routers(_ router: RouterInit, scale: Float) throws -> [[Float]] {
+            let d = try TemporaryDirectory()
+            let ckpt = try MixFixtures.mix({
+                var o = MixOptions(method: .bam, experts: Shipped.experts, output: $0)
+                o.router = router
+                o.routerScale = scale
+                if router == .generated { o.routerDataTokens = 24 }
+                return o
+            }, in: d)
+            return try (0..<ckpt.config.layers).map { try ckpt.store.tensor(ParameterNames.moeRouter($0)).array }
+        }
+        for router in [RouterInit.random, .generated] {
+            let one = try routers(router, scale: 1), quarter = try routers(router, scale: 0.25)
+            for (a, b) in zip(one, quarter) {
+                #expect(zip(a, b).allSatisfy { $0 * 0.25 == $1 }, "\(router): the same router times 0.25")
+            }
+        }
+        var zero = MixOptions(method: .bam, experts: MixFixtures.llama, output: dir.file("z"))
+        zero.router = .zero
+        zero.routerScale = 0.5
+        #expect(throws: BamError.self) { try Mixer.run(zero) }
+    }
+
+    @Test("generated router: the domain rows of the text each expert samples itself from BOS; refused for upcycling")
+    func generatedRouter() throws {
+        let dir = try TemporaryDirectory()
+        // The shipped checkpoints: their byte-level tokenizer has a BOS token (the fixtures' has none).
+        let experts = Array(Shipped.experts.prefix(2))
+        let tokens = 40
+        let ckpt = try MixFixtures.mix({
+            var o = MixOptions(method: .btx, experts: experts, output: $0)
+            o.router = .generated
+            o.routerDataTokens = tokens
+            o.seed = 7
+            return o
+        }, in: dir)
+        let base = try Checkpoint.open(experts[0])
+        let model = try Transformer.load(base)
+        let bos = try #require(try base.loadTokenizer().bosTokenId)
+        let C = base.config.hidden, L = base.config.layers
+        let length = min(256, base.config.maxPositions - 1)
+        // Each expert's samples drawn here again (sequences from BOS, temperature 1, the seeds the
+        // mixer documents), then the mean residual over them, computed independently.
+        func means(expert e: Int) throws -> [[Double]] {
+            let sampler = try Transformer.load(try Checkpoint.open(experts[e]))
+            var s = [[Double]](repeating: [Double](repeating: 0, count: C), count: L)
+            var docs: [[Int]] = [], count = 0
+            while count < tokens {
+                let seed = UInt64(7) &* 0x9E37_79B9_7F4A_7C15 &+ (UInt64(e) << 32) &+ UInt64(docs.count)
+                let ids = try sampler.generate(prompt: [bos], options: SamplingOptions(temperature: 1, seed: seed, maxTokens: min(length, tokens - count)))
+                docs.append([bos] + ids)
+                count += ids.count
+            }
+            let total = Double(docs.reduce(0) { $0 + $1.count })
+            for ids in docs {
+                _ = try model.forward(tokens: ids, cache: model.makeCache(capacity: ids.count), outputRows: 0..<0) { event in
+                    if case let .hidden(l, x, T, C) = event { for t in 0..<T { for i in 0..<C { s[l][i] += Double(x[t * C + i]) / total } } }
+                }
+            }
+            return s
+        }
+        let m0 = try means(expert: 0), m1 = try means(expert: 1)
+        for l in 0..<L {
+            let router = try ckpt.store.tensor(ParameterNames.moeRouter(l)).array
+            let d = zip(m0[l], m1[l]).map { ($0 - $1) / 2 }
+            let n = d.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            for i in 0..<C {
+                #expect(abs(Double(router[i]) - d[i] / n) < 1e-5, "layer \(l) expert 0 [\(i)]")
+                #expect(abs(Double(router[C + i]) + d[i] / n) < 1e-5, "layer \(l) expert 1 [\(i)]")
+            }
+        }
+        var up = MixOptions(method: .upcycle, experts: [experts[0]], output: dir.file("u"))
+        up.numExperts = 2
+        up.router = .generated
+        #expect(throws: BamError.self) { try Mixer.run(up) }
+        #expect(!FileManager.default.fileExists(atPath: dir.file("u").path))
+    }
 }
 
 @Suite("Mixtures usable at once: expert weight scaling for un-renormalised gates")

@@ -42,8 +42,62 @@ struct PipelineTests {
         // Run again into the same directory: finished stages are reused, not redone or refused.
         lines = []
         let again = try Pipeline(profile: .micro, output: dir.url, log: { lines.append($0) }).runFromScratch(seed: 3)
-        #expect(lines.filter { $0.contains("reusing") }.count == 5)
+        // 5 finetunings, 10 evaluations (4 dense models, BTM, 5 mixtures), 3 routing reports.
+        #expect(lines.filter { $0.contains("reusing") }.count == 5 + 10 + 3)
         #expect(again.comparison.models.map { $0.results.map(\.ppl) } == result.comparison.models.map { $0.results.map(\.ppl) })
+        // A run interrupted during the evaluation (one model's result missing) evaluates only that one.
+        try FileManager.default.removeItem(at: ResultCache(directory: dir.url.appendingPathComponent("evaluations")).file("BAM shared-KV"))
+        lines = []
+        let resumed = try Pipeline(profile: .micro, output: dir.url, log: { lines.append($0) }).runFromScratch(seed: 3)
+        #expect(lines.filter { $0.hasPrefix("compare ") && $0.contains("reusing") }.count == 9)
+        #expect(!lines.contains { $0.hasPrefix("compare BAM shared-KV: reusing") })
+        #expect(resumed.comparison.models.map(\.name) == result.comparison.models.map(\.name))
+        #expect(resumed.comparison.models.map { $0.results.map(\.ppl) } == result.comparison.models.map { $0.results.map(\.ppl) })
+    }
+
+    @Test("result cache: computed once per key, recomputed for another key or a damaged file; an interrupted sequence resumes at the next entry")
+    func resultCache() throws {
+        let dir = try TemporaryDirectory()
+        let cache = ResultCache(directory: dir.url.appendingPathComponent("cache"))
+        var calls = 0
+        let a = try cache.value("model A", key: "k1") { calls += 1; return [1.5, 2.5] }
+        let b = try cache.value("model A", key: "k1") { calls += 1; return [9.0] }
+        #expect(a == [1.5, 2.5] && b == a && calls == 1)
+        let c = try cache.value("model A", key: "k2") { calls += 1; return [3.0] }
+        #expect(c == [3.0] && calls == 2, "another key (the model or the settings changed) is recomputed")
+        try Data("{\"key\": \"k2\", \"val".utf8).write(to: cache.file("model A"))
+        let d = try cache.value("model A", key: "k2") { calls += 1; return [4.0] }
+        #expect(d == [4.0] && calls == 3, "a damaged file is recomputed, not trusted")
+        #expect(cache.cached("model A", key: "k2", as: [Double].self) == [4.0])
+
+        var computed: [String] = []
+        func runAll(interruptAt: String?) throws -> [Int] {
+            try ["m1", "m2", "m3"].map { name in
+                try cache.value(name, key: "k") {
+                    if name == interruptAt { throw BamError.io("interrupted") }
+                    computed.append(name)
+                    return name.count
+                }
+            }
+        }
+        var interrupted = false
+        do { _ = try runAll(interruptAt: "m2") } catch { interrupted = true }
+        #expect(interrupted && computed == ["m1"])
+        #expect(!FileManager.default.fileExists(atPath: cache.file("m2").path), "a failed entry leaves no file")
+        computed = []
+        #expect(try runAll(interruptAt: nil) == [2, 2, 2])
+        #expect(computed == ["m2", "m3"], "the rerun starts at the entry that was interrupted")
+
+        // Fingerprints follow the files: a rewritten file changes its directory's fingerprint.
+        let model = dir.url.appendingPathComponent("model")
+        try FileManager.default.createDirectory(at: model, withIntermediateDirectories: true)
+        try Data("12345".utf8).write(to: model.appendingPathComponent("weights"))
+        let before = ResultCache.fingerprint(of: model)
+        #expect(before.hasPrefix("weights:5:"))
+        try Data("123456".utf8).write(to: model.appendingPathComponent("weights"))
+        #expect(ResultCache.fingerprint(of: model) != before)
+        #expect(ResultCache.fingerprint(of: model.appendingPathComponent("weights")).hasPrefix("weights:6:"))
+        #expect(ResultCache.fingerprint(of: dir.url.appendingPathComponent("absent")) == "missing")
     }
 
     @Test("reproduction: two seeds, mean ± s.e. table and orderings, bit-for-bit again from scratch, publish keeps the discussion")
@@ -73,5 +127,20 @@ struct PipelineTests {
         #expect(published.hasSuffix(Reproduction.discussionMarker + "\nOur reading of the numbers.\n"))
         #expect(!published.contains("old numbers") && published.contains("| BTX vs seed |"))
         #expect(FileManager.default.fileExists(atPath: docs.url.appendingPathComponent("results/perplexity.svg").path))
+        // A finished seed whose results lack a model of the profile (here a second BTM) is
+        // completed: only the missing model is evaluated, every other result is reused.
+        var more = PipelineProfile.micro
+        more.btmTopKs = [1, 2]
+        var log: [String] = []
+        _ = try Reproduction(profile: more, output: a.url, seeds: [5], log: { log.append($0) }).run()
+        #expect(log.contains { $0.contains("lacks BTM (top-2)") })
+        #expect(log.filter { $0.hasPrefix("compare ") && $0.contains("reusing") }.count == 10)
+        let completed = try JSONDecoder().decode(RunResults.self, from: Data(contentsOf: a.url.appendingPathComponent("seed-5/results.json")))
+        #expect(completed.comparison.models.map(\.name).contains("BTM (top-2)"))
+        #expect(completed.comparison.models.first { $0.name == "BTX" }?.averagePPL == btx5.averagePPL)
+        // A folder holds one profile's runs: another profile is refused before anything is reused.
+        #expect(throws: BamError.self) {
+            _ = try Reproduction(profile: .reproduceQuick, output: a.url, seeds: [5], log: { _ in }).run()
+        }
     }
 }
