@@ -162,6 +162,7 @@ extension MixPlan {
             cfg["model_type"] = "mixtral"
             for k in ["attention_bias", "mlp_bias", "pretraining_tp"] { cfg[k] = nil }
             if cfg["sliding_window"] == nil { cfg["sliding_window"] = .null }
+            MixtralRopeKeys.write(to: &cfg)
         } else {
             formatName = "BAM (bam-mix's format, docs/bam-format.md)"
             if !isBAM {

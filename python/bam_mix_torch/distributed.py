@@ -74,7 +74,9 @@ class Processes:
 
 
 def shard(mixture, processes):
-    """Shards the mixture with FSDP2: one unit per decoder block, the rest in the root unit.
+    """Shards the mixture with FSDP2: one unit per decoder block, the rest in the root unit. Returns the
+    factor each process multiplies its objective by so that the gradients FSDP leaves are the sum of
+    the processes' gradients (`gradient_sum_scale`).
 
     A tensor stacking the experts along dim 0 (transformers 5's fused Mixtral experts) is sharded along
     dim 1 instead, so each rank keeps a slice of every expert and the optimiser's per-expert rule
@@ -85,6 +87,7 @@ def shard(mixture, processes):
 
     mixture.model.to(processes.device)
     mesh = init_device_mesh(processes.device.type, (processes.world,))
+    scale = gradient_sum_scale(mesh, processes.device)
     stacked = {id(p.param) for p in mixture.parameters() if p.stacked}
 
     def placement(param):
@@ -94,6 +97,37 @@ def shard(mixture, processes):
     for layer in mixture.decoder_layers():
         fully_shard(layer, mesh=mesh, shard_placement_fn=placement)
     fully_shard(mixture.model, mesh=mesh, shard_placement_fn=placement)
+    return scale
+
+
+def gradient_sum_scale(mesh, device):
+    """The factor s such that, when every process backpropagates s times its own objective, the gradient
+    FSDP2 leaves in each shard is the sum of the processes' gradients (the finetune's objective is built
+    so that this sum is the whole batch's gradient, losses.py).
+
+    FSDP2 means to average float32 gradients (a reduce-scatter with ReduceOp.AVG), which makes s the
+    number of processes. But gloo's reduce-scatter in torch 2.7 (and the releases before the fix of
+    pytorch/pytorch#162338) sums when asked for AVG, without an error, and a fixed s then counts every
+    gradient N times. Rather than keep a table of versions and backends, this measures what FSDP2 does
+    on this mesh: a one-row-per-process weight whose gradient is 1 on every process comes back as 1
+    (averaged) or N (summed)."""
+    from torch.distributed.fsdp import fully_shard
+
+    n = mesh.size()
+    # skip_init: no draw from torch's random generator, which the run's own initialisation may use.
+    probe = torch.nn.utils.skip_init(torch.nn.Linear, 1, n, bias=False, device=device)
+    with torch.no_grad():
+        probe.weight.zero_()
+    fully_shard(probe, mesh=mesh)
+    probe(torch.ones(1, 1, device=device)).sum().backward()
+    reduced = probe.weight.grad.to_local().detach().cpu()
+    if reduced.numel() != 1:
+        raise RuntimeError(f"FSDP2 gave this process {reduced.numel()} rows of a {n}-row weight; expected one")
+    value = reduced.item()
+    if not (abs(value - 1.0) <= 1e-6 or abs(value - n) <= 1e-6 * n):
+        raise RuntimeError(f"FSDP2 reduced a gradient of 1 on each of {n} processes to {value}: neither their mean (1) "
+                           f"nor their sum ({n}); the finetune cannot tell how to scale its objective")
+    return n / value
 
 
 def full_tensor(t):

@@ -130,8 +130,10 @@ class Finetune:
             specs = domain_specs(args.data, args.val_data, default_name="data")
             self.data = TrainingData.from_specs(specs, tokenizer, args.val_fraction)
 
+        # The factor of each process's objective that makes the reduced gradient the processes' sum.
+        self.objective_scale = 1.0
         if processes.distributed:
-            shard(self.mixture, processes)
+            self.objective_scale = shard(self.mixture, processes)
         else:
             self.mixture.model.to(processes.device)
         trainable = []
@@ -200,9 +202,9 @@ class Finetune:
             losses = batch_losses(logits, y, router_logits, routings, recipe, self.losses, proc.reduce_sum, token_mask=mask)
             if not math.isfinite(losses.total):
                 raise FloatingPointError(f"step {self.step + 1}: the loss is {losses.total} (LM {losses.lm}); lower --lr or raise --warmup")
-            # FSDP averages the processes' gradients; each process's objective carries only its own
-            # tokens' share of the global gradient, so scaling by the number of processes makes the sum.
-            (losses.objective * (proc.world / len(batches))).backward()
+            # Each process's objective carries only its own tokens' share of the global gradient; FSDP
+            # reduces the shares (objective_scale makes that reduction their sum, distributed.py).
+            (losses.objective * (self.objective_scale / len(batches))).backward()
             for k in sums:
                 sums[k] += getattr(losses, k) / len(batches)
             counts = losses.expert_counts if counts is None else counts + losses.expert_counts

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .compat import from_pretrained_kwargs
+from .compat import from_pretrained_kwargs, mixtral_config
 from .configuration_bam import BamConfig
 from .modeling_bam import BamForCausalLM, route_ffn
 from .recipe import read_recipe
@@ -135,7 +135,7 @@ class TrainableMixture:
         elif model_type == "mixtral":
             from transformers import MixtralForCausalLM
 
-            model = MixtralForCausalLM.from_pretrained(path, **from_pretrained_kwargs(torch.float32))
+            model = MixtralForCausalLM.from_pretrained(path, config=mixtral_config(config), **from_pretrained_kwargs(torch.float32))
             mixture = TrainableMixture(model, config, "mixtral", path)
         else:
             raise ValueError(

@@ -14,6 +14,7 @@ import torch
 from conftest import FIXTURES, HERE, run
 from bam_mix_torch import BamConfig, BamForCausalLM
 from bam_mix_torch.compat import from_pretrained_kwargs
+from bam_mix_torch.models import TrainableMixture
 
 BAM_FIXTURES = sorted(d for d in os.listdir(os.path.join(FIXTURES, "bam")) if os.path.isdir(os.path.join(FIXTURES, "bam", d)))
 MIX_FIXTURES = sorted(d for d in os.listdir(os.path.join(FIXTURES, "mix"))
@@ -79,3 +80,20 @@ def test_mixes_load_in_transformers(name, bam_mix, tmp_path):
     assert np.abs(logits - np.load(os.path.join(FIXTURES, "mix", name, "hf_logits.npy"))).max() <= TOLERANCE
     assert report["generate_input_lengths"] == [6] + [1] * 7
     assert report["generated"] == report["greedy"]
+
+
+def test_mixtral_config_in_transformers_5_form(bam_mix, tmp_path):
+    """A Mixtral config.json that states RoPE only as transformers 5's `rope_parameters` (the finetune
+    fixture's: mixed from experts saved by transformers 5, before bam-mix wrote the classic keys) runs
+    in the package with bam-mix's RoPE under every supported transformers; transformers 4 by itself
+    would give it Mixtral's default theta of 1e6 (compat.mixtral_config)."""
+    d = os.path.join(FIXTURES, "finetune", "btx_llama_mixtral", "model")
+    with open(os.path.join(d, "config.json")) as f:
+        config = json.load(f)
+    assert config["rope_parameters"]["rope_theta"] == 10000 and "rope_theta" not in config
+    mixture = TrainableMixture.load(d)
+    mixture.model.eval()
+    ids = list(range(3, 40))
+    with torch.no_grad():
+        logits, _ = mixture.forward(torch.tensor([ids]))
+    assert np.abs(logits[0].numpy() - bam_mix_logits(bam_mix, d, ids, tmp_path)).max() <= TOLERANCE
