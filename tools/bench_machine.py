@@ -76,7 +76,8 @@ def describe(bam_mix: Path, bam_bench: Path) -> dict:
         "cores": os.cpu_count(),
         "simd": " ".join(cpu_flags()) or "n/a",
         "openblas": kernels.pop("OpenBLAS kernels", "n/a"),
-        "bam-mix kernels": kernels.pop("bam-mix kernels", "n/a"),
+        # `bam-mix --version` names them ("kernels: avx2 (CPU: ...)"), the one place that reports them.
+        "bam-mix kernels": kernels.pop("kernels", "n/a"),
         **kernels,
         "llama.cpp": llama_cpp_version(),
         "load average": " ".join(f"{x:.2f}" for x in os.getloadavg()),

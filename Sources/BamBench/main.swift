@@ -22,7 +22,6 @@ do {
     case "gemm": print(String(format: "sgemm ceiling: %.1f GFLOP/s", gemmCeiling()))
     case "info":
         print("OpenBLAS kernels: \(BLASThreads.kernels)")
-        print("bam-mix kernels: \(WeightKernels.active.name)")
         print("workers: \(BLASThreads.defaultCount)")
     default:
         if let extra = extraBenchmarks[command] {
