@@ -89,7 +89,7 @@ func runBAMBench(arguments: [String]) throws {
     print("BAM benchmark: parallel block, 4 \(kind) attention experts (soft), FFN top-1, 58M dense shape, \(formatParams(stats.totalParameters)) params, \(BLASThreads.defaultCount) threads, best of \(rounds)")
     print(String(format: "  decode ms/token     concurrent %.2f   sequential %.2f   speed-up %.2fx (target >= 1.2)",
                  conc.decode * 1e3, seq.decode * 1e3, seq.decode / conc.decode))
-    print(String(format: "  decode floor        %.2f ms/token: its %.0f MB of weights read once by sgemv on every worker, one hand-off; concurrent %.2fx it, sequential %.2fx",
+    print(String(format: "  decode floor        %.2f ms/token: its %.0f MB of weights read once by the decode kernels on every worker, one hand-off; concurrent %.2fx it, sequential %.2fx",
                  floor * 1e3, Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.residentBytes }) / 1e6,
                  conc.decode / floor, seq.decode / floor))
     print(String(format: "  hand-off            %.4f ms each after 0.05 ms of serial work (helpers polling), %.4f ms after 0.5 ms (parked; BAM_MIX_SPIN_US) (decode: 1 per layer + 1 concurrent, 4 per layer + 1 sequential)",

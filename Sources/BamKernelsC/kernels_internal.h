@@ -7,11 +7,13 @@
 #include <math.h>
 #include <string.h>
 
-// How far ahead (bytes) the Q8_0 decode kernels prefetch each weight row they stream. Four rows
-// at a time left the hardware prefetcher behind: BamBench decode on the 58M Llama at q8_0 (EPYC
-// Zen 3, AVX2, interleaved builds) went from 6.9-8.0 to 4.5-5.1 ms per token with it, the kernel
-// having stalled on the loads of new blocks (perf annotate). The widened f16/bf16 kernels showed
-// no difference beyond the machine's noise, so they do without.
+// How far ahead (bytes) the AVX-512 Q8_0 decode kernels prefetch each weight row they stream.
+// Streaming rows a few at a time left the hardware prefetcher behind: BamBench decode on the 58M
+// Llama at q8_0 (EPYC Zen 3, AVX2, interleaved builds) went from 6.9-8.0 to 4.5-5.1 ms per token
+// with this prefetch in the AVX2 kernel, which had stalled on the loads of new blocks (perf
+// annotate). The AVX2 kernels now prefetch the next tile's rows instead (x86_avx2.c,
+// tile_widened; x86_q8_0_avx2.h), measured faster again on the same machine; the AVX-512 ones keep
+// this distance until they can be measured on an AVX-512 machine.
 #define BAM_Q8_0_PREFETCH_BYTES 1024
 
 // Unaligned loads: weights come straight from a file mapping.

@@ -37,13 +37,33 @@ AVX2_INLINE float hsum8(__m256 v) {
 // R weight rows against T activation rows: R * T accumulators stay in registers, each weight
 // vector is loaded once and used T times, each activation vector once and used R times. R and T
 // are compile-time constants at every call site (the switch below), so the loops unroll fully.
-AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *x,
-                              size_t x_stride, const int R, const int T, const int cols, const enum stored kind,
-                              const size_t element_bytes) {
+//
+// The main loop takes 64 bytes of each weight row per step and prefetches the same 64 bytes of
+// the next tile's rows (`next`, R rows further on, in memory right after this tile). The rows of
+// a decoder's matrices are short (1-3 KiB at hidden sizes of 512-1408), too short for the hardware
+// prefetcher to ramp up within one row, while the tiles follow each other in memory. A prefetch
+// never faults, so the last tile may point `next` past its rows. Measured with BamBench decode on
+// the 58M Llama (EPYC Zen 3, builds with and without, interleaved): see docs/performance.md,
+// "Decode kernels".
+AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *next,
+                              const uint8_t *x, size_t x_stride, const int R, const int T, const int cols,
+                              const enum stored kind, const size_t element_bytes) {
     __m256 acc[4][BAM_MATMUL_MAX_ROWS];
     for (int i = 0; i < R; i++)
         for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
+    const int step = (int)(64 / element_bytes);   // columns per 64 bytes of a row: 16 or 32
     int c = 0;
+    for (; c + step <= cols; c += step) {
+        for (int i = 0; i < R; i++) _mm_prefetch((const char *)(next + (size_t)i * w_stride + (size_t)c * element_bytes), _MM_HINT_T0);
+        for (int h = 0; h < step; h += 8) {
+            __m256 wv[4];
+            for (int i = 0; i < R; i++) wv[i] = load8(w + (size_t)i * w_stride + (size_t)(c + h) * element_bytes, kind);
+            for (int t = 0; t < T; t++) {
+                const __m256 xv = _mm256_loadu_ps((const float *)(x + (size_t)t * x_stride) + c + h);
+                for (int i = 0; i < R; i++) acc[i][t] = _mm256_fmadd_ps(wv[i], xv, acc[i][t]);
+            }
+        }
+    }
     for (; c + 8 <= cols; c += 8) {
         __m256 wv[4];
         for (int i = 0; i < R; i++) wv[i] = load8(w + (size_t)i * w_stride + (size_t)c * element_bytes, kind);
@@ -68,9 +88,11 @@ AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_s
     do {                                                                                                          \
         int r = 0;                                                                                                \
         for (; r + (R) <= rows; r += (R))                                                                         \
-            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, x, x_stride, R, T, cols, kind, bytes);    \
+            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, w + (size_t)(r + (R)) * w_stride, x,     \
+                         x_stride, R, T, cols, kind, bytes);                                                      \
         for (; r < rows; r++)                                                                                     \
-            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, x, x_stride, 1, T, cols, kind, bytes);    \
+            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, w + (size_t)(r + 1) * w_stride, x,       \
+                         x_stride, 1, T, cols, kind, bytes);                                                      \
     } while (0)
 
 AVX2_INLINE void matmul_widened(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *x,
@@ -87,6 +109,62 @@ AVX2_INLINE void matmul_widened(float *y, size_t ldy, const uint8_t *w, size_t w
     }
 }
 
+// bf16 against one activation row without widening instructions: a 32-byte load holds eight
+// 32-bit words, word k being the pair (element 2k in its low half, 2k+1 in its high half), so a
+// 16-bit left shift gives the even elements as float32 and masking off the low half the odd ones.
+// The activations are split into even and odd elements once per call (`even`, `odd`), and each
+// 64 bytes of a row cost two loads, two shifts/masks and four FMAs instead of four widening loads
+// and four shifts (measured as above, with the next-tile prefetch).
+AVX2_INLINE void deinterleave_pairs(float *even, float *odd, const float *x, int n) {
+    for (int c = 0; c + 16 <= n; c += 16) {
+        const __m256 a = _mm256_loadu_ps(x + c), b = _mm256_loadu_ps(x + c + 8);
+        // shuffle_ps per 128-bit lane gives a0 a2 b0 b2 | a4 a6 b4 b6; the 64-bit permute (0, 2, 1, 3)
+        // restores the order x0 x2 x4 ... x14 (and x1 x3 ... x15 for the odd selector).
+        _mm256_storeu_ps(even + c / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xd8)));
+        _mm256_storeu_ps(odd + c / 2, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xdd)), 0xd8)));
+    }
+}
+
+AVX2_INLINE void tile_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, const uint8_t *next, const float *even,
+                                 const float *odd, const float *x, const int R, const int cols, const int paired) {
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    __m256 acc_even[4], acc_odd[4];
+    for (int i = 0; i < R; i++) acc_even[i] = acc_odd[i] = _mm256_setzero_ps();
+    for (int c = 0; c < paired; c += 32) {
+        for (int i = 0; i < R; i++) _mm_prefetch((const char *)(next + (size_t)i * w_stride + (size_t)c * 2), _MM_HINT_T0);
+        for (int h = 0; h < 32; h += 16) {
+            const __m256 xe = _mm256_loadu_ps(even + (c + h) / 2), xo = _mm256_loadu_ps(odd + (c + h) / 2);
+            for (int i = 0; i < R; i++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(w + (size_t)i * w_stride + (size_t)(c + h) * 2));
+                acc_even[i] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), xe, acc_even[i]);
+                acc_odd[i] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, high)), xo, acc_odd[i]);
+            }
+        }
+    }
+    for (int i = 0; i < R; i++) {
+        float s = hsum8(_mm256_add_ps(acc_even[i], acc_odd[i]));
+        for (int k = paired; k < cols; k++) s += bam_bf16_to_f32_1(bam_load_u16(w + (size_t)i * w_stride + (size_t)k * 2)) * x[k];
+        y[i] = s;
+    }
+}
+
+// Activations of up to this many columns are split on the stack (2 x 16 KiB); wider rows (the
+// down projections of 7B-class models) keep the widening loop, whose rows are long enough for the
+// hardware prefetcher anyway.
+#define BAM_BF16_PAIRED_MAX_COLS 8192
+
+AVX2_INLINE void matmul_bf16_x1(float *y, const uint8_t *w, size_t w_stride, const float *x, int rows, int cols) {
+    float even[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(32)));
+    float odd[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(32)));
+    const int paired = cols / 32 * 32;
+    deinterleave_pairs(even, odd, x, paired);
+    int r = 0;
+    for (; r + 4 <= rows; r += 4)
+        tile_bf16_pairs(y + r, w + (size_t)r * w_stride, w_stride, w + (size_t)(r + 4) * w_stride, even, odd, x, 4, cols, paired);
+    for (; r < rows; r++)
+        tile_bf16_pairs(y + r, w + (size_t)r * w_stride, w_stride, w + (size_t)(r + 1) * w_stride, even, odd, x, 1, cols, paired);
+}
+
 AVX2 void bam_avx2_matmul_f32(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
                               int T, int rows, int cols) {
     matmul_widened(y, ldy, w, w_stride, x, x_stride, T, rows, cols, STORED_F32, 4);
@@ -99,6 +177,10 @@ AVX2 void bam_avx2_matmul_f16(float *y, size_t ldy, const void *w, size_t w_stri
 
 AVX2 void bam_avx2_matmul_bf16(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
                                int T, int rows, int cols) {
+    if (T == 1 && cols <= BAM_BF16_PAIRED_MAX_COLS) {
+        matmul_bf16_x1(y, w, w_stride, x, rows, cols);
+        return;
+    }
     matmul_widened(y, ldy, w, w_stride, x, x_stride, T, rows, cols, STORED_BF16, 2);
 }
 

@@ -242,26 +242,29 @@ public func gemmNaive(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                           T: Int, C: Int, OC: Int, accumulate: Bool = false) {
-    if T == 1 {
-        // One row (decode): a matrix-vector product reads the weight once; OpenBLAS 0.3.21's sgemm
-        // would first pack (copy) the whole weight for a single row. Large ones are split by
-        // output rows across workers (memory bandwidth is the limit, and two cores draw more).
-        let op = SendablePointer(out), ip = SendablePointer(UnsafeMutablePointer(mutating: inp))
-        let wp = SendablePointer(UnsafeMutablePointer(mutating: weight))
-        BLASThreads.splitDecodeRows(OC, bytes: OC * C * MemoryLayout<Float>.size) { r in
-            gemv(op.pointer + r.lowerBound, wp.pointer + r.lowerBound * C, ip.pointer, rows: r.count, cols: C,
-                 beta: accumulate ? 1 : 0)
-        }
-    } else if T <= WeightMatrix.fusedRowLimit && !accumulate {
-        // A few rows (several sequences decoding, an expert's handful of tokens): the fused kernel
-        // reads the weight once for all rows, where sgemm first packs (copies) all of it; sgemm ran
-        // 1.4-3.5x slower on 2 to 8 rows (BamBench kernels, EPYC Zen 3).
-        let k = WeightKernels.active
+    let kernels = WeightKernels.active
+    if T <= WeightMatrix.fusedRowLimit && !accumulate && (T > 1 || kernels.family.streamsOneF32RowFasterThanSGEMV) {
+        // Decode (one row, or a few: several sequences decoding, an expert's handful of tokens):
+        // the fused kernel reads each weight row once for all rows, split by output rows across
+        // the workers (memory bandwidth is the limit, and two cores draw more). OpenBLAS 0.3.21's
+        // sgemm would first pack (copy) the whole weight, and ran 1.4-3.5x slower on 2 to 8 rows;
+        // on one row its sgemv streams the short rows of small matrices more slowly than the
+        // kernel's next-tile prefetch (BamBench kernels / decode, EPYC Zen 3).
+        let k = kernels
         let op = SendablePointer(out), ip = SendableRawPointer(UnsafeRawPointer(inp))
         let wp = SendableRawPointer(UnsafeRawPointer(weight))
         BLASThreads.splitDecodeRows(OC, bytes: OC * C * MemoryLayout<Float>.size) { r in
             k.matmul(op.pointer + r.lowerBound, ldy: OC, wp.pointer + r.lowerBound * C * 4, wStride: C * 4, storage: .f32,
                      ip.pointer, xStride: C * 4, T: T, rows: r.count, cols: C)
+        }
+    } else if T == 1 {
+        // One row accumulated (beta = 1), or a kernel family slower than sgemv on one row:
+        // sgemv, split by output rows as above.
+        let op = SendablePointer(out), ip = SendablePointer(UnsafeMutablePointer(mutating: inp))
+        let wp = SendablePointer(UnsafeMutablePointer(mutating: weight))
+        BLASThreads.splitDecodeRows(OC, bytes: OC * C * MemoryLayout<Float>.size) { r in
+            gemv(op.pointer + r.lowerBound, wp.pointer + r.lowerBound * C, ip.pointer, rows: r.count, cols: C,
+                 beta: accumulate ? 1 : 0)
         }
     } else {
         gemm(out, inp, weight, m: T, n: OC, k: C, transB: true, beta: accumulate ? 1 : 0)

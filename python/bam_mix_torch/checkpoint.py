@@ -4,10 +4,17 @@ An HF directory, replaced atomically: config.json (the input's, with its dtype),
 (the full state, gathered from the shards, in the bam-mix layout), the tokenizer and generation files
 of the input and, for BAM, the model code with `auto_map` (so transformers loads it). Beside the
 weights, for resuming:
-    training_state.safetensors  exp_avg.<name>, exp_avg_sq.<name>  (float32, per trained parameter)
+    training_state.safetensors  exp_avg.<name>, exp_avg_sq.<name>  (per trained parameter; float32,
+                                float64 beside f64 weights)
     training_state.json         step, rng_state (decimal string), tokens, seed, steps, learning_rate,
-                                train, weights_dtype, parameter_steps {name: AdamW updates}
+                                train, weights_dtype ("F32", bam-mix's name), parameter_steps {name: AdamW updates}
 bam-mix and this package read each other's checkpoints, resume included.
+
+The weights are written in the dtype asked for (--dtype), whatever the run computed in: f32 by default,
+the checkpoints bam-mix writes and resumes; f16 or bf16 for smaller files; f64 keeps a float64 run's
+weights unrounded (--compute-dtype float64), with float64 moments. bam-mix reads f64 weights for
+inference (perplexity, forward, compare: it converts them to float32) but resumes only f32 checkpoints;
+this package resumes f32 and f64 ones.
 """
 
 import json
@@ -27,7 +34,11 @@ SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.jso
               "tokenizer.model", "vocab.json", "merges.txt")
 MODEL_CODE = ("configuration_bam.py", "modeling_bam.py")
 AUTO_MAP = {"AutoConfig": "configuration_bam.BamConfig", "AutoModelForCausalLM": "modeling_bam.BamForCausalLM"}
-DTYPES = {"f32": (torch.float32, "float32"), "f16": (torch.float16, "float16"), "bf16": (torch.bfloat16, "bfloat16")}
+# --dtype -> (torch dtype, config.json's "dtype", training_state.json's weights_dtype: bam-mix's DType name)
+DTYPES = {"f32": (torch.float32, "float32", "F32"), "f16": (torch.float16, "float16", "F16"),
+          "bf16": (torch.bfloat16, "bfloat16", "BF16"), "f64": (torch.float64, "float64", "F64")}
+# The weights dtypes a run resumes from: what training writes (float32; float64 for a float64 run).
+RESUMABLE = ("F32", "F64")
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -70,7 +81,9 @@ def save_checkpoint(directory, mixture, optimizer, state, dtype, with_state, mai
     weights, moments = gather_state(mixture, optimizer, with_state, main)
     if not main:
         return
-    torch_dtype, dtype_name = DTYPES[dtype]
+    torch_dtype, dtype_name, state_name = DTYPES[dtype]
+    # The moments as precise as the weights: float32 (what bam-mix resumes), float64 beside f64 weights.
+    moments_dtype = torch.float64 if torch_dtype == torch.float64 else torch.float32
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".{os.path.basename(directory)}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
@@ -94,9 +107,9 @@ def save_checkpoint(directory, mixture, optimizer, state, dtype, with_state, mai
             json.dump(config, f, indent=2)
             f.write("\n")
         if with_state:
-            save_file({k: t.float().clone().contiguous() for k, t in moments.items()}, os.path.join(tmp, STATE_TENSORS))
+            save_file({k: t.to(moments_dtype).clone().contiguous() for k, t in moments.items()}, os.path.join(tmp, STATE_TENSORS))
             with open(os.path.join(tmp, STATE_JSON), "w") as f:
-                json.dump({**state, "weights_dtype": dtype, "parameter_steps": parameter_steps(mixture, optimizer)}, f,
+                json.dump({**state, "weights_dtype": state_name, "parameter_steps": parameter_steps(mixture, optimizer)}, f,
                           indent=2, sort_keys=True)
                 f.write("\n")
         if os.path.exists(directory):
@@ -117,8 +130,11 @@ def read_training_state(directory):
         raise ValueError(f"{directory} has no {STATE_JSON}; --resume needs a checkpoint written by a finetune with its training state")
     with open(path) as f:
         state = json.load(f)
-    if state.get("weights_dtype") != "f32":
-        raise ValueError(f"{directory} holds {state.get('weights_dtype')} weights; resuming needs the float32 checkpoints training writes by default")
+    # bam-mix writes its DType name ("F32"); this package wrote "f32" before it used the same name.
+    weights = str(state.get("weights_dtype")).upper()
+    if weights not in RESUMABLE:
+        raise ValueError(f"{directory} holds {state.get('weights_dtype')} weights; resuming needs the float32 checkpoints "
+                         "training writes by default (--dtype f32), or float64 ones (--dtype f64)")
     return state
 
 
@@ -137,7 +153,7 @@ def restore_optimizer(directory, optimizer, state):
             full = from_bam_mix_layout(p, named)
             if tuple(full.shape) != tuple(p.param.shape):
                 raise ValueError(f"{directory}/{STATE_TENSORS}: `{prefix}{p.names[0]}` has shape {list(full.shape)}, the model {list(p.param.shape)}")
-            target[i].copy_(shard_like(full.float(), p.param.data))
+            target[i].copy_(shard_like(full.to(target[i].dtype), p.param.data))
         missing = [n for n in p.names if n not in steps]
         if missing:
             raise ValueError(f"{directory}/{STATE_JSON}: parameter_steps has no entry for `{missing[0]}`")

@@ -87,7 +87,7 @@ def shard(mixture, processes):
 
     mixture.model.to(processes.device)
     mesh = init_device_mesh(processes.device.type, (processes.world,))
-    scale = gradient_sum_scale(mesh, processes.device)
+    scale = gradient_sum_scale(mesh, processes.device, mixture.dtype)
     stacked = {id(p.param) for p in mixture.parameters() if p.stacked}
 
     def placement(param):
@@ -100,7 +100,7 @@ def shard(mixture, processes):
     return scale
 
 
-def gradient_sum_scale(mesh, device):
+def gradient_sum_scale(mesh, device, dtype):
     """The factor s such that, when every process backpropagates s times its own objective, the gradient
     FSDP2 leaves in each shard is the sum of the processes' gradients (the finetune's objective is built
     so that this sum is the whole batch's gradient, losses.py).
@@ -110,16 +110,18 @@ def gradient_sum_scale(mesh, device):
     pytorch/pytorch#162338) sums when asked for AVG, without an error, and a fixed s then counts every
     gradient N times. Rather than keep a table of versions and backends, this measures what FSDP2 does
     on this mesh: a one-row-per-process weight whose gradient is 1 on every process comes back as 1
-    (averaged) or N (summed)."""
+    (averaged) or N (summed). The probe has the model's dtype, because FSDP2 reduces by dtype: it asks
+    the backend for AVG on float32 and bfloat16 gradients only, and sums others (float64) after dividing
+    them itself, so the same torch averages correctly in float64 and not in float32."""
     from torch.distributed.fsdp import fully_shard
 
     n = mesh.size()
     # skip_init: no draw from torch's random generator, which the run's own initialisation may use.
-    probe = torch.nn.utils.skip_init(torch.nn.Linear, 1, n, bias=False, device=device)
+    probe = torch.nn.utils.skip_init(torch.nn.Linear, 1, n, bias=False, device=device, dtype=dtype)
     with torch.no_grad():
         probe.weight.zero_()
     fully_shard(probe, mesh=mesh)
-    probe(torch.ones(1, 1, device=device)).sum().backward()
+    probe(torch.ones(1, 1, device=device, dtype=dtype)).sum().backward()
     reduced = probe.weight.grad.to_local().detach().cpu()
     if reduced.numel() != 1:
         raise RuntimeError(f"FSDP2 gave this process {reduced.numel()} rows of a {n}-row weight; expected one")

@@ -12,6 +12,11 @@ as `bam-mix finetune --seed S` draws (data.py), or the batches of a dump (--batc
 bam-mix's layout, resumable by either tool (checkpoint.py). Under torchrun each micro-batch of --batch
 windows is split across the processes and the model sharded with FSDP2 (distributed.py); the loss and
 the update are those of the whole micro-batch, as on one process.
+
+Arithmetic: float32, as bam-mix's, or float64 with --compute-dtype float64 (parameters, activations,
+gradients, losses and AdamW moments; for a Mixtral, transformers' own model code still computes its
+norms, attention and router softmaxes and RoPE angles in float32, token by token). The checkpoints'
+weights are in --dtype either way (f32 by default, what bam-mix resumes; f64 keeps a float64 run's).
 """
 
 import argparse
@@ -31,6 +36,9 @@ from .modeling_bam import gumbel_temperature
 from .models import PARAMETER_GROUPS, TrainableMixture, is_trainable
 from .optim import AdamW, AdamWOptions, LearningRateSchedule, clip_coefficient
 from .recipe import LossOptions
+
+# --compute-dtype: the dtype of the parameters and of every step's arithmetic.
+COMPUTE_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def parse_arguments(argv):
@@ -69,7 +77,12 @@ def parse_arguments(argv):
     p.add_argument("--resume", help="continue the run saved in DIR (weights, AdamW moments, step, sampler state)")
     # bam-mix calls it --log; torchrun would take `--log` for an abbreviation of its own --log-dir.
     p.add_argument("--log-file", help="JSONL log: one line per step and per validation (the fields of bam-mix's --log)")
-    p.add_argument("--dtype", choices=("f32", "f16", "bf16"), default="f32", help="weights dtype of the checkpoints (f32 to resume)")
+    p.add_argument("--dtype", choices=("f32", "f16", "bf16", "f64"), default="f32",
+                   help="weights dtype of the checkpoints: f32 (what bam-mix resumes), f16, bf16, or f64 (a float64 run's weights "
+                   "unrounded, with float64 moments: bam-mix reads it for inference, this package resumes it)")
+    p.add_argument("--compute-dtype", choices=tuple(COMPUTE_DTYPES), default="float32",
+                   help="dtype of the parameters and the arithmetic: float32 (bam-mix's) or float64 (the same objective with "
+                   "float64 rounding; twice the memory)")
     p.add_argument("--no-final-state", action="store_true", help="leave the optimiser state out of the final checkpoint")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA (NCCL) when available, else CPU (gloo)")
     args = p.parse_args(argv)
@@ -105,7 +118,7 @@ class Finetune:
         self.args = args
         self.processes = processes
         source = args.resume or args.model
-        self.mixture = TrainableMixture.load(source)
+        self.mixture = TrainableMixture.load(source, COMPUTE_DTYPES[args.compute_dtype])
         recipe = self.mixture.recipe
         self.losses = LossOptions(
             aux=args.aux_loss if args.aux_loss is not None else recipe.losses.aux,

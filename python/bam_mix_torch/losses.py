@@ -18,12 +18,18 @@ Across P processes each holds B/P of the micro-batch's windows. Every sum above 
 every process computes the global batch's loss value; its gradient flows only through the process's
 own tokens (`global_value_local_gradient`), so the gradients of the P processes add up to the global
 batch's gradient — exactly the single-process gradient, whatever the split.
+
+Everything is computed in the dtype of the logits (float32, as bam-mix; or float64 under the
+finetune's --compute-dtype float64), half-precision logits in float32. The all-reduced sums travel in
+float64 either way.
 """
 
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .modeling_bam import compute_dtype
 
 
 def global_value_local_gradient(local, total):
@@ -56,7 +62,8 @@ def batch_losses(logits, targets, router_logits, routings, recipe, losses, reduc
     routing decisions; `losses` the LossOptions; `reduce_sum(tensor)` returns the sum of a detached
     float64 tensor over the processes (the identity in one process)."""
     V = logits.shape[-1]
-    ce_sum = F.cross_entropy(logits.reshape(-1, V).float(), targets.reshape(-1), ignore_index=-1, reduction="sum")
+    dtype = compute_dtype(logits.dtype)
+    ce_sum = F.cross_entropy(logits.reshape(-1, V).to(dtype), targets.reshape(-1), ignore_index=-1, reduction="sum")
     scored_local = (targets >= 0).sum()
     keep = None if token_mask is None else token_mask.reshape(-1).bool()
     n_local = targets.numel() if keep is None else int(keep.sum())
@@ -68,7 +75,7 @@ def batch_losses(logits, targets, router_logits, routings, recipe, losses, reduc
         probs, gates, chosen = r.probs, r.gates, r.chosen
         if keep is not None:
             logits_l, probs, gates, chosen = logits_l[keep], probs[keep], gates[keep], chosen[keep]
-        lse = torch.logsumexp(logits_l.float(), dim=-1)
+        lse = torch.logsumexp(logits_l.to(dtype), dim=-1)
         layer_sums.append((probs.sum(0), gates.sum(0), chosen.double().sum(0), lse.pow(2).sum()))
 
     # One all-reduce for everything: [ce_sum, scored, N, then per layer P_sum, u_sum, count, lse2_sum].
@@ -82,19 +89,19 @@ def batch_losses(logits, targets, router_logits, routings, recipe, losses, reduc
     N = totals[2].item()
     if scored == 0:
         raise ValueError("a micro-batch has no scored position (every target is padding); give longer texts or a shorter --seq")
-    lm = global_value_local_gradient(ce_sum, totals[0].float()) / scored
+    lm = global_value_local_gradient(ce_sum, totals[0].to(dtype)) / scored
 
     btx_sum = switch_sum = z_sum = 0.0
     counts = []
     offset = 3
     for p_sum, g_sum, count, lse2 in layer_sums:
         E = p_sum.shape[0]
-        P = global_value_local_gradient(p_sum, totals[offset : offset + E].float()) / N
-        u = global_value_local_gradient(g_sum, totals[offset + E : offset + 2 * E].float()) / N
+        P = global_value_local_gradient(p_sum, totals[offset : offset + E].to(dtype)) / N
+        u = global_value_local_gradient(g_sum, totals[offset + E : offset + 2 * E].to(dtype)) / N
         c = totals[offset + 2 * E : offset + 3 * E]
-        z_total = totals[offset + 3 * E].float()
+        z_total = totals[offset + 3 * E].to(dtype)
         offset += 3 * E + 1
-        f = (c / (N * K)).float()
+        f = (c / (N * K)).to(dtype)
         btx_sum = btx_sum + E * (u * P).sum()
         switch_sum = switch_sum + E * (f * P).sum()
         z_sum = z_sum + global_value_local_gradient(lse2, z_total) / N

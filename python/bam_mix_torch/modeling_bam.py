@@ -4,8 +4,10 @@
 """PyTorch implementation of BAM (Branch-Attend-Mix) checkpoints written by bam-mix.
 
 Plain, readable PyTorch meant to be checked line by line against docs/bam-format.md: eager attention
-(softmax in float32), no flash attention, no fused kernels. A BAM directory written by `bam-mix mix`
-carries this file, configuration_bam.py and an `auto_map` in its config.json, so
+(softmax in float32), no flash attention, no fused kernels. Norms, RoPE and softmaxes compute in
+float32 for float32 and half-precision models, as transformers does, and in float64 for a float64
+model (`compute_dtype`), so nothing rounds a float64 model's activations to float32. A BAM directory
+written by `bam-mix mix` carries this file, configuration_bam.py and an `auto_map` in its config.json, so
 
     model = AutoModelForCausalLM.from_pretrained(checkpoint_dir, trust_remote_code=True)
 
@@ -83,12 +85,30 @@ def new_dynamic_cache(config):
 
 
 # ----------------------------------------------------------------------------------------------
+# Precision
+# ----------------------------------------------------------------------------------------------
+
+
+def compute_dtype(dtype):
+    """The dtype norms, RoPE and softmaxes compute in for activations of `dtype`: float32 for float32
+    and half precision (transformers' upcast), float64 for float64 (a float32 step there would round
+    away what a float64 run is for)."""
+    return torch.promote_types(dtype, torch.float32)
+
+
+def upcast(x):
+    """`x` in `compute_dtype(x.dtype)`."""
+    return x.to(compute_dtype(x.dtype))
+
+
+# ----------------------------------------------------------------------------------------------
 # Norms
 # ----------------------------------------------------------------------------------------------
 
 
 class BamRMSNorm(nn.Module):
-    """RMSNorm of llama / mistral / qwen2: x / sqrt(mean(x^2) + eps) * weight, computed in float32."""
+    """RMSNorm of llama / mistral / qwen2: x / sqrt(mean(x^2) + eps) * weight, computed in float32
+    (float64 for float64 activations)."""
 
     def __init__(self, hidden_size, eps):
         super().__init__()
@@ -97,13 +117,14 @@ class BamRMSNorm(nn.Module):
 
     def forward(self, x):
         dtype = x.dtype
-        x = x.float()
+        x = upcast(x)
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x.to(dtype)
 
 
 class BamLayerNorm(nn.Module):
-    """Cohere's LayerNorm: (x - mean) / sqrt(var + eps) * weight, no bias, computed in float32."""
+    """Cohere's LayerNorm: (x - mean) / sqrt(var + eps) * weight, no bias, computed in float32
+    (float64 for float64 activations)."""
 
     def __init__(self, hidden_size, eps):
         super().__init__()
@@ -112,11 +133,11 @@ class BamLayerNorm(nn.Module):
 
     def forward(self, x):
         dtype = x.dtype
-        x = x.float()
+        x = upcast(x)
         mean = x.mean(-1, keepdim=True)
         var = (x - mean).pow(2).mean(-1, keepdim=True)
         x = (x - mean) * torch.rsqrt(var + self.eps)
-        return (self.weight.float() * x).to(dtype)
+        return (self.weight.to(x.dtype) * x).to(dtype)
 
 
 def make_norm(config):
@@ -130,16 +151,17 @@ def make_norm(config):
 # ----------------------------------------------------------------------------------------------
 
 
-def rope_cos_sin(config, position_ids, device):
-    """cos, sin of shape [batch, seq, head_dim] in float32.
+def rope_cos_sin(config, position_ids, device, dtype=torch.float32):
+    """cos, sin of shape [batch, seq, head_dim] in `dtype` (float32, or float64 for a float64 model).
 
-    inv_freq_i = 1 / theta^(2i / head_dim) computed in float32 as transformers does; the angle of
-    frequency i at position t is t * inv_freq_i. Rotate-half families lay the frequencies out as
+    inv_freq_i = 1 / theta^(2i / head_dim) computed in float32 as transformers does (the frequencies
+    are part of the model's definition, so a float64 model uses the same ones, exactly converted); the
+    angle of frequency i at position t is t * inv_freq_i, computed in `dtype` with its cos and sin. Rotate-half families lay the frequencies out as
     [f0..f(d/2-1), f0..f(d/2-1)]; cohere (interleaved) as [f0, f0, f1, f1, ...].
     """
     head_dim = config.head_dim
     inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim))
-    freqs = position_ids[..., None].float() * inv_freq  # [batch, seq, head_dim / 2]
+    freqs = position_ids[..., None].to(dtype) * inv_freq.to(dtype)  # [batch, seq, head_dim / 2]
     if config.base_model_type == "cohere":
         emb = torch.repeat_interleave(freqs, 2, dim=-1)
     else:
@@ -162,9 +184,10 @@ def rotate_interleaved(x):
 
 
 def apply_rope(x, cos, sin, interleaved):
-    """x: [batch, heads, seq, head_dim]; cos, sin: [batch, seq, head_dim]. Computed in float32."""
+    """x: [batch, heads, seq, head_dim]; cos, sin: [batch, seq, head_dim]. Computed in float32 (float64
+    for float64 activations)."""
     dtype = x.dtype
-    x = x.float()
+    x = upcast(x)
     cos = cos.unsqueeze(1)
     sin = sin.unsqueeze(1)
     rotated = rotate_interleaved(x) if interleaved else rotate_half(x)
@@ -188,7 +211,8 @@ def top_k_mask(probs, k):
 
 @dataclass
 class FfnRouting:
-    """One FFN router's decision over N tokens: dense probabilities p [N, E] (float32), the chosen
+    """One FFN router's decision over N tokens: dense probabilities p [N, E] (float32; float64 for
+    float64 logits), the chosen
     experts [N, E] (bool), the gates [N, E] (0 where not chosen) and which tokens go through their
     chosen experts [N] (bool; False: Switch's overflow and padding, which skip the FFN — the
     choice and gate stay for the router losses, which are about what the router wants)."""
@@ -206,7 +230,7 @@ def gumbel_temperature(decay, step):
 
 def route_ffn(logits, ffn_routing, top_k, renormalize, token_mask=None, capacity_factor=1.5, gumbel=None):
     """The FFN routing of bam-mix (its `route` functions) from router logits [N, E]:
-    p = softmax(logits) in float32;
+    p = softmax(logits) in float32 (float64 for float64 logits);
       "top_k":       the k most probable experts (ties to the lower index); gate p_i, or p_i / sum_chosen p
                      when `renormalize` (Mixtral, BTX);
       "soft":        every expert, gate p_i;
@@ -217,17 +241,18 @@ def route_ffn(logits, ffn_routing, top_k, renormalize, token_mask=None, capacity
                      with the straight-through gate onehot + y - y.detach(), y = softmax((logits + g) / tau)
                      (torch's gumbel_softmax with hard=True); without: argmax(logits), gate 1.
     """
-    probs = F.softmax(logits.float(), dim=-1)
+    logits = upcast(logits)
+    probs = F.softmax(logits, dim=-1)
     n, e = probs.shape
     everyone = torch.ones(n, dtype=torch.bool, device=probs.device)
     if ffn_routing == "soft":
         return FfnRouting(probs, torch.ones_like(probs, dtype=torch.bool), probs, everyone)
     if ffn_routing == "sample_top1":
         if gumbel is None:
-            hard = F.one_hot(logits.float().argmax(-1), e).to(probs.dtype)
+            hard = F.one_hot(logits.argmax(-1), e).to(probs.dtype)
             return FfnRouting(probs, hard.bool(), hard, everyone)
         noise, tau = gumbel
-        z = logits.float() + noise.float()
+        z = logits + noise.to(logits.dtype)
         y = F.softmax(z / tau, dim=-1)
         hard = F.one_hot(z.argmax(-1), e).to(y.dtype)  # argmax: the first of equal maxima
         return FfnRouting(probs, hard.bool(), hard - y.detach() + y, everyone)
@@ -304,8 +329,8 @@ class BamMixtureOfAttention(nn.Module):
             self.v_proj = nn.Linear(config.hidden_size, kv_dim, bias=qkv_bias)
 
     def gates(self, h):
-        """[batch, seq, E] attention gates (float32)."""
-        probs = F.softmax(self.gate(h).float(), dim=-1)
+        """[batch, seq, E] attention gates (float32; float64 for float64 activations)."""
+        probs = F.softmax(upcast(self.gate(h)), dim=-1)
         if self.config.attention_routing == "soft":
             return probs
         chosen = top_k_mask(probs, self.config.num_attention_experts_per_tok)
@@ -323,7 +348,7 @@ class BamMixtureOfAttention(nn.Module):
         v = v.repeat_interleave(group, dim=1)
         scores = torch.matmul(q, k.transpose(2, 3)) * (1.0 / math.sqrt(self.head_dim))
         scores = scores + mask
-        weights = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        weights = F.softmax(scores, dim=-1, dtype=compute_dtype(scores.dtype)).to(q.dtype)
         out = torch.matmul(weights, v)  # [b, heads, t, head_dim]
         b, _, t, _ = out.shape
         return out.transpose(1, 2).reshape(b, t, self.num_heads * self.head_dim)
@@ -476,11 +501,11 @@ def router_losses(logits, routing, top_k, token_mask=None):
     n, e = probs.shape
     p_mean = probs.mean(0)
     u = gates.mean(0)
-    f = chosen.float().sum(0) / (n * top_k)
+    f = chosen.to(probs.dtype).sum(0) / (n * top_k)
     return {
         "btx": e * (u * p_mean).sum(),
         "switch": e * (f * p_mean).sum(),
-        "z": torch.logsumexp(logits.float(), dim=-1).pow(2).mean(),
+        "z": torch.logsumexp(upcast(logits), dim=-1).pow(2).mean(),
     }
 
 
@@ -602,7 +627,7 @@ class BamModel(BamPreTrainedModel):
 
         if position_ids is None:  # positions 0..T-1 (after whatever is cached)
             position_ids = torch.arange(past, past + t, device=x.device).unsqueeze(0).expand(b, t)
-        cos, sin = rope_cos_sin(self.config, position_ids, x.device)
+        cos, sin = rope_cos_sin(self.config, position_ids, x.device, compute_dtype(x.dtype))
 
         # Additive causal mask [b, 1, t, past + t]; a 2D attention_mask (1 = token, 0 = padding) over
         # past + t positions additionally hides padded keys.
@@ -696,7 +721,7 @@ class BamForCausalLM(BamPreTrainedModel, GenerationMixin):
         loss = None
         if labels is not None:
             # Token t predicts label t + 1; -100 labels are ignored; mean over the remaining ones.
-            shift_logits = logits[:, :-1, :].float().reshape(-1, self.config.vocab_size)
+            shift_logits = upcast(logits[:, :-1, :]).reshape(-1, self.config.vocab_size)
             shift_labels = labels[:, 1:].reshape(-1).to(shift_logits.device)
             loss = F.cross_entropy(shift_logits, shift_labels, ignore_index=-100)
 

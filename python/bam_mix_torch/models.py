@@ -17,7 +17,7 @@ from torch import nn
 
 from .compat import from_pretrained_kwargs, mixtral_config
 from .configuration_bam import BamConfig
-from .modeling_bam import BamForCausalLM, route_ffn
+from .modeling_bam import BamForCausalLM, route_ffn, upcast
 from .recipe import read_recipe
 
 # ------------------------------------------------------------------------------------------------
@@ -115,8 +115,11 @@ class TrainableMixture:
     # -- loading ---------------------------------------------------------------------------------
 
     @staticmethod
-    def load(path):
-        """Loads the checkpoint directory `path` in float32 on the CPU (sharding moves it later)."""
+    def load(path, dtype=torch.float32):
+        """Loads the checkpoint directory `path` on the CPU (sharding moves it later), its parameters in
+        `dtype` whatever the dtype they are stored in: float32 (bam-mix's arithmetic) or float64."""
+        if dtype not in (torch.float32, torch.float64):
+            raise NotImplementedError(f"training computes in float32 or float64, not {dtype}")
         config_path = os.path.join(path, "config.json")
         if not os.path.isfile(config_path):
             raise ValueError(f"{path}: no config.json (expected an HF directory written by bam-mix)")
@@ -130,20 +133,28 @@ class TrainableMixture:
             raise NotImplementedError(f"{path}: config `router_jitter_noise` = {config['router_jitter_noise']}: router jitter is not implemented in the finetune (nor in bam-mix's); set it to 0")
         if model_type == "bam":
             bam_config = BamConfig.from_pretrained(path)
-            model = BamForCausalLM.from_pretrained(path, config=bam_config, **from_pretrained_kwargs(torch.float32))
+            model = BamForCausalLM.from_pretrained(path, config=bam_config, **from_pretrained_kwargs(dtype))
             mixture = TrainableMixture(model, config, "bam", path)
         elif model_type == "mixtral":
             from transformers import MixtralForCausalLM
 
-            model = MixtralForCausalLM.from_pretrained(path, config=mixtral_config(config), **from_pretrained_kwargs(torch.float32))
+            model = MixtralForCausalLM.from_pretrained(path, config=mixtral_config(config), **from_pretrained_kwargs(dtype))
             mixture = TrainableMixture(model, config, "mixtral", path)
         else:
             raise ValueError(
                 f"{path}: model_type {model_type!r}; the finetune trains mixtures: bam-mix's BAM format (model_type "
                 "\"bam\") or Mixtral (BTX). Dense models are trained with `bam-mix train`."
             )
+        # Every parameter and floating buffer in `dtype` (from_pretrained already converts the parameters;
+        # this also covers buffers such as RoPE's frequencies and says so if a version did not).
+        model.to(dtype)
         model.train()
         return mixture
+
+    @property
+    def dtype(self):
+        """The dtype of the parameters, which the finetune computes in."""
+        return next(self.model.parameters()).dtype
 
     def check_sequence_length(self, T):
         limit = self.config.get("max_position_embeddings")
@@ -205,12 +216,13 @@ class TrainableMixture:
     # -- forward ---------------------------------------------------------------------------------
 
     def forward(self, input_ids):
-        """(logits [b, t, V] float32, [router logits [b * t, E] per FFN mixture layer])."""
+        """(logits [b, t, V] float32 (float64 for a float64 model), [router logits [b * t, E] per FFN
+        mixture layer])."""
         out = self.model(input_ids=input_ids, use_cache=False, output_router_logits=True)
         router_logits = list(out.router_logits)
         if len(router_logits) != len(self.decoder_layers()):
             raise RuntimeError(f"the model returned {len(router_logits)} router logits for {len(self.decoder_layers())} layers")
-        return out.logits.float(), router_logits
+        return upcast(out.logits), router_logits
 
     def forward_routed(self, input_ids, token_mask=None):
         """`forward` with each FFN router's decision: (logits, router logits, routings). `token_mask`
@@ -223,7 +235,7 @@ class TrainableMixture:
         kwargs = {} if token_mask is None else {"attention_mask": token_mask.long()}
         out = self.model(input_ids=input_ids, use_cache=False, output_router_logits=True, **kwargs)
         router_logits = list(out.router_logits)
-        return out.logits.float(), router_logits, [m.last_routing for m in self.moe_blocks()]
+        return upcast(out.logits), router_logits, [m.last_routing for m in self.moe_blocks()]
 
     def set_gumbel_noise(self, noise, temperature):
         """Sampled top-1: the noise per FFN layer ([b * t, E] each) and temperature of the next

@@ -110,7 +110,8 @@ class AdamW:
 
 
 def _adamw(p, g, m, v, t, lr, decay, gradient_scale, b1, b2, eps):
-    """One element-wise AdamW update in float32 (bam-mix's loop, vectorised)."""
+    """One element-wise AdamW update in the parameter's dtype (bam-mix's loop, vectorised; float32 as
+    bam-mix, float64 under --compute-dtype float64)."""
     bc1 = 1 - b1**t
     bc2_sqrt = math.sqrt(1 - b2**t)
     step_size = lr / bc1

@@ -54,3 +54,39 @@ def test_bam_mix_reads_the_checkpoint(case, bam_mix, tmp_path):
         with torch.no_grad():
             again = model(torch.tensor([ids]), use_cache=False).logits[0].numpy()
         assert np.abs(again - logits).max() <= 1e-5
+
+
+@pytest.mark.parametrize("first", ["package", "bam-mix"])
+def test_either_tool_resumes_the_other(first, bam_mix, tmp_path):
+    """Two steps by one tool, then --resume by the other up to five: steps 3-5 are bam-mix's own
+    uninterrupted run (the fixture's log) within 1e-4 relative. (The warm-up is 2 steps, so the first two
+    learning rates do not depend on --steps.)"""
+    d = os.path.join(FIXTURES, "finetune", "bam_llama_expert_kv")
+    with open(os.path.join(d, "finetune_args.json")) as f:
+        args = json.load(f)
+    with open(os.path.join(d, "bam_mix_steps.json")) as f:
+        expected = json.load(f)
+    assert args[args.index("--steps") + 1] == "5" and args[args.index("--warmup") + 1] == "2"
+    two = list(args)
+    two[two.index("--steps") + 1] = "2"
+    out, log = str(tmp_path / "ft"), str(tmp_path / "log.jsonl")
+
+    def package(flags, log_flags=()):
+        run(finetune_command(1) + ["--model", "model", *flags, "--out", out, *log_flags], cwd=d, env=package_env())
+
+    def bam_mix_finetune(flags, log_flags=()):
+        run([bam_mix, "finetune", "--model", "model", *flags, "--out", out, *log_flags], cwd=d)
+
+    if first == "package":
+        package(two)
+        bam_mix_finetune(args + ["--resume", out], ["--log", log])
+    else:
+        bam_mix_finetune(two)
+        package(args + ["--resume", out], ["--log-file", log])
+    with open(log) as f:
+        steps = [r for r in map(json.loads, f) if r["type"] == "step"]
+    assert [r["step"] for r in steps] == [3, 4, 5]
+    for ours in steps:
+        theirs = expected[ours["step"] - 1]
+        for k in ("loss", "lm_loss", "aux_loss", "btx_loss", "switch_loss", "z_loss", "grad_norm", "lr"):
+            assert abs(ours[k] - theirs[k]) <= 1e-4 * max(abs(theirs[k]), 1e-3), f"step {ours['step']} {k}: {ours[k]} vs {theirs[k]}"

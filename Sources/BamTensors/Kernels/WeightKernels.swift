@@ -22,6 +22,18 @@ public enum KernelFamily: String, CaseIterable, Sendable {
         }
     }
 
+    /// Whether this family's f32 kernel reads one activation row against float32 weights faster
+    /// than OpenBLAS's sgemv, so that decode takes it for f32 weights too: the AVX2 kernels
+    /// prefetch the next tile of a matrix's short rows, measured faster than sgemv on an EPYC
+    /// Zen 3 (docs/performance.md). The portable kernels are slower than sgemv, and the AVX-512
+    /// ones have not been measured against it, so those keep sgemv.
+    public var streamsOneF32RowFasterThanSGEMV: Bool {
+        switch self {
+        case .avx2, .avx2VNNI: true
+        case .generic, .avx512, .avx512VNNI: false
+        }
+    }
+
     /// The family's kernels, or nil when this CPU cannot run them.
     public var kernels: WeightKernels? {
         bam_kernels_for(cFamily).map { WeightKernels(family: self, table: $0) }

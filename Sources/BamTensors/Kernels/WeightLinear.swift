@@ -187,7 +187,7 @@ public func linearForward(_ outs: [UnsafeMutablePointer<Float>], _ inp: UnsafePo
             guard r0 < r1 else { continue }
             let y = op[i].pointer + r0
             switch m.storage {
-            case .f32 where T == 1:
+            case .f32 where T == 1 && !k.family.streamsOneF32RowFasterThanSGEMV:
                 gemv(y, m.floats + r0 * C, ip.pointer.assumingMemoryBound(to: Float.self), rows: r1 - r0, cols: C)
             case .q8_0:
                 k.matmul(y, ldy: m.rows, m.row(r0), wStride: m.rowBytes, storage: .q8_0, qp!.pointer, xStride: xRowBytes,
