@@ -318,7 +318,11 @@ public enum Mixer {
 
 /// SHA-256 of every file of each expert's checkpoint, computed on a background queue.
 final class SourceHashes: @unchecked Sendable {
+    /// One entry per expert, each written by its own background task. The tasks run at once, so
+    /// each stores under `lock`: writing different elements of one array from several threads is
+    /// still a data race on the array (ThreadSanitizer caught it in `tools/test --sanitize`).
     private var results: [[(String, String)]]
+    private let lock = NSLock()
     private let group = DispatchGroup()
 
     init(experts: [Checkpoint]) {
@@ -346,13 +350,17 @@ final class SourceHashes: @unchecked Sendable {
                     }
                     out.append((url.lastPathComponent, hasher.finalize().map { String(format: "%02x", $0) }.joined()))
                 }
+                self.lock.lock()
                 self.results[i] = out
+                self.lock.unlock()
             }
         }
     }
 
     func result(_ i: Int) -> [(String, String)] {
         group.wait()
+        lock.lock()
+        defer { lock.unlock() }
         return results[i]
     }
 }

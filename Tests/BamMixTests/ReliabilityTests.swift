@@ -33,7 +33,10 @@ struct ReliabilityTests {
         let files = Self.inputs(name)
         #expect(!files.isEmpty, "Fuzzing/corpus/\(name) is empty; run tools/make_fuzz_seeds.py")
         for url in files {
-            let data = try Data(contentsOf: url)
+            // Two regression inputs are empty files, and Data(contentsOf:) leaks a 4 KB buffer on
+            // an empty file (Foundation; LeakSanitizer reports it under `tools/test --sanitize`).
+            let size = try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int ?? 0
+            let data = size == 0 ? Data() : try Data(contentsOf: url)
             // What libFuzzer would feed: at most the target's -max_len bytes.
             data.prefix(target.maxLength).withUnsafeBytes { target.run($0) }
         }

@@ -2,10 +2,16 @@ import BamTensors
 import Foundation
 import Testing
 
-/// Keeps borrowed bytes alive, as a file mapping does.
+/// Keeps borrowed bytes alive, as a file mapping does, and frees them with the last reference
+/// (LeakSanitizer, `tools/test --sanitize`, caught the test's buffers never being freed).
 private final class ByteOwner {
+    private let base: UnsafeMutableRawPointer
     let pointer: UnsafeMutableRawPointer
-    init(count: Int, offset: Int = 0) { pointer = .allocate(byteCount: count + offset, alignment: 64) + offset }
+    init(count: Int, offset: Int = 0) {
+        base = .allocate(byteCount: count + offset, alignment: 64)
+        pointer = base + offset
+    }
+    deinit { base.deallocate() }
 }
 
 @Suite("WeightMatrix: stored types, conversions and linear")
