@@ -34,6 +34,18 @@ AVX2_INLINE float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+// Columns c..c+7 of R weight rows against T activation rows, added into acc.
+AVX2_INLINE void columns8(__m256 acc[4][BAM_MATMUL_MAX_ROWS], const uint8_t *w, size_t w_stride, const uint8_t *x,
+                          size_t x_stride, const int R, const int T, const int c, const enum stored kind,
+                          const size_t element_bytes) {
+    __m256 wv[4];
+    for (int i = 0; i < R; i++) wv[i] = load8(w + (size_t)i * w_stride + (size_t)c * element_bytes, kind);
+    for (int t = 0; t < T; t++) {
+        const __m256 xv = _mm256_loadu_ps((const float *)(x + (size_t)t * x_stride) + c);
+        for (int i = 0; i < R; i++) acc[i][t] = _mm256_fmadd_ps(wv[i], xv, acc[i][t]);
+    }
+}
+
 // R weight rows against T activation rows: R * T accumulators stay in registers, each weight
 // vector is loaded once and used T times, each activation vector once and used R times. R and T
 // are compile-time constants at every call site (the switch below), so the loops unroll fully.
@@ -55,23 +67,9 @@ AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_s
     int c = 0;
     for (; c + step <= cols; c += step) {
         for (int i = 0; i < R; i++) _mm_prefetch((const char *)(next + (size_t)i * w_stride + (size_t)c * element_bytes), _MM_HINT_T0);
-        for (int h = 0; h < step; h += 8) {
-            __m256 wv[4];
-            for (int i = 0; i < R; i++) wv[i] = load8(w + (size_t)i * w_stride + (size_t)(c + h) * element_bytes, kind);
-            for (int t = 0; t < T; t++) {
-                const __m256 xv = _mm256_loadu_ps((const float *)(x + (size_t)t * x_stride) + c + h);
-                for (int i = 0; i < R; i++) acc[i][t] = _mm256_fmadd_ps(wv[i], xv, acc[i][t]);
-            }
-        }
+        for (int h = 0; h < step; h += 8) columns8(acc, w, w_stride, x, x_stride, R, T, c + h, kind, element_bytes);
     }
-    for (; c + 8 <= cols; c += 8) {
-        __m256 wv[4];
-        for (int i = 0; i < R; i++) wv[i] = load8(w + (size_t)i * w_stride + (size_t)c * element_bytes, kind);
-        for (int t = 0; t < T; t++) {
-            const __m256 xv = _mm256_loadu_ps((const float *)(x + (size_t)t * x_stride) + c);
-            for (int i = 0; i < R; i++) acc[i][t] = _mm256_fmadd_ps(wv[i], xv, acc[i][t]);
-        }
-    }
+    for (; c + 8 <= cols; c += 8) columns8(acc, w, w_stride, x, x_stride, R, T, c, kind, element_bytes);
     for (int i = 0; i < R; i++) {
         for (int t = 0; t < T; t++) {
             float s = hsum8(acc[i][t]);
