@@ -7,14 +7,15 @@
 #include <math.h>
 #include <string.h>
 
-// How far ahead (bytes) the AVX-512 Q8_0 decode kernels prefetch each weight row they stream.
-// Streaming rows a few at a time left the hardware prefetcher behind: BamBench decode on the 58M
-// Llama at q8_0 (EPYC Zen 3, AVX2, interleaved builds) went from 6.9-8.0 to 4.5-5.1 ms per token
-// with this prefetch in the AVX2 kernel, which had stalled on the loads of new blocks (perf
-// annotate). The AVX2 kernels now prefetch the next tile's rows instead (x86_avx2.c,
-// tile_widened; x86_q8_0_avx2.h), measured faster again on the same machine; the AVX-512 ones keep
-// this distance until they can be measured on an AVX-512 machine.
-#define BAM_Q8_0_PREFETCH_BYTES 1024
+// How the AVX-512 kernels stream one activation row (decode) against rows of at most
+// BAM_STREAM_ROW_MAX_BYTES: one weight row after the other, a single sequential stream, each
+// step prefetching BAM_STREAM_PREFETCH_BYTES further on in it (into the rows that follow). On an
+// EPYC Zen 4 this beat four-row tiles that prefetch the next tile's rows (the AVX2 kernels' form,
+// measured on Zen 3) by 20-60 % on rows of 512 and 2048 columns, in f32, bf16 and Q8_0 (a
+// two-thread decode of a 256 MiB matrix, both forms alternating in one process); on longer rows
+// (5632 columns of f32 or bf16, 11-22 KiB) the tiles were ahead by about 8 %, so those keep them.
+#define BAM_STREAM_ROW_MAX_BYTES 8192
+#define BAM_STREAM_PREFETCH_BYTES 4096
 
 // Unaligned loads: weights come straight from a file mapping.
 static inline uint16_t bam_load_u16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }

@@ -18,21 +18,39 @@ AVX512_INLINE __m512 load16(const uint8_t *p, const enum stored kind, __mmask16 
     }
 }
 
-// R weight rows against T activation rows with R * T accumulators (compile-time R and T).
-AVX512_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *x,
-                                size_t x_stride, const int R, const int T, const int cols, const enum stored kind,
-                                const size_t element_bytes) {
+// Columns c..c+15 of R weight rows against T activation rows, added into acc; the lanes outside
+// `mask` read nothing (the tail of a row).
+AVX512_INLINE void columns16(__m512 acc[4][BAM_MATMUL_MAX_ROWS], const uint8_t *w, size_t w_stride, const uint8_t *x,
+                             size_t x_stride, const int R, const int T, const int c, const __mmask16 mask,
+                             const enum stored kind, const size_t element_bytes) {
+    __m512 wv[4];
+    for (int i = 0; i < R; i++) wv[i] = load16(w + (size_t)i * w_stride + (size_t)c * element_bytes, kind, mask);
+    for (int t = 0; t < T; t++) {
+        const __m512 xv = _mm512_maskz_loadu_ps(mask, (const float *)(x + (size_t)t * x_stride) + c);
+        for (int i = 0; i < R; i++) acc[i][t] = _mm512_fmadd_ps(wv[i], xv, acc[i][t]);
+    }
+}
+
+// R weight rows against T activation rows with R * T accumulators (compile-time R and T). Each
+// step takes 64 bytes of every weight row and prefetches the same 64 bytes of R rows from `next`:
+// either the next tile's rows (R rows on, right after this tile in memory, as in the AVX2 family,
+// x86_avx2.c) or, for one row streamed at a time, the bytes BAM_STREAM_PREFETCH_BYTES further on
+// (RUN_STREAM). A decoder's rows are too short for the hardware prefetcher to ramp up within one.
+AVX512_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *next,
+                                const uint8_t *x, size_t x_stride, const int R, const int T, const int cols,
+                                const enum stored kind, const size_t element_bytes) {
     __m512 acc[4][BAM_MATMUL_MAX_ROWS];
     for (int i = 0; i < R; i++)
         for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
-    for (int c = 0; c < cols; c += 16) {
+    const int step = (int)(64 / element_bytes);   // columns per 64 bytes of a row: 16 or 32
+    int c = 0;
+    for (; c + step <= cols; c += step) {
+        for (int i = 0; i < R; i++) _mm_prefetch((const char *)(next + (size_t)i * w_stride + (size_t)c * element_bytes), _MM_HINT_T0);
+        for (int h = 0; h < step; h += 16) columns16(acc, w, w_stride, x, x_stride, R, T, c + h, (__mmask16)0xffff, kind, element_bytes);
+    }
+    for (; c < cols; c += 16) {
         const __mmask16 mask = cols - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (cols - c)) - 1);
-        __m512 wv[4];
-        for (int i = 0; i < R; i++) wv[i] = load16(w + (size_t)i * w_stride + (size_t)c * element_bytes, kind, mask);
-        for (int t = 0; t < T; t++) {
-            const __m512 xv = _mm512_maskz_loadu_ps(mask, (const float *)(x + (size_t)t * x_stride) + c);
-            for (int i = 0; i < R; i++) acc[i][t] = _mm512_fmadd_ps(wv[i], xv, acc[i][t]);
-        }
+        columns16(acc, w, w_stride, x, x_stride, R, T, c, mask, kind, element_bytes);
     }
     for (int i = 0; i < R; i++)
         for (int t = 0; t < T; t++) y[(size_t)t * ldy + i] = _mm512_reduce_add_ps(acc[i][t]);
@@ -42,16 +60,31 @@ AVX512_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w
     do {                                                                                                          \
         int r = 0;                                                                                                \
         for (; r + (R) <= rows; r += (R))                                                                         \
-            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, x, x_stride, R, T, cols, kind, bytes);    \
+            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, w + (size_t)(r + (R)) * w_stride, x,     \
+                         x_stride, R, T, cols, kind, bytes);                                                      \
         for (; r < rows; r++)                                                                                     \
-            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, x, x_stride, 1, T, cols, kind, bytes);    \
+            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride, w + (size_t)(r + 1) * w_stride, x,       \
+                         x_stride, 1, T, cols, kind, bytes);                                                      \
     } while (0)
 
-// 32 vector registers: four weight rows at a time up to four activation rows, two beyond.
+// One activation row against rows of at most BAM_STREAM_ROW_MAX_BYTES: one weight row at a time,
+// prefetching BAM_STREAM_PREFETCH_BYTES ahead in the one sequential stream (kernels_internal.h).
+#define RUN_STREAM()                                                                                              \
+    do {                                                                                                          \
+        for (int r = 0; r < rows; r++)                                                                            \
+            tile_widened(y + r, ldy, w + (size_t)r * w_stride, w_stride,                                          \
+                         w + (size_t)r * w_stride + BAM_STREAM_PREFETCH_BYTES, x, x_stride, 1, 1, cols, kind, bytes); \
+    } while (0)
+
+// 32 vector registers: four weight rows at a time up to four activation rows, two beyond; one
+// activation row streams short rows one by one (RUN_STREAM).
 AVX512_INLINE void matmul_widened(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *x,
                                   size_t x_stride, int T, int rows, int cols, const enum stored kind, const size_t bytes) {
     switch (T) {
-    case 1: RUN_TILES(4, 1); break;
+    case 1:
+        if (w_stride <= BAM_STREAM_ROW_MAX_BYTES) RUN_STREAM();
+        else RUN_TILES(4, 1);
+        break;
     case 2: RUN_TILES(4, 2); break;
     case 3: RUN_TILES(4, 3); break;
     case 4: RUN_TILES(4, 4); break;
@@ -60,6 +93,62 @@ AVX512_INLINE void matmul_widened(float *y, size_t ldy, const uint8_t *w, size_t
     case 7: RUN_TILES(2, 7); break;
     default: RUN_TILES(2, 8); break;
     }
+}
+
+// bf16 against one activation row in pairs, as the AVX2 family does (x86_avx2.c, matmul_bf16_x1):
+// a 64-byte load holds sixteen 32-bit words, each the pair (element 2k low, 2k + 1 high); a 16-bit
+// shift left gives the even elements as float32, masking off the low half the odd ones, against
+// activations split once per call into even and odd elements. Exact, as the widening is.
+AVX512_INLINE void deinterleave_pairs(float *even, float *odd, const float *x, int n) {
+    const __m512i even_index = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd_index = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    for (int c = 0; c + 32 <= n; c += 32) {
+        const __m512 a = _mm512_loadu_ps(x + c), b = _mm512_loadu_ps(x + c + 16);
+        _mm512_storeu_ps(even + c / 2, _mm512_permutex2var_ps(a, even_index, b));
+        _mm512_storeu_ps(odd + c / 2, _mm512_permutex2var_ps(a, odd_index, b));
+    }
+}
+
+AVX512_INLINE void tile_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, const uint8_t *next, const float *even,
+                                   const float *odd, const float *x, const int R, const int cols, const int paired) {
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
+    __m512 acc_even[4], acc_odd[4];
+    for (int i = 0; i < R; i++) acc_even[i] = acc_odd[i] = _mm512_setzero_ps();
+    for (int c = 0; c < paired; c += 32) {
+        for (int i = 0; i < R; i++) _mm_prefetch((const char *)(next + (size_t)i * w_stride + (size_t)c * 2), _MM_HINT_T0);
+        const __m512 xe = _mm512_loadu_ps(even + c / 2), xo = _mm512_loadu_ps(odd + c / 2);
+        for (int i = 0; i < R; i++) {
+            const __m512i v = _mm512_loadu_si512((const void *)(w + (size_t)i * w_stride + (size_t)c * 2));
+            acc_even[i] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_slli_epi32(v, 16)), xe, acc_even[i]);
+            acc_odd[i] = _mm512_fmadd_ps(_mm512_castsi512_ps(_mm512_and_si512(v, high)), xo, acc_odd[i]);
+        }
+    }
+    for (int i = 0; i < R; i++) {
+        float s = _mm512_reduce_add_ps(_mm512_add_ps(acc_even[i], acc_odd[i]));
+        for (int k = paired; k < cols; k++) s += bam_bf16_to_f32_1(bam_load_u16(w + (size_t)i * w_stride + (size_t)k * 2)) * x[k];
+        y[i] = s;
+    }
+}
+
+// As in the AVX2 family: activations up to this many columns are split on the stack (2 x 16 KiB).
+#define BAM_BF16_PAIRED_MAX_COLS 8192
+
+AVX512_INLINE void matmul_bf16_x1(float *y, const uint8_t *w, size_t w_stride, const float *x, int rows, int cols) {
+    float even[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(64)));
+    float odd[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(64)));
+    const int paired = cols / 32 * 32;
+    deinterleave_pairs(even, odd, x, paired);
+    int r = 0;
+    if (w_stride <= BAM_STREAM_ROW_MAX_BYTES) {   // one sequential stream, as RUN_STREAM
+        for (; r < rows; r++)
+            tile_bf16_pairs(y + r, w + (size_t)r * w_stride, w_stride, w + (size_t)r * w_stride + BAM_STREAM_PREFETCH_BYTES,
+                            even, odd, x, 1, cols, paired);
+        return;
+    }
+    for (; r + 4 <= rows; r += 4)
+        tile_bf16_pairs(y + r, w + (size_t)r * w_stride, w_stride, w + (size_t)(r + 4) * w_stride, even, odd, x, 4, cols, paired);
+    for (; r < rows; r++)
+        tile_bf16_pairs(y + r, w + (size_t)r * w_stride, w_stride, w + (size_t)(r + 1) * w_stride, even, odd, x, 1, cols, paired);
 }
 
 AVX512 void bam_avx512_matmul_f32(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
@@ -74,6 +163,10 @@ AVX512 void bam_avx512_matmul_f16(float *y, size_t ldy, const void *w, size_t w_
 
 AVX512 void bam_avx512_matmul_bf16(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
                                    int T, int rows, int cols) {
+    if (T == 1 && cols <= BAM_BF16_PAIRED_MAX_COLS) {
+        matmul_bf16_x1(y, w, w_stride, x, rows, cols);
+        return;
+    }
     matmul_widened(y, ldy, w, w_stride, x, x_stride, T, rows, cols, STORED_BF16, 2);
 }
 

@@ -17,21 +17,27 @@ Q8_INLINE __m512i q8_load_pair(const uint8_t *p, const int two) {
 
 Q8_INLINE float q8_scale(const uint8_t *p) { return _cvtsh_ss(bam_load_u16(p)); }
 
-// R weight rows against T activation rows, two blocks per step (compile-time R and T).
-Q8_INLINE void q8_tile(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *x, size_t x_stride,
-                       const int R, const int T, const int nb) {
-    __m512 acc[2][BAM_MATMUL_MAX_ROWS];
+// R weight rows against T activation rows, two blocks per step (compile-time R and T). Each step
+// prefetches, per row, the same two blocks of R rows from `next`: the next tile's rows (R rows
+// on, right after this tile in memory, as the AVX2 kernel does) or, for one activation row
+// against rows of at most BAM_STREAM_ROW_MAX_BYTES, streamed one at a time, the bytes
+// BAM_STREAM_PREFETCH_BYTES further on (kernels_internal.h says what was measured).
+Q8_INLINE void q8_tile(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *next, const uint8_t *x,
+                       size_t x_stride, const int R, const int T, const int nb) {
+    __m512 acc[4][BAM_MATMUL_MAX_ROWS];
     for (int i = 0; i < R; i++)
         for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
     for (int b = 0; b < nb; b += 2) {
         const int two = b + 1 < nb;
         const size_t off = (size_t)b * BAM_Q8_0_BYTES;
-        __m512i aw[2];
-        __mmask64 negative[2];
-        float dw0[2], dw1[2];
+        __m512i aw[4];
+        __mmask64 negative[4];
+        float dw0[4], dw1[4];
         for (int i = 0; i < R; i++) {
             const uint8_t *p = w + (size_t)i * w_stride + off;
-            _mm_prefetch((const char *)p + BAM_Q8_0_PREFETCH_BYTES, _MM_HINT_T0);
+            // Two blocks are 68 bytes, so each step also prefetches the line after.
+            _mm_prefetch((const char *)(next + (size_t)i * w_stride + off), _MM_HINT_T0);
+            _mm_prefetch((const char *)(next + (size_t)i * w_stride + off) + 64, _MM_HINT_T0);
             const __m512i qw = q8_load_pair(p, two);
             dw0[i] = q8_scale(p);
             dw1[i] = two ? q8_scale(p + BAM_Q8_0_BYTES) : 0.0f;
@@ -57,8 +63,15 @@ Q8_INLINE void q8_tile(float *y, size_t ldy, const uint8_t *w, size_t w_stride, 
 #define Q8_RUN_TILES(R, T)                                                                                  \
     do {                                                                                                    \
         int r = 0;                                                                                          \
-        for (; r + (R) <= rows; r += (R)) q8_tile(y + r, ldy, wb + (size_t)r * w_stride, w_stride, xb, x_stride, R, T, nb); \
-        for (; r < rows; r++) q8_tile(y + r, ldy, wb + (size_t)r * w_stride, w_stride, xb, x_stride, 1, T, nb);             \
+        for (; r + (R) <= rows; r += (R))                                                                   \
+            q8_tile(y + r, ldy, wb + (size_t)r * w_stride, w_stride, wb + (size_t)(r + (R)) * w_stride, xb, x_stride, R, T, nb); \
+        for (; r < rows; r++)                                                                               \
+            q8_tile(y + r, ldy, wb + (size_t)r * w_stride, w_stride, wb + (size_t)(r + 1) * w_stride, xb, x_stride, 1, T, nb); \
+    } while (0)
+#define Q8_RUN_STREAM()                                                                                     \
+    do {                                                                                                    \
+        for (int r = 0; r < rows; r++)                                                                      \
+            q8_tile(y + r, ldy, wb + (size_t)r * w_stride, w_stride, wb + (size_t)r * w_stride + BAM_STREAM_PREFETCH_BYTES, xb, x_stride, 1, 1, nb); \
     } while (0)
 
 BAM_Q8_TARGET void BAM_Q8_MATMUL(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
@@ -66,7 +79,10 @@ BAM_Q8_TARGET void BAM_Q8_MATMUL(float *y, size_t ldy, const void *w, size_t w_s
     const uint8_t *wb = w, *xb = x;
     const int nb = cols / BAM_Q8_0_BLOCK;
     switch (T) {
-    case 1: Q8_RUN_TILES(2, 1); break;
+    case 1:
+        if (w_stride <= BAM_STREAM_ROW_MAX_BYTES) Q8_RUN_STREAM();
+        else Q8_RUN_TILES(4, 1);
+        break;
     case 2: Q8_RUN_TILES(2, 2); break;
     case 3: Q8_RUN_TILES(2, 3); break;
     case 4: Q8_RUN_TILES(2, 4); break;
