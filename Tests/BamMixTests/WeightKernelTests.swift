@@ -174,13 +174,26 @@ struct WeightKernelTests {
         return (bytes, stride)
     }
 
-    @Test("fused decode kernels, 1 to 8 activation rows, every stored type",
-          arguments: [WeightStorage.f32, .f16, .bf16, .q8_0])
-    func matmul(storage: WeightStorage) throws {
+    /// The row lengths the decode kernels treat differently: the AVX-512 kernels stream one
+    /// activation row against rows of up to 8 KiB one row at a time, and against longer rows
+    /// in four-row tiles (kernels_internal.h, BAM_STREAM_ROW_MAX_BYTES).
+    enum RowLength: CaseIterable, Sendable { case short, long }
+
+    @Test("fused decode kernels, 1 to 8 activation rows, every stored type, short and long rows",
+          arguments: [WeightStorage.f32, .f16, .bf16, .q8_0], RowLength.allCases)
+    func matmul(storage: WeightStorage, length: RowLength) throws {
         var r = TestRandom(seed: 9)
         // 13 rows: not a multiple of the 2- or 4-row tiles; 133 columns: a tail after the vectors
-        // (Q8_0: 5 blocks, an odd number for the two-block AVX-512 steps).
-        let rows = 13, cols = storage == .q8_0 ? 160 : 133, ldy = rows + 3
+        // (Q8_0: 5 blocks, an odd number for the two-block AVX-512 steps). The long rows pass
+        // 8 KiB (f32 8340 bytes, f16/bf16 8266, Q8_0 241 blocks, 8194 bytes), with the same tails.
+        let rows = 13, ldy = rows + 3
+        let cols = switch (length, storage) {
+        case (.short, .q8_0): 160
+        case (.short, _): 133
+        case (.long, .q8_0): 7712
+        case (.long, .f32): 2085
+        case (.long, _): 4133
+        }
         let (w, wStride) = try storedWeights(storage, rows: rows, cols: cols, random: &r)
         let T = WeightMatrix.fusedRowLimit
         let xf = (0..<(T * cols)).map { _ in r.normal() }

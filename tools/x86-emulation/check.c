@@ -63,9 +63,12 @@ static void conversions(const bam_kernels *k) {
     check(memcmp(d1, d2, sizeof(d1)) == 0, k->name, "Q8_0 -> f32");
 }
 
-static void matmul(const bam_kernels *k, int type) {
+// Short rows, and rows over 8 KiB, which the AVX-512 kernels stream differently for one
+// activation row (kernels_internal.h, BAM_STREAM_ROW_MAX_BYTES).
+static void matmul(const bam_kernels *k, int type, int long_rows) {
     static const char *names[] = {"f32", "f16", "bf16", "q8_0"};
-    const int rows = 13, cols = type == 3 ? 160 : 133, T = BAM_MATMUL_MAX_ROWS, ldy = rows + 3;
+    const int rows = 13, T = BAM_MATMUL_MAX_ROWS, ldy = rows + 3;
+    const int cols = long_rows ? (type == 3 ? 7712 : type == 0 ? 2085 : 4133) : (type == 3 ? 160 : 133);
     const size_t esize = type == 0 ? 4 : 2;
     const size_t w_stride = type == 3 ? (size_t)cols / 32 * 34 + 5 : (size_t)cols * esize + 6;
     const size_t x_stride = type == 3 ? (size_t)cols / 32 * 34 + 3 : (size_t)cols * 4 + 12;
@@ -111,7 +114,7 @@ static void matmul(const bam_kernels *k, int type) {
             for (int r = rows; r < ldy; r++) if (y[t * ldy + r] != -1e30f) ok = 0;
         }
         char what[64];
-        snprintf(what, sizeof(what), "matmul %s T=%d", names[type], n);
+        snprintf(what, sizeof(what), "matmul %s %s rows T=%d", names[type], long_rows ? "long" : "short", n);
         check(ok, k->name, what);
     }
     free(w); free(x); free(wf); free(xf); free(row); free(y);
@@ -121,7 +124,7 @@ int main(void) {
     const bam_kernels *families[] = {&bam_kernels_avx2, &bam_kernels_avx2_vnni, &bam_kernels_avx512, &bam_kernels_avx512_vnni};
     for (int f = 0; f < 4; f++) {
         conversions(families[f]);
-        for (int type = 0; type < 4; type++) matmul(families[f], type);
+        for (int type = 0; type < 4; type++) { matmul(families[f], type, 0); matmul(families[f], type, 1); }
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
