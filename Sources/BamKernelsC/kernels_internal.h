@@ -11,9 +11,11 @@
 // BAM_STREAM_ROW_MAX_BYTES: one weight row after the other, a single sequential stream, each
 // step prefetching BAM_STREAM_PREFETCH_BYTES further on in it (into the rows that follow). On an
 // EPYC Zen 4 this beat four-row tiles that prefetch the next tile's rows (the AVX2 kernels' form,
-// measured on Zen 3) by 20-60 % on rows of 512 and 2048 columns, in f32, bf16 and Q8_0 (a
-// two-thread decode of a 256 MiB matrix, both forms alternating in one process); on longer rows
-// (5632 columns of f32 or bf16, 11-22 KiB) the tiles were ahead by about 8 %, so those keep them.
+// measured on Zen 3) on rows of 512 and 2048 columns: bf16 by 15-95 %, Q8_0 by 25-35 %, f32 by
+// 25 % at 512 columns and equal at 2048 (a two-thread decode of a 256 MiB matrix, both forms
+// alternating in one process: tools/kernel-ab); on longer rows (5632 columns of f32 or bf16,
+// 11-22 KiB) the tiles were ahead by about 8 %, so those keep them. Two to eight activation rows
+// keep the tiles (not re-measured on Zen 4).
 #define BAM_STREAM_ROW_MAX_BYTES 8192
 #define BAM_STREAM_PREFETCH_BYTES 4096
 
