@@ -19,6 +19,12 @@
 #define BAM_STREAM_ROW_MAX_BYTES 8192
 #define BAM_STREAM_PREFETCH_BYTES 4096
 
+// The bf16 kernels for one activation row (AVX2 and AVX-512, "in pairs") split the activations
+// into even and odd elements on the stack, up to this many columns (2 x 16 KiB); wider rows (the
+// down projections of 7B-class models) keep the widening loop, whose rows are long enough for the
+// hardware prefetcher anyway.
+#define BAM_BF16_PAIRED_MAX_COLS 8192
+
 // Unaligned loads: weights come straight from a file mapping.
 static inline uint16_t bam_load_u16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 static inline float bam_load_f32(const void *p) { float v; memcpy(&v, p, 4); return v; }

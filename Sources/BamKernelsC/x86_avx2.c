@@ -146,11 +146,6 @@ AVX2_INLINE void tile_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, co
     }
 }
 
-// Activations of up to this many columns are split on the stack (2 x 16 KiB); wider rows (the
-// down projections of 7B-class models) keep the widening loop, whose rows are long enough for the
-// hardware prefetcher anyway.
-#define BAM_BF16_PAIRED_MAX_COLS 8192
-
 AVX2_INLINE void matmul_bf16_x1(float *y, const uint8_t *w, size_t w_stride, const float *x, int rows, int cols) {
     float even[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(32)));
     float odd[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(32)));

@@ -130,9 +130,6 @@ AVX512_INLINE void tile_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, 
     }
 }
 
-// As in the AVX2 family: activations up to this many columns are split on the stack (2 x 16 KiB).
-#define BAM_BF16_PAIRED_MAX_COLS 8192
-
 AVX512_INLINE void matmul_bf16_x1(float *y, const uint8_t *w, size_t w_stride, const float *x, int rows, int cols) {
     float even[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(64)));
     float odd[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(64)));
