@@ -7,16 +7,21 @@
 #include <math.h>
 #include <string.h>
 
-// How the AVX-512 kernels stream one activation row (decode) against rows of at most
-// BAM_STREAM_ROW_MAX_BYTES: one weight row after the other, a single sequential stream, each
-// step prefetching BAM_STREAM_PREFETCH_BYTES further on in it (into the rows that follow). On an
-// EPYC Zen 4 this beat four-row tiles that prefetch the next tile's rows (the AVX2 kernels' form,
-// measured on Zen 3) on rows of 512 and 2048 columns: bf16 by 15-95 %, Q8_0 by 25-35 %, f32 by
-// 25 % at 512 columns and equal at 2048 (a two-thread decode of a 256 MiB matrix, both forms
-// alternating in one process: tools/kernel-ab); on longer rows (5632 columns of f32 or bf16,
-// 11-22 KiB) the tiles were ahead by about 8 %, so those keep them. Two to eight activation rows
-// keep the tiles (not re-measured on Zen 4).
-#define BAM_STREAM_ROW_MAX_BYTES 8192
+// How the AVX-512 and AVX2 kernels stream one activation row (decode) against short rows: one
+// weight row after the other, a single sequential stream, each step prefetching
+// BAM_STREAM_PREFETCH_BYTES further on in it (into the rows that follow). Longer rows, and two to
+// eight activation rows, keep four-row tiles that prefetch the next tile's rows. How short
+// depends on the CPU, each measured with tools/kernel-ab (a two-thread decode of a 256 MiB
+// matrix, both forms alternating in one process):
+// - AVX-512, on an EPYC Zen 4: the stream beat the tiles on rows of 512 and 2048 columns (bf16
+//   by 15-95 %, Q8_0 by 25-35 %, f32 by 25 % at 512 columns and equal at 2048); on rows of
+//   11-22 KiB (5632 columns of f32 or bf16) the tiles were ahead by about 8 %.
+// - AVX2, on an EPYC Zen 3: the stream was ahead only on rows up to about 2 KiB (bf16 at 512
+//   columns by 30-45 %, Q8_0 at 512-2048 columns by 10-50 %, f32 at 512 by 0-15 %) and behind
+//   from 2.8 KiB on (bf16 at 1408 columns by 0-15 %, f32 at 1408-2048 and every type at 5632
+//   by 20-30 %), with prefetch distances of 1, 2 and 4 KiB alike.
+#define BAM_AVX512_STREAM_ROW_MAX_BYTES 8192
+#define BAM_AVX2_STREAM_ROW_MAX_BYTES 2560
 #define BAM_STREAM_PREFETCH_BYTES 4096
 
 // The bf16 kernels for one activation row (AVX2 and AVX-512, "in pairs") split the activations

@@ -80,6 +80,30 @@ AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_s
     }
 }
 
+// One activation row against rows of at most BAM_AVX2_STREAM_ROW_MAX_BYTES, one weight row after the
+// other in a single sequential stream, each 64-byte step prefetching BAM_STREAM_PREFETCH_BYTES
+// further on (into the rows that follow), as the AVX-512 family does (kernels_internal.h). With
+// one row there is no second row to hide the FMA latency behind, so each 8-column group of a
+// 64-byte step has its own accumulator (two for f32, four for f16/bf16).
+AVX2_INLINE void stream_widened(float *y, const uint8_t *w, size_t w_stride, const float *x, const int rows,
+                                const int cols, const enum stored kind, const size_t element_bytes) {
+    const int step = (int)(64 / element_bytes);
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = w + (size_t)r * w_stride;
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        int c = 0;
+        for (; c + step <= cols; c += step) {
+            _mm_prefetch((const char *)(row + (size_t)c * element_bytes + BAM_STREAM_PREFETCH_BYTES), _MM_HINT_T0);
+            for (int h = 0; h < step; h += 8)
+                acc[h / 8] = _mm256_fmadd_ps(load8(row + (size_t)(c + h) * element_bytes, kind), _mm256_loadu_ps(x + c + h), acc[h / 8]);
+        }
+        for (; c + 8 <= cols; c += 8) acc[0] = _mm256_fmadd_ps(load8(row + (size_t)c * element_bytes, kind), _mm256_loadu_ps(x + c), acc[0]);
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+        for (int k = c; k < cols; k++) s += load1(row + (size_t)k * element_bytes, kind) * x[k];
+        y[r] = s;
+    }
+}
+
 // Four weight rows at a time for one activation row (four independent FMA chains), two for two
 // to four rows, one beyond (T accumulators are enough chains then).
 #define RUN_TILES(R, T)                                                                                           \
@@ -96,7 +120,10 @@ AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_s
 AVX2_INLINE void matmul_widened(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *x,
                                 size_t x_stride, int T, int rows, int cols, const enum stored kind, const size_t bytes) {
     switch (T) {
-    case 1: RUN_TILES(4, 1); break;
+    case 1:
+        if (w_stride <= BAM_AVX2_STREAM_ROW_MAX_BYTES) stream_widened(y, w, w_stride, (const float *)x, rows, cols, kind, bytes);
+        else RUN_TILES(4, 1);
+        break;
     case 2: RUN_TILES(2, 2); break;
     case 3: RUN_TILES(2, 3); break;
     case 4: RUN_TILES(2, 4); break;
@@ -146,11 +173,38 @@ AVX2_INLINE void tile_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, co
     }
 }
 
+// The stream form of tile_bf16_pairs for one row (see stream_widened): each 32-byte half of a
+// 64-byte step has its own even and odd accumulators.
+AVX2_INLINE void stream_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, const float *even, const float *odd,
+                                   const float *x, const int rows, const int cols, const int paired) {
+    const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = w + (size_t)r * w_stride;
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int c = 0; c < paired; c += 32) {
+            _mm_prefetch((const char *)(row + (size_t)c * 2 + BAM_STREAM_PREFETCH_BYTES), _MM_HINT_T0);
+            for (int h = 0; h < 32; h += 16) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(row + (size_t)(c + h) * 2));
+                const int a = h / 8;
+                acc[a] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_loadu_ps(even + (c + h) / 2), acc[a]);
+                acc[a + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, high)), _mm256_loadu_ps(odd + (c + h) / 2), acc[a + 1]);
+            }
+        }
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+        for (int k = paired; k < cols; k++) s += bam_bf16_to_f32_1(bam_load_u16(row + (size_t)k * 2)) * x[k];
+        y[r] = s;
+    }
+}
+
 AVX2_INLINE void matmul_bf16_x1(float *y, const uint8_t *w, size_t w_stride, const float *x, int rows, int cols) {
     float even[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(32)));
     float odd[BAM_BF16_PAIRED_MAX_COLS / 2] __attribute__((aligned(32)));
     const int paired = cols / 32 * 32;
     deinterleave_pairs(even, odd, x, paired);
+    if (w_stride <= BAM_AVX2_STREAM_ROW_MAX_BYTES) {
+        stream_bf16_pairs(y, w, w_stride, even, odd, x, rows, cols, paired);
+        return;
+    }
     int r = 0;
     for (; r + 4 <= rows; r += 4)
         tile_bf16_pairs(y + r, w + (size_t)r * w_stride, w_stride, w + (size_t)(r + 4) * w_stride, even, odd, x, 4, cols, paired);

@@ -67,7 +67,7 @@ AVX512_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w
                          x_stride, 1, T, cols, kind, bytes);                                                      \
     } while (0)
 
-// One activation row against rows of at most BAM_STREAM_ROW_MAX_BYTES: one weight row at a time,
+// One activation row against rows of at most BAM_AVX512_STREAM_ROW_MAX_BYTES: one weight row at a time,
 // prefetching BAM_STREAM_PREFETCH_BYTES ahead in the one sequential stream (kernels_internal.h).
 #define RUN_STREAM()                                                                                              \
     do {                                                                                                          \
@@ -82,7 +82,7 @@ AVX512_INLINE void matmul_widened(float *y, size_t ldy, const uint8_t *w, size_t
                                   size_t x_stride, int T, int rows, int cols, const enum stored kind, const size_t bytes) {
     switch (T) {
     case 1:
-        if (w_stride <= BAM_STREAM_ROW_MAX_BYTES) RUN_STREAM();
+        if (w_stride <= BAM_AVX512_STREAM_ROW_MAX_BYTES) RUN_STREAM();
         else RUN_TILES(4, 1);
         break;
     case 2: RUN_TILES(4, 2); break;
@@ -136,7 +136,7 @@ AVX512_INLINE void matmul_bf16_x1(float *y, const uint8_t *w, size_t w_stride, c
     const int paired = cols / 32 * 32;
     deinterleave_pairs(even, odd, x, paired);
     int r = 0;
-    if (w_stride <= BAM_STREAM_ROW_MAX_BYTES) {   // one sequential stream, as RUN_STREAM
+    if (w_stride <= BAM_AVX512_STREAM_ROW_MAX_BYTES) {   // one sequential stream, as RUN_STREAM
         for (; r < rows; r++)
             tile_bf16_pairs(y + r, w + (size_t)r * w_stride, w_stride, w + (size_t)r * w_stride + BAM_STREAM_PREFETCH_BYTES,
                             even, odd, x, 1, cols, paired);

@@ -67,12 +67,34 @@ Q8_INLINE void q8_tile(float *y, size_t ldy, const uint8_t *w, size_t w_stride, 
             q8_tile(y + r, ldy, wb + (size_t)r * w_stride, w_stride, wb + (size_t)(r + 1) * w_stride, xb, x_stride, 1, T, nb); \
     } while (0)
 
+// One activation row against rows of at most BAM_AVX2_STREAM_ROW_MAX_BYTES: one weight row after the
+// other, each block prefetching BAM_STREAM_PREFETCH_BYTES further on in the one sequential stream
+// (kernels_internal.h), even and odd blocks into separate accumulators (two FMA chains).
+Q8_INLINE void q8_stream(float *y, const uint8_t *w, size_t w_stride, const uint8_t *x, const int rows, const int nb) {
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = w + (size_t)r * w_stride;
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *p = row + (size_t)b * BAM_Q8_0_BYTES, *q = x + (size_t)b * BAM_Q8_0_BYTES;
+            _mm_prefetch((const char *)p + BAM_STREAM_PREFETCH_BYTES, _MM_HINT_T0);
+            const __m256i qw = _mm256_loadu_si256((const __m256i *)(p + 2));
+            const __m256i s = BAM_Q8_DOT(_mm256_abs_epi8(qw), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q + 2)), qw));
+            const float d = _cvtsh_ss(bam_load_u16(p)) * _cvtsh_ss(bam_load_u16(q));
+            acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[b & 1]);
+        }
+        y[r] = q8_hsum8(_mm256_add_ps(acc[0], acc[1]));
+    }
+}
+
 BAM_Q8_TARGET void BAM_Q8_MATMUL(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
                                  int T, int rows, int cols) {
     const uint8_t *wb = w, *xb = x;
     const int nb = cols / BAM_Q8_0_BLOCK;
     switch (T) {
-    case 1: Q8_RUN_TILES(4, 1); break;
+    case 1:
+        if (w_stride <= BAM_AVX2_STREAM_ROW_MAX_BYTES) q8_stream(y, wb, w_stride, xb, rows, nb);
+        else Q8_RUN_TILES(4, 1);
+        break;
     case 2: Q8_RUN_TILES(2, 2); break;
     case 3: Q8_RUN_TILES(1, 3); break;
     case 4: Q8_RUN_TILES(1, 4); break;

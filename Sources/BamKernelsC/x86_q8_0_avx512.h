@@ -20,7 +20,7 @@ Q8_INLINE float q8_scale(const uint8_t *p) { return _cvtsh_ss(bam_load_u16(p)); 
 // R weight rows against T activation rows, two blocks per step (compile-time R and T). Each step
 // prefetches, per row, the same two blocks of R rows from `next`: the next tile's rows (R rows
 // on, right after this tile in memory, as the AVX2 kernel does) or, for one activation row
-// against rows of at most BAM_STREAM_ROW_MAX_BYTES, streamed one at a time, the bytes
+// against rows of at most BAM_AVX512_STREAM_ROW_MAX_BYTES, streamed one at a time, the bytes
 // BAM_STREAM_PREFETCH_BYTES further on (kernels_internal.h says what was measured).
 Q8_INLINE void q8_tile(float *y, size_t ldy, const uint8_t *w, size_t w_stride, const uint8_t *next, const uint8_t *x,
                        size_t x_stride, const int R, const int T, const int nb) {
@@ -80,7 +80,7 @@ BAM_Q8_TARGET void BAM_Q8_MATMUL(float *y, size_t ldy, const void *w, size_t w_s
     const int nb = cols / BAM_Q8_0_BLOCK;
     switch (T) {
     case 1:
-        if (w_stride <= BAM_STREAM_ROW_MAX_BYTES) Q8_RUN_STREAM();
+        if (w_stride <= BAM_AVX512_STREAM_ROW_MAX_BYTES) Q8_RUN_STREAM();
         else Q8_RUN_TILES(4, 1);
         break;
     case 2: Q8_RUN_TILES(2, 2); break;

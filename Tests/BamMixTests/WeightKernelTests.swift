@@ -174,9 +174,9 @@ struct WeightKernelTests {
         return (bytes, stride)
     }
 
-    /// The row lengths the decode kernels treat differently: the AVX-512 kernels stream one
-    /// activation row against rows of up to 8 KiB one row at a time, and against longer rows
-    /// in four-row tiles (kernels_internal.h, BAM_STREAM_ROW_MAX_BYTES).
+    /// The row lengths the decode kernels treat differently: the AVX-512 and AVX2 kernels stream
+    /// one activation row against short rows (up to 8 KiB and 2.5 KiB) one row at a time, and
+    /// against longer rows in four-row tiles (kernels_internal.h, BAM_*_STREAM_ROW_MAX_BYTES).
     enum RowLength: CaseIterable, Sendable { case short, long }
 
     @Test("fused decode kernels, 1 to 8 activation rows, every stored type, short and long rows",

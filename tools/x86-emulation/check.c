@@ -63,8 +63,8 @@ static void conversions(const bam_kernels *k) {
     check(memcmp(d1, d2, sizeof(d1)) == 0, k->name, "Q8_0 -> f32");
 }
 
-// Short rows, and rows over 8 KiB, which the AVX-512 kernels stream differently for one
-// activation row (kernels_internal.h, BAM_STREAM_ROW_MAX_BYTES).
+// Short rows, and rows over 8 KiB, which the AVX-512 and AVX2 kernels stream differently for one
+// activation row (kernels_internal.h, BAM_*_STREAM_ROW_MAX_BYTES).
 static void matmul(const bam_kernels *k, int type, int long_rows) {
     static const char *names[] = {"f32", "f16", "bf16", "q8_0"};
     const int rows = 13, T = BAM_MATMUL_MAX_ROWS, ldy = rows + 3;
