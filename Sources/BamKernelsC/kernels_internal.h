@@ -16,10 +16,11 @@
 // - AVX-512, on an EPYC Zen 4: the stream beat the tiles on rows of 512 and 2048 columns (bf16
 //   by 15-95 %, Q8_0 by 25-35 %, f32 by 25 % at 512 columns and equal at 2048); on rows of
 //   11-22 KiB (5632 columns of f32 or bf16) the tiles were ahead by about 8 %.
-// - AVX2, on an EPYC Zen 3: the stream was ahead only on rows up to about 2 KiB (bf16 at 512
-//   columns by 30-45 %, Q8_0 at 512-2048 columns by 10-50 %, f32 at 512 by 0-15 %) and behind
-//   from 2.8 KiB on (bf16 at 1408 columns by 0-15 %, f32 at 1408-2048 and every type at 5632
-//   by 20-30 %), with prefetch distances of 1, 2 and 4 KiB alike.
+// - AVX2, on an EPYC Zen 3 (machine otherwise idle): the stream was ahead only on rows up to
+//   about 2 KiB (bf16 at 512 and 1024 columns by 33 % and 9 %, Q8_0 at 512-2048 columns by
+//   13-40 %, f32 at 512 by 3 %) and behind from 2.8 KiB on (bf16 at 1408-2048 columns by 4-5 %,
+//   f32 at 1024-5632 by 15-19 %, bf16 and Q8_0 at 5632 by 18 % and 10 %); prefetch distances of
+//   1, 2 and 4 KiB did alike (while another job ran).
 #define BAM_AVX512_STREAM_ROW_MAX_BYTES 8192
 #define BAM_AVX2_STREAM_ROW_MAX_BYTES 2560
 #define BAM_STREAM_PREFETCH_BYTES 4096
