@@ -139,9 +139,9 @@ public struct PipelineProfile: Sendable {
     /// demo's shapes and Branch-Train budgets, so run seed 1 rebuilds the shipped checkpoints),
     /// twice the demo's finetuning tokens and evaluation windows, and the papers' ablations
     /// (compute-matched BTX, top-k attention routing, BTX's FFN routing variants, BAM with BTX's
-    /// FFN routing, Drop-Upcycling, BTM top-2). About 40 minutes per seed on two cores (estimated
-    /// from the 30 the first seven mixtures took); every finished model is cached in the seed's
-    /// folder, so a run can be completed over several.
+    /// FFN routing, Drop-Upcycling, BTM top-2). About 1.5 hours per seed on two cores (seed 1:
+    /// 1 h 45 min on an EPYC Zen 3 that also ran other work at times); every finished model is
+    /// cached in the seed's folder, so a run can be completed over several.
     public static var reproduce: PipelineProfile {
         var p = PipelineProfile(name: "reproduce")
         p.finetuneSteps = 600
