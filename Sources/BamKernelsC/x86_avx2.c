@@ -65,7 +65,7 @@ AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_s
         for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
     const int step = (int)(64 / element_bytes);   // columns per 64 bytes of a row: 16 or 32
     // Except for one f32 activation row, whose tiles (rows over BAM_AVX2_STREAM_ROW_MAX_BYTES)
-    // read 3-15 % faster without it on an EPYC Zen 3 (tools/kernel-ab, rows of 1408-8192 columns):
+    // read 3-21 % faster without it on an EPYC Zen 3 (tools/kernel-ab, rows of 1024-8192 columns):
     // two FMAs per 64 bytes leave the prefetches no time to pay off, and the hardware prefetcher
     // follows four rows of 5.5 KiB or more on its own. bf16 and Q8_0 tiles lost 10-25 % without.
     const int prefetch = !(kind == STORED_F32 && T == 1);
