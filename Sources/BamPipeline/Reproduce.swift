@@ -205,18 +205,27 @@ public struct Reproduction {
         try write(assets.appendingPathComponent("finetune-loss.svg"),
                   LineChart(title: "MoE finetuning: training LM loss per step, mean over \(runs.count) seeds", xLabel: "step",
                             yLabel: "loss (nats per token)", series: curves).svg())
-        // Routing of the first seed's mixtures (the pipeline wrote them).
-        var routeFiles: [String] = []
-        let firstDir = runDirectory(first.seed)
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: firstDir.path)) ?? []
-        for name in names.sorted() where name.hasPrefix("routes-") && name.hasSuffix(".svg") {
-            let text = try String(contentsOf: firstDir.appendingPathComponent(name), encoding: .utf8)
-            try write(assets.appendingPathComponent(name), text)
-            routeFiles.append(name)
+        // Routing of the first seed's mixtures whose plots are on disk (the pipeline wrote them). A
+        // seed reused from its committed results.json alone (run in an earlier session) has none,
+        // so the next seed's are shown, and the text says which seed they are.
+        var routeFiles: [String] = [], routeSeed: UInt64?
+        for run in runs where routeSeed == nil {
+            let dir = runDirectory(run.seed)
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+            for name in names.sorted() where name.hasPrefix("routes-") && name.hasSuffix(".svg") {
+                let text = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+                try write(assets.appendingPathComponent(name), text)
+                routeFiles.append(name)
+                routeSeed = run.seed
+            }
         }
         md += "## Plots\n\n![perplexity](results/perplexity.svg)\n\n![finetuning loss](results/finetune-loss.svg)\n\n"
-        md += "Routing of seed \(first.seed)'s mixtures (fraction of tokens per expert, per layer and domain; and per token):\n\n"
-        md += routeFiles.map { "- [\($0)](results/\($0))" }.joined(separator: "\n") + "\n\n"
+        if let routeSeed {
+            md += "Routing of seed \(routeSeed)'s mixtures (fraction of tokens per expert, per layer and domain; and per token):\n\n"
+            md += routeFiles.map { "- [\($0)](results/\($0))" }.joined(separator: "\n") + "\n\n"
+        } else {
+            md += "No routing plots: every seed was reused from its results.json alone, which does not keep them (`bam-mix routes --svg` draws them from a seed's mixtures).\n\n"
+        }
         md += "## Discussion\n\n" + Self.discussionMarker + "\n"
         try write(output.appendingPathComponent("results.md"), md)
         return written

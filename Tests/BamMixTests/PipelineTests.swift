@@ -119,6 +119,16 @@ struct PipelineTests {
             #expect(x.lastPathComponent == y.lastPathComponent)
             #expect(try Data(contentsOf: x) == Data(contentsOf: y), "\(x.lastPathComponent) differs between two identical runs")
         }
+        #expect(md.contains("Routing of seed 5's mixtures") && md.contains("routes-btx.svg"))
+        // A seed kept as its results.json alone (committed in an earlier session) has no routing
+        // plots: the next seed's are linked, under its number.
+        let seed5 = b.url.appendingPathComponent("seed-5")
+        for name in try FileManager.default.contentsOfDirectory(atPath: seed5.path) where name != "results.json" {
+            try FileManager.default.removeItem(at: seed5.appendingPathComponent(name))
+        }
+        _ = try Reproduction(profile: .micro, output: b.url, seeds: [5, 6], log: { _ in }).run()
+        let reused = try String(contentsOf: b.url.appendingPathComponent("results.md"), encoding: .utf8)
+        #expect(reused.contains("Routing of seed 6's mixtures") && reused.contains("routes-btx.svg"))
         // Publishing over a document with a discussion keeps the discussion and replaces the rest.
         let target = docs.url.appendingPathComponent("results.md")
         try Data(("old numbers\n" + Reproduction.discussionMarker + "\nOur reading of the numbers.\n").utf8).write(to: target)
