@@ -49,16 +49,26 @@ final class Progress: @unchecked Sendable {
         func renderActiveBar(tick: UInt, width: Int) -> ConsoleText {
             let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 0
             let filled = Int(fraction * Double(width))
-            let elapsed = Date().timeIntervalSince(started)
-            let eta = done > 0 ? elapsed / Double(done) * Double(total - done) : .nan
+            let eta = Progress.eta(since: started, done: done, total: total)
             let bar = "[" + String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled) + "]"
             return (bar + " \(done)/\(total)  ETA \(formatDuration(eta))  \(detail)").consoleText(.info)
         }
     }
 
     private let indicator: ActivityIndicator<Bar>?
+    // For the lines `reportIfDue` prints without a terminal.
+    private let title: String, total: Int, enabled: Bool, started = Date()
+    private var lastReport = Date()
+
+    /// Seconds left at the rate since `started` (NaN before the first step).
+    static func eta(since started: Date, done: Int, total: Int) -> Double {
+        done > 0 ? Date().timeIntervalSince(started) / Double(done) * Double(total - done) : .nan
+    }
 
     init(title: String, total: Int, enabled: Bool = true) {
+        self.title = title
+        self.total = total
+        self.enabled = enabled
         guard enabled else {
             indicator = nil
             return
@@ -80,6 +90,15 @@ final class Progress: @unchecked Sendable {
     func update(done: Int, detail: String = "") {
         indicator?.activity.done = done
         indicator?.activity.detail = detail
+    }
+
+    /// Without a terminal (a log file, CI) no bar is drawn: a line with the count and ETA, at most
+    /// once per `interval` seconds, for stages that run for minutes. Nothing on a terminal or when
+    /// disabled.
+    func reportIfDue(done: Int, interval: TimeInterval = 60) {
+        guard enabled, !isInteractive, done > 0, done < total, Date().timeIntervalSince(lastReport) >= interval else { return }
+        lastReport = Date()
+        printError("\(title): \(done)/\(total)  ETA \(formatDuration(Progress.eta(since: started, done: done, total: total)))")
     }
 
     func finish() { indicator?.succeed() }

@@ -84,23 +84,16 @@ struct DemoCommand: ParsableCommand {
             stage = ""
             printError(line)
         }
-        // Without a terminal (a log file, CI) no bar is drawn; a stage such as the seed's training
-        // runs for many minutes, so a line with its count and ETA at most once a minute instead.
-        var stageStarted = Date(), lastLine = Date()
         let progress: (String, Int, Int) -> Void = { what, done, total in
             if what != stage {
                 bar?.finish()
                 stage = what
                 bar = Progress(title: what, total: total)
-                stageStarted = Date()
-                lastLine = stageStarted
             }
             bar?.update(done: done)
-            if let bar, !bar.isInteractive, done > 0, done < total, Date().timeIntervalSince(lastLine) >= 60 {
-                lastLine = Date()
-                let eta = lastLine.timeIntervalSince(stageStarted) / Double(done) * Double(total - done)
-                printError("\(what): \(done)/\(total)  ETA \(formatDuration(eta))")
-            }
+            // A stage such as the seed's training runs for many minutes: without a terminal, a
+            // line at most once a minute.
+            bar?.reportIfDue(done: done)
         }
         let started = Date()
         if reproduce, let runSeeds {
