@@ -32,7 +32,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "Directory of the shipped checkpoints (default: checkpoints).")
     var checkpoints: String? = nil
 
-    @Flag(help: "A small budget: under two minutes on two cores (with --reproduce: every model on a micro budget, a smoke test).")
+    @Flag(help: "A small budget: about three minutes on two cores (with --reproduce: every model on a micro budget, a smoke test).")
     var quick = false
 
     @Flag(name: .customLong("rebuild-checkpoints"), help: "Train the seed and the experts from scratch into --checkpoints (tools/make_checkpoints).")

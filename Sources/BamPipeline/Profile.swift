@@ -95,10 +95,10 @@ public struct PipelineProfile: Sendable {
 
     public init(name: String) { self.name = name }
 
-    /// `bam-mix demo`: under 10 minutes on two cores.
+    /// `bam-mix demo`: about 13 minutes on two cores (12 min 35 s on an EPYC Zen 3, 2026-12-02).
     public static var demo: PipelineProfile { PipelineProfile(name: "demo") }
 
-    /// `bam-mix demo --quick`: the same pipeline on a small budget (CI's smoke test, under 2 minutes).
+    /// `bam-mix demo --quick`: the same pipeline on a small budget (CI's smoke test, about 3 minutes on two cores: 2 min 52 s on the same machine).
     public static var quick: PipelineProfile {
         var p = PipelineProfile(name: "quick")
         p.finetuneSteps = 60
