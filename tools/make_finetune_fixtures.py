@@ -36,7 +36,7 @@ CASES = {
     # BAM: expert-KV soft attention, FFN top-1 without renormalisation, BTX balance loss + z-loss,
     # two micro-batches per step.
     "bam_llama_expert_kv": {
-        "mix": ["--method", "bam", "--seed", "3"], "family": "llama",
+        "mix": ["--method", "bam", "--router", "random", "--seed", "3"], "family": "llama",
         "finetune": COMMON + ["--accumulate", "2", "--seed", "11", "--aux-loss", "btx", "--aux-alpha", "0.01", "--z-loss", "0.001"],
     },
     # BTX written as Mixtral (transformers' MixtralForCausalLM on the Python side), Switch balance loss.
@@ -47,7 +47,7 @@ CASES = {
     # BAM of a Cohere family: parallel blocks, LayerNorm, tied embeddings, shared K/V, top-2 attention
     # and top-2 FFN routing; only the routers and norms train.
     "bam_cohere_shared_kv_topk": {
-        "mix": ["--method", "bam", "--attention", "shared-kv", "--attention-routing", "top-k", "--attention-top-k", "2",
+        "mix": ["--method", "bam", "--router", "random", "--attention", "shared-kv", "--attention-routing", "top-k", "--attention-top-k", "2",
                 "--top-k", "2", "--seed", "4"], "family": "cohere",
         "finetune": COMMON + ["--seed", "13", "--train", "routers,norms", "--aux-loss", "btx", "--aux-alpha", "0.01", "--z-loss", "0.001"],
     },

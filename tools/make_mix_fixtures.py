@@ -122,8 +122,11 @@ def main():
     run_mix(binary, "upcycle_llama", ["--method", "upcycle", "--expert", llama[0], "--num-experts", "4", "--noise", "0.01", "--seed", "9"], ids, "mixtral")
     # Unscaled experts (--expert-scaling none): these fixtures hold the routing formula; the scaling
     # (each expert's w2 times E/K) is checked exactly in the Swift tests.
-    run_mix(binary, "bam_cohere_expert_kv", ["--method", "bam", *ex(cohere), "--seed", "10", "--expert-scaling", "none"], ids, "bam")
-    run_mix(binary, "bam_llama_shared_kv_topk", ["--method", "bam", *ex(llama), "--attention", "shared-kv",
+    # Random routers (--router random; mix's default would start these un-renormalised gates from
+    # zero routers, every token on expert 0), so that the fixtures exercise the routing itself.
+    run_mix(binary, "bam_cohere_expert_kv", ["--method", "bam", *ex(cohere), "--seed", "10", "--router", "random",
+                                              "--expert-scaling", "none"], ids, "bam")
+    run_mix(binary, "bam_llama_shared_kv_topk", ["--method", "bam", *ex(llama), "--router", "random", "--attention", "shared-kv",
                                                   "--attention-routing", "top-k", "--attention-top-k", "2", "--seed", "11",
                                                   "--expert-scaling", "none"], ids, "bam")
     run_mix(binary, "btx_cohere_dense_attention", ["--method", "btx", *ex(cohere), "--seed", "12"], ids, "bam")

@@ -56,7 +56,10 @@ struct MixCommand: ParsableCommand {
         (btx/upcycle: BTX's balancing loss 0.01, no z-loss; bam: Switch loss 0.01 + z-loss 0.001).
         Un-renormalised gates (bam) scale each FFN output by about K/E with fresh routers; --expert-scaling auto
         (default) multiplies each expert's down projection by E/K so a trained model keeps its FFN outputs'
-        size (arXiv 2410.07524). --check-text FILE measures the result against expert 0 at once.
+        size (arXiv 2410.07524), and --router auto (default) starts such gates from zero routers: every token
+        goes to expert 0 (put the seed first), so the fresh mixture keeps its FFN until finetuning teaches the
+        routers (--router random: the papers' random routers). --check-text FILE measures the result against
+        expert 0 at once.
         Experts may be HF directories or GGUF files of any type bam-mix reads (F32/F16/BF16, Q4_0..Q8_0, Q2_K..Q6_K,
         IQ4_NL, IQ4_XS; mixed types across experts too), dequantised while mixing. --out NAME.gguf writes one GGUF
         file (via a temporary HF directory beside it).
@@ -80,8 +83,8 @@ struct MixCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Renormalise the chosen FFN gates (default: yes for btx, no for bam).")
     var renormalize: Bool?
 
-    @Option(help: "Router initialisation: random (N(0, 0.02^2), seeded), zero (uniform), hidden or cheap-embed (mergekit's prompt-based modes), domain (each expert's mean hidden state over --router-data), generated (the same over text each expert samples itself; no data needed).")
-    var router: RouterInit = .random
+    @Option(help: "Router initialisation: auto (default: zero for un-renormalised top-k gates, e.g. bam's, so that the fresh mixture keeps expert 0's FFN; random otherwise), random (N(0, 0.02^2), seeded; the papers'), zero (uniform), hidden or cheap-embed (mergekit's prompt-based modes), domain (each expert's mean hidden state over --router-data), generated (the same over text each expert samples itself; no data needed).")
+    var router: RouterInit = .auto
 
     @Option(name: .customLong("router-scale"), help: "A factor on the initial routers: random entries N(0, (0.02 F)^2), data-based rows of length F (default 1). Tokens choose the same experts; a small F makes the fresh gates nearly uniform.")
     var routerScale: Float = 1

@@ -13,6 +13,14 @@ public enum MixMethod: String, Sendable, CaseIterable {
 
 /// How each router matrix (E, C) starts.
 public enum RouterInit: String, Sendable, CaseIterable {
+    /// The default: `zero` where the FFN gates are the top K < E of a softmax, not renormalised
+    /// (BAM's own routing), `random` everywhere else (`Mixer.resolveRouter`). Zero routers give
+    /// every expert the same probability and the top-K tie goes to the lowest indices, so with the
+    /// experts scaled by E/K (`ExpertScaling.auto`) a fresh mixture keeps expert 0's FFN in every
+    /// layer (the mean of experts 0 ... K-1 for K > 1) instead of sending each token of each layer
+    /// to a random expert (docs/mixing.md, "Mixtures usable at once"). Switch routing is excluded:
+    /// on a tie its capacity would make most tokens skip the FFN.
+    case auto
     /// N(0, 0.02²) from the seed — transformers' `initializer_range` for nn.Linear, the papers' random routers.
     case random
     /// All zeros: uniform routing (ties broken towards the lower expert index).
@@ -77,7 +85,7 @@ public struct MixOptions: Sendable {
     public var topK: Int?
     /// Renormalise the chosen FFN gates (BTX default true, BAM default false).
     public var renormalize: Bool?
-    public var router: RouterInit = .random
+    public var router: RouterInit = .auto
     /// A factor on the initial routers: `random` entries are N(0, (0.02 routerScale)²), the unit
     /// rows of the data-based routers become rows of length routerScale. The top-k choice of a
     /// token does not change with it; a small factor makes the fresh gates nearly uniform, the

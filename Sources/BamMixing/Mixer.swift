@@ -28,6 +28,7 @@ public enum Mixer {
         let start = DispatchTime.now()
         var options = requestedOptions
         try validateOptions(options)
+        try resolveRouter(&options, log: log)
         if FileManager.default.fileExists(atPath: options.output.path) {
             throw BamError.usage("the output already exists (bam-mix never overwrites a model)", file: options.output.path,
                                  hint: "choose a new \(MixField.output) \(options.writesGGUF ? "file" : "directory")")
@@ -67,6 +68,7 @@ public enum Mixer {
             // checkpoint says how its experts differ from their sources.
             opts["expert_scales"] = .array(plan.expertScales.map { .double($0) })
             opts["router"] = .string(options.router.rawValue)
+            if requestedOptions.router != options.router { opts["router_requested"] = .string(requestedOptions.router.rawValue) }
             opts["router_scale"] = .double(Double(options.routerScale))
             opts["seed"] = .int(Int(truncatingIfNeeded: options.seed))
             opts["weights"] = .array(weights.map { .double($0) })
@@ -141,6 +143,25 @@ public enum Mixer {
         return try GGUFConverter.hfToGGUF(staged, output: out, dtype: type, tokenizerFrom: tokenizerSource,
                                           extraMetadata: [("general.name", .string(out.deletingPathExtension().lastPathComponent)),
                                                           ("bam.mix_provenance", .string(record))])
+    }
+
+    /// `RouterInit.auto` made concrete from the FFN routing recipe: `zero` for the top K < E of a
+    /// softmax without renormalisation (the fresh mixture keeps expert 0's FFN, scaled back by
+    /// E/K), `random` (the papers' routers) for everything else.
+    static func resolveRouter(_ o: inout MixOptions, log: (String) -> Void) throws {
+        guard o.router == .auto else { return }
+        let E = o.method == .upcycle ? (o.numExperts ?? 0) : o.experts.count
+        guard case let .topK(k, renormalize: false) = try ResolvedRecipe.resolve(o, experts: E).routing, k < E else {
+            o.router = .random
+            return
+        }
+        if o.routerScale != 1 {
+            throw BamError.usage("\(MixField.routerScale) multiplies random or data-based routers, and \(MixField.router, "auto") starts un-renormalised top-\(k) gates from zero routers",
+                                 hint: "add \(MixField.router, "random") to scale the paper's random routers")
+        }
+        o.router = .zero
+        let first = URL(fileURLWithPath: o.experts.first ?? "").lastPathComponent
+        log("routers: zero (--router auto, for un-renormalised top-\(k) gates): every token's FFN is \(k == 1 ? "expert 0's (\(first))" : "the mean of experts 0 ... \(k - 1)'s") until finetuning teaches the routers, so put the seed first; --router random gives the paper's random routers")
     }
 
     static func validateOptions(_ o: MixOptions) throws {

@@ -31,6 +31,8 @@ enum RouterInitializer {
         var result: [String: Tensor] = [:]
         var calibration: [[[Float]]]? = nil
         switch options.router {
+        case .auto:
+            throw BamError.usage("internal: \(MixField.router, "auto") reached the router initialiser unresolved (Mixer.resolveRouter)")
         case .random:
             for (i, spec) in routerSpecs.enumerated() {
                 var rng = SplitMix64(seed: options.seed &* 0x9E37_79B9 &+ UInt64(i) &+ 1)

@@ -122,6 +122,10 @@ public final class Pipeline {
                 var o = MixOptions(method: recipe.method, experts: recipe.method == .upcycle ? [experts[0].path] : experts.map(\.path),
                                    output: mixed)
                 o.seed = seed
+                // The papers' random routers ("the router layers are initialized randomly"), not
+                // mix's default, which starts un-renormalised gates from zero routers: the
+                // reproduction compares the methods as published.
+                o.router = .random
                 o.attention = recipe.attention
                 o.attentionRouting = recipe.attentionRouting
                 o.attentionTopK = recipe.attentionTopK

@@ -16,7 +16,10 @@ struct BAMTests {
     func cohereExpertKV() throws {
         let dir = try TemporaryDirectory()
         // The fixture's mix is unscaled (tools/make_mix_fixtures.py); MethodsTests checks the scaling.
-        let ckpt = try MixFixtures.mix({ var o = MixOptions(method: .bam, experts: MixFixtures.cohere, output: $0); o.seed = 10; o.expertScaling = .none; return o }, in: dir)
+        let ckpt = try MixFixtures.mix({
+            var o = MixOptions(method: .bam, experts: MixFixtures.cohere, output: $0)
+            o.seed = 10; o.router = .random; o.expertScaling = .none; return o
+        }, in: dir)
         #expect(ckpt.config.moa == MoAConfig(experts: 3, kind: .expertKV, routing: .soft, topK: 3))
         #expect(ckpt.config.moe?.topK == 1 && ckpt.config.moe?.renormalize == false)
         #expect(ckpt.config.parallelBlock)
@@ -28,7 +31,8 @@ struct BAMTests {
         let dir = try TemporaryDirectory()
         let ckpt = try MixFixtures.mix({
             var o = MixOptions(method: .bam, experts: MixFixtures.llama, output: $0)
-            o.attention = .sharedKV; o.attentionRouting = .topK; o.attentionTopK = 2; o.seed = 11; o.expertScaling = .none; return o
+            o.attention = .sharedKV; o.attentionRouting = .topK; o.attentionTopK = 2; o.seed = 11; o.router = .random; o.expertScaling = .none
+            return o
         }, in: dir)
         #expect(ckpt.config.moa == MoAConfig(experts: 3, kind: .sharedKV, routing: .topK, topK: 2))
         try MixFixtures.expectMatchesReference(ckpt, fixture: "bam_llama_shared_kv_topk")
@@ -54,6 +58,27 @@ struct BAMTests {
         let mixed = try logits(ckpt, ids)
         let (maxDiff, firstBad) = compare(mixed, dense, tolerance: 2e-5)
         #expect(firstBad == nil, "\(seedName) \(router): max |diff| \(maxDiff)")
+    }
+
+    @Test("N copies of one model, mixed with BAM's own routing (FFN top-1, not renormalised) and mix's defaults, equal that model",
+          arguments: ["llama_seed", "cohere_seed"])
+    func copiesEqualDenseWithDefaults(seedName: String) throws {
+        // The default router (auto) starts these gates from zero routers: every token takes expert 0
+        // with gate 1/3, which the default expert scaling (x3 in w2) gives back. With random routers
+        // the same copies would leave gates of about 0.4 scaled by 1/0.4 on average only.
+        let path = MixFixtures.expert(seedName)
+        let dir = try TemporaryDirectory()
+        let ckpt = try MixFixtures.mix({ MixOptions(method: .bam, experts: [path, path, path], output: $0) }, in: dir)
+        #expect(ckpt.config.moe?.topK == 1 && ckpt.config.moe?.renormalize == false)
+        let router = try ckpt.store.tensor(ParameterNames.moeRouter(0))
+        #expect(router.array.allSatisfy { $0 == 0 })
+        let provenance = try readJSONFile(ckpt.path.appendingPathComponent("bam_mix_provenance.json"))
+        #expect(provenance["options"]?["router"]?.stringValue == "zero")
+        #expect(provenance["options"]?["router_requested"]?.stringValue == "auto")
+        let dense = try logits(Checkpoint.open(path), ids)
+        let mixed = try logits(ckpt, ids)
+        let (maxDiff, firstBad) = compare(mixed, dense, tolerance: 2e-5)
+        #expect(firstBad == nil, "\(seedName): max |diff| \(maxDiff)")
     }
 
     @Test("BAM with a single averaged attention and renormalised top-k FFN routing equals the BTX (Mixtral) forward")

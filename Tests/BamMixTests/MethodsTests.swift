@@ -335,6 +335,42 @@ struct UpcyclingVariantTests {
         #expect(throws: BamError.self) { try Mixer.run(zero) }
     }
 
+    @Test("the default router (auto): zero routers for un-renormalised top-k < E gates, random for every other routing")
+    func autoRouter() throws {
+        func chosen(_ configure: (inout MixOptions) -> Void, method: MixMethod = .bam) throws -> (router: String?, requested: String?, allZero: Bool) {
+            let d = try TemporaryDirectory()
+            let ckpt = try MixFixtures.mix({ var o = MixOptions(method: method, experts: MixFixtures.llama, output: $0); configure(&o); return o }, in: d)
+            let p = try readJSONFile(ckpt.path.appendingPathComponent("bam_mix_provenance.json"))
+            let router = try ckpt.store.tensor(ParameterNames.moeRouter(0)).array
+            return (p["options"]?["router"]?.stringValue, p["options"]?["router_requested"]?.stringValue, router.allSatisfy { $0 == 0 })
+        }
+        for (what, configure, method) in [("bam", { (_: inout MixOptions) in }, MixMethod.bam),
+                                          ("bam top-2 not renormalised", { $0.topK = 2 }, .bam),
+                                          ("btx --no-renormalize", { $0.renormalize = false }, .btx)] as [(String, (inout MixOptions) -> Void, MixMethod)] {
+            let c = try chosen(configure, method: method)
+            #expect(c.router == "zero" && c.requested == "auto" && c.allZero, "\(what): \(c)")
+        }
+        for (what, configure, method) in [("btx", { (_: inout MixOptions) in }, MixMethod.btx),
+                                          ("bam --renormalize", { $0.renormalize = true }, .bam),
+                                          ("bam --ffn-routing btx", { $0.ffnRouting = .btx }, .bam),
+                                          ("bam top-3 of 3", { $0.topK = 3 }, .bam),
+                                          // A tie would put every token on expert 0, over its capacity.
+                                          ("bam --ffn-routing switch", { $0.ffnRouting = .switch }, .bam),
+                                          ("bam --ffn-routing soft", { $0.ffnRouting = .soft }, .bam)] as [(String, (inout MixOptions) -> Void, MixMethod)] {
+            let c = try chosen(configure, method: method)
+            #expect(c.router == "random" && c.requested == "auto" && !c.allZero, "\(what): \(c)")
+        }
+        let explicit = try chosen({ $0.router = .random })
+        #expect(explicit.router == "random" && explicit.requested == nil && !explicit.allZero)
+        // --router-scale has nothing to scale on the zero routers auto chooses: refused, naming --router random.
+        let dir = try TemporaryDirectory()
+        var scaled = MixOptions(method: .bam, experts: MixFixtures.llama, output: dir.file("s"))
+        scaled.routerScale = 0.5
+        let error = try #require(throws: BamError.self) { try Mixer.run(scaled) }
+        #expect("\(error)".contains("random"), "\(error)")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("s").path))
+    }
+
     @Test("generated router: the domain rows of the text each expert samples itself from BOS; refused for upcycling")
     func generatedRouter() throws {
         let dir = try TemporaryDirectory()
@@ -433,7 +469,9 @@ struct ExpertScalingTests {
     func autoMatchesMeasuredMass() throws {
         let dir = try TemporaryDirectory()
         let out = dir.file("m")
-        let report = try Mixer.run(MixOptions(method: .bam, experts: MixFixtures.llama, output: out))
+        var o = MixOptions(method: .bam, experts: MixFixtures.llama, output: out)
+        o.router = .random
+        let report = try Mixer.run(o)
         let text = String(repeating: "the cat sees the ball and a dog finds a red apple. the old man eats some bread. ", count: 12)
         let check = try MixCheck.run(text: text, reference: MixFixtures.llama[0], mixture: out.path,
                                      expertScales: report.expertScales, contextLength: 128, maxChunks: 4)
