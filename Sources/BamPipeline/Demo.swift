@@ -106,8 +106,10 @@ extension Pipeline {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try write("results.json", String(decoding: try encoder.encode(results), as: UTF8.self) + "\n")
         try write("perplexity.svg", report.perplexityChart(title: "Held-out perplexity per domain (lower is better)").svg())
-        let loss = LineChart(title: "MoE finetuning: training LM loss per step", xLabel: "step", yLabel: "loss (nats per token)",
-                             series: curves.map { LineChart.Series(name: $0.name, x: $0.steps.map(Double.init), y: $0.loss) })
+        let loss = LineChart(title: "MoE finetuning: training LM loss, mean over the last \(Self.lossWindow) steps", xLabel: "step",
+                             yLabel: "loss (nats per token)",
+                             series: curves.map { LineChart.Series(name: $0.name, x: $0.steps.map(Double.init), y: $0.loss)
+                                 .trailingMean(window: Self.lossWindow) })
         try write("finetune-loss.svg", loss.svg())
         var routeFiles: [String] = []
         for r in routing {

@@ -30,6 +30,11 @@ public struct PipelineCheck: Sendable, Codable {
 
 /// Runs the whole pipeline: corpora -> (Branch-Train) -> mix -> MoE-finetune -> compare -> plots.
 public final class Pipeline {
+    /// Steps in the trailing mean of the finetuning-loss plots (demo and reproduction): one
+    /// 8 x 256-token batch is too small a sample for one step's loss to separate the mixtures (it
+    /// varies by about 0.1 from step to step, the mixtures by a few hundredths).
+    static let lossWindow = 20
+
     public let profile: PipelineProfile
     public let output: URL
     let log: (String) -> Void

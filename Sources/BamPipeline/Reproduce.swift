@@ -200,11 +200,12 @@ public struct Reproduction {
             let n = all.map(\.count).min() ?? 0
             guard n > 0 else { continue }
             let mean = (0..<n).map { i in all.reduce(0) { $0 + $1[i] } / Double(all.count) }
-            curves.append(LineChart.Series(name: f.name, x: (1...n).map(Double.init), y: mean))
+            curves.append(LineChart.Series(name: f.name, x: (1...n).map(Double.init), y: mean)
+                .trailingMean(window: Pipeline.lossWindow))
         }
         try write(assets.appendingPathComponent("finetune-loss.svg"),
-                  LineChart(title: "MoE finetuning: training LM loss per step, mean over \(runs.count) seeds", xLabel: "step",
-                            yLabel: "loss (nats per token)", series: curves).svg())
+                  LineChart(title: "MoE finetuning: training LM loss, mean over \(runs.count) seeds and the last \(Pipeline.lossWindow) steps",
+                            xLabel: "step", yLabel: "loss (nats per token)", series: curves).svg())
         // Routing of the first seed's mixtures whose plots are on disk (the pipeline wrote them). A
         // seed reused from its committed results.json alone (run in an earlier session) has none,
         // so the next seed's are shown, and the text says which seed they are.

@@ -79,8 +79,10 @@ public struct BarChart: Sendable {
                 svg.text(name, x: cx, y: top + plotHeight + 16, size: 12, anchor: .middle)
             }
         }
+        let styles = series.indices.map(Palette.series)
+        svg.define(styles)
         for (s, series) in series.enumerated() {
-            let colour = Palette.category(s)
+            let colour = styles[s].fill
             svg.beginGroup(attributes: [("class", "series"), ("data-series", series.name)])
             for c in 0..<nC {
                 guard let v = series.values[safe: c] ?? nil, v.isFinite else { continue }
@@ -100,7 +102,7 @@ public struct BarChart: Sendable {
             }
             svg.endGroup()
         }
-        drawLegend(&svg, entries: series.enumerated().map { ($1.name, Palette.category($0)) },
+        drawLegend(&svg, entries: series.enumerated().map { ($1.name, styles[$0]) },
                    x: left + plotWidth + 24, y: top)
         return svg.document(title: title)
     }

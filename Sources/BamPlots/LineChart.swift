@@ -15,6 +15,23 @@ public struct LineChart: Sendable {
             self.name = name
             points = zip(x, y).map { Point(x: $0, y: $1) }
         }
+
+        /// The series with each y replaced by the mean of the last `window` values up to it
+        /// (fewer at the start): per-step training losses vary from batch to batch by more than
+        /// the differences between models, and the trailing mean shows the trend without
+        /// shifting it forward.
+        public func trailingMean(window: Int) -> Series {
+            let w = max(1, window)
+            var sum = 0.0
+            var out: [Point] = []
+            out.reserveCapacity(points.count)
+            for (i, p) in points.enumerated() {
+                sum += p.y
+                if i >= w { sum -= points[i - w].y }
+                out.append(Point(x: p.x, y: sum / Double(min(i + 1, w))))
+            }
+            return Series(name: name, points: out)
+        }
     }
 
     public struct Point: Sendable, Equatable {
@@ -83,15 +100,16 @@ public struct LineChart: Sendable {
         svg.text(yLabel + (logY ? " (log scale)" : ""), x: 18, y: top + plotHeight / 2, size: 12, anchor: .middle, rotate: -90)
         svg.text(xLabel, x: left + plotWidth / 2, y: height - 12, size: 12, anchor: .middle)
 
+        let styles = series.indices.map(Palette.series)
         for (s, series) in series.enumerated() {
-            let colour = Palette.category(s)
+            let colour = styles[s].colour
             let points = series.points.compactMap { p -> (Double, Double, Point)? in
                 guard p.x.isFinite, let v = yValue(p.y) else { return nil }
                 return (px(p.x), py(v), p)
             }
             svg.beginGroup(attributes: [("class", "series"), ("data-series", series.name)])
             let last = series.points.last.map { " (last: \(formatNumber($0.y)) at \(formatNumber($0.x)))" } ?? ""
-            svg.polyline(points.map { ($0.0, $0.1) }, stroke: colour, title: series.name + last)
+            svg.polyline(points.map { ($0.0, $0.1) }, stroke: colour, dash: styles[s].dash, title: series.name + last)
             if points.count <= markerLimit {
                 for p in points {
                     svg.circle(cx: p.0, cy: p.1, r: 2.5, fill: colour,
@@ -100,7 +118,7 @@ public struct LineChart: Sendable {
             }
             svg.endGroup()
         }
-        drawLegend(&svg, entries: series.enumerated().map { ($1.name, Palette.category($0)) },
+        drawLegend(&svg, entries: series.enumerated().map { ($1.name, styles[$0]) },
                    x: left + plotWidth + 24, y: top, line: true)
         return svg.document(title: title)
     }

@@ -55,6 +55,16 @@ public enum Palette {
 
     public static func category(_ i: Int) -> String { categorical[((i % categorical.count) + categorical.count) % categorical.count] }
 
+    /// How series `i` of a chart is drawn. The colour cycles through the ten categories; each
+    /// further cycle gets a second cue — a dash pattern on lines, a hatch on bars — so that the
+    /// reproduction's 12 finetuning curves and 18 bar series stay distinct (up to 30 series;
+    /// beyond that the styles repeat).
+    public static func series(_ i: Int) -> SeriesStyle {
+        let n = categorical.count
+        let k = ((i % (3 * n)) + 3 * n) % (3 * n)
+        return SeriesStyle(colour: categorical[k % n], variant: k / n)
+    }
+
     /// A light tint of category `i` (for token backgrounds, where text must stay readable).
     public static func tint(_ i: Int, amount: Double = 0.55) -> String {
         let (r, g, b) = rgb(category(i))
@@ -90,6 +100,32 @@ public enum Palette {
     static func hex(_ r: Int, _ g: Int, _ b: Int) -> String { String(format: "#%02x%02x%02x", r, g, b) }
 }
 
+/// The look of one chart series: its colour and, past the first ten series, a variant
+/// (1: dashed line / hatched bar, 2: dotted line / cross-hatched bar).
+public struct SeriesStyle: Equatable, Sendable {
+    public let colour: String
+    public let variant: Int
+
+    /// The line's stroke-dasharray (nil: solid).
+    public var dash: String? { [nil, "7 3", "2 2"][variant] }
+
+    /// The id of the bar fill pattern (nil: the plain colour).
+    var patternID: String? { variant == 0 ? nil : "hatch-\(variant)-\(colour.dropFirst())" }
+
+    /// What a bar's `fill` attribute says.
+    public var fill: String { patternID.map { "url(#\($0))" } ?? colour }
+
+    /// The <pattern> element behind `fill` (nil for a plain colour): white stripes over the colour,
+    /// one direction for variant 1, both for variant 2.
+    var patternDefinition: String? {
+        guard let id = patternID else { return nil }
+        var stripes = "<line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#ffffff\" stroke-width=\"2\"/>"
+        if variant == 2 { stripes += "<line x1=\"0\" y1=\"3\" x2=\"6\" y2=\"3\" stroke=\"#ffffff\" stroke-width=\"2\"/>" }
+        return "<defs><pattern id=\"\(id)\" patternUnits=\"userSpaceOnUse\" width=\"6\" height=\"6\" patternTransform=\"rotate(45)\">"
+            + "<rect width=\"6\" height=\"6\" fill=\"\(colour)\"/>\(stripes)</pattern></defs>"
+    }
+}
+
 /// Accumulates SVG elements; every text goes through `xmlEscaped`.
 public struct SVGBuilder {
     public let width: Double
@@ -112,6 +148,15 @@ public struct SVGBuilder {
 
     public mutating func raw(_ s: String) { body.append(s) }
 
+    /// Defines the fill pattern of every style that has one (once each), before the bars use them.
+    mutating func define(_ styles: [SeriesStyle]) {
+        var seen = Set<String>()
+        for style in styles {
+            guard let id = style.patternID, let definition = style.patternDefinition, seen.insert(id).inserted else { continue }
+            body.append(definition)
+        }
+    }
+
     public mutating func beginGroup(attributes: [(String, String)] = [], title: String? = nil) {
         let attrs = attributes.map { " \($0.0)=\"\(xmlEscaped($0.1))\"" }.joined()
         body.append("<g\(attrs)>" + Self.titleElement(title))
@@ -133,10 +178,12 @@ public struct SVGBuilder {
         body.append("<line x1=\"\(Self.n(x1))\" y1=\"\(Self.n(y1))\" x2=\"\(Self.n(x2))\" y2=\"\(Self.n(y2))\" stroke=\"\(stroke)\" stroke-width=\"\(Self.n(width))\"\(d)/>")
     }
 
-    public mutating func polyline(_ points: [(Double, Double)], stroke: String, width: Double = 1.5, title: String? = nil) {
+    public mutating func polyline(_ points: [(Double, Double)], stroke: String, width: Double = 1.5, dash: String? = nil,
+                                  title: String? = nil) {
         let p = points.map { "\(Self.n($0.0)),\(Self.n($0.1))" }.joined(separator: " ")
         let t = Self.titleElement(title)
-        let open = "<polyline points=\"\(p)\" fill=\"none\" stroke=\"\(stroke)\" stroke-width=\"\(Self.n(width))\" stroke-linejoin=\"round\""
+        let d = dash.map { " stroke-dasharray=\"\($0)\"" } ?? ""
+        let open = "<polyline points=\"\(p)\" fill=\"none\" stroke=\"\(stroke)\" stroke-width=\"\(Self.n(width))\" stroke-linejoin=\"round\"\(d)"
         body.append(t.isEmpty ? open + "/>" : open + ">" + t + "</polyline>")
     }
 
@@ -194,21 +241,22 @@ public func niceTicks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
     return ticks
 }
 
-/// Draws a legend of coloured swatches at (x, y), one entry per line.
-func drawLegend(_ svg: inout SVGBuilder, entries: [(name: String, colour: String)], x: Double, y: Double,
+/// Draws a legend of swatches at (x, y), one entry per line, each in its series' style (a bar
+/// chart's fills must be defined, `SVGBuilder.define`).
+func drawLegend(_ svg: inout SVGBuilder, entries: [(name: String, style: SeriesStyle)], x: Double, y: Double,
                 line: Bool = false) {
     for (i, e) in entries.enumerated() {
         let yy = y + Double(i) * 18
         if line {
-            svg.line(x1: x, y1: yy + 6, x2: x + 16, y2: yy + 6, stroke: e.colour, width: 2.5)
+            svg.line(x1: x, y1: yy + 6, x2: x + 22, y2: yy + 6, stroke: e.style.colour, width: 2.5, dash: e.style.dash)
         } else {
-            svg.rect(x: x, y: yy, width: 12, height: 12, fill: e.colour)
+            svg.rect(x: x, y: yy, width: 12, height: 12, fill: e.style.fill)
         }
-        svg.text(e.name, x: x + 20, y: yy + 10, size: 12)
+        svg.text(e.name, x: x + (line ? 28 : 20), y: yy + 10, size: 12)
     }
 }
 
 /// Height the legend needs, and its width.
 func legendSize(_ names: [String]) -> (width: Double, height: Double) {
-    (24 + (names.map { textWidth($0, size: 12) }.max() ?? 0), Double(names.count) * 18)
+    (32 + (names.map { textWidth($0, size: 12) }.max() ?? 0), Double(names.count) * 18)
 }

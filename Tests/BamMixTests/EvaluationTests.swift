@@ -333,6 +333,43 @@ struct PlotTests {
         #expect(try doc.nodes(forXPath: "//*[@class='series'][2]/*[local-name()='rect']").count == 2)
     }
 
+    @Test("more series than colours: later series are dashed (lines) or hatched (bars), none looks like another")
+    func manySeries() throws {
+        let names = (0..<18).map { "model \($0)" }
+        let styles = names.indices.map(Palette.series)
+        #expect(Set(styles.map { "\($0.colour) \($0.variant)" }).count == 18)
+        #expect(styles[10].colour == styles[0].colour && styles[10].variant == 1)
+
+        let line = LineChart(title: "loss", xLabel: "step", yLabel: "loss",
+                             series: names.map { .init(name: $0, x: [0, 1], y: [2, 1]) })
+        let doc = try EvalFixtures.parseXML(line.svg())
+        // (Attributes through XPath: the SVG namespace hides them from attribute(forName:).)
+        func attribute(_ d: XMLDocument, _ path: String) throws -> [String] { try d.nodes(forXPath: path).compactMap(\.stringValue) }
+        #expect(try doc.nodes(forXPath: "//*[local-name()='polyline']").count == 18)
+        #expect(try attribute(doc, "(//*[local-name()='polyline'])[1]/@stroke-dasharray") == [])
+        #expect(try attribute(doc, "(//*[local-name()='polyline'])[11]/@stroke-dasharray") == ["7 3"])
+        #expect(try attribute(doc, "(//*[local-name()='polyline'])[11]/@stroke") == ["#4e79a7"])
+        #expect(try attribute(doc, "(//*[local-name()='polyline'])[1]/@stroke") == ["#4e79a7"])
+
+        let bars = BarChart(title: "ppl", xLabel: "domain", yLabel: "perplexity", categories: ["code"],
+                            series: names.map { .init(name: $0, values: [1.5], errors: nil) })
+        let b = try EvalFixtures.parseXML(bars.svg())
+        #expect(try attribute(b, "//*[@data-series='model 10']/*[local-name()='rect']/@fill") == ["url(#hatch-1-4e79a7)"])
+        #expect(try attribute(b, "//*[@data-series='model 0']/*[local-name()='rect']/@fill") == ["#4e79a7"])
+        // The pattern it names exists, filled with the first series' colour.
+        #expect(try attribute(b, "//*[local-name()='pattern'][@id='hatch-1-4e79a7']/*[local-name()='rect']/@fill") == ["#4e79a7"])
+        // Its legend swatch uses the same fill.
+        #expect(try b.nodes(forXPath: "//*[local-name()='rect'][@fill='url(#hatch-1-4e79a7)']").count == 2)
+    }
+
+    @Test("trailing mean of a loss curve: the mean of the last `window` values, fewer at the start")
+    func trailingMean() {
+        let s = LineChart.Series(name: "loss", x: [1, 2, 3, 4, 5], y: [1, 2, 3, 4, 9]).trailingMean(window: 2)
+        #expect(s.points.map(\.y) == [1, 1.5, 2.5, 3.5, 6.5])
+        #expect(s.points.map(\.x) == [1, 2, 3, 4, 5])
+        #expect(LineChart.Series(name: "a", x: [0, 1], y: [4, 2]).trailingMean(window: 1).points.map(\.y) == [4, 2])
+    }
+
     @Test("line chart and heatmap: valid XML with every series")
     func lineAndHeatmap() throws {
         let line = LineChart(title: "loss", xLabel: "step", yLabel: "loss",
