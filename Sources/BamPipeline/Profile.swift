@@ -139,8 +139,8 @@ public struct PipelineProfile: Sendable {
     /// demo's shapes and Branch-Train budgets, so run seed 1 rebuilds the shipped checkpoints),
     /// twice the demo's finetuning tokens and evaluation windows, and the papers' ablations
     /// (compute-matched BTX, top-k attention routing, BTX's FFN routing variants, BAM with BTX's
-    /// FFN routing, Drop-Upcycling, BTM top-2). About 1.5 hours per seed on two cores (seed 1:
-    /// 1 h 45 min on an EPYC Zen 3 that also ran other work at times); every finished model is
+    /// FFN routing, Drop-Upcycling, BTM top-2). About 1-1.5 hours per seed on two cores (54 min
+    /// to 1 h 45 min on an EPYC Zen 3, the longer ones sharing it with other work); every finished model is
     /// cached in the seed's folder, so a run can be completed over several.
     public static var reproduce: PipelineProfile {
         var p = PipelineProfile(name: "reproduce")
