@@ -82,14 +82,14 @@ public struct BarChart: Sendable {
         let styles = series.indices.map(Palette.series)
         svg.define(styles)
         for (s, series) in series.enumerated() {
-            let colour = styles[s].fill
+            let fill = styles[s].fill   // a colour, or the hatch pattern of a later series
             svg.beginGroup(attributes: [("class", "series"), ("data-series", series.name)])
             for c in 0..<nC {
                 guard let v = series.values[safe: c] ?? nil, v.isFinite else { continue }
                 let x0 = left + slot * Double(c) + (slot - groupWidth) / 2 + Double(s) * barWidth
                 let err = (series.errors?[safe: c] ?? nil).flatMap { $0.isFinite ? $0 : nil }
                 let label = "\(series.name), \(categories[safe: c] ?? ""): \(formatNumber(v))" + (err.map { " ± \(formatNumber($0, digits: 2))" } ?? "")
-                svg.rect(x: x0 + 1, y: y(v), width: barWidth - 2, height: top + plotHeight - y(v), fill: colour,
+                svg.rect(x: x0 + 1, y: y(v), width: barWidth - 2, height: top + plotHeight - y(v), fill: fill,
                          title: label, extra: " data-category=\"\(xmlEscaped(categories[safe: c] ?? ""))\" data-value=\"\(v)\"")
                 if let err, err > 0 {
                     let mid = x0 + barWidth / 2

@@ -20,6 +20,7 @@ weights are in --dtype either way (f32 by default, what bam-mix resumes; f64 kee
 """
 
 import argparse
+import faulthandler
 import json
 import math
 import os
@@ -328,6 +329,9 @@ class Finetune:
 
 
 def main(argv=None):
+    # A crash in native code (a collective, the gloo/NCCL teardown) prints each thread's Python
+    # stack, so a failed multi-process run says where its rank died.
+    faulthandler.enable()
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     processes = None
     try:
