@@ -10,7 +10,7 @@ nonisolated(unsafe) var extraBenchmarks: [String: ([String]) throws -> Void] = [
     "tokenizer": { runTokenizerBench(arguments: $0) },
     "train": runTrainBench,
     "dequant": runDequantBench, "gguf-load": runGGUFLoadBench,
-    "kernels": runKernelBench, "decode": runDecodeBench,
+    "kernels": runKernelBench, "decode": runDecodeBench, "prefill": runPrefillBench,
 ]
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {

@@ -56,6 +56,25 @@ public final class MappedFile: @unchecked Sendable {
     }
 }
 
+/// Fills the page-table entries of `bytes` (part of a file mapping) now, reading the file where
+/// the page cache does not hold it, so that the first forward pass does not take a page fault per
+/// page of weights: on a 232 MB f32 model already in the page cache, touching every page cost
+/// 25 ms, about a tenth of a 512-token prefill, against 17 ms for this one call made at load.
+/// (llama.cpp maps its model files with MAP_POPULATE for the same reason; MAP_POPULATE on this
+/// writable private mapping would copy every page instead.) Linux's MADV_POPULATE_READ (5.14 and
+/// later); elsewhere, or when the kernel refuses, nothing happens and the pages fault in on first
+/// use as before.
+public func prefaultMappedPages(_ bytes: UnsafeRawBufferPointer) {
+    #if os(Linux)
+    guard let start = bytes.baseAddress, bytes.count > 0 else { return }
+    let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+    let first = Int(bitPattern: start) / page * page
+    let end = Int(bitPattern: start) + bytes.count
+    // MADV_POPULATE_READ = 22 (glibc names it from 2.35 on; the number is the kernel's ABI).
+    _ = madvise(UnsafeMutableRawPointer(bitPattern: first), end - first, 22)
+    #endif
+}
+
 /// Writes a file under a temporary name in the same directory and renames it into place when
 /// `commit()` is called, so an interrupted run never leaves a file that looks complete.
 public final class AtomicFileWriter {

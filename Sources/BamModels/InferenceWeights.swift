@@ -64,7 +64,11 @@ extension InferenceWeights {
         var vectors: [ParameterKey: Tensor] = [:]
         for spec in config.parameterSpecs {
             if spec.isModelMatrix {
-                matrices[spec.key] = try loadMatrix(spec, store: store, loading: loading)
+                // The embedding is gathered a row per token: its pages fault in as rows are used
+                // (its whole table would add its size to the resident memory), unless it is also
+                // the output head.
+                let whole = spec.role != .embedding || config.tieEmbeddings
+                matrices[spec.key] = try loadMatrix(spec, store: store, loading: loading, prefault: whole)
             } else {
                 vectors[spec.key] = try store.tensor(spec.name)
             }
@@ -72,9 +76,11 @@ extension InferenceWeights {
         return assemble(config: config, matrices: matrices, vectors: vectors)
     }
 
-    /// One matrix: borrowed when kept in its stored type, else converted (row panels on every
-    /// worker) into an owned copy, after which the source pages are released.
-    static func loadMatrix(_ spec: ParameterSpec, store: any TensorStore, loading: WeightLoading) throws -> WeightMatrix {
+    /// One matrix: borrowed when kept in its stored type (its pages mapped now when `prefault`,
+    /// see `prefaultMappedPages`), else converted (row panels on every worker) into an owned copy,
+    /// after which the source pages are released.
+    static func loadMatrix(_ spec: ParameterSpec, store: any TensorStore, loading: WeightLoading,
+                           prefault: Bool) throws -> WeightMatrix {
         guard let info = store.info(spec.name), spec.shape.count == 2 else {
             throw BamError.format(store.location, "missing matrix `\(spec.name)`")
         }
@@ -85,6 +91,7 @@ extension InferenceWeights {
         }
         let base = raw.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!
         let stored: WeightMatrix
+        var borrowed = false
         do {
             if info.dtype == .f32, Int(bitPattern: base) % MemoryLayout<Float>.alignment != 0 {
                 // safetensors only aligns its data section to 8 bytes by convention; a misaligned
@@ -93,12 +100,16 @@ extension InferenceWeights {
             } else {
                 stored = try WeightMatrix(rows: rows, columns: columns, dtype: info.dtype, borrowing: base,
                                           owner: store.bytesOwner(spec.name))
+                borrowed = true
             }
         } catch let e as BamError {
             throw BamError(e.kind, "\(info.file): tensor `\(spec.name)`: \(e.message)")
         }
         let target = loading.residentType(stored: info.dtype)
-        if target == info.dtype { return stored }
+        if target == info.dtype {
+            if prefault && borrowed { prefaultMappedPages(raw) }
+            return stored
+        }
         let converted: WeightMatrix
         do {
             converted = try stored.converted(to: target)

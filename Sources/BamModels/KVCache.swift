@@ -20,8 +20,8 @@ public final class KVCache: @unchecked Sendable {
         headDim = config.headDim
         self.capacity = max(1, capacity)
         let sets = Self.sets(config)
-        keys = (0..<config.layers).map { _ in (0..<sets).map { _ in Tensor(shape: [config.kvHeads, max(1, capacity), config.headDim]) } }
-        values = (0..<config.layers).map { _ in (0..<sets).map { _ in Tensor(shape: [config.kvHeads, max(1, capacity), config.headDim]) } }
+        keys = (0..<config.layers).map { _ in (0..<sets).map { _ in Tensor(uninitializedShape: [config.kvHeads, max(1, capacity), config.headDim]) } }
+        values = (0..<config.layers).map { _ in (0..<sets).map { _ in Tensor(uninitializedShape: [config.kvHeads, max(1, capacity), config.headDim]) } }
     }
 
     /// Bytes the cache needs per position (all layers and sets), for `inspect`.
@@ -47,7 +47,7 @@ public final class KVCache: @unchecked Sendable {
         guard needed > capacity else { return }
         let newCapacity = max(needed, capacity * 2)
         func grow(_ t: Tensor) -> Tensor {
-            let g = Tensor(shape: [kvHeads, newCapacity, headDim])
+            let g = Tensor(uninitializedShape: [kvHeads, newCapacity, headDim])
             for h in 0..<kvHeads {
                 (g.data + h * newCapacity * headDim).update(from: t.data + h * capacity * headDim, count: length * headDim)
             }

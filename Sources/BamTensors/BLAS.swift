@@ -19,6 +19,7 @@ public enum BLASThreads {
     nonisolated(unsafe) public private(set) static var defaultCount: Int = {
         BLASCore.selectNativeKernels()
         openblas_set_num_threads(1)
+        BLASCore.stopIdleThreads()
         let env = ProcessInfo.processInfo.environment["BAM_MIX_THREADS"].flatMap { Int($0) }
         return max(1, env ?? ProcessInfo.processInfo.activeProcessorCount)
     }()

@@ -36,6 +36,23 @@ enum BLASCore {
         unsafeBitCast(initialise, to: Hook.self)()
     }
 
+    /// Ends the helper threads OpenBLAS started in its library constructor, before main (one per
+    /// core, or OPENBLAS_NUM_THREADS). bam-mix calls OpenBLAS on one thread (BLASThreads), and
+    /// `openblas_set_num_threads(1)` only stops handing those threads work: each keeps spinning in
+    /// sched_yield for about 0.1 s after its last job before it sleeps, and on two cores that spin
+    /// took one of them from a forward pass begun soon after start-up (the first 512-token prefill
+    /// of the 58M Llama: 0.216-0.267 s in five runs, 0.216-0.223 s with OPENBLAS_NUM_THREADS=1;
+    /// BamBench prefill, EPYC Zen 3). Setting the variable from the program comes too late (the
+    /// constructor has read it), so this calls `blas_thread_shutdown_`, the exported function
+    /// OpenBLAS's own fork handler uses; OpenBLAS starts a pool again by itself if a later call
+    /// asks for more threads. Looked up with dlsym: serial and OpenMP builds without it are left
+    /// alone.
+    static func stopIdleThreads() {
+        typealias Shutdown = @convention(c) () -> Int32
+        guard let handle = dlopen(nil, RTLD_NOW), let shutdown = dlsym(handle, "blas_thread_shutdown_") else { return }
+        _ = unsafeBitCast(shutdown, to: Shutdown.self)()
+    }
+
     /// The CPU feature flags (Linux /proc/cpuinfo), or nil elsewhere.
     static func cpuFlags() -> Set<String>? {
         guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),

@@ -27,6 +27,20 @@ public final class Tensor: @unchecked Sendable {
         self.owner = nil
     }
 
+    /// A tensor whose values are unspecified until written: a KV cache, of which only the
+    /// positions stored are ever read. Zeroing it cost a 512-token prefill of the 58M Llama 9 ms
+    /// (16.8 MB, one thread, every page faulted in by the memset) before the first product.
+    public init(uninitializedShape shape: [Int]) {
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.data = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        self.owner = nil
+        #if DEBUG
+        // Test builds fill it with NaN, so that reading a value never written shows in the results.
+        data.initialize(repeating: .nan, count: max(count, 1))
+        #endif
+    }
+
     public convenience init(shape: [Int], values: [Float]) {
         precondition(shape.reduce(1, *) == values.count, "Tensor: shape \(shape) does not hold \(values.count) values")
         self.init(shape: shape)

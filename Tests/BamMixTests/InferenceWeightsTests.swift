@@ -37,6 +37,43 @@ struct InferenceWeightsTests {
         #expect(widened.weights.residentBytes == ModelMemory.inferenceBytes(config: ckpt.config, store: ckpt.store, loading: .converted(.f32)))
     }
 
+    #if os(Linux)
+    /// Resident bytes of the mapping that holds `address`, from /proc/self/smaps.
+    static func residentBytes(ofMappingAt address: UnsafeRawPointer) throws -> Int? {
+        // Read to the end: procfs files report a size of 0.
+        let handle = try #require(FileHandle(forReadingAtPath: "/proc/self/smaps"))
+        defer { try? handle.close() }
+        let smaps = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+        let a = UInt(bitPattern: Int(bitPattern: address))
+        var inside = false
+        for line in smaps.split(separator: "\n") {
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            if let range = fields.first, range.contains("-"), !range.hasSuffix(":") {
+                let bounds = range.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = bounds.count == 2 && bounds[0] <= a && a < bounds[1]
+            } else if inside, fields.first == "Rss:", fields.count >= 2, let kb = Int(fields[1]) {
+                return kb * 1024
+            }
+        }
+        return nil
+    }
+
+    @Test("loading maps every matrix's pages at once, so the first forward takes no page fault per page of weights")
+    func prefaulted() throws {
+        let ckpt = try Checkpoint.open(Self.seed)
+        let model = try Transformer.load(ckpt)
+        let matrices = model.weights.matrices
+        #expect(matrices.allSatisfy { $0.isBorrowed })
+        // One mapping holds the whole file; before any forward, its resident part must already
+        // cover every matrix (the seed's embedding is also its output head, so it is mapped too).
+        // Without the prefault only the header and the norms, copied at load, would be resident.
+        let rss = try #require(try Self.residentBytes(ofMappingAt: model.weights.lmHead.data))
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let matrixBytes = matrices.reduce(0) { $0 + $1.residentBytes }   // each matrix once
+        #expect(rss >= matrixBytes - matrices.count * page, "resident \(rss) bytes of the mapping, matrices \(matrixBytes)")
+    }
+    #endif
+
     @Test("bf16/f16 in place give the logits of the same weights widened to f32 (prefill and decode)", arguments: [
         "llama_tied_bf16", "llama_biases_f16",
     ])
