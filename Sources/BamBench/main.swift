@@ -6,6 +6,7 @@
 //   swift run -c release BamBench dequant [--values N]        (ggml block types, MB/s)
 //   swift run -c release BamBench gguf-load --model X.gguf    (tools/bench_gguf_load.py compares llama.cpp)
 //   swift run -c release BamBench kernels [--rows N] [--cols N] [--tokens T] [--rounds R]
+//   swift run -c release BamBench prefill [--model DIR] [--tokens 512] [--weights W] [--rounds R] [--json]
 //   swift run -c release BamBench info      (what the benchmarks run on, one "name: value" per line; tools/bench reads it)
 import BamModels
 import Foundation
