@@ -41,8 +41,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
     let kP = SendablePointer(UnsafeMutablePointer(mutating: kCache))
     let vP = SendablePointer(UnsafeMutablePointer(mutating: vCache))
     let scP = SendablePointer(scores)
-    // Each head writes its own column block of `out` and its own slice of `scores`. A decode step
-    // (a few rows over a short cache) is too small to be worth a Dispatch round trip per head.
+    // Each head writes its own column block of `out` and its own slice of `scores`.
     let work = s.T * keys * s.HS * s.NH
     let body: @Sendable (Int) -> Void = { h in
         let kv = h / group
@@ -71,7 +70,14 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
             r0 += rows
         }
     }
-    if work >= 1 << 18 {
+    // Heads go to the workers from 16k multiply-adds on (a decode row over 32 keys of 8 heads of
+    // 64): by then the keys and values, evicted from cache by the weights streamed since the last
+    // token, take longer to read on one core than a hand-off costs (58M Llama, 128-token decode:
+    // bf16 2.52-2.64 against 2.66-2.73 ms per token, q8_0 1.68-1.69 against 1.73-1.78; BamBench
+    // decode, EPYC Zen 3). Inside a fan-out (a BAM attention expert running beside others) the
+    // heads would go to Dispatch, whose wake-ups cost more than a decode step's heads: there only
+    // prefill-sized work (from 256k) is split.
+    if work >= (BLASThreads.inParallelRegion ? 1 << 18 : 1 << 14) {
         BLASThreads.fanOut(s.NH, body)
     } else {
         for h in 0..<s.NH { body(h) }
