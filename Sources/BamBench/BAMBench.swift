@@ -89,14 +89,13 @@ func runBAMBench(arguments: [String]) throws {
     print("BAM benchmark: parallel block, 4 \(kind) attention experts (soft), FFN top-1, 58M dense shape, \(formatParams(stats.totalParameters)) params, \(BLASThreads.defaultCount) threads, best of \(rounds)")
     print(String(format: "  decode ms/token     concurrent %.2f   sequential %.2f   speed-up %.2fx (target >= 1.2)",
                  conc.decode * 1e3, seq.decode * 1e3, seq.decode / conc.decode))
+    let weightBytes = Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.residentBytes })
     print(String(format: "  decode floor        %.2f ms/token: its %.0f MB of weights read once by the decode kernels on every worker, one hand-off; concurrent %.2fx it, sequential %.2fx",
-                 floor * 1e3, Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.residentBytes }) / 1e6,
-                 conc.decode / floor, seq.decode / floor))
+                 floor * 1e3, weightBytes / 1e6, conc.decode / floor, seq.decode / floor))
     // The floor counts weights only; each token also reads the KV cache (every attention expert's
     // set with expert-KV), on average 64 + decode/2 positions here. Reading those bytes at the
     // floor's own rate is what the token adds to the floor: shown so the remaining gap can be
     // told apart from the cache's traffic (an estimate from the measured rate, not a measurement).
-    let weightBytes = Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.residentBytes })
     let kvBytes = Double(stats.kvCacheBytesPerToken) * (64 + Double(decodeTokens) / 2)
     let withCache = floor * (1 + kvBytes / weightBytes)
     print(String(format: "  KV cache read       %.1f MB per decode token on average (%.1f %% of the weights); the floor plus reading it at the floor's rate %.2f ms: concurrent %.2fx it, sequential %.2fx",

@@ -91,7 +91,6 @@ extension InferenceWeights {
         }
         let base = raw.baseAddress ?? UnsafeRawPointer(bitPattern: 64)!
         let stored: WeightMatrix
-        var borrowed = false
         do {
             if info.dtype == .f32, Int(bitPattern: base) % MemoryLayout<Float>.alignment != 0 {
                 // safetensors only aligns its data section to 8 bytes by convention; a misaligned
@@ -100,14 +99,13 @@ extension InferenceWeights {
             } else {
                 stored = try WeightMatrix(rows: rows, columns: columns, dtype: info.dtype, borrowing: base,
                                           owner: store.bytesOwner(spec.name))
-                borrowed = true
             }
         } catch let e as BamError {
             throw BamError(e.kind, "\(info.file): tensor `\(spec.name)`: \(e.message)")
         }
         let target = loading.residentType(stored: info.dtype)
         if target == info.dtype {
-            if prefault && borrowed { prefaultMappedPages(raw) }
+            if prefault && stored.isBorrowed { prefaultMappedPages(raw) }
             return stored
         }
         let converted: WeightMatrix
