@@ -16,10 +16,13 @@ public struct CompareOptions: Sendable {
     public var btmTopK = 1
     /// The type every model's matrices are kept in (`--weights`).
     public var weights: WeightLoading = .stored
+    /// The type every model's KV cache keeps (`--kv-cache`).
+    public var kvCache: KVCacheType = .f32
 
     public init(contextLength: Int = 512, maxChunks: Int? = nil, scoring: PerplexityScoring = .half,
-                replaceWithBOS: Bool = true, btmTopK: Int = 1, weights: WeightLoading = .stored) {
+                replaceWithBOS: Bool = true, btmTopK: Int = 1, weights: WeightLoading = .stored, kvCache: KVCacheType = .f32) {
         self.weights = weights
+        self.kvCache = kvCache
         self.contextLength = contextLength
         self.maxChunks = maxChunks
         self.scoring = scoring
@@ -239,7 +242,8 @@ public func compareModels(_ specs: [ModelSpec], domains: [DomainSpec], options: 
     func evaluate(_ i: Int, monitor: PeakMemoryMonitor) throws -> ComparedModel {
         let m = opened[i]!, t = modelTokenisation[i]
         let loadStart = DispatchTime.now()
-        let model = try m.load(documentLength: options.contextLength, tokenizer: tokenisations[t].tokenizer, weights: options.weights)
+        let model = try m.load(documentLength: options.contextLength, tokenizer: tokenisations[t].tokenizer, weights: options.weights,
+                                kvCache: options.kvCache)
         let loadSeconds = seconds(since: loadStart)
         var results: [DomainPerplexity] = []
         for (d, domain) in domains.enumerated() {

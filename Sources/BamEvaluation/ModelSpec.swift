@@ -197,11 +197,13 @@ public final class OpenedModel: @unchecked Sendable {
 
     /// Loads the weights and returns the model to score with. `documentLength` is the BTM tf-idf
     /// document size (compare and perplexity pass the context length).
-    /// `weights` is the type the matrices are kept in (`--weights`).
-    public func load(documentLength: Int, tokenizer: Tokenizer? = nil, weights: WeightLoading = .stored) throws -> any ScoringModel {
+    /// `weights` is the type the matrices are kept in (`--weights`), `kvCache` the type of the
+    /// KV cache (`--kv-cache`).
+    public func load(documentLength: Int, tokenizer: Tokenizer? = nil, weights: WeightLoading = .stored,
+                     kvCache: KVCacheType = .f32) throws -> any ScoringModel {
         switch spec.source {
         case .checkpoint:
-            return try Transformer.load(primary, weights: weights)
+            return try Transformer.load(primary, weights: weights, kvCache: kvCache)
         case .btm(let experts, _):
             let k = btmTopK!
             var router: TFIDFRouter? = nil
@@ -219,7 +221,7 @@ public final class OpenedModel: @unchecked Sendable {
                 router = try TFIDFRouter(trainingTokens: training, vocabularySize: primary.config.vocabSize,
                                          documentLength: documentLength)
             }
-            let models: [any ScoringModel] = try checkpoints.map { try Transformer.load($0, weights: weights) }
+            let models: [any ScoringModel] = try checkpoints.map { try Transformer.load($0, weights: weights, kvCache: kvCache) }
             return try BTMEnsemble(experts: models, router: router, topK: k)
         }
     }

@@ -110,10 +110,18 @@ extension WeightLoading: ExpressibleByArgument {
     public static var allValueStrings: [String] { ["stored"] + WeightLoading.kernelTypes.map { $0.rawValue.lowercased() } }
 }
 
-/// `--weights`, shared by every command that runs a model: the type its matrices are kept in.
-struct WeightOptions: ParsableArguments {
+extension KVCacheType: ExpressibleByArgument {}
+
+/// `--weights` and `--kv-cache`, shared by every command that runs a model: the types its
+/// matrices and its KV cache are kept in.
+struct RunOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
         "Type the model's matrices are kept and multiplied in: stored (as the file has them, used in place), or f32, bf16, f16 or q8_0 (converted at load; q8_0 runs a 4/5/6-bit GGUF fastest).",
         valueName: "type"))
     var weights: WeightLoading = .stored
+
+    @Option(name: .customLong("kv-cache"), help: ArgumentHelp(
+        "Type the KV cache keeps keys and values in: f32 (the logits equal transformers') or f16 (llama.cpp's default: half the cache memory and decode's cache reads; logits move by about f16's precision).",
+        valueName: "type"))
+    var kvCache: KVCacheType = .f32
 }

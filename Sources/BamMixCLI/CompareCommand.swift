@@ -39,7 +39,7 @@ struct CompareCommand: ParsableCommand {
     @Flag(name: .customLong("no-bos"), help: "Do not replace each chunk's first token with BOS.")
     var noBOS = false
 
-    @OptionGroup var weightOptions: WeightOptions
+    @OptionGroup var runOptions: RunOptions
 
     @Option(name: .customLong("btm-top-k"), help: "BTM ensembles: experts averaged per context (unless the spec has k=N).")
     var btmTopK: Int = 1
@@ -65,7 +65,8 @@ struct CompareCommand: ParsableCommand {
         let specs = try models.map { try ModelSpec.parseNamed($0) }
         let domainSpecs = try domains.map { try DomainSpec.parse($0) }
         let options = CompareOptions(contextLength: ctx, maxChunks: chunks, scoring: scoring, replaceWithBOS: !noBOS,
-                                     btmTopK: btmTopK, weights: weightOptions.weights)
+                                     btmTopK: btmTopK, weights: runOptions.weights,
+                                     kvCache: runOptions.kvCache)
         let quiet = json == "-"
         var bar: Progress? = nil
         var currentModel = ""

@@ -16,13 +16,13 @@ struct ForwardCommand: ParsableCommand {
     @Option(name: .customLong("logits-out"), help: "Output .npy file for the logits [T, V].")
     var logitsOut: String
 
-    @OptionGroup var weightOptions: WeightOptions
+    @OptionGroup var runOptions: RunOptions
 
     func run() throws {
         let tokens = try parseIds(ids, what: "--ids")
         guard !tokens.isEmpty else { throw ValidationError("--ids is empty") }
         let ckpt = try Checkpoint.open(model)
-        let transformer = try Transformer.load(ckpt, weights: weightOptions.weights)
+        let transformer = try Transformer.load(ckpt, weights: runOptions.weights, kvCache: runOptions.kvCache)
         let logits = try transformer.forward(tokens: tokens, cache: transformer.makeCache(capacity: tokens.count))
         try NumPy.write(logits.data, shape: logits.shape, to: URL(fileURLWithPath: logitsOut))
         printError("wrote logits \(logits.shape) to \(logitsOut)")

@@ -35,12 +35,12 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print one JSON document (text, token counts, prefill and decode seconds and tokens/s) instead of streaming the text.")
     var json = false
 
-    @OptionGroup var weightOptions: WeightOptions
+    @OptionGroup var runOptions: RunOptions
 
     func run() throws {
         let ckpt = try Checkpoint.open(model)
         let tokenizer = try loadTokenizer(for: ckpt)
-        let transformer = try Transformer.load(ckpt, weights: weightOptions.weights)
+        let transformer = try Transformer.load(ckpt, weights: runOptions.weights, kvCache: runOptions.kvCache)
         let ids = tokenizer.encode(prompt, addSpecialTokens: true)
         var stop = Set(ckpt.config.eosTokenIds)
         if let e = tokenizer.eosTokenId { stop.insert(e) }

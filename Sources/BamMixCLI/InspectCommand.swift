@@ -18,7 +18,7 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Print one JSON document instead of text.")
     var json = false
 
-    @OptionGroup var weightOptions: WeightOptions
+    @OptionGroup var runOptions: RunOptions
 
     struct Report: Encodable {
         var path: String
@@ -49,6 +49,8 @@ struct InspectCommand: ParsableCommand {
         var weights: String
         var residentWeightBytes: Int
         var statistics: ModelStatistics
+        /// `--kv-cache`, the type the KV-cache sizes are counted in.
+        var kvCache: String
         var kvCacheBytesAtContext: Int
         var tokenizer: String
 
@@ -59,7 +61,7 @@ struct InspectCommand: ParsableCommand {
                  ffnExperts = "ffn_experts", ffnTopK = "ffn_top_k", ffnRenormalize = "ffn_renormalize",
                  attentionExperts = "attention_experts", attentionExpertKind = "attention_expert_kind",
                  attentionRouting = "attention_routing", attentionTopK = "attention_top_k", dtypes, weights,
-                 residentWeightBytes = "resident_weight_bytes", statistics,
+                 residentWeightBytes = "resident_weight_bytes", statistics, kvCache = "kv_cache",
                  kvCacheBytesAtContext = "kv_cache_bytes_at_context", tokenizer
         }
     }
@@ -69,7 +71,7 @@ struct InspectCommand: ParsableCommand {
         let c = ckpt.config
         var dtypes: [String: Int] = [:]
         for n in ckpt.store.names { if let i = ckpt.store.info(n) { dtypes[i.dtype.rawValue, default: 0] += 1 } }
-        let stats = ModelStatistics(config: c, context: ctx)
+        let stats = ModelStatistics(config: c, context: ctx, kvCache: runOptions.kvCache)
         let report = Report(
             path: ckpt.path.path, container: ckpt.container.rawValue, architecture: c.architectureName,
             modelType: c.family.rawValue, baseModelType: c.baseFamily.rawValue, block: c.blockDescription,
@@ -80,9 +82,9 @@ struct InspectCommand: ParsableCommand {
             ffnRenormalize: c.moe?.renormalize, attentionExperts: c.moa?.experts,
             attentionExpertKind: c.moa?.kind.rawValue, attentionRouting: c.moa?.routing.rawValue,
             attentionTopK: c.moa.map { $0.routing == .soft ? $0.experts : $0.topK }, dtypes: dtypes,
-            weights: weightOptions.weights.description,
-            residentWeightBytes: ModelMemory.inferenceBytes(config: c, store: ckpt.store, loading: weightOptions.weights),
-            statistics: stats, kvCacheBytesAtContext: stats.kvCacheBytesPerToken * ctx,
+            weights: runOptions.weights.description,
+            residentWeightBytes: ModelMemory.inferenceBytes(config: c, store: ckpt.store, loading: runOptions.weights),
+            statistics: stats, kvCache: runOptions.kvCache.rawValue, kvCacheBytesAtContext: stats.kvCacheBytesPerToken * ctx,
             tokenizer: tokenizerDescription(ckpt))
         if json {
             try emitJSON(report)
@@ -107,7 +109,7 @@ struct InspectCommand: ParsableCommand {
             ("resident weights", "\(formatBytes(report.residentWeightBytes)) with --weights \(report.weights) (matrices in that type, norms/biases/routers f32)"),
             ("parameters", "\(formatCount(stats.totalParameters)) total, \(formatCount(stats.activeParameters)) active per token"),
             ("FLOPs/token", String(format: "%.3g at context %d", stats.flopsPerToken, ctx)),
-            ("KV cache", "\(formatBytes(stats.kvCacheBytesPerToken)) per token, \(formatBytes(report.kvCacheBytesAtContext)) at context \(ctx)"),
+            ("KV cache", "\(formatBytes(stats.kvCacheBytesPerToken)) per token, \(formatBytes(report.kvCacheBytesAtContext)) at context \(ctx) with --kv-cache \(report.kvCache)"),
             ("tokenizer", report.tokenizer),
         ]
         let width = lines.map(\.0.count).max() ?? 0

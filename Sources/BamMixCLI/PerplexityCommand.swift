@@ -45,7 +45,7 @@ struct PerplexityCommand: ParsableCommand {
     @Option(name: .customLong("btm-top-k"), help: "BTM ensembles: experts averaged per context (unless the spec has k=N).")
     var btmTopK: Int = 1
 
-    @OptionGroup var weightOptions: WeightOptions
+    @OptionGroup var runOptions: RunOptions
 
     @Flag(help: "Print one JSON document (ppl, ppl_stderr, nll_mean, tokens_scored, chunks, ctx, scoring, seconds, tokens_per_second).")
     var json = false
@@ -59,7 +59,7 @@ struct PerplexityCommand: ParsableCommand {
     func run() throws {
         let opened = try OpenedModel(spec: ModelSpec.parse(model), defaultBTMTopK: btmTopK)
         let (tokens, bos) = try loadTokens(checkpoint: opened.primary, textFile: textFile, idsFile: idsFile)
-        let scoringModel = try opened.load(documentLength: ctx, weights: weightOptions.weights)
+        let scoringModel = try opened.load(documentLength: ctx, weights: runOptions.weights, kvCache: runOptions.kvCache)
         let options = PerplexityOptions(contextLength: ctx, maxChunks: chunks, scoring: scoring, bosToken: noBOS ? nil : bos)
         let plan = try PerplexityPlan(tokens: tokens, options: options)
         let progress = Progress(title: "perplexity", total: plan.chunks.count, enabled: !json)

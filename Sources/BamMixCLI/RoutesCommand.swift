@@ -33,7 +33,7 @@ struct RoutesCommand: ParsableCommand {
     @Option(name: .customLong("sample-tokens"), help: "Tokens of each domain shown one by one.")
     var sampleTokens: Int = 64
 
-    @OptionGroup var weightOptions: WeightOptions
+    @OptionGroup var runOptions: RunOptions
 
     @Option(help: "The layer whose choice colours the sample tokens (default: the last).")
     var layer: Int?
@@ -69,7 +69,7 @@ struct RoutesCommand: ParsableCommand {
             throw ValidationError("--layer must be in 0..<\(ckpt.config.layers), got \(layer)")
         }
         let tokenizer = try ckpt.loadTokenizer()
-        let transformer = try Transformer.load(ckpt, weights: weightOptions.weights)
+        let transformer = try Transformer.load(ckpt, weights: runOptions.weights, kvCache: runOptions.kvCache)
         let quiet = json == "-"
         var bar: Progress? = nil
         var current = ""

@@ -10,7 +10,8 @@ public struct ModelStatistics: Sendable, Codable, Equatable {
     /// Forward FLOPs per token at the given context (see `flopsPerToken`).
     public var flopsPerToken: Double
     public var context: Int
-    /// KV-cache bytes per position (float32), all layers: E times the dense amount for expert-KV BAM.
+    /// KV-cache bytes per position (of the cache type asked for, float32 by default), all layers:
+    /// E times the dense amount for expert-KV BAM.
     public var kvCacheBytesPerToken: Int
 
     enum CodingKeys: String, CodingKey {
@@ -18,7 +19,7 @@ public struct ModelStatistics: Sendable, Codable, Equatable {
              flopsPerToken = "flops_per_token", context, kvCacheBytesPerToken = "kv_cache_bytes_per_token"
     }
 
-    public init(config c: ModelConfig, context: Int) {
+    public init(config c: ModelConfig, context: Int, kvCache: KVCacheType = .f32) {
         let specs = c.parameterSpecs
         totalParameters = specs.reduce(0) { $0 + $1.shape.reduce(1, *) }
         var active = 0
@@ -39,7 +40,7 @@ public struct ModelStatistics: Sendable, Codable, Equatable {
         activeParameters = active
         flopsPerToken = Self.flopsPerToken(config: c, context: context)
         self.context = context
-        kvCacheBytesPerToken = KVCache.bytesPerPosition(config: c)
+        kvCacheBytesPerToken = KVCache.bytesPerPosition(config: c, type: kvCache)
     }
 
     /// Forward FLOPs per token, counting a multiply-add as 2 FLOPs, with the terms of the BAM

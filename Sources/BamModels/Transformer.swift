@@ -43,14 +43,18 @@ public final class Transformer: @unchecked Sendable {
     /// Matrices in the type the kernels read (WeightMatrix), everything else float32.
     public let weights: InferenceWeights
     public var options: ExecutionOptions
+    /// The type `makeCache` keeps keys and values in.
+    public var kvCacheType: KVCacheType
     let rope: RopeTable
     /// Activation buffers reused across forward calls.
     let pool = BufferPool()
 
-    public init(config: ModelConfig, weights: InferenceWeights, options: ExecutionOptions = .fromEnvironment) {
+    public init(config: ModelConfig, weights: InferenceWeights, options: ExecutionOptions = .fromEnvironment,
+                kvCache: KVCacheType = .f32) {
         self.config = config
         self.weights = weights
         self.options = options
+        kvCacheType = kvCache
         rope = RopeTable(headSize: config.headDim, theta: config.ropeTheta, style: config.ropeStyle, scaling: config.ropeScaling)
     }
 
@@ -60,15 +64,16 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// Loads a checkpoint with its matrices kept as `weights` says (default: the stored type, used
-    /// in place from the file mapping), after checking the machine can hold them.
-    public static func load(_ checkpoint: Checkpoint, weights loading: WeightLoading = .stored,
+    /// in place from the file mapping), after checking the machine can hold them; its caches keep
+    /// `kvCache`.
+    public static func load(_ checkpoint: Checkpoint, weights loading: WeightLoading = .stored, kvCache: KVCacheType = .f32,
                             options: ExecutionOptions = .fromEnvironment) throws -> Transformer {
         try ModelMemory.requireFits(inference: checkpoint, loading: loading)
         let w = try InferenceWeights.load(config: checkpoint.config, store: checkpoint.store, loading: loading)
-        return Transformer(config: checkpoint.config, weights: w, options: options)
+        return Transformer(config: checkpoint.config, weights: w, options: options, kvCache: kvCache)
     }
 
-    public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity) }
+    public func makeCache(capacity: Int) -> KVCache { KVCache(config: config, capacity: capacity, type: kvCacheType) }
 
     /// Runs `tokens` at positions cache.length ..< cache.length + T, appends their keys and values
     /// to `cache`, and returns the logits of the rows in `outputRows` (positions relative to the
@@ -314,8 +319,8 @@ public final class Transformer: @unchecked Sendable {
         rope.apply(q, T: T, heads: config.heads, start: past)
         let att = arena.take(T * Q)
         let shape = AttentionShape(T: T, past: past, NH: config.heads, NKV: config.kvHeads, HS: config.headDim, S: cache.capacity)
-        attentionForward(att, q, cache.keys[l][set].data, cache.values[l][set].data, scores: arena.take(shape.scoresCount),
-                         shape: shape)
+        attentionForward(att, q, cache: cache.view(layer: l, set: set, scratch: arena.take, shape: shape),
+                         scores: arena.take(shape.scoresCount), shape: shape)
         if let gate {
             for t in 0..<T {
                 let g = gate[t]
