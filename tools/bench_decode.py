@@ -5,7 +5,7 @@ and the peak memory of `perplexity` against the checkpoint's size (issue 15's ta
     tools/setup-peers                                   # once: llama.cpp, and the venv that makes the models
     swift build -c release --product bam-mix && swift build -c release --product BamBench
     python3 tools/bench_decode.py [--models llama58m,mixtral4x58m,llama1b] [--with-btx-1b] [--types f32,bf16,q8_0]
-                                  [--rounds 3] [--quick] [--threads 2] [--json OUT]
+                                  [--rounds 3] [--quick] [--threads 2] [--depth D] [--json OUT]
 
 `tools/bench decode` runs it (with BamBench bam). The models are made once by tools/bench_models.py
 (random weights written by transformers, in $BAM_MIX_BENCH_MODELS or ~/.cache/bam-mix-bench-models);
@@ -21,6 +21,13 @@ each weight type gets a GGUF beside them, written by `bam-mix convert --dtype TY
              llama.cpp allocates and touches when it creates its context, before pp512 is timed);
              and generate with a one-token prompt and --max-tokens 128 (its decode tokens/s: 128
              single-token forward passes from an empty cache, as tg128)
+
+With --depth D, decode is also measured after a D-token prompt (every token then reads D + its
+position of keys and values from the KV cache):
+
+  llama.cpp  llama-bench -d D -p 0 -n 128 (its default f16 KV cache)         -> tg128 @ dD
+  bam-mix    BamBench decode --past D --tokens 128 --json --weights TYPE, with --kv-cache f32 and
+             with --kv-cache f16 (random ids, as llama-bench's; 128 single-token passes timed)
 
 bam-mix runs the HF checkpoint when it is stored in TYPE; otherwise, with `--weights TYPE` when its
 commands have that option, and without it on the GGUF of TYPE (so it reads that type's file, computing
@@ -132,6 +139,17 @@ class Bench:
                              "--ignore-eos", "--max-tokens", str(new_tokens), "--json", *flags], env=self.env)
         return json.loads(out)
 
+    def llama_bench_depth(self, gguf: Path) -> float:
+        out, _, _ = checked([self.args.llama_bench, "-m", str(gguf), "-t", str(self.args.threads), "-p", "0",
+                             "-n", str(self.args.tokens), "-d", str(self.args.depth), "-r", "1", "-o", "json"])
+        return next(r["avg_ts"] for r in json.loads(out) if r["n_gen"] > 0)
+
+    def bam_decode_depth(self, model: str, wtype: str, kv_cache: str) -> float:
+        out, _, _ = checked([self.args.bam_bench, "decode", "--model", str(self.dir / model), "--weights", wtype,
+                             "--kv-cache", kv_cache, "--past", str(self.args.depth), "--tokens", str(self.args.tokens),
+                             "--rounds", "1", "--json"], env=self.env)
+        return json.loads(out)[0]["tokens_per_second"]
+
     def bam_prefill(self, path: str, flags) -> dict:
         out, _, _ = checked([self.args.bam_bench, "prefill", "--model", path, "--tokens", "512", "--rounds", "2",
                              "--json", *flags], env=self.env)
@@ -160,10 +178,25 @@ class Bench:
                 best["bam_tg"] = max(best["bam_tg"], dec["decode_tokens_per_second"])
             except (RuntimeError, ValueError, KeyError) as e:
                 errors.append(f"bam-mix: {e}")
+            if self.args.depth:
+                try:
+                    best["llama_tg_depth"] = max(best.get("llama_tg_depth", 0.0), self.llama_bench_depth(gguf))
+                except (RuntimeError, ValueError, StopIteration, KeyError) as e:
+                    errors.append(f"llama-bench -d: {e}")
+                for kv in ("f32", "f16"):
+                    try:
+                        key = f"bam_tg_depth_{kv}"
+                        best[key] = max(best.get(key, 0.0), self.bam_decode_depth(model, wtype, kv))
+                    except (RuntimeError, ValueError, KeyError, IndexError) as e:
+                        errors.append(f"BamBench decode --past: {e}")
         row.update({k: (v or None) for k, v in best.items()})
         for side, ours, theirs in (("pp", "bam_pp", "llama_pp"), ("pp_first", "bam_pp_first", "llama_pp"),
                                    ("tg", "bam_tg", "llama_tg")):
             row[f"{side}_ratio"] = row[ours] / row[theirs] if row[ours] and row[theirs] else None
+        if self.args.depth:
+            for kv in ("f32", "f16"):
+                ours, theirs = row.get(f"bam_tg_depth_{kv}"), row.get("llama_tg_depth")
+                row[f"tg_depth_{kv}_ratio"] = ours / theirs if ours and theirs else None
         if errors:
             row["errors"] = sorted(set(errors))
         return row
@@ -215,6 +248,14 @@ def report(result: dict) -> str:
             lines.append(f"      error: {e}")
     lines.append(f"  targets: decode (tg) >= {TARGET_DECODE}x, prefill (pp, warm as pp512) >= {TARGET_PREFILL}x llama.cpp; "
                  "'first pp' is generate's first prefill in a fresh process, for reference")
+    if result.get("depth"):
+        lines.append(f"decode after a {result['depth']}-token prompt, tg{result['tokens']} @ d{result['depth']} (tokens/s); "
+                     "llama.cpp with its default f16 KV cache, bam-mix with each --kv-cache")
+        lines.append(f"  {'model':13s} {'type':5s} {'llama.cpp':>10s} {'kv f32':>8s} {'ratio':>6s} {'kv f16':>8s} {'ratio':>6s}")
+        for r in result["speed"]:
+            lines.append(f"  {r['model']:13s} {r['type']:5s} {fmt(r.get('llama_tg_depth')):>10s} "
+                         f"{fmt(r.get('bam_tg_depth_f32')):>8s} {fmt(r.get('tg_depth_f32_ratio'), '.2f', 'x'):>6s} "
+                         f"{fmt(r.get('bam_tg_depth_f16')):>8s} {fmt(r.get('tg_depth_f16_ratio'), '.2f', 'x'):>6s}")
     for m in result["memory"]:
         gib = 2 ** 30
         line = f"  peak RSS of perplexity on {m['model']} ({m['bam_input']}, {m['file_bytes'] / gib:.2f} GiB): "
@@ -240,6 +281,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one round (a smoke run; numbers are not comparable)")
     ap.add_argument("--tokens", type=int, default=128, help="new tokens per decode run (tg)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--depth", type=int, default=0,
+                    help="also measure decode after a prompt of this many tokens (llama-bench -d), both KV-cache types")
     ap.add_argument("--ppl-chunks", type=int, default=2, help="chunks of 512 for the peak-RSS perplexity runs")
     ap.add_argument("--models-dir", type=Path, default=models_dir())
     ap.add_argument("--bam-mix", default=str(ROOT / ".build/release/bam-mix"))
@@ -277,6 +320,7 @@ def main():
     print("machine\n" + bench_machine.header(info), flush=True)
     bench = Bench(args)
     result = {"machine": info, "threads": args.threads, "rounds": args.rounds, "prompt": 512, "tokens": args.tokens,
+              "depth": args.depth,
               "weights_option": bench.weights_option, "speed": [], "memory": []}
     for model in models:
         for wtype in types or DEFAULT_TYPES[model]:

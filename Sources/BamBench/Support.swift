@@ -57,6 +57,15 @@ func option(_ args: [String], _ name: String) -> String? {
     return args[i + 1]
 }
 
+/// `--kv-cache f32|f16` (default f32), as the bam-mix commands take it.
+func kvCacheType(_ args: [String]) throws -> KVCacheType {
+    let name = option(args, "--kv-cache") ?? "f32"
+    guard let type = KVCacheType(rawValue: name) else {
+        throw BamError.usage("--kv-cache \(name): expected one of \(KVCacheType.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return type
+}
+
 /// Runs this executable again with `arguments` (so that model creation does not count towards
 /// the measured process's peak memory).
 func runSelf(_ arguments: [String]) throws {

@@ -7,6 +7,8 @@
 //   swift run -c release BamBench gguf-load --model X.gguf    (tools/bench_gguf_load.py compares llama.cpp)
 //   swift run -c release BamBench kernels [--rows N] [--cols N] [--tokens T] [--rounds R]
 //   swift run -c release BamBench prefill [--model DIR] [--tokens 512] [--weights W] [--rounds R] [--json]
+//   swift run -c release BamBench decode [--model DIR] [--tokens 128] [--past 1] [--weights f32,bf16,q8_0] [--kv-cache f32|f16] [--rounds R] [--json]
+//   swift run -c release BamBench bam [--attention expert-kv|shared-kv] [--decode 64] [--past 64] [--kv-cache f32|f16] [--rounds R]
 //   swift run -c release BamBench info      (what the benchmarks run on, one "name: value" per line; tools/bench reads it)
 import BamModels
 import Foundation

@@ -59,8 +59,9 @@ public final class Transformer: @unchecked Sendable {
     }
 
     /// Runs float32 weights made in memory (training, tests), borrowing them.
-    public convenience init(config: ModelConfig, weights: TransformerWeights, options: ExecutionOptions = .fromEnvironment) {
-        self.init(config: config, weights: weights.borrowedAsMatrices(config: config), options: options)
+    public convenience init(config: ModelConfig, weights: TransformerWeights, options: ExecutionOptions = .fromEnvironment,
+                            kvCache: KVCacheType = .f32) {
+        self.init(config: config, weights: weights.borrowedAsMatrices(config: config), options: options, kvCache: kvCache)
     }
 
     /// Loads a checkpoint with its matrices kept as `weights` says (default: the stored type, used

@@ -67,11 +67,16 @@ struct KVCacheTypeTests {
                 == ModelStatistics(config: config, context: 64).kvCacheBytesPerToken)
     }
 
-    @Test("attention over an f16 cache equals the naive attention over the rounded keys and values (decode row, prefill blocks, GQA)",
-          arguments: [(5, 4), (1, 37), (300, 21), (257, 3)])
-    func kernel(sizes: (Int, Int)) {
+    /// (T, past, NH, NKV, HS): decode rows within one chunk of values and over several; prefill
+    /// blocks; GQA groups of 2, of 4 over one key/value head (cut into slices of query heads when
+    /// there are more workers), and of 18 (more query rows than the fused kernel takes at once);
+    /// head sizes of 8 (the kernels' tails) and 64 and 128 (whole vectors).
+    @Test("attention over an f16 cache equals the naive attention over the rounded keys and values",
+          arguments: [(5, 4, 4, 2, 8), (1, 37, 4, 2, 8), (1, 150, 4, 2, 64), (1, 127, 4, 1, 8), (1, 70, 18, 1, 8),
+                      (1, 9, 36, 2, 128), (300, 21, 4, 2, 8), (257, 3, 4, 1, 64)])
+    func kernel(sizes: (Int, Int, Int, Int, Int)) {
         var r = TestRandom(seed: 16)
-        let (T, past, NH, NKV, HS) = (sizes.0, sizes.1, 4, 2, 8)
+        let (T, past, NH, NKV, HS) = sizes
         let S = T + past + 3
         let q = r.tensor([T, NH, HS]), k = r.tensor([NKV, S, HS]), v = r.tensor([NKV, S, HS])
         let halfK = UnsafeMutableRawPointer.allocate(byteCount: k.count * 2, alignment: 64)

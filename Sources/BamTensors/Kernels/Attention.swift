@@ -77,10 +77,16 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
     // decode, EPYC Zen 3). Inside a fan-out (a BAM attention expert running beside others) the
     // heads would go to Dispatch, whose wake-ups cost more than a decode step's heads: there only
     // prefill-sized work (from 256k) is split.
+    runAttentionHeads(s.NH, multiplyAdds: work, body)
+}
+
+/// Runs `body` for every head, on the workers when the heads are worth `multiplyAdds` >= 16k
+/// (256k inside a fan-out), else one after the other (the reasons above `attentionForward`'s call).
+func runAttentionHeads(_ heads: Int, multiplyAdds work: Int, _ body: @Sendable (Int) -> Void) {
     if work >= (BLASThreads.inParallelRegion ? 1 << 18 : 1 << 14) {
-        BLASThreads.fanOut(s.NH, body)
+        BLASThreads.fanOut(heads, body)
     } else {
-        for h in 0..<s.NH { body(h) }
+        for h in 0..<heads { body(h) }
     }
 }
 

@@ -1,15 +1,21 @@
+import BamKernelsC
+
 /// The keys and values of one KV-cache set as the cache stores them, (NKV, S, HS) each.
 public enum KeyValueCache {
     /// float32, read in place.
     case f32(keys: UnsafePointer<Float>, values: UnsafePointer<Float>)
-    /// IEEE half. The visible positions of every key/value head are widened into `scratch`
-    /// (`f16ScratchCount` floats) before the float32 attention runs on them: the widening reads
-    /// half the bytes a float32 cache would, and the float32 copy it writes is read back from
-    /// cache by the products (one head's keys over 512 positions of 64 are 128 KiB).
+    /// IEEE half, widened to float32 for the products into `scratch` (`f16ScratchCount` floats).
     case f16(keys: UnsafeRawPointer, values: UnsafeRawPointer, scratch: UnsafeMutablePointer<Float>)
 
-    /// Floats the f16 case's scratch must hold: the visible keys and values of every head.
-    public static func f16ScratchCount(_ s: AttentionShape) -> Int { 2 * s.NKV * s.keys * s.HS }
+    /// Rows of keys or values a decode step widens at a time: 64 x HS 64 floats are 16 KiB, so
+    /// the float32 copy stays in L1 between the widening and the product that reads it.
+    static let decodeChunkRows = 64
+
+    /// Floats the f16 case's scratch must hold: for a decode step (T = 1), one chunk of rows per
+    /// query head; for more rows, the visible keys and values of every key/value head.
+    public static func f16ScratchCount(_ s: AttentionShape) -> Int {
+        s.T == 1 ? s.NH * decodeChunkRows * s.HS : 2 * s.NKV * s.keys * s.HS
+    }
 }
 
 /// `attentionForward` over a cache of either type. An f16 cache gives the attention of its
@@ -20,26 +26,88 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
     switch cache {
     case let .f32(k, v):
         attentionForward(out, q, k, v, scores: scores, shape: s)
+    case let .f16(k, v, scratch) where s.T == 1:
+        halfCacheDecode(out, q, keys: k, values: v, scratch: scratch, scores: scores, shape: s)
     case let .f16(k, v, scratch):
-        let span = s.keys * s.HS
-        let kernels = WeightKernels.active
-        let kP = SendableRawPointer(k), vP = SendableRawPointer(v), scP = SendablePointer(scratch)
-        // Item i widens keys (i < NKV) or values of head i % NKV into its own slice of scratch:
-        // keys (NKV, keys, HS), then values (NKV, keys, HS).
-        let widen: @Sendable (Int) -> Void = { i in
-            let head = i % s.NKV
-            let source = (i < s.NKV ? kP : vP).pointer + head * s.S * s.HS * 2
-            kernels.f16ToF32(scP.pointer + i * span, source, count: span)
-        }
-        // Split from 64k values (128 KiB of halves, about a hand-off's cost to widen on one core);
-        // inside a fan-out the items would go to Dispatch, so only prefill-sized caches are split.
-        if 2 * s.NKV * span >= (BLASThreads.inParallelRegion ? 1 << 20 : 1 << 16) {
-            BLASThreads.fanOut(2 * s.NKV, widen)
-        } else {
-            for i in 0..<(2 * s.NKV) { widen(i) }
-        }
-        var widened = s
-        widened.S = s.keys
-        attentionForward(out, q, scratch, scratch + s.NKV * span, scores: scores, shape: widened)
+        halfCachePrefill(out, q, keys: k, values: v, scratch: scratch, scores: scores, shape: s)
     }
+}
+
+/// One query row (a decode step) over an f16 cache. The scores come from the fused f16 kernel
+/// (the keys read in place, as f16 weights are in decode); the values are streamed through an
+/// L1-sized float32 chunk: widen 64 rows, add their weighted sum to the output (sgemv,
+/// transposed). The cache is thus read once, at half the bytes of a float32 one. Widening it all
+/// into scratch first, as prefill does, writes and reads back a float32 copy as large as a float32
+/// cache: it made BAM's decode no faster than with the f32 cache.
+///
+/// A unit of work is a key/value head with its query heads, so that its keys and values are read
+/// once for the whole group (eight query heads per key/value head in the 1.1B Llama shape, the
+/// fused kernel taking up to eight query rows at once); with fewer key/value heads than workers,
+/// each group is cut into slices of query heads instead.
+private func halfCacheDecode(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>,
+                             keys: UnsafeRawPointer, values: UnsafeRawPointer, scratch: UnsafeMutablePointer<Float>,
+                             scores: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
+    let group = s.NH / s.NKV, visible = s.keys, chunk = KeyValueCache.decodeChunkRows
+    let slices = s.NKV >= BLASThreads.defaultCount ? 1 : min(group, BLASThreads.defaultCount)
+    let kernels = WeightKernels.active, maxRows = Int(BAM_MATMUL_MAX_ROWS)
+    let outP = SendablePointer(out), qP = SendablePointer(UnsafeMutablePointer(mutating: q))
+    let kP = SendableRawPointer(keys), vP = SendableRawPointer(values)
+    let scP = SendablePointer(scratch), scoresP = SendablePointer(scores)
+    runAttentionHeads(s.NKV * slices, multiplyAdds: visible * s.HS * s.NH) { u in
+        let kv = u / slices, slice = u % slices
+        let heads = (kv * group + slice * group / slices)..<(kv * group + (slice + 1) * group / slices)
+        let k = kP.pointer + kv * s.S * s.HS * 2, v = vP.pointer + kv * s.S * s.HS * 2
+        let buffer = scP.pointer + u * chunk * s.HS
+        // Scores of these heads: rows of (NH, visible), the keys read once per 8 query rows.
+        var h0 = heads.lowerBound
+        while h0 < heads.upperBound {
+            let rows = min(maxRows, heads.upperBound - h0)
+            kernels.matmul(scoresP.pointer + h0 * visible, ldy: visible, k, wStride: s.HS * 2, storage: .f16,
+                           qP.pointer + h0 * s.HS, xStride: s.HS * 4, T: rows, rows: visible, cols: s.HS)
+            h0 += rows
+        }
+        for h in heads {
+            let sc = scoresP.pointer + h * visible
+            for j in 0..<visible { sc[j] *= s.scale }
+            softmaxRows(sc, rows: 1, n: visible)
+        }
+        var c0 = 0
+        while c0 < visible {
+            let n = min(chunk, visible - c0)
+            kernels.f16ToF32(buffer, v + c0 * s.HS * 2, count: n * s.HS)
+            for h in heads {
+                gemv(outP.pointer + h * s.HS, buffer, scoresP.pointer + h * visible + c0, rows: n, cols: s.HS,
+                     transA: true, beta: c0 == 0 ? 0 : 1)
+            }
+            c0 += n
+        }
+    }
+}
+
+/// More than one query row over an f16 cache: the visible keys and values of every key/value head
+/// are widened into scratch once, then the float32 attention runs on them. Prefill is
+/// compute-bound (each key meets every query row of its block), so the float32 copy, written once
+/// and read by every block's GEMMs, costs little beside the products.
+private func halfCachePrefill(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>,
+                              keys: UnsafeRawPointer, values: UnsafeRawPointer, scratch: UnsafeMutablePointer<Float>,
+                              scores: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
+    let span = s.keys * s.HS
+    let kernels = WeightKernels.active
+    let kP = SendableRawPointer(keys), vP = SendableRawPointer(values), scP = SendablePointer(scratch)
+    // Item i widens the keys (i < NKV) or the values of head i % NKV into its own slice of
+    // scratch: keys (NKV, keys, HS), then values (NKV, keys, HS).
+    let widen: @Sendable (Int) -> Void = { i in
+        let head = i % s.NKV
+        kernels.f16ToF32(scP.pointer + i * span, (i < s.NKV ? kP : vP).pointer + head * s.S * s.HS * 2, count: span)
+    }
+    // Split from 64k values (128 KiB of halves, roughly what one core widens in a hand-off's
+    // time); inside a fan-out the items would go to Dispatch, so there only large caches are split.
+    if 2 * s.NKV * span >= (BLASThreads.inParallelRegion ? 1 << 20 : 1 << 16) {
+        BLASThreads.fanOut(2 * s.NKV, widen)
+    } else {
+        for i in 0..<(2 * s.NKV) { widen(i) }
+    }
+    var widened = s
+    widened.S = s.keys
+    attentionForward(out, q, scratch, scratch + s.NKV * span, scores: scores, shape: widened)
 }
