@@ -30,7 +30,14 @@ public final class KVCache: @unchecked Sendable {
     public let kvHeads: Int
     public let headDim: Int
     public let type: KVCacheType
-    public private(set) var capacity: Int
+    /// Positions allocated (none until the first forward call; see `reserve`).
+    public private(set) var capacity = 0
+    /// The capacity asked for at creation, allocated by the first `reserve` when it fits.
+    private let requestedCapacity: Int
+    /// Bytes of one position, all layers and sets (`bytesPerPosition`).
+    private let positionBytes: Int
+    private let sets: Int
+    private let layers: Int
     /// Positions already stored (the next token's position).
     public private(set) var length = 0
     private var keys: [[Storage]]     // [layer][set] (NKV, S, HS)
@@ -58,14 +65,20 @@ public final class KVCache: @unchecked Sendable {
         deinit { raw.deallocate() }
     }
 
+    /// A cache for about `capacity` positions. Nothing is allocated yet: the first forward call
+    /// allocates `capacity` positions if they fit in memory (else only what it needs; the cache
+    /// grows as it fills), so that a capacity asked for up front — generate's prompt plus
+    /// `--max-tokens` — cannot fail before a token is computed.
     public init(config: ModelConfig, capacity: Int, type: KVCacheType = .f32) {
         kvHeads = config.kvHeads
         headDim = config.headDim
         self.type = type
-        self.capacity = max(1, capacity)
-        let sets = Self.sets(config), count = config.kvHeads * max(1, capacity) * config.headDim
-        keys = (0..<config.layers).map { _ in (0..<sets).map { _ in Storage(values: count, type: type) } }
-        values = (0..<config.layers).map { _ in (0..<sets).map { _ in Storage(values: count, type: type) } }
+        requestedCapacity = max(1, capacity)
+        positionBytes = Self.bytesPerPosition(config: config, type: type)
+        sets = Self.sets(config)
+        layers = config.layers
+        keys = []
+        values = []
     }
 
     /// Bytes the cache needs per position (all layers and sets) when it keeps `type`, for `inspect`.
@@ -85,21 +98,42 @@ public final class KVCache: @unchecked Sendable {
 
     public func reset() { length = 0 }
 
-    /// Makes room for `n` more positions, growing (and copying) when needed.
-    func reserve(additional n: Int) {
-        let needed = length + n
-        guard needed > capacity else { return }
-        let newCapacity = max(needed, capacity * 2)
+    /// Makes room for `n` more positions, allocating or growing (and copying) when needed: the
+    /// first time the capacity asked for at creation, later twice the current one — or, when that
+    /// would not fit in memory, just what is needed. Throws, before allocating, when even that
+    /// does not fit.
+    func reserve(additional n: Int) throws {
+        let (needed, overflow) = length.addingReportingOverflow(n)
+        guard overflow || needed > capacity else { return }
+        func bytes(_ positions: Int) -> Int {
+            let (b, o) = positions.multipliedReportingOverflow(by: positionBytes)
+            return o ? .max : b
+        }
+        let available = ModelMemory.availableBytes
+        guard !overflow, bytes(needed) <= available else {
+            func gib(_ b: Int) -> String { String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
+            throw BamError.unsupported("the KV cache for \(overflow ? "more than 2^63" : "\(needed)") positions needs \(overflow || bytes(needed) == .max ? "more than 2^63 bytes" : gib(bytes(needed))) (\(positionBytes) bytes per position in \(type)), but this machine has \(gib(available)) — refused before allocating; use a shorter prompt or fewer new tokens\(type == .f32 ? ", or --kv-cache f16 (half the bytes)" : "")")
+        }
+        var newCapacity = max(needed, capacity == 0 ? requestedCapacity : capacity * 2)
+        if bytes(newCapacity) > available { newCapacity = needed }
         let rowBytes = headDim * type.bytesPerValue
-        func grow(_ old: Storage) -> Storage {
-            let g = Storage(values: kvHeads * newCapacity * headDim, type: type)
-            for h in 0..<kvHeads {
-                (g.raw + h * newCapacity * rowBytes).copyMemory(from: old.raw + h * capacity * rowBytes, byteCount: length * rowBytes)
+        let count = kvHeads * newCapacity * headDim, old = capacity, stored = length
+        func grow(_ previous: Storage?) -> Storage {
+            let g = Storage(values: count, type: type)
+            if let previous {
+                for h in 0..<kvHeads {
+                    (g.raw + h * newCapacity * rowBytes).copyMemory(from: previous.raw + h * old * rowBytes, byteCount: stored * rowBytes)
+                }
             }
             return g
         }
-        keys = keys.map { $0.map(grow) }
-        values = values.map { $0.map(grow) }
+        if keys.isEmpty {
+            keys = (0..<layers).map { _ in (0..<sets).map { _ in grow(nil) } }
+            values = (0..<layers).map { _ in (0..<sets).map { _ in grow(nil) } }
+        } else {
+            keys = keys.map { $0.map(grow) }
+            values = values.map { $0.map(grow) }
+        }
         capacity = newCapacity
     }
 

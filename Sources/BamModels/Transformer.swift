@@ -101,7 +101,7 @@ public final class Transformer: @unchecked Sendable {
         for (i, id) in tokens.enumerated() where id < 0 || id >= V {
             throw BamError.usage("token id \(id) at position \(i) is outside the vocabulary (0..<\(V))")
         }
-        cache.reserve(additional: T)
+        try cache.reserve(additional: T)
         // Tabulate RoPE for every position now: the table is then only read, also by concurrent experts.
         rope.ensure(cache.length + T)
         let arena = Arena(pool: pool)

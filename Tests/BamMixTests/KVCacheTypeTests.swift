@@ -59,12 +59,36 @@ struct KVCacheTypeTests {
 
     @Test("an f16 cache takes half the bytes of a float32 one, and inspect's per-token count says so")
     func bytes() throws {
-        let config = try ReferenceModel("expert_kv_soft_parallel").checkpoint.config
-        let f32 = KVCache(config: config, capacity: 64), f16 = KVCache(config: config, capacity: 64, type: .f16)
-        #expect(f16.byteCount * 2 == f32.byteCount)
-        #expect(f32.byteCount == 64 * KVCache.bytesPerPosition(config: config))
+        let ref = try ReferenceModel("expert_kv_soft_parallel")
+        let config = ref.checkpoint.config
+        var counts: [KVCacheType: Int] = [:]
+        for type in KVCacheType.allCases {
+            let model = try Transformer.load(ref.checkpoint, kvCache: type)
+            let cache = model.makeCache(capacity: 64)
+            #expect(cache.byteCount == 0, "nothing is allocated before the first forward call")
+            _ = try model.forward(tokens: Array(ref.ids.prefix(3)), cache: cache)
+            #expect(cache.capacity == 64)
+            counts[type] = cache.byteCount
+        }
+        #expect(counts[.f16]! * 2 == counts[.f32]!)
+        #expect(counts[.f32]! == 64 * KVCache.bytesPerPosition(config: config))
         #expect(ModelStatistics(config: config, context: 64, kvCache: .f16).kvCacheBytesPerToken * 2
                 == ModelStatistics(config: config, context: 64).kvCacheBytesPerToken)
+    }
+
+    @Test("a capacity asked for up front that no machine holds (generate with --max-tokens 2^40) allocates only what is used")
+    func absurdCapacity() throws {
+        let ref = try ReferenceModel("llama_gqa_classic_rope")
+        let model = try Transformer.load(ref.checkpoint, kvCache: .f16)
+        var seen = 0
+        let out = try model.generate(prompt: Array(ref.ids.prefix(4)), options: SamplingOptions(temperature: 0, maxTokens: 1 << 40)) { _ in
+            seen += 1
+            return seen < 3
+        }
+        #expect(out.count == 3)
+        let cache = model.makeCache(capacity: Int.max)
+        _ = try model.forward(tokens: Array(ref.ids.prefix(4)), cache: cache)
+        #expect(cache.capacity == 4 && cache.length == 4)
     }
 
     /// (T, past, NH, NKV, HS): decode rows within one chunk of values and over several; prefill

@@ -245,4 +245,36 @@ struct WeightKernelTests {
             }
         }
     }
+
+    @Test("f16 weighted rows (P V over an f16 value cache), overwriting and accumulating, column tails, unaligned rows",
+          arguments: [(1, 3), (37, 8), (150, 64), (64, 72), (9, 128), (200, 131)])
+    func f16WeightedRows(shape: (Int, Int)) {
+        let (rows, cols) = shape
+        var r = TestRandom(seed: UInt64(rows * 1000 + cols))
+        let stride = 2 * cols + 6   // rows further apart than their values, as a cache's heads are
+        let w = OddBytes(count: rows * stride)
+        let p = r.tensor([rows]), start = r.tensor([cols])
+        var absSum = [Double](repeating: 0, count: cols)
+        for i in 0..<rows {
+            for c in 0..<cols {
+                let v = Float16(r.tensor([1], scale: 3).data[0])
+                w.pointer.storeBytes(of: v, toByteOffset: i * stride + 2 * c, as: Float16.self)
+                absSum[c] += abs(Double(p.data[i]) * Double(Float(v)))
+            }
+        }
+        for k in families {
+            for accumulate in [false, true] {
+                let got = start.copy(), want = start.copy()
+                k.f16WeightedRows(got.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols, accumulate: accumulate)
+                WeightKernels.f16WeightedRowsNaive(want.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols,
+                                                   accumulate: accumulate)
+                var worst = 0.0
+                for c in 0..<cols {
+                    let bound = dotBound(absoluteSum: absSum[c] + (accumulate ? abs(Double(start.data[c])) : 0), terms: rows + 1)
+                    worst = max(worst, abs(Double(got.data[c]) - Double(want.data[c])) / bound)
+                }
+                #expect(worst <= 1, "\(k.name) rows \(rows) cols \(cols) accumulate \(accumulate): error \(worst)x the summation-order bound")
+            }
+        }
+    }
 }

@@ -69,6 +69,11 @@ typedef struct bam_kernels {
     /// bfloat16 -> float32 (exact); float32 -> bfloat16 rounds to nearest even, NaN stays NaN.
     void (*bf16_to_f32)(float *dst, const void *src, size_t n);
     void (*f32_to_bf16)(void *dst, const float *src, size_t n);
+    /// y[c] = sum_r p[r] * W[r][c] for c in [0, cols), added to y when `accumulate` is nonzero,
+    /// else overwriting it: the weighted sum of `rows` IEEE-half rows (row r at w + r * w_stride
+    /// bytes), summed in row order in float32. Attention's P V for one query row over an f16 value
+    /// cache, reading it in place.
+    void (*f16_weighted_rows)(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols, int accumulate);
 } bam_kernels;
 
 /// The family's table, or NULL when this CPU (or this build's architecture) cannot run it.

@@ -4,17 +4,14 @@ import BamKernelsC
 public enum KeyValueCache {
     /// float32, read in place.
     case f32(keys: UnsafePointer<Float>, values: UnsafePointer<Float>)
-    /// IEEE half, widened to float32 for the products into `scratch` (`f16ScratchCount` floats).
+    /// IEEE half. A decode step reads it in place; more query rows widen the visible keys and
+    /// values into `scratch` (`f16ScratchCount` floats) for the float32 GEMMs.
     case f16(keys: UnsafeRawPointer, values: UnsafeRawPointer, scratch: UnsafeMutablePointer<Float>)
 
-    /// Rows of keys or values a decode step widens at a time: 64 x HS 64 floats are 16 KiB, so
-    /// the float32 copy stays in L1 between the widening and the product that reads it.
-    static let decodeChunkRows = 64
-
-    /// Floats the f16 case's scratch must hold: for a decode step (T = 1), one chunk of rows per
-    /// query head; for more rows, the visible keys and values of every key/value head.
+    /// Floats the f16 case's scratch must hold: none for a decode step (T = 1); for more rows,
+    /// the visible keys and values of every key/value head.
     public static func f16ScratchCount(_ s: AttentionShape) -> Int {
-        s.T == 1 ? s.NH * decodeChunkRows * s.HS : 2 * s.NKV * s.keys * s.HS
+        s.T == 1 ? 0 : 2 * s.NKV * s.keys * s.HS
     }
 }
 
@@ -26,39 +23,37 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
     switch cache {
     case let .f32(k, v):
         attentionForward(out, q, k, v, scores: scores, shape: s)
-    case let .f16(k, v, scratch) where s.T == 1:
-        halfCacheDecode(out, q, keys: k, values: v, scratch: scratch, scores: scores, shape: s)
+    case let .f16(k, v, _) where s.T == 1:
+        halfCacheDecode(out, q, keys: k, values: v, scores: scores, shape: s)
     case let .f16(k, v, scratch):
         halfCachePrefill(out, q, keys: k, values: v, scratch: scratch, scores: scores, shape: s)
     }
 }
 
-/// One query row (a decode step) over an f16 cache. The scores come from the fused f16 kernel
-/// (the keys read in place, as f16 weights are in decode); the values are streamed through an
-/// L1-sized float32 chunk: widen 64 rows, add their weighted sum to the output (sgemv,
-/// transposed). The cache is thus read once, at half the bytes of a float32 one. Widening it all
-/// into scratch first, as prefill does, writes and reads back a float32 copy as large as a float32
-/// cache: it made BAM's decode no faster than with the f32 cache.
+/// One query row (a decode step) over an f16 cache, reading it in place: the scores from the
+/// fused f16 matrix kernel (the keys as the rows of a weight matrix), the output as the values'
+/// weighted sum (`f16WeightedRows`). The cache is thus read once, at half the bytes of a float32
+/// one. Widening it into scratch first, as prefill does, writes and reads back a float32 copy as
+/// large as a float32 cache: it made BAM's decode no faster than with the f32 cache; widening 64
+/// values at a time into L1 instead cost 8 % of a decode step's samples after 1536 tokens.
 ///
-/// A unit of work is a key/value head with its query heads, so that its keys and values are read
-/// once for the whole group (eight query heads per key/value head in the 1.1B Llama shape, the
-/// fused kernel taking up to eight query rows at once); with fewer key/value heads than workers,
-/// each group is cut into slices of query heads instead.
+/// A unit of work is a key/value head with its query heads, so that its keys are read once for
+/// the whole group (eight query heads per key/value head in the 1.1B Llama shape; the fused kernel
+/// takes up to eight query rows at once); with fewer key/value heads than workers, each group is
+/// cut into slices of query heads instead.
 private func halfCacheDecode(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>,
-                             keys: UnsafeRawPointer, values: UnsafeRawPointer, scratch: UnsafeMutablePointer<Float>,
+                             keys: UnsafeRawPointer, values: UnsafeRawPointer,
                              scores: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
-    let group = s.NH / s.NKV, visible = s.keys, chunk = KeyValueCache.decodeChunkRows
+    let group = s.NH / s.NKV, visible = s.keys
     let slices = s.NKV >= BLASThreads.defaultCount ? 1 : min(group, BLASThreads.defaultCount)
     let kernels = WeightKernels.active, maxRows = Int(BAM_MATMUL_MAX_ROWS)
     let outP = SendablePointer(out), qP = SendablePointer(UnsafeMutablePointer(mutating: q))
-    let kP = SendableRawPointer(keys), vP = SendableRawPointer(values)
-    let scP = SendablePointer(scratch), scoresP = SendablePointer(scores)
+    let kP = SendableRawPointer(keys), vP = SendableRawPointer(values), scoresP = SendablePointer(scores)
     runAttentionHeads(s.NKV * slices, multiplyAdds: visible * s.HS * s.NH) { u in
         let kv = u / slices, slice = u % slices
         let heads = (kv * group + slice * group / slices)..<(kv * group + (slice + 1) * group / slices)
         let k = kP.pointer + kv * s.S * s.HS * 2, v = vP.pointer + kv * s.S * s.HS * 2
-        let buffer = scP.pointer + u * chunk * s.HS
-        // Scores of these heads: rows of (NH, visible), the keys read once per 8 query rows.
+        // Scores of these heads: their rows of (NH, visible), the keys read once per 8 query rows.
         var h0 = heads.lowerBound
         while h0 < heads.upperBound {
             let rows = min(maxRows, heads.upperBound - h0)
@@ -70,16 +65,8 @@ private func halfCacheDecode(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
             let sc = scoresP.pointer + h * visible
             for j in 0..<visible { sc[j] *= s.scale }
             softmaxRows(sc, rows: 1, n: visible)
-        }
-        var c0 = 0
-        while c0 < visible {
-            let n = min(chunk, visible - c0)
-            kernels.f16ToF32(buffer, v + c0 * s.HS * 2, count: n * s.HS)
-            for h in heads {
-                gemv(outP.pointer + h * s.HS, buffer, scoresP.pointer + h * visible + c0, rows: n, cols: s.HS,
-                     transA: true, beta: c0 == 0 ? 0 : 1)
-            }
-            c0 += n
+            kernels.f16WeightedRows(outP.pointer + h * s.HS, v, wStride: s.HS * 2, sc, rows: visible, cols: s.HS,
+                                    accumulate: false)
         }
     }
 }

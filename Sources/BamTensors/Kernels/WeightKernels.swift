@@ -130,6 +130,25 @@ public struct WeightKernels: @unchecked Sendable {
         table.pointee.f32_to_f16!(out, inp, count)
     }
 
+    /// y[c] (+)= sum_r p[r] W[r][c] over `rows` IEEE-half rows `wStride` bytes apart, summed in
+    /// float32 in row order (attention's P V over an f16 value cache). `accumulate` adds to y.
+    public func f16WeightedRows(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int,
+                                _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
+        table.pointee.f16_weighted_rows!(y, w, wStride, p, Int32(rows), Int32(cols), accumulate ? 1 : 0)
+    }
+
+    /// Naive twin of `f16WeightedRows`: double accumulation.
+    public static func f16WeightedRowsNaive(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int,
+                                            _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
+        for c in 0..<cols {
+            var acc = accumulate ? Double(y[c]) : 0
+            for r in 0..<rows {
+                acc += Double(p[r]) * Double(Float(w.loadUnaligned(fromByteOffset: r * wStride + 2 * c, as: Float16.self)))
+            }
+            y[c] = Float(acc)
+        }
+    }
+
     /// bfloat16 -> float32 (exact).
     public func bf16ToF32(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeRawPointer, count: Int) {
         table.pointee.bf16_to_f32!(out, inp, count)
