@@ -3,7 +3,7 @@
 
     ~/.cache/bam-mix-peers/venv/bin/python tools/check_llamacpp_perplexity.py [--vocab bpe|llama-spm]
         [--peers DIR] [--llama-bin DIR] [--model HF_DIR] [--text FILE] [--ctx 512] [--threads 2] [--steps 200]
-        [--workdir DIR] [--bam-mix BINARY]
+        [--workdir DIR] [--bam-mix BINARY] [--kv-cache f16|f32]
 
 --vocab bpe (the default; target: within 0.1 %). Without --model it makes one: a byte-level BPE
 tokenizer (HF tokenizers, 1024 tokens, BOS added by the post-processor, so both programs replace
@@ -25,6 +25,9 @@ convert_hf_to_gguf.py converts it to F32, F16 and BF16 GGUF files. They carry th
 no tokenizer.json lies beside them, so `bam-mix perplexity` tokenises with the GGUF's vocabulary
 (SentencePiece, add_space_prefix, BOS replacing each chunk's first token, as llama-perplexity).
 Each file is scored by both programs.
+
+--kv-cache (default f16, llama.cpp's default) is the KV-cache type of both programs:
+llama-perplexity's -ctk/-ctv and bam-mix's --kv-cache, so that both round keys and values alike.
 
 Needs torch, transformers, tokenizers and sentencepiece only when it makes a model; run by hand
 (not a test). llama.cpp is found under --peers (default: where tools/setup-peers installs them,
@@ -107,10 +110,11 @@ def make_model(out_dir, text_path, steps, seed=0):
     model.save_pretrained(out_dir, safe_serialization=True)
 
 
-def llama_perplexity(binary, gguf, text, ctx, threads):
+def llama_perplexity(binary, gguf, text, ctx, threads, kv_cache):
     # -b CTX: one chunk per pass. With several (the default batch of 2048), this llama.cpp exits
     # without its final estimate when the chunk count is not a multiple of them.
-    p = subprocess.run([binary, "-m", gguf, "-f", text, "-c", str(ctx), "-b", str(ctx), "-t", str(threads)],
+    p = subprocess.run([binary, "-m", gguf, "-f", text, "-c", str(ctx), "-b", str(ctx), "-t", str(threads),
+                        "-ctk", kv_cache, "-ctv", kv_cache],
                        capture_output=True, text=True, env=peers.llama_env())
     out = p.stdout + p.stderr
     m = re.search(r"Final estimate: PPL = ([0-9.]+) \+/- ([0-9.]+)", out)
@@ -204,7 +208,7 @@ def check_real_vocab(args, llama, text):
         print(f"making and training a small Llama over {vocab} in {model} ...", file=sys.stderr)
         shutil.rmtree(model, ignore_errors=True)
         make_spm_model(model, text, args.steps, vocab)
-    print(f"text {text}, ctx {args.ctx}")
+    print(f"text {text}, ctx {args.ctx}, KV cache {args.kv_cache} in both")
     worst = 0.0
     for outtype in ("f32", "f16", "bf16"):
         gguf_path = os.path.join(args.workdir, f"llama-spm-{outtype}.gguf")
@@ -212,8 +216,8 @@ def check_real_vocab(args, llama, text):
             os.remove(gguf_path)
         llamacpp_convert(tree, model, gguf_path, outtype)
         assert not os.path.exists(os.path.join(os.path.dirname(gguf_path), "tokenizer.json"))
-        ref, ref_err = llama_perplexity(llama, gguf_path, text, args.ctx, args.threads)
-        ours, err, chunks = bam_perplexity(args.bam_mix, gguf_path, text, args.ctx)
+        ref, ref_err = llama_perplexity(llama, gguf_path, text, args.ctx, args.threads, args.kv_cache)
+        ours, err, chunks = bam_perplexity(args.bam_mix, gguf_path, text, args.ctx, args.kv_cache)
         rel = abs(ours - ref) / ref
         worst = max(worst, rel)
         print(f"  {outtype:5s} llama-perplexity PPL = {ref:.4f} +/- {ref_err:.5f}   bam-mix PPL = {ours:.4f} +/- {err:.5f}"
@@ -222,8 +226,9 @@ def check_real_vocab(args, llama, text):
     sys.exit(0 if worst <= 1e-4 else 1)
 
 
-def bam_perplexity(binary, model, text, ctx):
-    p = subprocess.run([binary, "perplexity", "--model", model, "--text-file", text, "--ctx", str(ctx), "--json"],
+def bam_perplexity(binary, model, text, ctx, kv_cache):
+    p = subprocess.run([binary, "perplexity", "--model", model, "--text-file", text, "--ctx", str(ctx), "--json",
+                        "--kv-cache", kv_cache],
                        capture_output=True, text=True)
     if p.returncode != 0:
         sys.exit(f"bam-mix perplexity failed:\n{p.stderr}")
@@ -244,6 +249,8 @@ def main():
     ap.add_argument("--ctx", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--kv-cache", choices=["f16", "f32"], default="f16",
+                    help="the KV-cache type of both programs (default f16, llama.cpp's default)")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "bam-mix-llamacpp-check"))
     args = ap.parse_args()
 
@@ -268,10 +275,10 @@ def main():
         os.remove(gguf)
     subprocess.run([args.bam_mix, "convert", "--input", model, "--output", gguf], check=True, stdout=subprocess.DEVNULL)
 
-    ref, ref_err = llama_perplexity(llama, gguf, text, args.ctx, args.threads)
-    ours_gguf, err_gguf, chunks = bam_perplexity(args.bam_mix, gguf, text, args.ctx)
-    ours_hf, err_hf, _ = bam_perplexity(args.bam_mix, model, text, args.ctx)
-    print(f"text {text}, ctx {args.ctx}, {chunks} chunks")
+    ref, ref_err = llama_perplexity(llama, gguf, text, args.ctx, args.threads, args.kv_cache)
+    ours_gguf, err_gguf, chunks = bam_perplexity(args.bam_mix, gguf, text, args.ctx, args.kv_cache)
+    ours_hf, err_hf, _ = bam_perplexity(args.bam_mix, model, text, args.ctx, args.kv_cache)
+    print(f"text {text}, ctx {args.ctx}, {chunks} chunks, KV cache {args.kv_cache} in both")
     print(f"  llama-perplexity (GGUF)      PPL = {ref:.4f} +/- {ref_err:.5f}")
     worst = 0.0
     for label, v, e in [("bam-mix perplexity (GGUF)", ours_gguf, err_gguf), ("bam-mix perplexity (HF dir)", ours_hf, err_hf)]:
