@@ -253,11 +253,11 @@ struct WeightKernelTests {
         var r = TestRandom(seed: UInt64(rows * 1000 + cols))
         let stride = 2 * cols + 6   // rows further apart than their values, as a cache's heads are
         let w = OddBytes(count: rows * stride)
-        let p = r.tensor([rows]), start = r.tensor([cols])
+        let p = r.tensor([rows]), start = r.tensor([cols]), values = r.tensor([rows, cols], scale: 3)
         var absSum = [Double](repeating: 0, count: cols)
         for i in 0..<rows {
             for c in 0..<cols {
-                let v = Float16(r.tensor([1], scale: 3).data[0])
+                let v = Float16(values.data[i * cols + c])
                 w.pointer.storeBytes(of: v, toByteOffset: i * stride + 2 * c, as: Float16.self)
                 absSum[c] += abs(Double(p.data[i]) * Double(Float(v)))
             }
