@@ -109,13 +109,11 @@ public final class KVCache: @unchecked Sendable {
             let (b, o) = positions.multipliedReportingOverflow(by: positionBytes)
             return o ? .max : b
         }
-        let available = ModelMemory.availableBytes
-        guard !overflow, bytes(needed) <= available else {
-            func gib(_ b: Int) -> String { String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
-            throw BamError.unsupported("the KV cache for \(overflow ? "more than 2^63" : "\(needed)") positions needs \(overflow || bytes(needed) == .max ? "more than 2^63 bytes" : gib(bytes(needed))) (\(positionBytes) bytes per position in \(type)), but this machine has \(gib(available)) — refused before allocating; use a shorter prompt or fewer new tokens\(type == .f32 ? ", or --kv-cache f16 (half the bytes)" : "")")
-        }
+        try ModelMemory.require(overflow ? .max : bytes(needed), extraBytes: 0, purpose: "the KV cache",
+                                what: "\(overflow ? "more than 2^63" : "\(needed)") positions at \(positionBytes) bytes each (\(type))",
+                                hint: "use a shorter prompt or fewer new tokens" + (type == .f32 ? ", or --kv-cache f16 (half the bytes)" : ""))
         var newCapacity = max(needed, capacity == 0 ? requestedCapacity : capacity * 2)
-        if bytes(newCapacity) > available { newCapacity = needed }
+        if bytes(newCapacity) > ModelMemory.availableBytes { newCapacity = needed }
         let rowBytes = headDim * type.bytesPerValue
         let count = kvHeads * newCapacity * headDim, old = capacity, stored = length
         func grow(_ previous: Storage?) -> Storage {

@@ -66,12 +66,15 @@ public enum ModelMemory {
                     what: "its \(ModelStatistics(config: checkpoint.config, context: 1).totalParameters) parameters with weights \(loading)")
     }
 
-    private static func require(_ weights: Int, extraBytes: Int, purpose: String, what: String) throws {
+    /// Throws when `weights + extraBytes` bytes (`Int.max`: more than can be counted) exceed the
+    /// memory available, naming `purpose`, `what` the bytes are for, and what to do (`hint`).
+    static func require(_ weights: Int, extraBytes: Int, purpose: String, what: String,
+                        hint: String = "use a smaller model (or --weights q8_0) or a machine with more memory") throws {
         let (need, overflow) = weights.addingReportingOverflow(max(0, extraBytes))
         let have = availableBytes
         guard overflow || need > have else { return }
         func gib(_ b: Int) -> String { String(format: "%.1f GiB", Double(b) / Double(1 << 30)) }
-        let needText = overflow ? "more than 2^63 bytes" : "\(gib(need)) (\(need) bytes)"
-        throw BamError.unsupported("\(purpose) of this model needs \(needText) for \(what), but this machine has \(gib(have)) — refused before allocating; use a smaller model (or --weights q8_0) or a machine with more memory")
+        let needText = overflow || need == .max ? "more than 2^63 bytes" : "\(gib(need)) (\(need) bytes)"
+        throw BamError.unsupported("\(purpose) of this model needs \(needText) for \(what), but this machine has \(gib(have)) — refused before allocating; \(hint)")
     }
 }

@@ -1,4 +1,4 @@
-import BamModels
+@testable import BamModels
 import BamTensors
 import Foundation
 import Testing
@@ -89,6 +89,23 @@ struct KVCacheTypeTests {
         let cache = model.makeCache(capacity: Int.max)
         _ = try model.forward(tokens: Array(ref.ids.prefix(4)), cache: cache)
         #expect(cache.capacity == 4 && cache.length == 4)
+    }
+
+    @Test("a cache the machine cannot hold is refused before anything is allocated, with the numbers and what to do")
+    func refused() throws {
+        let config = try ReferenceModel("llama_gqa_classic_rope").checkpoint.config
+        for (type, positions) in [(KVCacheType.f32, 1 << 50), (.f16, Int.max)] {
+            let cache = KVCache(config: config, capacity: 8, type: type)
+            do {
+                try cache.reserve(additional: positions)
+                Issue.record("\(type): reserving \(positions) positions did not throw")
+            } catch let e as BamError {
+                #expect(e.message.contains("the KV cache of this model needs") && e.message.contains("refused before allocating"),
+                        "\(e.message)")
+                #expect(e.message.contains("--kv-cache f16") == (type == .f32), "\(e.message)")
+            }
+            #expect(cache.capacity == 0 && cache.byteCount == 0)
+        }
     }
 
     /// (T, past, NH, NKV, HS): decode rows within one chunk of values and over several; prefill
