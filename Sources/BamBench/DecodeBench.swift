@@ -58,8 +58,5 @@ func runDecodeBench(arguments: [String]) throws {
                      best * 1e3, 1 / best, floor * 1e3, Double(read) / 1e6, Double(read) / floor / 1e9,
                      best / floor, Double(w.residentBytes) / 1e6))
     }
-    if json {
-        let data = try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
-    }
+    if json { try printJSON(rows) }
 }

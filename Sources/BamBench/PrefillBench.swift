@@ -49,8 +49,7 @@ func runPrefillBench(arguments: [String]) throws {
                                   "load_seconds": loadSeconds, "first_seconds": first, "warm_seconds": warm,
                                   "first_tokens_per_second": Double(T) / first, "warm_tokens_per_second": Double(T) / warm,
                                   "sgemm_ceiling_gflops": ceiling]
-        let data = try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys])
-        print(String(decoding: data, as: UTF8.self))
+        try printJSON(out)
         return
     }
     print("prefill benchmark: \(dir.lastPathComponent), \(T) tokens, weights \(loading), \(BLASThreads.defaultCount) workers, "

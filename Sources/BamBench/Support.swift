@@ -57,6 +57,12 @@ func option(_ args: [String], _ name: String) -> String? {
     return args[i + 1]
 }
 
+/// Prints `object` (dictionaries, arrays, numbers, strings) as one line of JSON, keys sorted: the
+/// `--json` output that tools/bench_*.py read.
+func printJSON(_ object: Any) throws {
+    print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self))
+}
+
 /// `--kv-cache f32|f16` (default f32), as the bam-mix commands take it.
 func kvCacheType(_ args: [String]) throws -> KVCacheType {
     let name = option(args, "--kv-cache") ?? "f32"

@@ -55,7 +55,7 @@ func runTrainBench(arguments: [String]) throws {
         let o: [String: Any] = ["seconds_per_step": perStep, "best_step": stepSeconds.min()!, "forward": median(forward), "backward": median(backward),
                                 "optimizer": median(optimise), "tokens_per_second": Double(B * T) / perStep, "loss": loss,
                                 "threads": BLASThreads.defaultCount, "memory_bytes": total, "peak_rss": rss]
-        print(String(data: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), encoding: .utf8)!)
+        try printJSON(o)
         return
     }
     let ceiling = gemmCeiling()
