@@ -3,7 +3,7 @@
 // matrix, the rows split between two threads as decode splits them, the variants alternating
 // 30 times in this one process so that the machine's drifting memory bandwidth hits both alike.
 // Prints each variant's median and 90th-percentile GB/s of stored weight bytes.
-//   ab COLS f32|bf16|q8_0
+//   ab COLS f32|f16|bf16|q8_0
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 typedef void (*mm_fn)(float *, size_t, const void *, size_t, const void *, size_t, int, int, int);
 #define DECL(p) void p##_f32(float*,size_t,const void*,size_t,const void*,size_t,int,int,int); \
  void p##_bf16(float*,size_t,const void*,size_t,const void*,size_t,int,int,int); \
+ void p##_matmul_f16(float*,size_t,const void*,size_t,const void*,size_t,int,int,int); \
  void p##_q8(float*,size_t,const void*,size_t,const void*,size_t,int,int,int);
 DECL(vA) DECL(vB)
 struct job { mm_fn f; float *y; const uint8_t *w; size_t stride; const void *x; int rows, cols; };
@@ -21,13 +22,14 @@ static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t);
 static int cmp(const void *a, const void *b) { double x = *(double*)a, y = *(double*)b; return x < y ? -1 : x > y; }
 int main(int argc, char **argv) {
   int cols = argc > 1 ? atoi(argv[1]) : 512; const char *kind = argc > 2 ? argv[2] : "bf16";
-  size_t bytes_row = !strcmp(kind, "f32") ? cols * 4 : !strcmp(kind, "bf16") ? cols * 2 : cols / 32 * 34;
+  size_t bytes_row = !strcmp(kind, "f32") ? cols * 4 : (!strcmp(kind, "bf16") || !strcmp(kind, "f16")) ? cols * 2 : cols / 32 * 34;
   size_t total = 256u << 20; int rows = total / bytes_row;
   uint8_t *w = aligned_alloc(64, (size_t)rows * bytes_row); for (size_t i = 0; i < (size_t)rows * bytes_row; i++) w[i] = (uint8_t)(i * 7 + 3) & 0x3f;
   float *x = aligned_alloc(64, cols * 4 + 64); for (int i = 0; i < cols; i++) x[i] = 0.001f * (i % 13);
   uint8_t *xq = aligned_alloc(64, cols * 2); for (int i = 0; i < cols / 32 * 34; i++) xq[i] = (uint8_t)(i & 0x1f);
   float *y = aligned_alloc(64, rows * 4);
-  mm_fn fs[2] = { !strcmp(kind,"f32") ? vA_f32 : !strcmp(kind,"bf16") ? vA_bf16 : vA_q8, !strcmp(kind,"f32") ? vB_f32 : !strcmp(kind,"bf16") ? vB_bf16 : vB_q8 };
+  mm_fn fs[2] = { !strcmp(kind,"f32") ? vA_f32 : !strcmp(kind,"f16") ? vA_matmul_f16 : !strcmp(kind,"bf16") ? vA_bf16 : vA_q8,
+                  !strcmp(kind,"f32") ? vB_f32 : !strcmp(kind,"f16") ? vB_matmul_f16 : !strcmp(kind,"bf16") ? vB_bf16 : vB_q8 };
   const void *xin = !strcmp(kind, "q8_0") ? (const void*)xq : (const void*)x;
   int reps = 30; double t[2][64];
   for (int r = 0; r < reps; r++) for (int v = 0; v < 2; v++) {
