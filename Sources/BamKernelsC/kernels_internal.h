@@ -8,8 +8,8 @@
 #include <string.h>
 
 // How the AVX-512 and AVX2 kernels stream one activation row (decode) against short rows: one
-// weight row after the other, a single sequential stream, each step prefetching
-// BAM_STREAM_PREFETCH_BYTES further on in it (into the rows that follow). Longer rows, and two to
+// weight row after the other in sequential streams (AVX-512: one, each step prefetching
+// BAM_STREAM_PREFETCH_BYTES further on in it, into the rows that follow; AVX2: two, see below). Longer rows, and two to
 // eight activation rows, keep four-row tiles that prefetch the next tile's rows. How short
 // depends on the CPU, each measured with tools/kernel-ab (a two-thread decode of a 256 MiB
 // matrix, both forms alternating in one process):
@@ -20,7 +20,11 @@
 //   about 2 KiB (bf16 at 512 and 1024 columns by 33 % and 9 %, Q8_0 at 512-2048 columns by
 //   13-40 %, f32 at 512 by 3 %) and behind from 2.8 KiB on (bf16 at 1408-2048 columns by 4-5 %,
 //   f32 at 1024-5632 by 15-19 %, bf16 and Q8_0 at 5632 by 18 % and 10 %); prefetch distances of
-//   1, 2 and 4 KiB did alike (while another job ran).
+//   1, 2 and 4 KiB did alike (while another job ran). Later on the same machine: the AVX2 stream
+//   reads a worker's rows as TWO sequential streams (rows r and half + r together), which took
+//   Q8_0 rows of 512-1024 columns 7-17 % faster and whole decode 10-30 % (x86_avx2.c), and the
+//   f32/f16/bf16 streams dropped their software prefetch (f32 rows of 512 columns 10-18 % faster
+//   without it; f16 and bf16 equal); the Q8_0 stream keeps it (12-20 % slower without).
 #define BAM_AVX512_STREAM_ROW_MAX_BYTES 8192
 #define BAM_AVX2_STREAM_ROW_MAX_BYTES 2560
 #define BAM_STREAM_PREFETCH_BYTES 4096

@@ -86,27 +86,52 @@ AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_s
     }
 }
 
-// One activation row against rows of at most BAM_AVX2_STREAM_ROW_MAX_BYTES, one weight row after the
-// other in a single sequential stream, each 64-byte step prefetching BAM_STREAM_PREFETCH_BYTES
-// further on (into the rows that follow), as the AVX-512 family does (kernels_internal.h). With
-// one row there is no second row to hide the FMA latency behind, so each 8-column group of a
-// 64-byte step has its own accumulator (two for f32, four for f16/bf16).
+// One activation row against rows of at most BAM_AVX2_STREAM_ROW_MAX_BYTES, read as TWO
+// sequential streams: the worker's rows are cut in halves, and row r of the first half is read
+// together with row r of the second (`rows_widened` with n = 2), so that the hardware prefetcher
+// runs two streams at once. On an EPYC Zen 3 tools/kernel-ab showed no difference for these
+// types on a 256 MiB matrix, but whole decode of the 58M Llama (BamBench decode, the builds
+// interleaved) ran 0-13 % faster at f32 and 3-30 % at bf16, and the Q8_0 kernel gained 7-17 %
+// even in kernel-ab (see docs/performance.md, "Decode kernels"). No software prefetch: on the
+// same machine prefetching 4 KiB ahead in the stream cost f32 rows of 512 columns 10-18 % and
+// gained bf16 and f16 nothing. Each 8-column group of a 64-byte step has its own accumulator
+// per row (two for f32, four for f16/bf16) to hide the FMA latency.
+AVX2_INLINE void rows_widened(float *const y[2], const uint8_t *const row[2], const int n, const float *x, const int cols,
+                              const enum stored kind, const size_t element_bytes) {
+    const int step = (int)(64 / element_bytes);
+    __m256 acc[2][4];
+    for (int i = 0; i < n; i++)
+        for (int a = 0; a < 4; a++) acc[i][a] = _mm256_setzero_ps();
+    int c = 0;
+    for (; c + step <= cols; c += step)
+        for (int h = 0; h < step; h += 8) {
+            const __m256 xv = _mm256_loadu_ps(x + c + h);
+            for (int i = 0; i < n; i++)
+                acc[i][h / 8] = _mm256_fmadd_ps(load8(row[i] + (size_t)(c + h) * element_bytes, kind), xv, acc[i][h / 8]);
+        }
+    for (; c + 8 <= cols; c += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + c);
+        for (int i = 0; i < n; i++) acc[i][0] = _mm256_fmadd_ps(load8(row[i] + (size_t)c * element_bytes, kind), xv, acc[i][0]);
+    }
+    for (int i = 0; i < n; i++) {
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[i][0], acc[i][1]), _mm256_add_ps(acc[i][2], acc[i][3])));
+        for (int k = c; k < cols; k++) s += load1(row[i] + (size_t)k * element_bytes, kind) * x[k];
+        *y[i] = s;
+    }
+}
+
 AVX2_INLINE void stream_widened(float *y, const uint8_t *w, size_t w_stride, const float *x, const int rows,
                                 const int cols, const enum stored kind, const size_t element_bytes) {
-    const int step = (int)(64 / element_bytes);
-    for (int r = 0; r < rows; r++) {
-        const uint8_t *row = w + (size_t)r * w_stride;
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        int c = 0;
-        for (; c + step <= cols; c += step) {
-            _mm_prefetch((const char *)(row + (size_t)c * element_bytes + BAM_STREAM_PREFETCH_BYTES), _MM_HINT_T0);
-            for (int h = 0; h < step; h += 8)
-                acc[h / 8] = _mm256_fmadd_ps(load8(row + (size_t)(c + h) * element_bytes, kind), _mm256_loadu_ps(x + c + h), acc[h / 8]);
-        }
-        for (; c + 8 <= cols; c += 8) acc[0] = _mm256_fmadd_ps(load8(row + (size_t)c * element_bytes, kind), _mm256_loadu_ps(x + c), acc[0]);
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-        for (int k = c; k < cols; k++) s += load1(row + (size_t)k * element_bytes, kind) * x[k];
-        y[r] = s;
+    const int half = rows / 2;
+    for (int r = 0; r < half; r++) {
+        float *const ys[2] = {y + r, y + half + r};
+        const uint8_t *const ws[2] = {w + (size_t)r * w_stride, w + (size_t)(half + r) * w_stride};
+        rows_widened(ys, ws, 2, x, cols, kind, element_bytes);
+    }
+    if (rows % 2) {
+        float *const ys[2] = {y + rows - 1, 0};
+        const uint8_t *const ws[2] = {w + (size_t)(rows - 1) * w_stride, 0};
+        rows_widened(ys, ws, 1, x, cols, kind, element_bytes);
     }
 }
 
@@ -179,26 +204,43 @@ AVX2_INLINE void tile_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, co
     }
 }
 
-// The stream form of tile_bf16_pairs for one row (see stream_widened): each 32-byte half of a
-// 64-byte step has its own even and odd accumulators.
-AVX2_INLINE void stream_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, const float *even, const float *odd,
-                                   const float *x, const int rows, const int cols, const int paired) {
+// The stream form of tile_bf16_pairs (see stream_widened: two streams, rows r and half + r read
+// together): each 32-byte half of a 64-byte step has its own even and odd accumulators per row.
+AVX2_INLINE void rows_bf16_pairs(float *const y[2], const uint8_t *const row[2], const int n, const float *even,
+                                 const float *odd, const float *x, const int cols, const int paired) {
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
-    for (int r = 0; r < rows; r++) {
-        const uint8_t *row = w + (size_t)r * w_stride;
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int c = 0; c < paired; c += 32) {
-            _mm_prefetch((const char *)(row + (size_t)c * 2 + BAM_STREAM_PREFETCH_BYTES), _MM_HINT_T0);
-            for (int h = 0; h < 32; h += 16) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(row + (size_t)(c + h) * 2));
-                const int a = h / 8;
-                acc[a] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), _mm256_loadu_ps(even + (c + h) / 2), acc[a]);
-                acc[a + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, high)), _mm256_loadu_ps(odd + (c + h) / 2), acc[a + 1]);
+    __m256 acc[2][4];
+    for (int i = 0; i < n; i++)
+        for (int a = 0; a < 4; a++) acc[i][a] = _mm256_setzero_ps();
+    for (int c = 0; c < paired; c += 32)
+        for (int h = 0; h < 32; h += 16) {
+            const __m256 xe = _mm256_loadu_ps(even + (c + h) / 2), xo = _mm256_loadu_ps(odd + (c + h) / 2);
+            const int a = h / 8;
+            for (int i = 0; i < n; i++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(row[i] + (size_t)(c + h) * 2));
+                acc[i][a] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(v, 16)), xe, acc[i][a]);
+                acc[i][a + 1] = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_and_si256(v, high)), xo, acc[i][a + 1]);
             }
         }
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-        for (int k = paired; k < cols; k++) s += bam_bf16_to_f32_1(bam_load_u16(row + (size_t)k * 2)) * x[k];
-        y[r] = s;
+    for (int i = 0; i < n; i++) {
+        float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[i][0], acc[i][1]), _mm256_add_ps(acc[i][2], acc[i][3])));
+        for (int k = paired; k < cols; k++) s += bam_bf16_to_f32_1(bam_load_u16(row[i] + (size_t)k * 2)) * x[k];
+        *y[i] = s;
+    }
+}
+
+AVX2_INLINE void stream_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, const float *even, const float *odd,
+                                   const float *x, const int rows, const int cols, const int paired) {
+    const int half = rows / 2;
+    for (int r = 0; r < half; r++) {
+        float *const ys[2] = {y + r, y + half + r};
+        const uint8_t *const ws[2] = {w + (size_t)r * w_stride, w + (size_t)(half + r) * w_stride};
+        rows_bf16_pairs(ys, ws, 2, even, odd, x, cols, paired);
+    }
+    if (rows % 2) {
+        float *const ys[2] = {y + rows - 1, 0};
+        const uint8_t *const ws[2] = {w + (size_t)(rows - 1) * w_stride, 0};
+        rows_bf16_pairs(ys, ws, 1, even, odd, x, cols, paired);
     }
 }
 

@@ -67,22 +67,40 @@ Q8_INLINE void q8_tile(float *y, size_t ldy, const uint8_t *w, size_t w_stride, 
             q8_tile(y + r, ldy, wb + (size_t)r * w_stride, w_stride, wb + (size_t)(r + 1) * w_stride, xb, x_stride, 1, T, nb); \
     } while (0)
 
-// One activation row against rows of at most BAM_AVX2_STREAM_ROW_MAX_BYTES: one weight row after the
-// other, each block prefetching BAM_STREAM_PREFETCH_BYTES further on in the one sequential stream
-// (kernels_internal.h), even and odd blocks into separate accumulators (two FMA chains).
-Q8_INLINE void q8_stream(float *y, const uint8_t *w, size_t w_stride, const uint8_t *x, const int rows, const int nb) {
-    for (int r = 0; r < rows; r++) {
-        const uint8_t *row = w + (size_t)r * w_stride;
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int b = 0; b < nb; b++) {
-            const uint8_t *p = row + (size_t)b * BAM_Q8_0_BYTES, *q = x + (size_t)b * BAM_Q8_0_BYTES;
+// One activation row against rows of at most BAM_AVX2_STREAM_ROW_MAX_BYTES, read as two
+// sequential streams as the widening kernels do (rows r and half + r together, x86_avx2.c), each
+// block prefetching BAM_STREAM_PREFETCH_BYTES further on in its stream (kernels_internal.h), even
+// and odd blocks into separate accumulators.
+Q8_INLINE void q8_rows(float *const y[2], const uint8_t *const row[2], const int n, const uint8_t *x, const int nb) {
+    __m256 acc[2][2];
+    for (int i = 0; i < n; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *q = x + (size_t)b * BAM_Q8_0_BYTES;
+        const __m256i qx = _mm256_loadu_si256((const __m256i *)(q + 2));
+        const float dx = _cvtsh_ss(bam_load_u16(q));
+        for (int i = 0; i < n; i++) {
+            const uint8_t *p = row[i] + (size_t)b * BAM_Q8_0_BYTES;
             _mm_prefetch((const char *)p + BAM_STREAM_PREFETCH_BYTES, _MM_HINT_T0);
             const __m256i qw = _mm256_loadu_si256((const __m256i *)(p + 2));
-            const __m256i s = BAM_Q8_DOT(_mm256_abs_epi8(qw), _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q + 2)), qw));
-            const float d = _cvtsh_ss(bam_load_u16(p)) * _cvtsh_ss(bam_load_u16(q));
-            acc[b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[b & 1]);
+            const __m256i s = BAM_Q8_DOT(_mm256_abs_epi8(qw), _mm256_sign_epi8(qx, qw));
+            const float d = _cvtsh_ss(bam_load_u16(p)) * dx;
+            acc[i][b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[i][b & 1]);
         }
-        y[r] = q8_hsum8(_mm256_add_ps(acc[0], acc[1]));
+    }
+    for (int i = 0; i < n; i++) *y[i] = q8_hsum8(_mm256_add_ps(acc[i][0], acc[i][1]));
+}
+
+Q8_INLINE void q8_stream(float *y, const uint8_t *w, size_t w_stride, const uint8_t *x, const int rows, const int nb) {
+    const int half = rows / 2;
+    for (int r = 0; r < half; r++) {
+        float *const ys[2] = {y + r, y + half + r};
+        const uint8_t *const ws[2] = {w + (size_t)r * w_stride, w + (size_t)(half + r) * w_stride};
+        q8_rows(ys, ws, 2, x, nb);
+    }
+    if (rows % 2) {
+        float *const ys[2] = {y + rows - 1, 0};
+        const uint8_t *const ws[2] = {w + (size_t)(rows - 1) * w_stride, 0};
+        q8_rows(ys, ws, 1, x, nb);
     }
 }
 

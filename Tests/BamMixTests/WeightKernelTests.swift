@@ -226,22 +226,26 @@ struct WeightKernelTests {
         let want = UnsafeMutablePointer<Float>.allocate(capacity: T * ldy)
         let got = UnsafeMutablePointer<Float>.allocate(capacity: T * ldy)
         defer { want.deallocate(); got.deallocate() }
+        // 1, 2 and 13 weight rows: the one-row stream reads a worker's rows as two streams (rows
+        // r and half + r together), with an odd row left over.
         for k in families {
-            for t in 1...T {
-                WeightKernels.matmulNaive(want, ldy: ldy, w.pointer, wStride: wStride, storage: storage, x.pointer, xStride: xStride,
-                                          T: t, rows: rows, cols: cols)
-                got.update(repeating: .nan, count: T * ldy)
-                k.matmul(got, ldy: ldy, w.pointer, wStride: wStride, storage: storage, x.pointer, xStride: xStride, T: t, rows: rows, cols: cols)
-                var worst = 0.0
-                for tt in 0..<t {
-                    for i in 0..<rows {
-                        let err = abs(Double(got[tt * ldy + i]) - Double(want[tt * ldy + i]))
-                        let bound = dotBound(absoluteSum: absSums[tt * rows + i], terms: cols)
-                        worst = max(worst, err.isNaN ? .infinity : err / bound)
+            for n in [1, 2, rows] {
+                for t in 1...T {
+                    WeightKernels.matmulNaive(want, ldy: ldy, w.pointer, wStride: wStride, storage: storage, x.pointer, xStride: xStride,
+                                              T: t, rows: n, cols: cols)
+                    got.update(repeating: .nan, count: T * ldy)
+                    k.matmul(got, ldy: ldy, w.pointer, wStride: wStride, storage: storage, x.pointer, xStride: xStride, T: t, rows: n, cols: cols)
+                    var worst = 0.0
+                    for tt in 0..<t {
+                        for i in 0..<n {
+                            let err = abs(Double(got[tt * ldy + i]) - Double(want[tt * ldy + i]))
+                            let bound = dotBound(absoluteSum: absSums[tt * rows + i], terms: cols)
+                            worst = max(worst, err.isNaN ? .infinity : err / bound)
+                        }
+                        for i in n..<ldy { #expect(got[tt * ldy + i].isNaN, "\(k.name): wrote past the rows") }
                     }
-                    for i in rows..<ldy { #expect(got[tt * ldy + i].isNaN, "\(k.name): wrote past the rows") }
+                    #expect(worst <= 1, "\(k.name) \(storage) T=\(t) rows=\(n): error \(worst)x the summation-order bound")
                 }
-                #expect(worst <= 1, "\(k.name) \(storage) T=\(t): error \(worst)x the summation-order bound")
             }
         }
     }
