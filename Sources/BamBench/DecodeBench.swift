@@ -3,8 +3,8 @@ import BamTensors
 import Foundation
 
 /// Issue 15's decode benchmark: one token at a time with the KV cache (what `generate` does after
-/// the prompt), for each `--weights` type, next to the bandwidth floor of the same weights (every
-/// matrix a token reads, read once by the same fused kernels with one hand-off:
+/// the prompt), for each `--weights` type, next to the bandwidth floor of the same bytes (every
+/// matrix a token reads and its KV cache, read once by the same fused kernels with one hand-off:
 /// `decodeFloor`). tools/bench_decode.py runs it beside llama-bench tg128 on GGUFs of the same
 /// model.
 ///
@@ -14,7 +14,8 @@ import Foundation
 /// reads N + its position of keys and values from the KV cache.
 ///
 /// Without --model, the 58M Llama shape (random f32 weights). Prints, per type: ms/token, tokens/s,
-/// the floor and decode's time over it, and the resident weight bytes; with --json, one JSON array
+/// the floor (weights and KV cache, measured in the same rounds) and decode's time over it, and the
+/// resident weight bytes; with --json, one JSON array
 /// of the same figures (tools/bench_decode.py's decode-at-depth column reads it).
 func runDecodeBench(arguments: [String]) throws {
     let dir = try option(arguments, "--model").map { URL(fileURLWithPath: $0) } ?? ensureModel(.llama58m)
@@ -42,20 +43,28 @@ func runDecodeBench(arguments: [String]) throws {
             } / Double(tokens)
         }
         _ = try run()   // page-in of the mapped weights, buffer pool, thread start-up
-        var best = Double.infinity
-        for _ in 0..<rounds { best = min(best, try run()) }
         // The floor: every matrix a dense token reads (all but the embedding, which is a row
-        // gather), the output projection split by rows.
+        // gather), the output projection split by rows, and the KV cache at the average number
+        // of positions a timed token attends to. Measured in every round right after the decode
+        // run, so that both meet the machine's drifting memory bandwidth alike.
         let w = model.weights
         let matrices = w.matrices.filter { $0 !== w.embed && $0 !== w.lmHead }
-        let floor = decodeFloor(matrices, head: w.lmHead)
+        let sets = KVCache.bytesPerPosition(config: config, type: cacheType)
+            / (config.layers * 2 * config.kvHeads * config.headDim * cacheType.bytesPerValue)
+        let cacheReads = try kvCacheStandIns(config: config, sets: sets, positions: past + tokens / 2, type: cacheType)
+        var best = Double.infinity, floor = Double.infinity
+        for _ in 0..<rounds {
+            best = min(best, try run())
+            floor = min(floor, decodeFloor(matrices + cacheReads, head: w.lmHead, rounds: 7))
+        }
         let read = (matrices + [w.lmHead]).reduce(0) { $0 + $1.residentBytes }
+        let cacheRead = cacheReads.reduce(0) { $0 + $1.residentBytes }
         rows.append(["model": dir.lastPathComponent, "weights": loading.description, "kv_cache": cacheType.rawValue,
                      "past": past, "tokens": tokens, "seconds_per_token": best, "tokens_per_second": 1 / best,
-                     "floor_seconds": floor, "bytes_read": read, "resident_bytes": w.residentBytes])
+                     "floor_seconds": floor, "bytes_read": read, "kv_cache_bytes_read": cacheRead, "resident_bytes": w.residentBytes])
         if json { continue }
-        print("  --weights " + loading.description.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %7.2f ms/token  %7.1f tok/s   floor %6.2f ms (%.0f MB read, %.1f GB/s)  decode/floor %.2fx   resident %.0f MB",
-                     best * 1e3, 1 / best, floor * 1e3, Double(read) / 1e6, Double(read) / floor / 1e9,
+        print("  --weights " + loading.description.padding(toLength: 6, withPad: " ", startingAt: 0) + String(format: " %7.2f ms/token  %7.1f tok/s   floor %6.2f ms (%.0f MB of weights + %.1f MB of KV cache, %.1f GB/s)  decode/floor %.2fx   resident %.0f MB",
+                     best * 1e3, 1 / best, floor * 1e3, Double(read) / 1e6, Double(cacheRead) / 1e6, Double(read + cacheRead) / floor / 1e9,
                      best / floor, Double(w.residentBytes) / 1e6))
     }
     if json { try printJSON(rows) }
