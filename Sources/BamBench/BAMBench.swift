@@ -49,28 +49,8 @@ func runBAMBench(arguments: [String]) throws {
         } / Double(decodeTokens)
     }
     // What one decode token must read: every attention expert (soft routing), one FFN expert
-    // (top-1; all experts have the same size), the routers and the output projection.
-    var matrices: [WeightMatrix] = []
-    for block in model.weights.blocks {
-        switch block.attention {
-        case let .single(qo, kv): matrices += [qo.q, qo.o, kv.k, kv.v]
-        case let .mixture(router, experts, kv, _):
-            matrices.append(try WeightMatrix(router))
-            for e in experts { matrices += [e.q, e.o] }
-            switch kv {
-            case let .shared(w): matrices += [w.k, w.v]
-            case let .perExpert(ws): for w in ws { matrices += [w.k, w.v] }
-            }
-        }
-        let f: FeedForwardWeights<WeightMatrix>
-        switch block.feedForward {
-        case let .single(w): f = w
-        case let .mixture(router, experts, _):
-            matrices.append(try WeightMatrix(router))
-            f = experts[0]
-        }
-        matrices += [f.gate, f.up, f.down]
-    }
+    // (top-1), the routers and the output projection.
+    let matrices = try decodeMatrices(model.weights)
     // And its KV cache: every attention expert's set (expert-KV) or the one shared set, at the
     // average number of positions a timed token attends to.
     let stats = ModelStatistics(config: config, context: 512, kvCache: cacheType)

@@ -43,12 +43,12 @@ func runDecodeBench(arguments: [String]) throws {
             } / Double(tokens)
         }
         _ = try run()   // page-in of the mapped weights, buffer pool, thread start-up
-        // The floor: every matrix a dense token reads (all but the embedding, which is a row
-        // gather), the output projection split by rows, and the KV cache at the average number
-        // of positions a timed token attends to. Measured in every round right after the decode
-        // run, so that both meet the machine's drifting memory bandwidth alike.
+        // The floor: every matrix a token reads (`decodeMatrices`: for a mixture, the experts its
+        // routing picks per token), the output projection split by rows, and the KV cache at the
+        // average number of positions a timed token attends to. Measured in every round right
+        // after the decode run, so that both meet the machine's drifting memory bandwidth alike.
         let w = model.weights
-        let matrices = w.matrices.filter { $0 !== w.embed && $0 !== w.lmHead }
+        let matrices = try decodeMatrices(w)
         let sets = KVCache.bytesPerPosition(config: config, type: cacheType)
             / (config.layers * 2 * config.kvHeads * config.headDim * cacheType.bytesPerValue)
         let cacheReads = try kvCacheStandIns(config: config, sets: sets, positions: past + tokens / 2, type: cacheType)

@@ -129,6 +129,35 @@ func ensureModel(_ shape: BenchShape, name: String? = nil, seed: Int = 1, layers
     return dir
 }
 
+/// The matrices one decode token reads besides the output projection (and the embedding, a row
+/// gather): in every layer the attention (every attention expert: with top-k attention routing
+/// too, each expert still projects its keys and values, and the forward pass runs them all), the
+/// routers, and as many FFN experts as the routing sends a token to (the first ones: a layer's
+/// experts all have the same shapes). A floor built from every FFN expert of a Mixtral (top-2 of
+/// 4) counted twice the FFN bytes its tokens read.
+func decodeMatrices(_ weights: InferenceWeights) throws -> [WeightMatrix] {
+    var matrices: [WeightMatrix] = []
+    for block in weights.blocks {
+        switch block.attention {
+        case let .single(qo, kv): matrices += [qo.q, qo.o, kv.k, kv.v]
+        case let .mixture(router, experts, kv, _):
+            matrices.append(try WeightMatrix(router))
+            for e in experts { matrices += [e.q, e.o] }
+            switch kv {
+            case let .shared(w): matrices += [w.k, w.v]
+            case let .perExpert(ws): for w in ws { matrices += [w.k, w.v] }
+            }
+        }
+        switch block.feedForward {
+        case let .single(f): matrices += [f.gate, f.up, f.down]
+        case let .mixture(router, experts, routing):
+            matrices.append(try WeightMatrix(router))
+            for f in experts.prefix(routing.expertsPerToken(experts: experts.count)) { matrices += [f.gate, f.up, f.down] }
+        }
+    }
+    return matrices
+}
+
 /// The memory-bound floor of one decode token: the time to read `matrices` once, in their stored
 /// type with the fused kernels decode uses (WeightKernels.active), on every worker with a single
 /// hand-off, plus `head` split by rows across the workers (as decode splits the output
