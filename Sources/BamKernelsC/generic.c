@@ -129,10 +129,18 @@ static void f16_weighted_rows(float *y, const void *w, size_t w_stride, const fl
     }
 }
 
+static void f32_weighted_rows(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols, int accumulate) {
+    if (!accumulate) memset(y, 0, (size_t)cols * sizeof(float));
+    for (int r = 0; r < rows; r++) {
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * w_stride;
+        for (int c = 0; c < cols; c++) y[c] += p[r] * bam_load_f32(row + 4 * c);
+    }
+}
+
 const bam_kernels bam_kernels_generic = {
     .name = "generic",
     .matmul_f32 = matmul_f32, .matmul_f16 = matmul_f16, .matmul_bf16 = matmul_bf16, .matmul_q8_0 = matmul_q8_0,
     .quantize_q8_0 = quantize_q8_0, .q8_0_to_f32 = q8_0_to_f32,
     .f16_to_f32 = f16_to_f32, .f32_to_f16 = f32_to_f16, .bf16_to_f32 = bf16_to_f32, .f32_to_bf16 = f32_to_bf16,
-    .f16_weighted_rows = f16_weighted_rows,
+    .f16_weighted_rows = f16_weighted_rows, .f32_weighted_rows = f32_weighted_rows,
 };

@@ -129,6 +129,7 @@ BAM_SHARED_ENTRIES(bam_avx2)
 // The AVX-512 families use the AVX2 kernel (every AVX-512 CPU has AVX2, FMA and F16C): one query
 // row's P V reads a value cache of a few hundred KiB at most per head, and the reads bound it.
 void bam_avx2_f16_weighted_rows(float *, const void *, size_t, const float *, int, int, int);
+void bam_avx2_f32_weighted_rows(float *, const void *, size_t, const float *, int, int, int);
 BAM_SHARED_ENTRIES(bam_avx512)
 #endif
 

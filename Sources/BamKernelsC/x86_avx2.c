@@ -379,33 +379,41 @@ AVX2 void bam_avx2_f32_to_bf16(void *dst, const float *src, size_t n) {
 
 // Blocks of 64 columns (a head of 64 in one pass over the rows) in eight accumulators, so that
 // eight independent FMA chains hide the FMA latency; then blocks of 8; then single columns.
-AVX2 void bam_avx2_f16_weighted_rows(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols,
-                                     int accumulate) {
+AVX2_INLINE void weighted_rows(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols,
+                               int accumulate, const enum stored kind, const size_t element_bytes) {
     const uint8_t *base = w;
     int c = 0;
     for (; c + 64 <= cols; c += 64) {
         __m256 acc[8];
         for (int k = 0; k < 8; k++) acc[k] = accumulate ? _mm256_loadu_ps(y + c + 8 * k) : _mm256_setzero_ps();
         for (int r = 0; r < rows; r++) {
-            const uint8_t *row = base + (size_t)r * w_stride + (size_t)c * 2;
+            const uint8_t *row = base + (size_t)r * w_stride + (size_t)c * element_bytes;
             const __m256 pr = _mm256_set1_ps(p[r]);
-            for (int k = 0; k < 8; k++)
-                acc[k] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 16 * k))), pr, acc[k]);
+            for (int k = 0; k < 8; k++) acc[k] = _mm256_fmadd_ps(load8(row + 8 * k * element_bytes, kind), pr, acc[k]);
         }
         for (int k = 0; k < 8; k++) _mm256_storeu_ps(y + c + 8 * k, acc[k]);
     }
     for (; c + 8 <= cols; c += 8) {
         __m256 acc = accumulate ? _mm256_loadu_ps(y + c) : _mm256_setzero_ps();
         for (int r = 0; r < rows; r++)
-            acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(base + (size_t)r * w_stride + (size_t)c * 2))),
-                                  _mm256_set1_ps(p[r]), acc);
+            acc = _mm256_fmadd_ps(load8(base + (size_t)r * w_stride + (size_t)c * element_bytes, kind), _mm256_set1_ps(p[r]), acc);
         _mm256_storeu_ps(y + c, acc);
     }
     for (; c < cols; c++) {
         float acc = accumulate ? y[c] : 0.0f;
-        for (int r = 0; r < rows; r++) acc += p[r] * bam_f16_to_f32_1(bam_load_u16(base + (size_t)r * w_stride + (size_t)c * 2));
+        for (int r = 0; r < rows; r++) acc += p[r] * load1(base + (size_t)r * w_stride + (size_t)c * element_bytes, kind);
         y[c] = acc;
     }
+}
+
+AVX2 void bam_avx2_f16_weighted_rows(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols,
+                                     int accumulate) {
+    weighted_rows(y, w, w_stride, p, rows, cols, accumulate, STORED_F16, 2);
+}
+
+AVX2 void bam_avx2_f32_weighted_rows(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols,
+                                     int accumulate) {
+    weighted_rows(y, w, w_stride, p, rows, cols, accumulate, STORED_F32, 4);
 }
 
 // The Q8_0 dot product with maddubs + madd (x86_q8_0_avx2.h).
@@ -421,6 +429,6 @@ const bam_kernels bam_kernels_avx2 = {
     .quantize_q8_0 = bam_avx2_quantize_q8_0, .q8_0_to_f32 = bam_avx2_q8_0_to_f32,
     .f16_to_f32 = bam_avx2_f16_to_f32, .f32_to_f16 = bam_avx2_f32_to_f16,
     .bf16_to_f32 = bam_avx2_bf16_to_f32, .f32_to_bf16 = bam_avx2_f32_to_bf16,
-    .f16_weighted_rows = bam_avx2_f16_weighted_rows,
+    .f16_weighted_rows = bam_avx2_f16_weighted_rows, .f32_weighted_rows = bam_avx2_f32_weighted_rows,
 };
 #endif

@@ -262,6 +262,6 @@ const bam_kernels bam_kernels_avx512 = {
     .quantize_q8_0 = bam_avx512_quantize_q8_0, .q8_0_to_f32 = bam_avx512_q8_0_to_f32,
     .f16_to_f32 = bam_avx512_f16_to_f32, .f32_to_f16 = bam_avx512_f32_to_f16,
     .bf16_to_f32 = bam_avx512_bf16_to_f32, .f32_to_bf16 = bam_avx512_f32_to_bf16,
-    .f16_weighted_rows = bam_avx2_f16_weighted_rows,
+    .f16_weighted_rows = bam_avx2_f16_weighted_rows, .f32_weighted_rows = bam_avx2_f32_weighted_rows,
 };
 #endif

@@ -250,34 +250,53 @@ struct WeightKernelTests {
         }
     }
 
-    @Test("f16 weighted rows (P V over an f16 value cache), overwriting and accumulating, column tails, unaligned rows",
-          arguments: [(1, 3), (37, 8), (150, 64), (64, 72), (9, 128), (200, 131)])
-    func f16WeightedRows(shape: (Int, Int)) {
+    /// The value caches the weighted-rows kernels read: f16 (`f16WeightedRows`) and f32 (`f32WeightedRows`).
+    enum CacheValues: CaseIterable, Sendable { case f16, f32 }
+
+    @Test("weighted rows (P V over an f16 or f32 value cache), overwriting and accumulating, column tails, unaligned rows",
+          arguments: CacheValues.allCases, [(1, 3), (37, 8), (150, 64), (64, 72), (9, 128), (200, 131)])
+    func weightedRows(values kind: CacheValues, shape: (Int, Int)) {
         let (rows, cols) = shape
         var r = TestRandom(seed: UInt64(rows * 1000 + cols))
-        let stride = 2 * cols + 6   // rows further apart than their values, as a cache's heads are
+        let bytes = kind == .f16 ? 2 : 4
+        let stride = bytes * cols + 6   // rows further apart than their values, as a cache's heads are
         let w = OddBytes(count: rows * stride)
         let p = r.tensor([rows]), start = r.tensor([cols]), values = r.tensor([rows, cols], scale: 3)
         var absSum = [Double](repeating: 0, count: cols)
         for i in 0..<rows {
             for c in 0..<cols {
-                let v = Float16(values.data[i * cols + c])
-                w.pointer.storeBytes(of: v, toByteOffset: i * stride + 2 * c, as: Float16.self)
-                absSum[c] += abs(Double(p.data[i]) * Double(Float(v)))
+                let v: Float
+                switch kind {
+                case .f16:
+                    let h = Float16(values.data[i * cols + c])
+                    w.pointer.storeBytes(of: h, toByteOffset: i * stride + 2 * c, as: Float16.self)
+                    v = Float(h)
+                case .f32:
+                    v = values.data[i * cols + c]
+                    w.pointer.storeBytes(of: v, toByteOffset: i * stride + 4 * c, as: Float.self)
+                }
+                absSum[c] += abs(Double(p.data[i]) * Double(v))
             }
         }
         for k in families {
             for accumulate in [false, true] {
                 let got = start.copy(), want = start.copy()
-                k.f16WeightedRows(got.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols, accumulate: accumulate)
-                WeightKernels.f16WeightedRowsNaive(want.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols,
-                                                   accumulate: accumulate)
+                switch kind {
+                case .f16:
+                    k.f16WeightedRows(got.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols, accumulate: accumulate)
+                    WeightKernels.f16WeightedRowsNaive(want.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols,
+                                                       accumulate: accumulate)
+                case .f32:
+                    k.f32WeightedRows(got.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols, accumulate: accumulate)
+                    WeightKernels.f32WeightedRowsNaive(want.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols,
+                                                       accumulate: accumulate)
+                }
                 var worst = 0.0
                 for c in 0..<cols {
                     let bound = dotBound(absoluteSum: absSum[c] + (accumulate ? abs(Double(start.data[c])) : 0), terms: rows + 1)
                     worst = max(worst, abs(Double(got.data[c]) - Double(want.data[c])) / bound)
                 }
-                #expect(worst <= 1, "\(k.name) rows \(rows) cols \(cols) accumulate \(accumulate): error \(worst)x the summation-order bound")
+                #expect(worst <= 1, "\(k.name) \(kind) rows \(rows) cols \(cols) accumulate \(accumulate): error \(worst)x the summation-order bound")
             }
         }
     }

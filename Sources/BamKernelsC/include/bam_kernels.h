@@ -74,6 +74,8 @@ typedef struct bam_kernels {
     /// bytes), summed in row order in float32. Attention's P V for one query row over an f16 value
     /// cache, reading it in place.
     void (*f16_weighted_rows)(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols, int accumulate);
+    /// The same over float32 rows: attention's P V for one query row over an f32 value cache.
+    void (*f32_weighted_rows)(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols, int accumulate);
 } bam_kernels;
 
 /// The family's table, or NULL when this CPU (or this build's architecture) cannot run it.

@@ -149,6 +149,23 @@ public struct WeightKernels: @unchecked Sendable {
         }
     }
 
+    /// y[c] (+)= sum_r p[r] W[r][c] over `rows` float32 rows `wStride` bytes apart, summed in
+    /// row order (attention's P V over an f32 value cache). `accumulate` adds to y.
+    public func f32WeightedRows(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int,
+                                _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
+        table.pointee.f32_weighted_rows!(y, w, wStride, p, Int32(rows), Int32(cols), accumulate ? 1 : 0)
+    }
+
+    /// Naive twin of `f32WeightedRows`: double accumulation.
+    public static func f32WeightedRowsNaive(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int,
+                                            _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
+        for c in 0..<cols {
+            var acc = accumulate ? Double(y[c]) : 0
+            for r in 0..<rows { acc += Double(p[r]) * Double(w.loadUnaligned(fromByteOffset: r * wStride + 4 * c, as: Float.self)) }
+            y[c] = Float(acc)
+        }
+    }
+
     /// bfloat16 -> float32 (exact).
     public func bf16ToF32(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafeRawPointer, count: Int) {
         table.pointee.bf16_to_f32!(out, inp, count)
