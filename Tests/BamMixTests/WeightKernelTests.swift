@@ -250,15 +250,12 @@ struct WeightKernelTests {
         }
     }
 
-    /// The value caches the weighted-rows kernels read: f16 (`f16WeightedRows`) and f32 (`f32WeightedRows`).
-    enum CacheValues: CaseIterable, Sendable { case f16, f32 }
-
     @Test("weighted rows (P V over an f16 or f32 value cache), overwriting and accumulating, column tails, unaligned rows",
-          arguments: CacheValues.allCases, [(1, 3), (37, 8), (150, 64), (64, 72), (9, 128), (200, 131)])
-    func weightedRows(values kind: CacheValues, shape: (Int, Int)) {
+          arguments: CacheElement.allCases, [(1, 3), (37, 8), (150, 64), (64, 72), (9, 128), (200, 131)])
+    func weightedRows(values kind: CacheElement, shape: (Int, Int)) {
         let (rows, cols) = shape
         var r = TestRandom(seed: UInt64(rows * 1000 + cols))
-        let bytes = kind == .f16 ? 2 : 4
+        let bytes = kind.bytes
         let stride = bytes * cols + 6   // rows further apart than their values, as a cache's heads are
         let w = OddBytes(count: rows * stride)
         let p = r.tensor([rows]), start = r.tensor([cols]), values = r.tensor([rows, cols], scale: 3)
@@ -281,16 +278,10 @@ struct WeightKernelTests {
         for k in families {
             for accumulate in [false, true] {
                 let got = start.copy(), want = start.copy()
-                switch kind {
-                case .f16:
-                    k.f16WeightedRows(got.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols, accumulate: accumulate)
-                    WeightKernels.f16WeightedRowsNaive(want.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols,
-                                                       accumulate: accumulate)
-                case .f32:
-                    k.f32WeightedRows(got.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols, accumulate: accumulate)
-                    WeightKernels.f32WeightedRowsNaive(want.data, w.pointer, wStride: stride, p.data, rows: rows, cols: cols,
-                                                       accumulate: accumulate)
-                }
+                k.weightedRows(got.data, w.pointer, wStride: stride, element: kind, p.data, rows: rows, cols: cols,
+                               accumulate: accumulate)
+                WeightKernels.weightedRowsNaive(want.data, w.pointer, wStride: stride, element: kind, p.data, rows: rows,
+                                                cols: cols, accumulate: accumulate)
                 var worst = 0.0
                 for c in 0..<cols {
                     let bound = dotBound(absoluteSum: absSum[c] + (accumulate ? abs(Double(start.data[c])) : 0), terms: rows + 1)

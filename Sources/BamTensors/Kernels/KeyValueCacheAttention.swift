@@ -15,23 +15,6 @@ public enum KeyValueCache {
     }
 }
 
-/// The stored type of a cache's keys and values, as the decode kernels read them.
-private enum KeyValueStorage {
-    case f32, f16
-    var bytesPerValue: Int {
-        switch self {
-        case .f32: 4
-        case .f16: 2
-        }
-    }
-    var weightStorage: WeightStorage {
-        switch self {
-        case .f32: .f32
-        case .f16: .f16
-        }
-    }
-}
-
 /// `attentionForward` over a cache of either type. An f16 cache gives the attention of its
 /// stored (rounded) keys and values computed in float32, as llama.cpp does with its default
 /// f16 cache.
@@ -40,11 +23,11 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
     switch cache {
     case let .f32(k, v) where s.T == 1 && WeightKernels.active.family.streamsOneF32RowFasterThanSGEMV:
         // (The portable family's f32 kernel is slower than sgemv on one row: it keeps sgemv.)
-        cacheDecode(out, q, keys: UnsafeRawPointer(k), values: UnsafeRawPointer(v), storage: .f32, scores: scores, shape: s)
+        cacheDecode(out, q, keys: UnsafeRawPointer(k), values: UnsafeRawPointer(v), element: .f32, scores: scores, shape: s)
     case let .f32(k, v):
         attentionForward(out, q, k, v, scores: scores, shape: s)
     case let .f16(k, v, _) where s.T == 1:
-        cacheDecode(out, q, keys: k, values: v, storage: .f16, scores: scores, shape: s)
+        cacheDecode(out, q, keys: k, values: v, element: .f16, scores: scores, shape: s)
     case let .f16(k, v, scratch):
         halfCachePrefill(out, q, keys: k, values: v, scratch: scratch, scores: scores, shape: s)
     }
@@ -52,7 +35,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
 
 /// One query row (a decode step) over the cache, reading it in place: the scores from the fused
 /// matrix kernel of the cache's type (the keys as the rows of a weight matrix), the output as the
-/// values' weighted sum (`f16WeightedRows`, `f32WeightedRows`). An f16 cache is thus read once, at
+/// values' weighted sum (`weightedRows`). An f16 cache is thus read once, at
 /// half the bytes of a float32 one. Widening it into scratch first, as prefill does, writes and
 /// reads back a float32 copy as large as a float32 cache: it made BAM's decode no faster than with
 /// the f32 cache; widening 64 values at a time into L1 instead cost 8 % of a decode step's samples
@@ -65,9 +48,9 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
 /// takes up to eight query rows at once); with fewer key/value heads than workers, each group is
 /// cut into slices of query heads instead.
 private func cacheDecode(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>,
-                         keys: UnsafeRawPointer, values: UnsafeRawPointer, storage: KeyValueStorage,
+                         keys: UnsafeRawPointer, values: UnsafeRawPointer, element: CacheElement,
                          scores: UnsafeMutablePointer<Float>, shape s: AttentionShape) {
-    let group = s.NH / s.NKV, visible = s.keys, bytes = storage.bytesPerValue
+    let group = s.NH / s.NKV, visible = s.keys, bytes = element.bytes
     let slices = s.NKV >= BLASThreads.defaultCount ? 1 : min(group, BLASThreads.defaultCount)
     let kernels = WeightKernels.active, maxRows = Int(BAM_MATMUL_MAX_ROWS)
     let outP = SendablePointer(out), qP = SendablePointer(UnsafeMutablePointer(mutating: q))
@@ -80,7 +63,7 @@ private func cacheDecode(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<
         var h0 = heads.lowerBound
         while h0 < heads.upperBound {
             let rows = min(maxRows, heads.upperBound - h0)
-            kernels.matmul(scoresP.pointer + h0 * visible, ldy: visible, k, wStride: s.HS * bytes, storage: storage.weightStorage,
+            kernels.matmul(scoresP.pointer + h0 * visible, ldy: visible, k, wStride: s.HS * bytes, storage: element.weightStorage,
                            qP.pointer + h0 * s.HS, xStride: s.HS * 4, T: rows, rows: visible, cols: s.HS)
             h0 += rows
         }
@@ -88,14 +71,8 @@ private func cacheDecode(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<
             let sc = scoresP.pointer + h * visible
             for j in 0..<visible { sc[j] *= s.scale }
             softmaxRows(sc, rows: 1, n: visible)
-            switch storage {
-            case .f32:
-                kernels.f32WeightedRows(outP.pointer + h * s.HS, v, wStride: s.HS * 4, sc, rows: visible, cols: s.HS,
-                                        accumulate: false)
-            case .f16:
-                kernels.f16WeightedRows(outP.pointer + h * s.HS, v, wStride: s.HS * 2, sc, rows: visible, cols: s.HS,
-                                        accumulate: false)
-            }
+            kernels.weightedRows(outP.pointer + h * s.HS, v, wStride: s.HS * bytes, element: element, sc, rows: visible,
+                                 cols: s.HS, accumulate: false)
         }
     }
 }

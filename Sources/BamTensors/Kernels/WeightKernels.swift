@@ -130,38 +130,25 @@ public struct WeightKernels: @unchecked Sendable {
         table.pointee.f32_to_f16!(out, inp, count)
     }
 
-    /// y[c] (+)= sum_r p[r] W[r][c] over `rows` IEEE-half rows `wStride` bytes apart, summed in
-    /// float32 in row order (attention's P V over an f16 value cache). `accumulate` adds to y.
-    public func f16WeightedRows(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int,
-                                _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
-        table.pointee.f16_weighted_rows!(y, w, wStride, p, Int32(rows), Int32(cols), accumulate ? 1 : 0)
-    }
-
-    /// Naive twin of `f16WeightedRows`: double accumulation.
-    public static func f16WeightedRowsNaive(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int,
-                                            _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
-        for c in 0..<cols {
-            var acc = accumulate ? Double(y[c]) : 0
-            for r in 0..<rows {
-                acc += Double(p[r]) * Double(Float(w.loadUnaligned(fromByteOffset: r * wStride + 2 * c, as: Float16.self)))
-            }
-            y[c] = Float(acc)
+    /// y[c] (+)= sum_r p[r] W[r][c] over `rows` rows of `element` values `wStride` bytes apart,
+    /// summed in float32 in row order (attention's P V over a value cache, read in place).
+    /// `accumulate` adds to y.
+    public func weightedRows(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int, element: CacheElement,
+                             _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
+        let kernel = switch element {
+        case .f32: table.pointee.f32_weighted_rows!
+        case .f16: table.pointee.f16_weighted_rows!
         }
+        kernel(y, w, wStride, p, Int32(rows), Int32(cols), accumulate ? 1 : 0)
     }
 
-    /// y[c] (+)= sum_r p[r] W[r][c] over `rows` float32 rows `wStride` bytes apart, summed in
-    /// row order (attention's P V over an f32 value cache). `accumulate` adds to y.
-    public func f32WeightedRows(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int,
-                                _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
-        table.pointee.f32_weighted_rows!(y, w, wStride, p, Int32(rows), Int32(cols), accumulate ? 1 : 0)
-    }
-
-    /// Naive twin of `f32WeightedRows`: double accumulation.
-    public static func f32WeightedRowsNaive(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int,
-                                            _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
+    /// Naive twin of `weightedRows`: double accumulation.
+    public static func weightedRowsNaive(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int,
+                                         element: CacheElement, _ p: UnsafePointer<Float>, rows: Int, cols: Int,
+                                         accumulate: Bool) {
         for c in 0..<cols {
             var acc = accumulate ? Double(y[c]) : 0
-            for r in 0..<rows { acc += Double(p[r]) * Double(w.loadUnaligned(fromByteOffset: r * wStride + 4 * c, as: Float.self)) }
+            for r in 0..<rows { acc += Double(p[r]) * Double(element.value(w, byteOffset: r * wStride + element.bytes * c)) }
             y[c] = Float(acc)
         }
     }
@@ -210,6 +197,34 @@ extension WeightKernels {
                     y[t * ldy + r] = Float(s)
                 }
             }
+        }
+    }
+}
+
+/// The element types a KV cache stores, as the attention kernels read them in place.
+public enum CacheElement: Sendable, CaseIterable {
+    case f32, f16
+
+    public var bytes: Int {
+        switch self {
+        case .f32: 4
+        case .f16: 2
+        }
+    }
+
+    /// The same bytes taken as the rows of a weight matrix (the scores' fused matrix kernel).
+    public var weightStorage: WeightStorage {
+        switch self {
+        case .f32: .f32
+        case .f16: .f16
+        }
+    }
+
+    /// The value at `byteOffset` (unaligned), widened exactly to float32.
+    public func value(_ base: UnsafeRawPointer, byteOffset: Int) -> Float {
+        switch self {
+        case .f32: base.loadUnaligned(fromByteOffset: byteOffset, as: Float.self)
+        case .f16: Float(base.loadUnaligned(fromByteOffset: byteOffset, as: Float16.self))
         }
     }
 }
