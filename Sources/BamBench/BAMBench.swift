@@ -54,8 +54,8 @@ func runBAMBench(arguments: [String]) throws {
     // And its KV cache: every attention expert's set (expert-KV) or the one shared set, at the
     // average number of positions a timed token attends to.
     let stats = ModelStatistics(config: config, context: 512, kvCache: cacheType)
-    let sets = stats.kvCacheBytesPerToken / (config.layers * 2 * config.kvHeads * config.headDim * cacheType.bytesPerValue)
-    let cacheReads = try kvCacheStandIns(config: config, sets: sets, positions: past + decodeTokens / 2, type: cacheType)
+    let cacheReads = try kvCacheStandIns(config: config, bytesPerPosition: stats.kvCacheBytesPerToken,
+                                         positions: past + decodeTokens / 2, type: cacheType)
     var results: [Bool: (prefill: Double, decode: Double)] = [:]
     var floor = Double.infinity
     // Each round's own ratios too: this VM's memory bandwidth drifts by tens of percent within

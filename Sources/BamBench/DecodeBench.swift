@@ -49,9 +49,8 @@ func runDecodeBench(arguments: [String]) throws {
         // after the decode run, so that both meet the machine's drifting memory bandwidth alike.
         let w = model.weights
         let matrices = try decodeMatrices(w)
-        let sets = KVCache.bytesPerPosition(config: config, type: cacheType)
-            / (config.layers * 2 * config.kvHeads * config.headDim * cacheType.bytesPerValue)
-        let cacheReads = try kvCacheStandIns(config: config, sets: sets, positions: past + tokens / 2, type: cacheType)
+        let cacheReads = try kvCacheStandIns(config: config, bytesPerPosition: KVCache.bytesPerPosition(config: config, type: cacheType),
+                                             positions: past + tokens / 2, type: cacheType)
         var best = Double.infinity, floor = Double.infinity
         for _ in 0..<rounds {
             best = min(best, try run())

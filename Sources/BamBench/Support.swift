@@ -167,8 +167,9 @@ func decodeMatrices(_ weights: InferenceWeights) throws -> [WeightMatrix] {
 /// Two layouts, alternated round by round, the faster kept (seconds): every matrix's rows split
 /// across the workers, as decode splits each product; and whole matrices dealt to the workers,
 /// largest first to the least loaded, as BAM's concurrent branches deal whole experts. Which one
-/// reads faster depends on the machine (on an EPYC Zen 3 with the two-stream kernels the split
-/// one, by 5-15 %); a floor measured with only the slower one was beaten by decode itself.
+/// reads faster changes from run to run (on an EPYC Zen 3 with the two-stream kernels, within
+/// about 5 % either way for the 58M Llama); a floor that only dealt whole matrices was once beaten
+/// by BAM's sequential decode itself (9.20 against 9.88 ms per token), which splits every product.
 /// Pass the KV cache's stand-ins (`kvCacheStandIns`) in `matrices` to count the cache's bytes.
 func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, rounds: Int = 20) -> Double {
     BLASThreads.configure()
@@ -221,12 +222,14 @@ func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, rounds: Int = 2
 }
 
 /// Stand-ins for the KV cache one decode token reads after `positions` positions: for each layer
-/// and each of the `sets` key/value sets (one for dense and shared-KV models, one per attention
-/// expert with expert-KV), every KV head's keys and its values, each `positions` rows of head_dim
-/// values in the cache's type (zeros), as the attention reads them (one contiguous matrix per
-/// head). `decodeFloor` reads them with the weights: the floor of a token that attends.
-func kvCacheStandIns(config: ModelConfig, sets: Int, positions: Int, type: KVCacheType) throws -> [WeightMatrix] {
+/// and each key/value set (one for dense and shared-KV models, one per attention expert with
+/// expert-KV: as many as `bytesPerPosition`, the cache's bytes per position, holds), every KV
+/// head's keys and its values, each `positions` rows of head_dim values in the cache's type
+/// (zeros), as the attention reads them (one contiguous matrix per head). `decodeFloor` reads them
+/// with the weights: the floor of a token that attends.
+func kvCacheStandIns(config: ModelConfig, bytesPerPosition: Int, positions: Int, type: KVCacheType) throws -> [WeightMatrix] {
     guard positions > 0 else { return [] }
+    let sets = bytesPerPosition / (config.layers * 2 * config.kvHeads * config.headDim * type.bytesPerValue)
     let dtype: DType = switch type {
     case .f32: .f32
     case .f16: .f16
