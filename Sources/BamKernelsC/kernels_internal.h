@@ -29,6 +29,28 @@
 #define BAM_AVX2_STREAM_ROW_MAX_BYTES 2560
 #define BAM_STREAM_PREFETCH_BYTES 4096
 
+// Runs ROWS over a block of `rows` weight rows (row r at w + r * w_stride, its result at y[r]) as
+// the AVX2 stream kernels read them, two sequential streams: rows r and half + r together, then
+// the odd row left over. ROWS is a call that reads `ys`, `ws` and `n`, which the macro defines:
+// the result pointers, the row pointers and how many are used, a constant (2, or 1 for the
+// leftover row) so that each inlined call unrolls for its own n.
+#define BAM_TWO_STREAMS(y, w, w_stride, rows, ROWS)                                                              \
+    do {                                                                                                        \
+        const int half_ = (rows) / 2;                                                                           \
+        for (int r_ = 0; r_ < half_; r_++) {                                                                    \
+            float *const ys[2] = {(y) + r_, (y) + half_ + r_};                                                  \
+            const uint8_t *const ws[2] = {(w) + (size_t)r_ * (w_stride), (w) + (size_t)(half_ + r_) * (w_stride)}; \
+            const int n = 2;                                                                                    \
+            ROWS;                                                                                               \
+        }                                                                                                       \
+        if ((rows) % 2) {                                                                                       \
+            float *const ys[2] = {(y) + (rows) - 1, 0};                                                         \
+            const uint8_t *const ws[2] = {(w) + (size_t)((rows) - 1) * (w_stride), 0};                          \
+            const int n = 1;                                                                                    \
+            ROWS;                                                                                               \
+        }                                                                                                       \
+    } while (0)
+
 // The bf16 kernels for one activation row (AVX2 and AVX-512, "in pairs") split the activations
 // into even and odd elements on the stack, up to this many columns (2 x 16 KiB); wider rows (the
 // down projections of 7B-class models) keep the widening loop, whose rows are long enough for the

@@ -122,17 +122,7 @@ AVX2_INLINE void rows_widened(float *const y[2], const uint8_t *const row[2], co
 
 AVX2_INLINE void stream_widened(float *y, const uint8_t *w, size_t w_stride, const float *x, const int rows,
                                 const int cols, const enum stored kind, const size_t element_bytes) {
-    const int half = rows / 2;
-    for (int r = 0; r < half; r++) {
-        float *const ys[2] = {y + r, y + half + r};
-        const uint8_t *const ws[2] = {w + (size_t)r * w_stride, w + (size_t)(half + r) * w_stride};
-        rows_widened(ys, ws, 2, x, cols, kind, element_bytes);
-    }
-    if (rows % 2) {
-        float *const ys[2] = {y + rows - 1, 0};
-        const uint8_t *const ws[2] = {w + (size_t)(rows - 1) * w_stride, 0};
-        rows_widened(ys, ws, 1, x, cols, kind, element_bytes);
-    }
+    BAM_TWO_STREAMS(y, w, w_stride, rows, rows_widened(ys, ws, n, x, cols, kind, element_bytes));
 }
 
 // Four weight rows at a time for one activation row (four independent FMA chains), two for two
@@ -231,17 +221,7 @@ AVX2_INLINE void rows_bf16_pairs(float *const y[2], const uint8_t *const row[2],
 
 AVX2_INLINE void stream_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, const float *even, const float *odd,
                                    const float *x, const int rows, const int cols, const int paired) {
-    const int half = rows / 2;
-    for (int r = 0; r < half; r++) {
-        float *const ys[2] = {y + r, y + half + r};
-        const uint8_t *const ws[2] = {w + (size_t)r * w_stride, w + (size_t)(half + r) * w_stride};
-        rows_bf16_pairs(ys, ws, 2, even, odd, x, cols, paired);
-    }
-    if (rows % 2) {
-        float *const ys[2] = {y + rows - 1, 0};
-        const uint8_t *const ws[2] = {w + (size_t)(rows - 1) * w_stride, 0};
-        rows_bf16_pairs(ys, ws, 1, even, odd, x, cols, paired);
-    }
+    BAM_TWO_STREAMS(y, w, w_stride, rows, rows_bf16_pairs(ys, ws, n, even, odd, x, cols, paired));
 }
 
 AVX2_INLINE void matmul_bf16_x1(float *y, const uint8_t *w, size_t w_stride, const float *x, int rows, int cols) {

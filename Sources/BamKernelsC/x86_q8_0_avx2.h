@@ -91,17 +91,7 @@ Q8_INLINE void q8_rows(float *const y[2], const uint8_t *const row[2], const int
 }
 
 Q8_INLINE void q8_stream(float *y, const uint8_t *w, size_t w_stride, const uint8_t *x, const int rows, const int nb) {
-    const int half = rows / 2;
-    for (int r = 0; r < half; r++) {
-        float *const ys[2] = {y + r, y + half + r};
-        const uint8_t *const ws[2] = {w + (size_t)r * w_stride, w + (size_t)(half + r) * w_stride};
-        q8_rows(ys, ws, 2, x, nb);
-    }
-    if (rows % 2) {
-        float *const ys[2] = {y + rows - 1, 0};
-        const uint8_t *const ws[2] = {w + (size_t)(rows - 1) * w_stride, 0};
-        q8_rows(ys, ws, 1, x, nb);
-    }
+    BAM_TWO_STREAMS(y, w, w_stride, rows, q8_rows(ys, ws, n, x, nb));
 }
 
 BAM_Q8_TARGET void BAM_Q8_MATMUL(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
