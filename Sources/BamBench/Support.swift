@@ -199,11 +199,8 @@ func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, rounds: Int = 2
         k.matmul(y, ldy: m.rows, m.row(rows.lowerBound), wStride: m.rowBytes, storage: m.storage, input,
                  xStride: m.rowBytes, T: 1, rows: rows.count, cols: m.columns)
     }
-    // Worker w's block of a matrix's rows: contiguous multiples of 16 rows, as decode cuts them.
-    @Sendable func block(_ rows: Int, _ w: Int) -> Range<Int> {
-        let per = ((rows + workers - 1) / workers + 15) / 16 * 16
-        return min(rows, w * per)..<min(rows, (w + 1) * per)
-    }
+    // Worker w's block of a matrix's rows, as decode cuts them.
+    @Sendable func block(_ rows: Int, _ w: Int) -> Range<Int> { BLASThreads.block(of: rows, worker: w, of: workers) }
     var best = (split: Double.infinity, dealt: Double.infinity)
     for _ in 0..<rounds {
         best.split = min(best.split, seconds {

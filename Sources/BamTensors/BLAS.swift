@@ -147,11 +147,18 @@ public enum BLASThreads {
             body(0..<rows)
             return
         }
-        let per = ((rows + workers - 1) / workers + 15) / 16 * 16
         fanOut(workers) { w in
-            let r0 = w * per, r1 = min(rows, r0 + per)
-            if r0 < r1 { body(r0..<r1) }
+            let r = block(of: rows, worker: w, of: workers)
+            if !r.isEmpty { body(r) }
         }
+    }
+
+    /// Worker `w`'s block of `count` rows (or columns) split across `workers`: contiguous, a
+    /// multiple of 16 long (whole cache lines of a float output row) except the last; empty when
+    /// the earlier blocks already cover them all.
+    public static func block(of count: Int, worker w: Int, of workers: Int) -> Range<Int> {
+        let per = ((count + workers - 1) / workers + 15) / 16 * 16
+        return min(count, w * per)..<min(count, (w + 1) * per)
     }
 }
 
@@ -185,9 +192,9 @@ public func gemm(_ c: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, _ 
     let bp = SendablePointer(UnsafeMutablePointer(mutating: b))
     if n >= 64 * workers {
         // Column blocks of C (multiples of 16 wide): each worker reads all of op(A) and its columns of op(B).
-        let per = ((n + workers - 1) / workers + 15) / 16 * 16
         BLASThreads.fanOut(workers) { w in
-            let n0 = w * per, n1 = min(n, n0 + per)
+            let columns = BLASThreads.block(of: n, worker: w, of: workers)
+            let n0 = columns.lowerBound, n1 = columns.upperBound
             guard n0 < n1 else { return }
             let bBlock = transB ? bp.pointer + n0 * lb : bp.pointer + n0
             call(cp.pointer + n0, ap.pointer, bBlock, m, n1 - n0)

@@ -182,8 +182,8 @@ public func linearForward(_ outs: [UnsafeMutablePointer<Float>], _ inp: UnsafePo
     BLASThreads.fanOut(workers) { w in
         for (i, m) in weights.enumerated() {
             // Contiguous blocks of 16-row multiples, as splitDecodeRows cuts one matrix.
-            let per = ((m.rows + workers - 1) / workers + 15) / 16 * 16
-            let r0 = w * per, r1 = min(m.rows, r0 + per)
+            let rows = BLASThreads.block(of: m.rows, worker: w, of: workers)
+            let r0 = rows.lowerBound, r1 = rows.upperBound
             guard r0 < r1 else { continue }
             let y = op[i].pointer + r0
             switch m.storage {
