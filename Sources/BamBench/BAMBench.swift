@@ -14,7 +14,7 @@ import Foundation
 func runBAMBench(arguments: [String]) throws {
     let kind = option(arguments, "--attention") == "shared-kv" ? "shared_kv" : "expert_kv"
     let decodeTokens = option(arguments, "--decode").flatMap(Int.init) ?? 64
-    let rounds = option(arguments, "--rounds").flatMap(Int.init) ?? 3
+    let rounds = max(1, option(arguments, "--rounds").flatMap(Int.init) ?? 3)
     let cacheType = try kvCacheType(arguments)
     // Positions in the cache before the timed decode (llama-bench's depth).
     let past = max(1, option(arguments, "--past").flatMap(Int.init) ?? 64)
@@ -57,7 +57,6 @@ func runBAMBench(arguments: [String]) throws {
     let cacheReads = try kvCacheStandIns(config: config, bytesPerPosition: stats.kvCacheBytesPerToken,
                                          positions: past + decodeTokens / 2, type: cacheType)
     var results: [Bool: (prefill: Double, decode: Double)] = [:]
-    var floor = Double.infinity
     // Each round's own ratios too: this VM's memory bandwidth drifts by tens of percent within
     // seconds, so the medians of ratios taken within a round are steadier than ratios of bests.
     var perRound: [(concurrent: Double, sequential: Double, floor: Double)] = []
@@ -72,10 +71,9 @@ func runBAMBench(arguments: [String]) throws {
             decodeTimes[concurrent] = d
         }
         // In the same rounds as decode, so that both meet the machine's drifting bandwidth alike.
-        let f = decodeFloor(matrices + cacheReads, head: model.weights.lmHead, rounds: 7)
-        floor = min(floor, f)
-        perRound.append((decodeTimes[true]!, decodeTimes[false]!, f))
+        perRound.append((decodeTimes[true]!, decodeTimes[false]!, decodeFloor(matrices + cacheReads, head: model.weights.lmHead, rounds: 7)))
     }
+    let floor = perRound.map(\.floor).min()!
     func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
