@@ -9,7 +9,7 @@ import Foundation
 ///  - prefill throughput as achieved GFLOP/s (ModelStatistics' FLOPs formula) over the sgemm
 ///    ceiling measured in the same run (target >= 0.6);
 ///  - the decode floor (`decodeFloor`): a token's weights and KV cache read once with one
-///    hand-off, measured in the same rounds as decode, which shows how far each mode is from the
+///    hand-off, measured right before and after each decode run, which shows how far each mode is from the
 ///    memory-bound limit; and what one hand-off costs.
 func runBAMBench(arguments: [String]) throws {
     let kind = option(arguments, "--attention") == "shared-kv" ? "shared_kv" : "expert_kv"
@@ -57,23 +57,40 @@ func runBAMBench(arguments: [String]) throws {
     let cacheReads = try kvCacheStandIns(config: config, bytesPerPosition: stats.kvCacheBytesPerToken,
                                          positions: past + decodeTokens / 2, type: cacheType)
     var results: [Bool: (prefill: Double, decode: Double)] = [:]
+    func use(concurrent: Bool) {
+        // BAM_MIX_EXPERTS still chooses how each branch's experts run.
+        model.options = ExecutionOptions.fromEnvironment
+        model.options.concurrentBranches = concurrent
+    }
+    func floorNow() -> Double { decodeFloor(matrices + cacheReads, head: model.weights.lmHead, passes: 16) }
     // Each round's own ratios too: this VM's memory bandwidth drifts by tens of percent within
     // seconds, so the medians of ratios taken within a round are steadier than ratios of bests.
-    var perRound: [(concurrent: Double, sequential: Double, floor: Double)] = []
+    // Each decode run is bracketed by floor measurements (its ratio is over the mean of the floor
+    // just before and just after), and the two modes take turns going first.
+    var perRound: [(concurrent: Double, sequential: Double, speedUp: Double)] = []
+    var floors: [Double] = []
     _ = try prefill()   // warm-up
-    for _ in 0..<rounds {
-        var decodeTimes: [Bool: Double] = [:]
+    for round in 0..<rounds {
         for concurrent in [true, false] {
-            model.options = ExecutionOptions(concurrentBranches: concurrent)
-            let p = try prefill(), d = try decode()
-            let old = results[concurrent] ?? (.infinity, .infinity)
-            results[concurrent] = (min(old.prefill, p), min(old.decode, d))
-            decodeTimes[concurrent] = d
+            use(concurrent: concurrent)
+            let p = try prefill(), old = results[concurrent] ?? (.infinity, .infinity)
+            results[concurrent] = (min(old.prefill, p), old.decode)
         }
-        // In the same rounds as decode, so that both meet the machine's drifting bandwidth alike.
-        perRound.append((decodeTimes[true]!, decodeTimes[false]!, decodeFloor(matrices + cacheReads, head: model.weights.lmHead, rounds: 7)))
+        var before = floorNow()
+        floors.append(before)
+        var overFloor: [Bool: Double] = [:], decodeTimes: [Bool: Double] = [:]
+        for concurrent in round % 2 == 0 ? [true, false] : [false, true] {
+            use(concurrent: concurrent)
+            let d = try decode(), after = floorNow()
+            floors.append(after)
+            overFloor[concurrent] = d / ((before + after) / 2)
+            decodeTimes[concurrent] = d
+            before = after
+            results[concurrent]!.decode = min(results[concurrent]!.decode, d)
+        }
+        perRound.append((overFloor[true]!, overFloor[false]!, decodeTimes[false]! / decodeTimes[true]!))
     }
-    let floor = perRound.map(\.floor).min()!
+    let floor = floors.min()!
     func median(_ xs: [Double]) -> Double {
         let s = xs.sorted()
         return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
@@ -90,11 +107,10 @@ func runBAMBench(arguments: [String]) throws {
                  conc.decode * 1e3, seq.decode * 1e3, seq.decode / conc.decode))
     let weightBytes = Double((matrices + [model.weights.lmHead]).reduce(0) { $0 + $1.residentBytes })
     let kvBytes = Double(cacheReads.reduce(0) { $0 + $1.residentBytes })
-    print(String(format: "  decode floor        %.2f ms/token: its %.0f MB of weights and %.1f MB of KV cache read once by the decode kernels on every worker, one hand-off, measured in the same rounds; concurrent %.2fx it, sequential %.2fx",
+    print(String(format: "  decode floor        %.2f ms/token: its %.0f MB of weights and %.1f MB of KV cache read once by the decode kernels on every worker, one hand-off, mean of 16 passes (least of the runs); concurrent %.2fx it, sequential %.2fx",
                  floor * 1e3, weightBytes / 1e6, kvBytes / 1e6, conc.decode / floor, seq.decode / floor))
-    print(String(format: "  per round, median   speed-up %.2fx; concurrent %.2fx the floor, sequential %.2fx (%d rounds)",
-                 median(perRound.map { $0.sequential / $0.concurrent }), median(perRound.map { $0.concurrent / $0.floor }),
-                 median(perRound.map { $0.sequential / $0.floor }), perRound.count))
+    print(String(format: "  per round, median   speed-up %.2fx; concurrent %.2fx the floor, sequential %.2fx (each over the floors measured just before and after it; %d rounds)",
+                 median(perRound.map(\.speedUp)), median(perRound.map(\.concurrent)), median(perRound.map(\.sequential)), perRound.count))
     print(String(format: "  hand-off            %.4f ms each after 0.05 ms of serial work (helpers polling), %.4f ms after 0.5 ms (parked; BAM_MIX_SPIN_US) (decode: 1 per layer + 1 concurrent, 4 per layer + 1 sequential)",
                  handOffPolling * 1e3, handOffParked * 1e3))
     print(String(format: "  512-token prefill s concurrent %.3f   sequential %.3f   speed-up %.2fx (target >= 1.0)",

@@ -54,7 +54,7 @@ func runDecodeBench(arguments: [String]) throws {
         var best = Double.infinity, floor = Double.infinity
         for _ in 0..<rounds {
             best = min(best, try run())
-            floor = min(floor, decodeFloor(matrices + cacheReads, head: w.lmHead, rounds: 7))
+            floor = min(floor, decodeFloor(matrices + cacheReads, head: w.lmHead, passes: 16))
         }
         let read = (matrices + [w.lmHead]).reduce(0) { $0 + $1.residentBytes }
         let cacheRead = cacheReads.reduce(0) { $0 + $1.residentBytes }

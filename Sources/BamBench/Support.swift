@@ -164,14 +164,15 @@ func decodeMatrices(_ weights: InferenceWeights) throws -> [WeightMatrix] {
 /// projection). A decode step reads the same bytes and does more (norms, routing, attention
 /// arithmetic, a hand-off per product or per layer), so this is its practical limit.
 ///
-/// Two layouts, alternated round by round, the faster kept (seconds): every matrix's rows split
+/// Two layouts, the faster kept (seconds per pass): every matrix's rows split
 /// across the workers, as decode splits each product; and whole matrices dealt to the workers,
 /// largest first to the least loaded, as BAM's concurrent branches deal whole experts. Which one
 /// reads faster changes from run to run (on an EPYC Zen 3 with the two-stream kernels, within
 /// about 5 % either way for the 58M Llama); a floor that only dealt whole matrices was once beaten
 /// by BAM's sequential decode itself (9.20 against 9.88 ms per token), which splits every product.
 /// Pass the KV cache's stand-ins (`kvCacheStandIns`) in `matrices` to count the cache's bytes.
-func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, rounds: Int = 20) -> Double {
+func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, passes: Int = 16) -> Double {
+    precondition(passes > 0, "the floor needs at least one pass")
     BLASThreads.configure()
     let workers = BLASThreads.defaultCount
     let owner: [Int] = {
@@ -201,21 +202,30 @@ func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, rounds: Int = 2
     }
     // Worker w's block of a matrix's rows, as decode cuts them.
     @Sendable func block(_ rows: Int, _ w: Int) -> Range<Int> { BLASThreads.block(of: rows, worker: w, of: workers) }
-    var best = (split: Double.infinity, dealt: Double.infinity)
-    for _ in 0..<rounds {
-        best.split = min(best.split, seconds {
-            BLASThreads.fanOut(workers) { w in
-                for m in matrices + [head] { run(m, ys[w].data, rows: block(m.rows, w)) }
+    // Each layout's time is the mean of `passes` consecutive passes, as a decode benchmark's time
+    // is the mean of its consecutive tokens: the fastest single pass of a few would set the floor
+    // by the moments the drifting bandwidth is at its best, which a mean over tokens never is.
+    // The layouts alternate in groups of four passes, so both meet the same drift.
+    var total = (split: 0.0, dealt: 0.0)
+    for group in stride(from: 0, to: passes, by: 4) {
+        let n = min(4, passes - group)
+        total.split += seconds {
+            for _ in 0..<n {
+                BLASThreads.fanOut(workers) { w in
+                    for m in matrices + [head] { run(m, ys[w].data, rows: block(m.rows, w)) }
+                }
             }
-        })
-        best.dealt = min(best.dealt, seconds {
-            BLASThreads.fanOut(workers) { w in
-                for (i, m) in matrices.enumerated() where owner[i] == w { run(m, ys[w].data, rows: 0..<m.rows) }
-                run(head, ys[w].data, rows: block(head.rows, w))
+        }
+        total.dealt += seconds {
+            for _ in 0..<n {
+                BLASThreads.fanOut(workers) { w in
+                    for (i, m) in matrices.enumerated() where owner[i] == w { run(m, ys[w].data, rows: 0..<m.rows) }
+                    run(head, ys[w].data, rows: block(head.rows, w))
+                }
             }
-        })
+        }
     }
-    return min(best.split, best.dealt)
+    return min(total.split, total.dealt) / Double(passes)
 }
 
 /// Stand-ins for the KV cache one decode token reads after `positions` positions: for each layer
