@@ -76,14 +76,20 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
     // bf16 2.52-2.64 against 2.66-2.73 ms per token, q8_0 1.68-1.69 against 1.73-1.78; BamBench
     // decode, EPYC Zen 3). Inside a fan-out (a BAM attention expert running beside others) the
     // heads would go to Dispatch, whose wake-ups cost more than a decode step's heads: there only
-    // prefill-sized work (from 256k) is split.
-    runAttentionHeads(s.NH, multiplyAdds: work, body)
+    // prefill-sized work (from 256k, and more than one query row) is split. A decode row stays on
+    // its worker however long the context: from 512 positions on, a 58M-shape BAM expert's heads
+    // went to Dispatch, whose threads then ran beside the pool's on the same two cores (16 % of a
+    // long BAM decode's samples, perf). Whether that cost time was lost in this VM's noise
+    // (BamBench bam --past 1024, four alternations).
+    runAttentionHeads(s.NH, multiplyAdds: work, queryRows: s.T, body)
 }
 
 /// Runs `body` for every head, on the workers when the heads are worth `multiplyAdds` >= 16k
-/// (256k inside a fan-out), else one after the other (the reasons above `attentionForward`'s call).
-func runAttentionHeads(_ heads: Int, multiplyAdds work: Int, _ body: @Sendable (Int) -> Void) {
-    if work >= (BLASThreads.inParallelRegion ? 1 << 18 : 1 << 14) {
+/// (inside a fan-out: 256k of more than one query row), else one after the other (the reasons
+/// above `attentionForward`'s call).
+func runAttentionHeads(_ heads: Int, multiplyAdds work: Int, queryRows: Int, _ body: @Sendable (Int) -> Void) {
+    let split = BLASThreads.inParallelRegion ? queryRows > 1 && work >= 1 << 18 : work >= 1 << 14
+    if split {
         BLASThreads.fanOut(heads, body)
     } else {
         for h in 0..<heads { body(h) }

@@ -55,7 +55,7 @@ private func cacheDecode(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<
     let kernels = WeightKernels.active, maxRows = Int(BAM_MATMUL_MAX_ROWS)
     let outP = SendablePointer(out), qP = SendablePointer(UnsafeMutablePointer(mutating: q))
     let kP = SendableRawPointer(keys), vP = SendableRawPointer(values), scoresP = SendablePointer(scores)
-    runAttentionHeads(s.NKV * slices, multiplyAdds: visible * s.HS * s.NH) { u in
+    runAttentionHeads(s.NKV * slices, multiplyAdds: visible * s.HS * s.NH, queryRows: 1) { u in
         let kv = u / slices, slice = u % slices
         let heads = (kv * group + slice * group / slices)..<(kv * group + (slice + 1) * group / slices)
         let k = kP.pointer + kv * s.S * s.HS * bytes, v = vP.pointer + kv * s.S * s.HS * bytes
