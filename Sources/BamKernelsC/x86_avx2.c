@@ -359,16 +359,31 @@ AVX2 void bam_avx2_f32_to_bf16(void *dst, const float *src, size_t n) {
 
 // Blocks of 64 columns (a head of 64 in one pass over the rows) in eight accumulators, so that
 // eight independent FMA chains hide the FMA latency; then blocks of 8; then single columns.
+// The 64-column blocks read two streams, as the matrix kernels do for short rows: row r of the
+// first half of the rows together with row r of the second half (into the same accumulators), so
+// that the prefetcher follows two sequential streams. The values of a head are such short rows
+// (256 bytes in f32): two streams read them 6-12 % faster than one at 256 to 4096 positions, f32
+// and f16 alike (tools/kernel-ab pv_f32 / pv_f16, EPYC Zen 3).
 AVX2_INLINE void weighted_rows(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols,
                                int accumulate, const enum stored kind, const size_t element_bytes) {
     const uint8_t *base = w;
+    const int half = rows / 2;
     int c = 0;
     for (; c + 64 <= cols; c += 64) {
         __m256 acc[8];
         for (int k = 0; k < 8; k++) acc[k] = accumulate ? _mm256_loadu_ps(y + c + 8 * k) : _mm256_setzero_ps();
-        for (int r = 0; r < rows; r++) {
-            const uint8_t *row = base + (size_t)r * w_stride + (size_t)c * element_bytes;
-            const __m256 pr = _mm256_set1_ps(p[r]);
+        const uint8_t *first = base + (size_t)c * element_bytes, *second = first + (size_t)half * w_stride;
+        for (int r = 0; r < half; r++) {
+            const uint8_t *row0 = first + (size_t)r * w_stride, *row1 = second + (size_t)r * w_stride;
+            const __m256 p0 = _mm256_set1_ps(p[r]), p1 = _mm256_set1_ps(p[half + r]);
+            for (int k = 0; k < 8; k++) {
+                acc[k] = _mm256_fmadd_ps(load8(row0 + 8 * k * element_bytes, kind), p0, acc[k]);
+                acc[k] = _mm256_fmadd_ps(load8(row1 + 8 * k * element_bytes, kind), p1, acc[k]);
+            }
+        }
+        if (rows % 2) {
+            const uint8_t *row = first + (size_t)(rows - 1) * w_stride;
+            const __m256 pr = _mm256_set1_ps(p[rows - 1]);
             for (int k = 0; k < 8; k++) acc[k] = _mm256_fmadd_ps(load8(row + 8 * k * element_bytes, kind), pr, acc[k]);
         }
         for (int k = 0; k < 8; k++) _mm256_storeu_ps(y + c + 8 * k, acc[k]);
