@@ -195,12 +195,21 @@ public final class Transformer: @unchecked Sendable {
     /// unit of both branches goes into one Dispatch fan-out, largest first, so two cores stay busy
     /// however uneven the branches are; otherwise the branches run one after the other, each
     /// fanning its experts out when `ExecutionOptions` says that wins for T tokens.
+    ///
+    /// A decode step whose units cannot be shared out evenly runs its branches one after the other
+    /// even when `concurrent`: whole units on the workers then leave one worker idle while the other
+    /// finishes, where one after the other a lone FFN expert's products are split across all of
+    /// them. BAM's four attention experts and its FFN expert cost about the same once the cache is
+    /// long (five equal units on two workers: 3 against 2); concurrent decode after 1024 positions
+    /// was 1.12x its floor against 1.05-1.09x one after the other (BamBench bam --past 1024,
+    /// EPYC Zen 3).
     func run(_ plans: [BranchPlan], T: Int, concurrent: Bool) {
-        if concurrent {
+        let tasks = plans.flatMap(\.tasks)
+        if concurrent && (T > WeightMatrix.fusedRowLimit || Self.sharesEvenly(tasks.map(\.cost), workers: BLASThreads.defaultCount)) {
             // Largest first (LPT scheduling): Dispatch hands iterations out in order, so the big
             // units start early and the small ones fill the gaps.
-            let tasks = UnsafeSendableBox(plans.flatMap(\.tasks).sorted { $0.cost > $1.cost }.map(\.run))
-            BLASThreads.fanOut(tasks.value.count) { i in tasks.value[i]() }
+            let ordered = UnsafeSendableBox(tasks.sorted { $0.cost > $1.cost }.map(\.run))
+            BLASThreads.fanOut(ordered.value.count) { i in ordered.value[i]() }
         } else {
             for plan in plans {
                 if plan.tasks.count > 1 && options.fanOut(tokens: T) {
@@ -212,6 +221,19 @@ public final class Transformer: @unchecked Sendable {
             }
         }
         for plan in plans { plan.finish() }
+    }
+
+    /// Whether units of these costs, dealt largest first each to the least loaded of `workers`,
+    /// keep the most loaded within 10 % of an even share.
+    static func sharesEvenly(_ costs: [Double], workers: Int) -> Bool {
+        guard workers > 1, costs.count > 1 else { return true }
+        var load = [Double](repeating: 0, count: workers)
+        for c in costs.sorted(by: >) {
+            let w = load.indices.min { load[$0] < load[$1] }!
+            load[w] += c
+        }
+        let total = costs.reduce(0, +)
+        return load.max()! <= 1.1 * total / Double(workers)
     }
 
     /// Multiply-adds of one attention expert for T new tokens after `past` cached ones.

@@ -1,4 +1,4 @@
-import BamModels
+@testable import BamModels
 import Foundation
 import Testing
 
@@ -75,6 +75,36 @@ struct ForwardTests {
         model.options = ExecutionOptions(concurrentBranches: false, fanOutExperts: false)
         let b = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: 20)).array
         #expect(a == b)
+    }
+
+    @Test("a decode step gives the same logits with concurrent or sequential branches", arguments: ["cohere_parallel", "expert_kv_soft_parallel"])
+    func decodeBranchConcurrency(name: String) throws {
+        let ref = try ReferenceModel(name)
+        let model = try Transformer.load(ref.checkpoint)
+        var last: [[Float]] = []
+        for concurrent in [true, false] {
+            model.options = ExecutionOptions(concurrentBranches: concurrent)
+            let cache = model.makeCache(capacity: ref.ids.count)
+            _ = try model.forward(tokens: Array(ref.ids.dropLast()), cache: cache)
+            last.append(try model.forward(tokens: [ref.ids.last!], cache: cache).array)
+        }
+        let (maxDiff, firstBad) = compare(last[0], last[1], tolerance: 1e-5)
+        #expect(firstBad == nil, "max |diff| \(maxDiff)")
+        // And both are the reference's last row.
+        let V = ref.checkpoint.config.vocabSize, n = ref.ids.count
+        #expect(compare(last[0], Array(ref.logits[((n - 1) * V)..<(n * V)]), tolerance: 1e-4).firstBad == nil)
+    }
+
+    @Test("a decode step's units run side by side only when they share out evenly over the workers")
+    func evenShares() {
+        // BAM's FFN expert and four attention experts over a short cache: 3.31 and 3.45 against 3.38 each.
+        #expect(Transformer.sharesEvenly([2.16, 1.15, 1.15, 1.15, 1.15], workers: 2))
+        // The same after 1024 positions: five equal units, three on one worker.
+        #expect(!Transformer.sharesEvenly([2.16, 2.13, 2.13, 2.13, 2.13], workers: 2))
+        // A dense parallel block's attention beside its twice as large FFN.
+        #expect(!Transformer.sharesEvenly([1.0, 2.0], workers: 2))
+        #expect(Transformer.sharesEvenly([1.0, 2.0], workers: 1))
+        #expect(Transformer.sharesEvenly([5.0], workers: 2))
     }
 
     @Test("experts fanned out over workers give the logits of experts run one after the other",
