@@ -79,7 +79,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePoin
     // prefill-sized work (from 256k, and more than one query row) is split. A decode row stays on
     // its worker however long the context: from 512 positions on, a 58M-shape BAM expert's heads
     // went to Dispatch, whose threads then ran beside the pool's on the same two cores (16 % of a
-    // long BAM decode's samples, perf). Whether that cost time was lost in this VM's noise
+    // long BAM decode's samples, perf); the time that cost, if any, was within this VM's noise
     // (BamBench bam --past 1024, four alternations).
     runAttentionHeads(s.NH, multiplyAdds: work, queryRows: s.T, body)
 }
