@@ -71,8 +71,9 @@ typedef struct bam_kernels {
     void (*f32_to_bf16)(void *dst, const float *src, size_t n);
     /// y[c] = sum_r p[r] * W[r][c] for c in [0, cols), added to y when `accumulate` is nonzero,
     /// else overwriting it: the weighted sum of `rows` IEEE-half rows (row r at w + r * w_stride
-    /// bytes), summed in row order in float32. Attention's P V for one query row over an f16 value
-    /// cache, reading it in place.
+    /// bytes), summed in float32 (the AVX2 kernel interleaves the first and second halves of the
+    /// rows, so the order differs from row order). Attention's P V for one query row over an f16
+    /// value cache, reading it in place.
     void (*f16_weighted_rows)(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols, int accumulate);
     /// The same over float32 rows: attention's P V for one query row over an f32 value cache.
     void (*f32_weighted_rows)(float *y, const void *w, size_t w_stride, const float *p, int rows, int cols, int accumulate);

@@ -131,8 +131,8 @@ public struct WeightKernels: @unchecked Sendable {
     }
 
     /// y[c] (+)= sum_r p[r] W[r][c] over `rows` rows of `element` values `wStride` bytes apart,
-    /// summed in float32 in row order (attention's P V over a value cache, read in place).
-    /// `accumulate` adds to y.
+    /// summed in float32, in an order of the kernel's choosing (attention's P V over a value cache,
+    /// read in place). `accumulate` adds to y.
     public func weightedRows(_ y: UnsafeMutablePointer<Float>, _ w: UnsafeRawPointer, wStride: Int, element: CacheElement,
                              _ p: UnsafePointer<Float>, rows: Int, cols: Int, accumulate: Bool) {
         let kernel = switch element {
