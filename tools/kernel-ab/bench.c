@@ -33,6 +33,18 @@ struct job { mm_fn f; float *y; const uint8_t *w; size_t stride; const void *x; 
 static void *run(void *a) { struct job *j = a; j->f(j->y, 0, j->w, j->stride, j->x, 0, 1, j->rows, j->cols); return 0; }
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmp(const void *a, const void *b) { double x = *(double*)a, y = *(double*)b; return x < y ? -1 : x > y; }
+// Runs variants A and B alternately 30 times, each run being `thread` on the two jobs of that
+// variant (jobs[2 * v] and jobs[2 * v + 1], `size` bytes each) at once, and prints each variant's
+// median and 90th-percentile GB/s for the `bytes` the two jobs read, after `label`.
+static void alternate(void *(*thread)(void *), void *jobs, size_t size, double bytes, const char *label) {
+  enum { reps = 30 }; double t[2][reps];
+  for (int r = 0; r < reps; r++) for (int v = 0; v < 2; v++) {
+    pthread_t th[2];
+    double s = now(); for (int k = 0; k < 2; k++) pthread_create(&th[k], 0, thread, (char *)jobs + (2 * v + k) * size);
+    for (int k = 0; k < 2; k++) pthread_join(th[k], 0);
+    t[v][r] = bytes / (now() - s) / 1e9; }
+  for (int v = 0; v < 2; v++) { qsort(t[v], reps, sizeof(double), cmp); printf("%s variant %c: median %.1f GB/s  p90 %.1f\n", label, 'A' + v, t[v][reps/2], t[v][reps*9/10]); }
+}
 static int pv(int positions, const char *kind) {
   size_t elem = !strcmp(kind, "pv_f32") ? 4 : 2, row_bytes = 64 * elem, head_bytes = (size_t)positions * row_bytes;
   int heads = (int)((256u << 20) / head_bytes); heads -= heads % 2;
@@ -40,13 +52,11 @@ static int pv(int positions, const char *kind) {
   float *p = aligned_alloc(64, positions * 4 + 64); for (int i = 0; i < positions; i++) p[i] = 1.0f / positions;
   float *y = aligned_alloc(64, (size_t)heads * 64 * 4);
   wr_fn fs[2] = { elem == 4 ? vA_f32_weighted_rows : vA_f16_weighted_rows, elem == 4 ? vB_f32_weighted_rows : vB_f16_weighted_rows };
-  int reps = 30; double t[2][64];
-  for (int r = 0; r < reps; r++) for (int v = 0; v < 2; v++) {
-    pthread_t th[2]; struct pv_job j[2]; int half = heads / 2;
-    for (int k = 0; k < 2; k++) j[k] = (struct pv_job){ fs[v], y + (size_t)k * half * 64, w + (size_t)k * half * head_bytes, head_bytes, row_bytes, p, half, positions };
-    double s = now(); for (int k = 0; k < 2; k++) pthread_create(&th[k], 0, run_pv, &j[k]); for (int k = 0; k < 2; k++) pthread_join(th[k], 0);
-    t[v][r] = (double)heads * head_bytes / (now() - s) / 1e9; }
-  for (int v = 0; v < 2; v++) { qsort(t[v], reps, sizeof(double), cmp); printf("%s positions %d variant %c: median %.1f GB/s  p90 %.1f\n", kind, positions, 'A' + v, t[v][reps/2], t[v][reps*9/10]); }
+  struct pv_job jobs[4]; int half = heads / 2;
+  for (int v = 0; v < 2; v++) for (int k = 0; k < 2; k++)
+    jobs[2 * v + k] = (struct pv_job){ fs[v], y + (size_t)k * half * 64, w + (size_t)k * half * head_bytes, head_bytes, row_bytes, p, half, positions };
+  char label[64]; snprintf(label, sizeof label, "%s positions %d", kind, positions);
+  alternate(run_pv, jobs, sizeof(struct pv_job), (double)heads * head_bytes, label);
   return 0;
 }
 int main(int argc, char **argv) {
@@ -61,11 +71,9 @@ int main(int argc, char **argv) {
   mm_fn fs[2] = { !strcmp(kind,"f32") ? vA_f32 : !strcmp(kind,"f16") ? vA_matmul_f16 : !strcmp(kind,"bf16") ? vA_bf16 : vA_q8,
                   !strcmp(kind,"f32") ? vB_f32 : !strcmp(kind,"f16") ? vB_matmul_f16 : !strcmp(kind,"bf16") ? vB_bf16 : vB_q8 };
   const void *xin = !strcmp(kind, "q8_0") ? (const void*)xq : (const void*)x;
-  int reps = 30; double t[2][64];
-  for (int r = 0; r < reps; r++) for (int v = 0; v < 2; v++) {
-    pthread_t th[2]; struct job j[2]; int half = rows / 2;
-    for (int k = 0; k < 2; k++) { j[k] = (struct job){ fs[v], y + k * half, w + (size_t)k * half * bytes_row, bytes_row, xin, k ? rows - half : half, cols }; }
-    double s = now(); for (int k = 0; k < 2; k++) pthread_create(&th[k], 0, run, &j[k]); for (int k = 0; k < 2; k++) pthread_join(th[k], 0);
-    t[v][r] = (double)rows * bytes_row / (now() - s) / 1e9; }
-  for (int v = 0; v < 2; v++) { qsort(t[v], reps, sizeof(double), cmp); printf("%s cols %d variant %c: median %.1f GB/s  p90 %.1f\n", kind, cols, 'A' + v, t[v][reps/2], t[v][reps*9/10]); }
+  struct job jobs[4]; int half = rows / 2;
+  for (int v = 0; v < 2; v++) for (int k = 0; k < 2; k++)
+    jobs[2 * v + k] = (struct job){ fs[v], y + k * half, w + (size_t)k * half * bytes_row, bytes_row, xin, k ? rows - half : half, cols };
+  char label[64]; snprintf(label, sizeof label, "%s cols %d", kind, cols);
+  alternate(run, jobs, sizeof(struct job), (double)rows * bytes_row, label);
 }
