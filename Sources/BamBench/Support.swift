@@ -175,15 +175,7 @@ func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, passes: Int = 1
     precondition(passes > 0, "the floor needs at least one pass")
     BLASThreads.configure()
     let workers = BLASThreads.defaultCount
-    let owner: [Int] = {
-        var owner = [Int](repeating: 0, count: matrices.count), load = [Int](repeating: 0, count: workers)
-        for i in matrices.indices.sorted(by: { matrices[$0].residentBytes > matrices[$1].residentBytes }) {
-            let w = load.indices.min { load[$0] < load[$1] }!
-            owner[i] = w
-            load[w] += matrices[i].residentBytes
-        }
-        return owner
-    }()
+    let owner = BLASThreads.deal(matrices.map { Double($0.residentBytes) }, over: workers).owner
     let k = WeightKernels.active
     let maxCols = max(head.columns, matrices.map(\.columns).max() ?? 1)
     // Activations as the kernels take them: float32 rows, or Q8_0 blocks for Q8_0 weights

@@ -227,13 +227,8 @@ public final class Transformer: @unchecked Sendable {
     /// keep the most loaded within 10 % of an even share.
     static func sharesEvenly(_ costs: [Double], workers: Int) -> Bool {
         guard workers > 1, costs.count > 1 else { return true }
-        var load = [Double](repeating: 0, count: workers)
-        for c in costs.sorted(by: >) {
-            let w = load.indices.min { load[$0] < load[$1] }!
-            load[w] += c
-        }
-        let total = costs.reduce(0, +)
-        return load.max()! <= 1.1 * total / Double(workers)
+        let load = BLASThreads.deal(costs, over: workers).load
+        return load.max()! <= 1.1 * costs.reduce(0, +) / Double(workers)
     }
 
     /// Multiply-adds of one attention expert for T new tokens after `past` cached ones.

@@ -160,6 +160,19 @@ public enum BLASThreads {
         let per = ((count + workers - 1) / workers + 15) / 16 * 16
         return min(count, w * per)..<min(count, (w + 1) * per)
     }
+
+    /// Units of these costs dealt largest first, each to the least loaded of `workers` (LPT
+    /// scheduling, as a fan-out's workers claim units sorted largest first): the worker each unit
+    /// goes to, and each worker's load.
+    public static func deal(_ costs: [Double], over workers: Int) -> (owner: [Int], load: [Double]) {
+        var owner = [Int](repeating: 0, count: costs.count), load = [Double](repeating: 0, count: max(1, workers))
+        for i in costs.indices.sorted(by: { costs[$0] > costs[$1] }) {
+            let w = load.indices.min { load[$0] < load[$1] }!
+            owner[i] = w
+            load[w] += costs[i]
+        }
+        return (owner, load)
+    }
 }
 
 /// C[M, N] = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm.
