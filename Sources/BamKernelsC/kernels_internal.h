@@ -128,6 +128,32 @@ static inline void bam_quantize_block_q8_0(uint8_t *dst, const float *x) {
     }
 }
 
+// The 6-bit scale and minimum of sub-block j (0..7) of a Q4_K block from its 12 scale bytes
+// (ggml's get_scale_min_k4): j < 4 in the low 6 bits of bytes j and j + 4; j >= 4 a nibble of
+// byte j + 4 and the top 2 bits of bytes j - 4 and j.
+static inline void bam_q4_K_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = s[j] & 63;
+        mn[j] = s[j + 4] & 63;
+        sc[j + 4] = (uint8_t)((s[j + 8] & 0x0F) | ((s[j] >> 6) << 4));
+        mn[j + 4] = (uint8_t)((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
+    }
+}
+
+// The block-quantized decode kernels (block_dots.c: portable; x86_block_dots_avx2.c: AVX2, which
+// every x86 family's table uses) and the one Q8_K quantizer all families share (a decode step
+// quantizes a few thousand activations; the weights' bytes bound it).
+void bam_quantize_q8_K(void *dst, const float *src, size_t n);
+#define BAM_BLOCK_DOT_ENTRIES(prefix) \
+    void prefix##_matmul_q4_0(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_q5_0(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_q4_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_q6_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int);
+BAM_BLOCK_DOT_ENTRIES(bam_generic)
+#if defined(__x86_64__)
+BAM_BLOCK_DOT_ENTRIES(bam_avx2)
+#endif
+
 // The family tables (generic.c, x86_avx2*.c, x86_avx512*.c). The VNNI tables differ from their
 // family only in the Q8_0 dot product and share the other entries, declared here.
 extern const bam_kernels bam_kernels_generic;

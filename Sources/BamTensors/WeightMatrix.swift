@@ -6,6 +6,10 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
     /// ggml's Q8_0 (blocks of 32: a half scale and 32 int8). Decode quantizes the activations to
     /// Q8_0 as well and multiplies in integers, as llama.cpp does.
     case q8_0
+    /// ggml's 4- and 5-bit blocks of 32 (Q4_0, Q5_0) and its k-quant super-blocks of 256 that
+    /// llama-quantize's Q4_K_M and Q6_K files are made of: decode multiplies them by activations
+    /// quantized to Q8_0 (Q4_0, Q5_0) or Q8_K (Q4_K, Q6_K) in integers, as llama.cpp does.
+    case q4_0, q5_0, q4_K, q6_K
     /// Any other floating type that `DTypeConversion.toFloat32` decodes (ggml's block types, f64):
     /// rows are dequantized to float32 when used and then take the f32 paths. A type that earns
     /// fused kernels of its own becomes a case above.
@@ -18,6 +22,10 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
         case .f16: self = .f16
         case .bf16: self = .bf16
         case .q8_0: self = .q8_0
+        case .q4_0: self = .q4_0
+        case .q5_0: self = .q5_0
+        case .q4_K: self = .q4_K
+        case .q6_K: self = .q6_K
         default:
             guard dtype.isFloatingPoint else {
                 throw BamError.unsupported("a weight matrix stored as \(dtype.rawValue): expected a floating-point or block-quantized type (F32, F16, BF16, Q8_0, ...)")
@@ -32,6 +40,10 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
         case .f16: .f16
         case .bf16: .bf16
         case .q8_0: .q8_0
+        case .q4_0: .q4_0
+        case .q5_0: .q5_0
+        case .q4_K: .q4_K
+        case .q6_K: .q6_K
         case let .dequantized(d): d
         }
     }
@@ -164,6 +176,9 @@ public final class WeightMatrix: @unchecked Sendable {
         case .f16: k.f16ToF32(out, src, count: count)
         case .bf16: k.bf16ToF32(out, src, count: count)
         case .q8_0: k.q8_0ToF32(out, src, count: count)
+        case .q4_0, .q5_0, .q4_K, .q6_K:
+            // Whole rows are whole blocks (checked at init): exact, cannot throw.
+            try! DTypeConversion.toFloat32(src, dtype: storage.dtype, count: count, into: out)
         case let .dequantized(dtype):
             // Validated at init: this type decodes, so the call cannot throw here.
             for (i, r) in range.enumerated() {
@@ -202,7 +217,8 @@ public final class WeightMatrix: @unchecked Sendable {
                 case .f16: k.f32ToF16(o, panel, count: n)
                 case .bf16: k.f32ToBF16(o, panel, count: n)
                 case .q8_0: k.quantizeQ8_0(o, panel, count: n)
-                case let .dequantized(d):
+                case .q4_0, .q5_0, .q4_K, .q6_K, .dequantized:
+                    let d = target.dtype
                     do { try DTypeConversion.fromFloat32(panel, count: n, dtype: d, into: o) } catch { failure.record(error) }
                 }
             }

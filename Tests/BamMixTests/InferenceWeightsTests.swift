@@ -152,7 +152,8 @@ struct InferenceWeightsTests {
         #expect(q8.weights.matrices.contains { $0.storage == .q8_0 && $0.isBorrowed })
         let k = try Checkpoint.open(QuantFixtures.url("kquant/Q4_K_M.gguf").path)
         let stored = try Transformer.load(k)
-        #expect(stored.weights.matrices.contains { $0.storage == .dequantized(.q4_K) && $0.isBorrowed })
+        #expect(stored.weights.matrices.contains { $0.storage == .q4_K && $0.isBorrowed })
+        #expect(stored.weights.matrices.contains { $0.storage == .q6_K && $0.isBorrowed })
         #expect(stored.weights.residentBytes == ModelMemory.inferenceBytes(config: k.config, store: k.store, loading: .stored))
         let expanded = try Transformer.load(k, weights: .converted(.q8_0))
         #expect(Self.storages(expanded) == [.q8_0])
@@ -163,6 +164,50 @@ struct InferenceWeightsTests {
         let scale = a.map(abs).max()!
         let (maxDiff, _) = compare(a, b, tolerance: .infinity)
         #expect(maxDiff < 0.05 * scale, "max |logit diff| \(maxDiff) of logits up to \(scale)")
+    }
+
+    /// The quantised fixtures made by llama-quantize whose blocks decode through fused kernels, and
+    /// the storages each holds (Q4_K_M also falls back to other types for some matrices).
+    static let fusedFiles: [(String, Set<WeightStorage>)] = [
+        ("legacy/Q4_0", [.q4_0]), ("legacy/Q5_0", [.q5_0]), ("kquant/Q4_K_M", [.q4_K, .q6_K]), ("kquant/Q6_K", [.q6_K]),
+    ]
+
+    @Test("a Q4_0 / Q5_0 / Q4_K_M / Q6_K GGUF decodes in place through its fused kernels, close to the exact prefill",
+          arguments: fusedFiles)
+    func fusedBlockDecode(_ file: String, _ kinds: Set<WeightStorage>) throws {
+        let ckpt = try Checkpoint.open(QuantFixtures.url("\(file).gguf").path)
+        let model = try Transformer.load(ckpt)
+        let storages = Self.storages(model)
+        #expect(kinds.isSubset(of: storages), "\(file) holds \(storages)")
+        #expect(model.weights.matrices.allSatisfy { $0.isBorrowed })
+        let e = try #require(QuantisedModelTests.reference[file]?.objectValue)
+        let tokens: [Int] = try #require(e["tokens"]?.arrayValue).compactMap { $0.intValue }
+        // Prefill (more than 8 rows) multiplies the exactly dequantized panels: llama.cpp's F32
+        // dequantisation's logits (QuantisedModelTests). Decode quantizes the activations to 8 bits
+        // per block, as llama.cpp's own decode does: close to them, not equal.
+        let exact = try model.forward(tokens: tokens, cache: model.makeCache(capacity: tokens.count)).array
+        let cache = model.makeCache(capacity: tokens.count)
+        var decoded: [Float] = []
+        for id in tokens { decoded += try model.forward(tokens: [id], cache: cache).array }
+        let scale = exact.map(abs).max()!
+        let (maxDiff, _) = compare(decoded, exact, tolerance: .infinity)
+        // Measured: 2.3-3.1 % of the largest logit (Q4_0 the most), perplexity within 0.6 %.
+        #expect(maxDiff < 0.05 * scale, "\(file): max |logit diff| \(maxDiff) of logits up to \(scale)")
+        #expect(maxDiff > 0, "\(file): decode went through the exact dequantizer, not the fused kernels")
+        // Perplexity over the same positions, both ways.
+        let V = ckpt.config.vocabSize
+        func ppl(_ logits: [Float]) -> Double {
+            var nll = 0.0
+            for t in 0..<(tokens.count - 1) {
+                let row = logits[(t * V)..<((t + 1) * V)]
+                let m = row.max()!
+                nll += Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1 - m)) }) - Double(row[row.startIndex + tokens[t + 1]])
+            }
+            return exp(nll / Double(tokens.count - 1))
+        }
+        let (pe, pd) = (ppl(exact), ppl(decoded))
+        print("\(file): perplexity prefill \(pe), decode \(pd), max |logit diff| \(maxDiff) of \(scale)")
+        #expect(abs(pd / pe - 1) < 0.01, "\(file): decode perplexity \(pd) against prefill \(pe)")
     }
 
     @Test("--weights parses stored and the kernel types, refuses the rest; compare and perplexity pass it on")
@@ -197,7 +242,7 @@ struct InferenceWeightsTests {
 struct GroupedLinearTests {
     /// Three matrices of one input (Q, K, V-like: 512, 128 and 128 rows of 640 columns: 1.6 MB in
     /// f32, enough to be split across workers), as `storage`, with biases.
-    @Test("one call equals a linearForward per matrix (decode rows, every fused type)", arguments: [DType.f32, .f16, .bf16, .q8_0])
+    @Test("one call equals a linearForward per matrix (decode rows, every fused type)", arguments: [DType.f32, .f16, .bf16, .q8_0, .q4_0, .q5_0])
     func grouped(_ dtype: DType) throws {
         var rng = SplitMix64(seed: 3)
         let C = 640
@@ -221,6 +266,44 @@ struct GroupedLinearTests {
             for i in weights.indices {
                 let (maxDiff, bad) = compare(grouped[i].array, single[i].array, tolerance: 1e-5)
                 #expect(bad == nil, "\(dtype.rawValue) T=\(T) matrix \(i): max |diff| \(maxDiff)")
+            }
+        }
+    }
+
+    @Test("Q4_K, Q6_K and Q8_0 matrices of one input in one hand-off equal one call each (a Q4_K_M file's Q, K, V)")
+    func mixedBlockTypes() throws {
+        let k = try Transformer.load(try Checkpoint.open(QuantFixtures.url("kquant/Q4_K_M.gguf").path))
+        let C = k.config.hidden
+        // Matrices of C columns from the file, one of each fused type it holds, their rows
+        // repeated to 1024 (the file's are too small to be split across the workers), plus a Q8_0
+        // one made from the first (Q8_0 activations beside Q8_K ones).
+        var weights: [WeightMatrix] = []
+        for kind in [WeightStorage.q4_K, .q6_K] {
+            let m = try #require(k.weights.matrices.first { $0.columns == C && $0.storage == kind })
+            let rows = 1024
+            let bytes = UnsafeMutableRawPointer.allocate(byteCount: rows * m.rowBytes, alignment: 1)
+            defer { bytes.deallocate() }
+            for r in 0..<rows { (bytes + r * m.rowBytes).copyMemory(from: m.row(r % m.rows), byteCount: m.rowBytes) }
+            weights.append(try WeightMatrix(rows: rows, columns: C, dtype: kind.dtype, copying: bytes))
+        }
+        weights.append(try weights[0].converted(to: .q8_0))
+        #expect(weights.reduce(0) { $0 + $1.residentBytes } >= 1 << 18, "large enough to be split across the workers")
+        var rng = SplitMix64(seed: 8)
+        for T in [1, 2, WeightMatrix.fusedRowLimit] {
+            let x = Tensor(shape: [T, C])
+            for i in 0..<x.count { x.data[i] = rng.normal() }
+            let grouped = weights.map { Tensor(shape: [T, $0.rows]) }
+            let single = weights.map { Tensor(shape: [T, $0.rows]) }
+            linearForward(grouped.map(\.data), x.data, weights, weights.map { _ in nil }, T: T)
+            for i in weights.indices { linearForward(single[i].data, x.data, weights[i], nil, T: T) }
+            for i in weights.indices {
+                let (maxDiff, bad) = compare(grouped[i].array, single[i].array, tolerance: 1e-5)
+                #expect(bad == nil, "\(weights[i].storage) T=\(T): max |diff| \(maxDiff)")
+                // And the naive twin (activations quantized by the Swift reference, exact products).
+                let naive = Tensor(shape: [T, weights[i].rows])
+                linearForwardNaive(naive.data, x.data, weights[i], nil, T: T)
+                let (maxNaive, badNaive) = compare(single[i].array, naive.array, tolerance: 1e-4)
+                #expect(badNaive == nil, "\(weights[i].storage) T=\(T): max |diff| \(maxNaive) against the naive twin")
             }
         }
     }

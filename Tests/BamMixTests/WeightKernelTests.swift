@@ -157,15 +157,29 @@ struct WeightKernelTests {
         }
     }
 
-    /// Weights of `storage` (rows, cols) at an odd address, rows `stride` bytes apart, and the
-    /// float32 values they hold.
+    /// Weights of `storage` (rows, cols) at an odd address, rows `stride` bytes apart. Types
+    /// bam-mix writes come from random values; Q4_K and Q6_K (which only llama-quantize writes)
+    /// are random bytes, every code and scale bit pattern, with scales of a realistic size.
     private func storedWeights(_ storage: WeightStorage, rows: Int, cols: Int, random r: inout TestRandom) throws -> (OddBytes, Int) {
         let stride = storage.dtype.byteCount(elements: cols)! + 6
         let bytes = OddBytes(count: rows * stride)
         let row = (0..<cols).map { _ in r.normal() * 0.5 }
         for i in 0..<rows {
-            let values = row.map { $0 * Float(i % 5 + 1) * (r.uniform() < 0.1 ? -3 : 1) + r.normal() * 0.1 }
-            try DTypeConversion.fromFloat32(values, count: cols, dtype: storage.dtype, into: bytes.pointer + i * stride)
+            let base = bytes.pointer + i * stride
+            switch storage {
+            case .q4_K, .q6_K:
+                for b in 0..<(stride - 6) { base.storeBytes(of: UInt8(truncatingIfNeeded: r.next()), toByteOffset: b, as: UInt8.self) }
+                let blockBytes = storage == .q4_K ? 144 : 210
+                for blk in 0..<(cols / 256) {
+                    let d = Float16(r.uniform() * 0.01 * Float(i % 5 + 1)), dmin = Float16(r.uniform() * 0.02)
+                    let at = blk * blockBytes + (storage == .q4_K ? 0 : 208)
+                    base.storeBytes(of: d.bitPattern, toByteOffset: at, as: UInt16.self)
+                    if storage == .q4_K { base.storeBytes(of: dmin.bitPattern, toByteOffset: at + 2, as: UInt16.self) }
+                }
+            default:
+                let values = row.map { $0 * Float(i % 5 + 1) * (r.uniform() < 0.1 ? -3 : 1) + r.normal() * 0.1 }
+                try DTypeConversion.fromFloat32(values, count: cols, dtype: storage.dtype, into: base)
+            }
         }
         if storage == .q8_0 {
             // Files may hold -128 (the reference quantizer never writes it): |w| must not overflow.
@@ -180,47 +194,48 @@ struct WeightKernelTests {
     enum RowLength: CaseIterable, Sendable { case short, long }
 
     @Test("fused decode kernels, 1 to 8 activation rows, every stored type, short and long rows",
-          arguments: [WeightStorage.f32, .f16, .bf16, .q8_0], RowLength.allCases)
+          arguments: [WeightStorage.f32, .f16, .bf16, .q8_0, .q4_0, .q5_0, .q4_K, .q6_K], RowLength.allCases)
     func matmul(storage: WeightStorage, length: RowLength) throws {
         var r = TestRandom(seed: 9)
         // 13 rows: not a multiple of the 2- or 4-row tiles; 133 columns: a tail after the vectors
         // (Q8_0: 5 blocks, an odd number for the two-block AVX-512 steps). The long rows pass
         // 8 KiB (f32 8340 bytes, f16/bf16 8266, Q8_0 241 blocks, 8194 bytes), with the same tails.
+        // The k-quants take whole super-blocks of 256: 3 and 17 of them.
         let rows = 13, ldy = rows + 3
         let cols = switch (length, storage) {
-        case (.short, .q8_0): 160
+        case (.short, .q8_0), (.short, .q4_0), (.short, .q5_0): 160
+        case (.short, .q4_K), (.short, .q6_K): 768
         case (.short, _): 133
-        case (.long, .q8_0): 7712
+        case (.long, .q8_0), (.long, .q4_0), (.long, .q5_0): 7712
+        case (.long, .q4_K), (.long, .q6_K): 4352
         case (.long, .f32): 2085
         case (.long, _): 4133
         }
         let (w, wStride) = try storedWeights(storage, rows: rows, cols: cols, random: &r)
         let T = WeightMatrix.fusedRowLimit
         let xf = (0..<(T * cols)).map { _ in r.normal() }
-        // The activations as the kernel takes them: float32 rows (stride cols + 3), or Q8_0 rows.
-        let xStride = storage == .q8_0 ? Q8_0.blockBytes * cols / 32 + 2 : 4 * (cols + 3)
+        // The activations as the kernel takes them: float32 rows (stride cols + 3), or quantized
+        // rows (Q8_0 or Q8_K) with two bytes of slack.
+        let form = try #require(storage.decodeActivations)
+        let xStride = form == .float32 ? 4 * (cols + 3) : form.rowBytes(columns: cols) + 2
         let x = OddBytes(count: T * xStride)
         let xAligned = UnsafeMutableRawPointer.allocate(byteCount: T * xStride, alignment: 64)
         defer { xAligned.deallocate() }
         for t in 0..<T {
-            if storage == .q8_0 {
-                Q8_0.quantize(xf.withUnsafeBufferPointer { $0.baseAddress! + t * cols }, count: cols, into: xAligned + t * xStride)
-            } else {
-                (xAligned + t * xStride).copyMemory(from: xf.withUnsafeBufferPointer { $0.baseAddress! + t * cols }, byteCount: 4 * cols)
+            let row = xf.withUnsafeBufferPointer { $0.baseAddress! + t * cols }
+            switch form {
+            case .q8_0: Q8_0.quantize(row, count: cols, into: xAligned + t * xStride)
+            case .q8_K: Q8_K.quantize(row, count: cols, into: xAligned + t * xStride)
+            case .float32: (xAligned + t * xStride).copyMemory(from: row, byteCount: 4 * cols)
             }
         }
         x.pointer.copyMemory(from: xAligned, byteCount: T * xStride)
-        // Each term's magnitude, for the bound: the dequantized weight times the activation the
-        // kernel sees (for Q8_0, the dequantized activation; d * q is exact in float32).
-        var wf = [Float](repeating: 0, count: cols), xd = [Float](repeating: 0, count: cols)
+        // The magnitudes of the pieces each dot product rounds, for the bound.
         var absSums = [Double](repeating: 0, count: T * rows)
         for i in 0..<rows {
-            try DTypeConversion.toFloat32(w.pointer + i * wStride, dtype: storage.dtype, count: cols, into: &wf)
             for t in 0..<T {
-                if storage == .q8_0 { Q8_0.dequantize(xAligned + t * xStride, count: cols, into: &xd) } else {
-                    for c in 0..<cols { xd[c] = xf[t * cols + c] }
-                }
-                absSums[t * rows + i] = (0..<cols).reduce(0.0) { $0 + abs(Double(wf[$1]) * Double(xd[$1])) }
+                absSums[t * rows + i] = BlockProducts.row(w.pointer + i * wStride, storage: storage, x.pointer + t * xStride,
+                                                          cols: cols).absoluteSum
             }
         }
         let want = UnsafeMutablePointer<Float>.allocate(capacity: T * ldy)
@@ -247,6 +262,35 @@ struct WeightKernelTests {
                     #expect(worst <= 1, "\(k.name) \(storage) T=\(t) rows=\(n): error \(worst)x the summation-order bound")
                 }
             }
+        }
+    }
+
+    @Test("Q8_K quantization is bit for bit Q8_K.quantize (ggml's quantize_row_q8_K_ref): ties to even, zero blocks, sums of 16")
+    func quantizeQ8_K() {
+        var r = TestRandom(seed: 21)
+        let blocks = 6
+        var v = (0..<(blocks * 256)).map { i in r.normal() * Float(1 << (i / 256)) }
+        v[0] = -127                                               // max = -127: the scale -127/max is 1,
+        for j in 1..<256 { v[j] = Float(j % 200 - 100) + 0.5 }    // so these are ties, rounded to even
+        for j in 256..<512 { v[j] = 0 }                           // a zero block
+        v[600] = -40; v[601] = 40                                 // the first of equal magnitudes decides the sign
+        let want = UnsafeMutableRawPointer.allocate(byteCount: blocks * 292, alignment: 1)
+        let got = OddBytes(count: blocks * 292)
+        defer { want.deallocate() }
+        Q8_K.quantize(v, count: v.count, into: want)
+        // Hand-checked against the reference's definition: a zero block is d = 0, all q 0.
+        #expect(want.loadUnaligned(fromByteOffset: 292, as: Float.self) == 0)
+        for k in families {
+            k.quantizeQ8_K(got.pointer, v, count: v.count)
+            #expect(memcmp(got.pointer, want, blocks * 292) == 0, "\(k.name): Q8_K blocks differ from Q8_K.quantize")
+        }
+        // Dequantized, each value is within half a step of the input (d * q with |q| <= 127).
+        var back = [Float](repeating: 0, count: v.count)
+        Q8_K.dequantize(want, count: v.count, into: &back)
+        for b in 0..<blocks {
+            let step = abs(want.loadUnaligned(fromByteOffset: b * 292, as: Float.self))
+            let worst = (0..<256).map { abs(back[b * 256 + $0] - v[b * 256 + $0]) }.max()!
+            #expect(worst <= step * 0.5001, "block \(b): error \(worst) over half a step \(step)")
         }
     }
 

@@ -94,13 +94,17 @@ public struct WeightKernels: @unchecked Sendable {
         case .f16: table.pointee.matmul_f16
         case .bf16: table.pointee.matmul_bf16
         case .q8_0: table.pointee.matmul_q8_0
+        case .q4_0: table.pointee.matmul_q4_0
+        case .q5_0: table.pointee.matmul_q5_0
+        case .q4_K: table.pointee.matmul_q4_K
+        case .q6_K: table.pointee.matmul_q6_K
         case .dequantized: nil
         }
     }
 
     /// y[t * ldy + r] = sum_c W[r, c] x[t, c] for the first `rows` rows of `w` (rows `wStride`
-    /// bytes apart) and T <= 8 activation rows `xStride` bytes apart: float32 rows, or for Q8_0
-    /// weights rows quantized by `quantizeQ8_0`.
+    /// bytes apart) and T <= 8 activation rows `xStride` bytes apart, in the storage's
+    /// `decodeActivations` form: float32 rows, or rows quantized by `quantizeQ8_0` / `quantizeQ8_K`.
     public func matmul(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: UnsafeRawPointer, wStride: Int, storage: WeightStorage,
                        _ x: UnsafeRawPointer, xStride: Int, T: Int, rows: Int, cols: Int) {
         precondition(T >= 1 && T <= Int(BAM_MATMUL_MAX_ROWS), "matmul: T = \(T) outside 1...\(BAM_MATMUL_MAX_ROWS)")
@@ -112,6 +116,13 @@ public struct WeightKernels: @unchecked Sendable {
     public func quantizeQ8_0(_ out: UnsafeMutableRawPointer, _ inp: UnsafePointer<Float>, count: Int) {
         precondition(count % Q8_0.blockSize == 0)
         table.pointee.quantize_q8_0!(out, inp, count)
+    }
+
+    /// `count` floats (a multiple of 256) -> Q8_K blocks, bit for bit `Q8_K.quantize` (ggml's
+    /// quantize_row_q8_K_ref).
+    public func quantizeQ8_K(_ out: UnsafeMutableRawPointer, _ inp: UnsafePointer<Float>, count: Int) {
+        precondition(count % Int(BAM_QK_K) == 0)
+        table.pointee.quantize_q8_K!(out, inp, count)
     }
 
     /// Q8_0 blocks -> `count` floats, bit for bit `Q8_0.dequantize`.
@@ -166,36 +177,14 @@ public struct WeightKernels: @unchecked Sendable {
 
 extension WeightKernels {
     /// Naive twin of `matmul`: scalar Swift, sums in double. Widened types decode each value with
-    /// `DTypeConversion`; Q8_0 sums the int8 products of each block in integers and scales them by
-    /// both half scales (ggml's vec_dot_q8_0_q8_0).
+    /// `DTypeConversion`; block-quantized weights against quantized activations take every
+    /// weight and activation value exactly (`BlockProducts`) and sum their products in double,
+    /// which is the integer sums of ggml's vec_dot_*_q8_0 / *_q8_K scaled without rounding.
     public static func matmulNaive(_ y: UnsafeMutablePointer<Float>, ldy: Int, _ w: UnsafeRawPointer, wStride: Int,
                                    storage: WeightStorage, _ x: UnsafeRawPointer, xStride: Int, T: Int, rows: Int, cols: Int) {
-        let row = UnsafeMutablePointer<Float>.allocate(capacity: max(cols, 1))
-        defer { row.deallocate() }
         for r in 0..<rows {
-            let wr = w + r * wStride
-            if storage == .q8_0 {
-                for t in 0..<T {
-                    let xr = x + t * xStride
-                    var s: Double = 0
-                    for b in 0..<(cols / Q8_0.blockSize) {
-                        let wb = wr + b * Q8_0.blockBytes, xb = xr + b * Q8_0.blockBytes
-                        var dot: Int32 = 0
-                        for j in 0..<Q8_0.blockSize {
-                            dot += Int32(wb.load(fromByteOffset: 2 + j, as: Int8.self)) * Int32(xb.load(fromByteOffset: 2 + j, as: Int8.self))
-                        }
-                        s += Double(Float(wb.loadUnaligned(as: Float16.self))) * Double(Float(xb.loadUnaligned(as: Float16.self))) * Double(dot)
-                    }
-                    y[t * ldy + r] = Float(s)
-                }
-            } else {
-                try! DTypeConversion.toFloat32(wr, dtype: storage.dtype, count: cols, into: row)
-                for t in 0..<T {
-                    let xr = x + t * xStride
-                    var s: Double = 0
-                    for c in 0..<cols { s += Double(row[c]) * Double(xr.loadUnaligned(fromByteOffset: 4 * c, as: Float.self)) }
-                    y[t * ldy + r] = Float(s)
-                }
+            for t in 0..<T {
+                y[t * ldy + r] = Float(BlockProducts.row(w + r * wStride, storage: storage, x + t * xStride, cols: cols).sum)
             }
         }
     }

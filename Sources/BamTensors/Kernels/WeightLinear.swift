@@ -25,8 +25,9 @@ extension WeightMatrix {
 }
 
 /// out[T, OC] = inp[T, C] @ W^T (+ bias[OC]) for W stored as `weight.storage` (C = weight.columns,
-/// OC = weight.rows). Q8_0 weights in decode multiply Q8_0-quantized activations (as llama.cpp);
-/// every other case is float32 arithmetic on exactly widened or dequantized weights.
+/// OC = weight.rows). Block-quantized weights with a fused kernel (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K)
+/// in decode multiply activations quantized to Q8_0 or Q8_K (as llama.cpp); every other case is
+/// float32 arithmetic on exactly widened or dequantized weights.
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: WeightMatrix,
                           _ bias: UnsafePointer<Float>?, T: Int) {
     let C = weight.columns, OC = weight.rows
@@ -55,25 +56,7 @@ private func linearDecode(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
     let C = weight.columns, OC = weight.rows
     let k = WeightKernels.active
     let op = SendablePointer(out)
-    switch weight.storage {
-    case .q8_0:
-        // The activations are quantized once, before the hand-off (T * C values: cheap).
-        let xRowBytes = weight.rowBytes
-        let xq = UnsafeMutableRawPointer.allocate(byteCount: T * xRowBytes, alignment: 64)
-        defer { xq.deallocate() }
-        for t in 0..<T { k.quantizeQ8_0(xq + t * xRowBytes, inp + t * C, count: C) }
-        let xp = SendableRawPointer(UnsafeRawPointer(xq))
-        BLASThreads.splitDecodeRows(OC, bytes: weight.residentBytes) { r in
-            k.matmul(op.pointer + r.lowerBound, ldy: OC, weight.row(r.lowerBound), wStride: weight.rowBytes, storage: .q8_0,
-                     xp.pointer, xStride: xRowBytes, T: T, rows: r.count, cols: C)
-        }
-    case .f16, .bf16, .f32:
-        let xp = SendableRawPointer(UnsafeRawPointer(inp))
-        BLASThreads.splitDecodeRows(OC, bytes: weight.residentBytes) { r in
-            k.matmul(op.pointer + r.lowerBound, ldy: OC, weight.row(r.lowerBound), wStride: weight.rowBytes,
-                     storage: weight.storage, xp.pointer, xStride: C * 4, T: T, rows: r.count, cols: C)
-        }
-    case .dequantized:
+    guard let form = weight.storage.decodeActivations else {
         // No fused kernel: a few rows at a time are dequantized into a small float32 buffer
         // (L1/L2-resident) and multiplied there.
         let xp = SendableRawPointer(UnsafeRawPointer(inp))
@@ -90,6 +73,16 @@ private func linearDecode(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoint
                 r0 = r1
             }
         }
+        return
+    }
+    // Quantized activations are made once, before the hand-off (T * C values: cheap).
+    let quantized = QuantizedActivations(inp, T: T, columns: C, forms: [form], kernels: k)
+    defer { quantized.deallocate() }
+    let xp = SendableRawPointer(quantized.rows(form) ?? UnsafeRawPointer(inp))
+    let xStride = form.rowBytes(columns: C)
+    BLASThreads.splitDecodeRows(OC, bytes: weight.residentBytes) { r in
+        k.matmul(op.pointer + r.lowerBound, ldy: OC, weight.row(r.lowerBound), wStride: weight.rowBytes,
+                 storage: weight.storage, xp.pointer, xStride: xStride, T: T, rows: r.count, cols: C)
     }
 }
 
@@ -113,31 +106,25 @@ private func linearPrefill(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePoin
 }
 
 /// Naive twin of `linearForward(_:_:_:_:T:)`: the same arithmetic in the simplest code, sums in
-/// double. Q8_0 weights in decode (T <= fusedRowLimit): activations quantized by `Q8_0.quantize`,
-/// integer products summed per block and scaled by both half scales; otherwise the weights
-/// dequantized by `DTypeConversion` (scalar Swift, not the SIMD kernels) times float32 inputs.
+/// double. Block-quantized weights with a fused kernel in decode (T <= fusedRowLimit): the
+/// activations quantized by `Q8_0.quantize` / `Q8_K.quantize` and every product taken exactly
+/// (`BlockProducts`); otherwise the weights dequantized by `DTypeConversion` (scalar Swift, not
+/// the SIMD kernels) times float32 inputs.
 public func linearForwardNaive(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: WeightMatrix,
                                _ bias: UnsafePointer<Float>?, T: Int) {
     let C = weight.columns, OC = weight.rows
-    if weight.storage == .q8_0 && T <= WeightMatrix.fusedRowLimit {
-        let nb = C / Q8_0.blockSize
-        let xq = UnsafeMutableRawPointer.allocate(byteCount: max(weight.rowBytes, 1), alignment: 1)
+    if let form = weight.storage.decodeActivations, form != .float32, T <= WeightMatrix.fusedRowLimit {
+        let xq = UnsafeMutableRawPointer.allocate(byteCount: max(form.rowBytes(columns: C), 1), alignment: 1)
         defer { xq.deallocate() }
         for t in 0..<T {
-            Q8_0.quantize(inp + t * C, count: C, into: xq)
+            switch form {
+            case .q8_0: Q8_0.quantize(inp + t * C, count: C, into: xq)
+            case .q8_K: Q8_K.quantize(inp + t * C, count: C, into: xq)
+            case .float32: break
+            }
             for o in 0..<OC {
-                let w = weight.row(o)
-                var s: Double = bias.map { Double($0[o]) } ?? 0
-                for b in 0..<nb {
-                    let wb = w + b * Q8_0.blockBytes, xb = UnsafeRawPointer(xq) + b * Q8_0.blockBytes
-                    var dot: Int32 = 0
-                    for j in 0..<Q8_0.blockSize {
-                        dot += Int32(wb.load(fromByteOffset: 2 + j, as: Int8.self)) * Int32(xb.load(fromByteOffset: 2 + j, as: Int8.self))
-                    }
-                    let dw = Float(wb.loadUnaligned(as: Float16.self)), dx = Float(xb.loadUnaligned(as: Float16.self))
-                    s += Double(dw) * Double(dx) * Double(dot)
-                }
-                out[t * OC + o] = Float(s)
+                let s = BlockProducts.row(weight.row(o), storage: weight.storage, xq, cols: C).sum
+                out[t * OC + o] = Float(s + (bias.map { Double($0[o]) } ?? 0))
             }
         }
         return
@@ -166,18 +153,22 @@ public func linearForward(_ outs: [UnsafeMutablePointer<Float>], _ inp: UnsafePo
     BLASThreads.configure()
     let workers = BLASThreads.defaultCount
     let fusable = T >= 1 && T <= WeightMatrix.fusedRowLimit && C > 0 && weights.allSatisfy { $0.columns == C && $0.rows > 0 }
-        && weights.allSatisfy { if case .dequantized = $0.storage { false } else { true } }
+        && weights.allSatisfy { $0.storage.decodeActivations != nil }
     guard fusable, workers > 1, bytes >= BLASThreads.splitBytes, !BLASThreads.inParallelRegion else {
         for i in weights.indices { linearForward(outs[i], inp, weights[i], biases[i], T: T) }
         return
     }
     let k = WeightKernels.active
-    // Q8_0 weights multiply Q8_0 activations, quantized once for all of them.
-    let xRowBytes = Q8_0.blockBytes * (C / Q8_0.blockSize)
-    let xq = weights.contains { $0.storage == .q8_0 } ? UnsafeMutableRawPointer.allocate(byteCount: T * xRowBytes, alignment: 64) : nil
-    defer { xq?.deallocate() }
-    if let xq { for t in 0..<T { k.quantizeQ8_0(xq + t * xRowBytes, inp + t * C, count: C) } }
-    let ip = SendableRawPointer(UnsafeRawPointer(inp)), qp = xq.map { SendableRawPointer(UnsafeRawPointer($0)) }
+    // Block-quantized weights multiply quantized activations, made once per form for all of them
+    // (a Q4_K_M file's Q and K are Q4_K, its V Q6_K: one Q8_K copy; Q8_0 weights beside them one more).
+    let quantized = QuantizedActivations(inp, T: T, columns: C, forms: Set(weights.compactMap(\.storage.decodeActivations)),
+                                         kernels: k)
+    defer { quantized.deallocate() }
+    let inputs = weights.map { m in
+        let form = m.storage.decodeActivations!
+        return (SendableRawPointer(quantized.rows(form) ?? UnsafeRawPointer(inp)), form.rowBytes(columns: C))
+    }
+    let ip = SendableRawPointer(UnsafeRawPointer(inp))
     let op = outs.map { SendablePointer($0) }
     BLASThreads.fanOut(workers) { w in
         for (i, m) in weights.enumerated() {
@@ -186,15 +177,11 @@ public func linearForward(_ outs: [UnsafeMutablePointer<Float>], _ inp: UnsafePo
             let r0 = rows.lowerBound, r1 = rows.upperBound
             guard r0 < r1 else { continue }
             let y = op[i].pointer + r0
-            switch m.storage {
-            case .f32 where T == 1 && !k.family.streamsOneF32RowFasterThanSGEMV:
+            if m.storage == .f32 && T == 1 && !k.family.streamsOneF32RowFasterThanSGEMV {
                 gemv(y, m.floats + r0 * C, ip.pointer.assumingMemoryBound(to: Float.self), rows: r1 - r0, cols: C)
-            case .q8_0:
-                k.matmul(y, ldy: m.rows, m.row(r0), wStride: m.rowBytes, storage: .q8_0, qp!.pointer, xStride: xRowBytes,
-                         T: T, rows: r1 - r0, cols: C)
-            default:
-                k.matmul(y, ldy: m.rows, m.row(r0), wStride: m.rowBytes, storage: m.storage, ip.pointer, xStride: C * 4,
-                         T: T, rows: r1 - r0, cols: C)
+            } else {
+                k.matmul(y, ldy: m.rows, m.row(r0), wStride: m.rowBytes, storage: m.storage, inputs[i].0.pointer,
+                         xStride: inputs[i].1, T: T, rows: r1 - r0, cols: C)
             }
         }
     }

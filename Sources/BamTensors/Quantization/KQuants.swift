@@ -173,8 +173,44 @@ public enum Q6_K: BlockFormat {
 
 /// ggml's intermediate type for activations in k-quant dot products; it can appear in a GGUF.
 /// gguf-py has no Q8_K; the values follow ggml's dequantize_row_q8_K: x = d * q (d a float32).
-public enum Q8_K: BlockFormat {
+/// Decode quantizes activations to it for Q4_K and Q6_K weights (`quantize`, the naive twin of
+/// the kernels' `quantize_q8_K`); bam-mix never writes it to a file.
+public enum Q8_K: BlockQuantizer {
     public static let dtype = DType.q8_K
+
+    /// ggml's quantize_row_q8_K_ref: the value of largest magnitude `max` (the first of equals),
+    /// q = nearest_int(-127 / max * x) with ties to even, capped at 127, d = 1 / (-127 / max); then
+    /// the int16 sums of each 16 q. A block of zeros has d = 0 and q = 0.
+    public static func quantize(_ x: UnsafePointer<Float>, blocks: Int, into out: UnsafeMutableRawPointer) {
+        for b in 0..<blocks {
+            let v = x + b * 256, blk = out + b * 292
+            var amax: Float = 0, max: Float = 0
+            for j in 0..<256 where abs(v[j]) > amax {
+                amax = abs(v[j])
+                max = v[j]
+            }
+            var d: Float = 0
+            if amax == 0 {
+                for j in 0..<256 { blk.storeBytes(of: 0, toByteOffset: 4 + j, as: Int8.self) }
+            } else {
+                let iscale = -127 / max
+                for j in 0..<256 {
+                    // ggml's nearest_int: ties to even through the float32 significand (a NaN
+                    // gives the same defined value as in C, where `rounded` would trap).
+                    let shifted = iscale * v[j] + 12582912
+                    let q = min(127, Int(shifted.bitPattern & 0x007f_ffff) - 0x0040_0000)
+                    blk.storeBytes(of: Int8(truncatingIfNeeded: q), toByteOffset: 4 + j, as: Int8.self)
+                }
+                d = 1 / iscale
+            }
+            blk.storeBytes(of: d.bitPattern.littleEndian, toByteOffset: 0, as: UInt32.self)
+            for g in 0..<16 {
+                var sum: Int16 = 0
+                for j in 0..<16 { sum += Int16(blk.load(fromByteOffset: 4 + 16 * g + j, as: Int8.self)) }
+                blk.storeBytes(of: sum.littleEndian, toByteOffset: 4 + 256 + 2 * g, as: Int16.self)
+            }
+        }
+    }
 
     public static func dequantize(_ source: UnsafeRawPointer, blocks: Int, into out: UnsafeMutablePointer<Float>) {
         for b in 0..<blocks {

@@ -1,0 +1,194 @@
+// The AVX2 decode kernels of Q4_0, Q5_0, Q4_K and Q6_K weights (block_dots.c states the integer
+// sums they compute; the tests hold both against the naive twin). Every x86 table uses these:
+// an AVX-512 CPU runs AVX2 too, and no AVX-512 variant has been measured yet (the development
+// machine of these kernels was an EPYC Zen 3, AVX2 only).
+//
+// x86 multiplies bytes only unsigned by signed (maddubs). The 4-bit codes of Q4_K and the 6-bit
+// codes of Q6_K are unsigned, so they go in as they are and the offset (Q6_K's 32) is taken off
+// afterwards through the Q8_K block's sums of 16; a pair sum is at most 2 * 63 * 127 < 32767, so
+// maddubs never saturates. Q4_0 / Q5_0 codes minus their offset are signed: |w| against x with
+// w's sign, as the Q8_0 kernel does. Each block's integer sum is exact; one row is a sequential
+// stream through contiguous blocks, each block prefetching BAM_STREAM_PREFETCH_BYTES ahead.
+#if defined(__x86_64__)
+#include "kernels_internal.h"
+#include "x86_intrinsics.h"
+
+#define AVX2 BAM_TARGET("avx2,fma,f16c")
+#define AVX2_INLINE static inline __attribute__((always_inline)) AVX2
+
+AVX2_INLINE int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+AVX2_INLINE float hsum_f32(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// The 32 nibbles of 16 bytes as bytes: low nibbles first (values 0-15), then high ones (16-31).
+AVX2_INLINE __m256i nibbles32(const uint8_t *p) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)p);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+}
+
+// Q4_0 codes minus 8, or Q5_0 codes (fifth bit j of the 32-bit qh on value j) minus 16: signed bytes.
+AVX2_INLINE __m256i legacy_codes(const uint8_t *w, const int q5) {
+    if (!q5) return _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8));
+    uint32_t qh;
+    memcpy(&qh, w + 2, 4);
+    // Byte j takes byte j / 8 of qh, then tests its bit j % 8.
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                                               _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                                 0x0101010101010101, 0x0000000000000000));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i fifth = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(w + 6), fifth), _mm256_set1_epi8(16));
+}
+
+// One weight row of Q4_0 / Q5_0 blocks against T Q8_0 activation rows.
+AVX2_INLINE void legacy_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x, size_t x_stride, const int T,
+                            const int nb, const int q5) {
+    const int w_bytes = q5 ? BAM_Q5_0_BYTES : BAM_Q4_0_BYTES;
+    __m256 acc[BAM_MATMUL_MAX_ROWS];
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *wb = w + (size_t)b * w_bytes;
+        _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES, _MM_HINT_T0);
+        const __m256i q = legacy_codes(wb, q5), aq = _mm256_abs_epi8(q);
+        const float dw = _cvtsh_ss(bam_load_u16(wb));
+        for (int t = 0; t < T; t++) {
+            const uint8_t *xb = x + (size_t)t * x_stride + (size_t)b * BAM_Q8_0_BYTES;
+            const __m256i qx = _mm256_loadu_si256((const __m256i *)(xb + 2));
+            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(qx, q)), _mm256_set1_epi16(1));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(bam_load_u16(xb))), _mm256_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum_f32(acc[t]);
+}
+
+// One Q4_K block against one Q8_K block: d * dx * sum_sub sc * (q . x) - dmin * dx * sum_sub m * sum(x).
+AVX2_INLINE float q4_K_block(const uint8_t *w, const uint8_t *x) {
+    uint8_t sc[8], mn[8];
+    bam_q4_K_scales(w + 4, sc, mn);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+        const __m256i xl = _mm256_loadu_si256((const __m256i *)(x + 4 + 64 * j));
+        const __m256i xh = _mm256_loadu_si256((const __m256i *)(x + 4 + 64 * j + 32));
+        const __m256i pl = _mm256_maddubs_epi16(_mm256_and_si256(q, m4), xl);
+        const __m256i ph = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), xh);
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j])));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1])));
+    }
+    // Sub-block s's minimum against the Q8_K sums of its two groups of 16 (lanes 2s, 2s + 1).
+    const __m128i m8 = _mm_loadl_epi64((const __m128i *)mn);
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+    const __m256i sums = _mm256_loadu_si256((const __m256i *)(x + 4 + BAM_QK_K));
+    const int m = hsum_i32(_mm256_madd_epi16(sums, mins));
+    const float dx = bam_load_f32(x);
+    const float d = _cvtsh_ss(bam_load_u16(w)) * dx, dmin = _cvtsh_ss(bam_load_u16(w + 2)) * dx;
+    return d * (float)hsum_i32(sumi) - dmin * (float)m;
+}
+
+// One Q6_K block against one Q8_K block: d * dx * sum_sub sc * (q . x - 32 * sum(x)).
+AVX2_INLINE float q6_K_block(const uint8_t *w, const uint8_t *x) {
+    const int8_t *sc = (const int8_t *)(w + 192);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
+        const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+        // Values 32k..32k+31 of this half: a nibble of ql0 or ql1 and bits 2k, 2k + 1 of qh.
+        __m256i q[4];
+        q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
+        q[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4));
+        q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4));
+        q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
+                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
+        for (int k = 0; k < 4; k++) {
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 4 + 128 * h + 32 * k));
+            // Lanes 0-7 sum values 0-15 of the group (sub-block 2k), lanes 8-15 values 16-31.
+            const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s));
+        }
+    }
+    const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+    const __m256i sums = _mm256_loadu_si256((const __m256i *)(x + 4 + BAM_QK_K));
+    const int offset = 32 * hsum_i32(_mm256_madd_epi16(sums, scales));
+    return (_cvtsh_ss(bam_load_u16(w + 208)) * bam_load_f32(x)) * (float)(hsum_i32(sumi) - offset);
+}
+
+// One weight row of Q4_K / Q6_K blocks against T Q8_K activation rows.
+AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x, size_t x_stride, const int T, const int nb,
+                       const int q6) {
+    const int w_bytes = q6 ? BAM_Q6_K_BYTES : BAM_Q4_K_BYTES;
+    float acc[BAM_MATMUL_MAX_ROWS] = {0};
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *wb = w + (size_t)b * w_bytes;
+        _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES, _MM_HINT_T0);
+        _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES + 64, _MM_HINT_T0);
+        _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES + 128, _MM_HINT_T0);
+        for (int t = 0; t < T; t++) {
+            const uint8_t *xb = x + (size_t)t * x_stride + (size_t)b * BAM_Q8_K_BYTES;
+            acc[t] += q6 ? q6_K_block(wb, xb) : q4_K_block(wb, xb);
+        }
+    }
+    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = acc[t];
+}
+
+// Each row with T a compile-time constant, so that the loops over T unroll.
+#define BLOCK_ROWS(ROW, block_values)                                                                \
+    do {                                                                                             \
+        const uint8_t *wb = w, *xb = x;                                                              \
+        const int nb = cols / (block_values);                                                        \
+        for (int r = 0; r < rows; r++) {                                                             \
+            const uint8_t *wr = wb + (size_t)r * w_stride;                                           \
+            switch (T) {                                                                             \
+            case 1: ROW(1); break;                                                                   \
+            case 2: ROW(2); break;                                                                   \
+            case 3: ROW(3); break;                                                                   \
+            case 4: ROW(4); break;                                                                   \
+            case 5: ROW(5); break;                                                                   \
+            case 6: ROW(6); break;                                                                   \
+            case 7: ROW(7); break;                                                                   \
+            default: ROW(8); break;                                                                  \
+            }                                                                                        \
+        }                                                                                            \
+    } while (0)
+
+AVX2 void bam_avx2_matmul_q4_0(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                               int T, int rows, int cols) {
+#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, 0)
+    BLOCK_ROWS(ROW, 32);
+#undef ROW
+}
+
+AVX2 void bam_avx2_matmul_q5_0(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                               int T, int rows, int cols) {
+#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, 1)
+    BLOCK_ROWS(ROW, 32);
+#undef ROW
+}
+
+AVX2 void bam_avx2_matmul_q4_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                               int T, int rows, int cols) {
+#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, 0)
+    BLOCK_ROWS(ROW, BAM_QK_K);
+#undef ROW
+}
+
+AVX2 void bam_avx2_matmul_q6_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                               int T, int rows, int cols) {
+#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, 1)
+    BLOCK_ROWS(ROW, BAM_QK_K);
+#undef ROW
+}
+#endif
