@@ -178,19 +178,29 @@ func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, passes: Int = 1
     let owner = BLASThreads.deal(matrices.map { Double($0.residentBytes) }, over: workers).owner
     let k = WeightKernels.active
     let maxCols = max(head.columns, matrices.map(\.columns).max() ?? 1)
-    // Activations as the kernels take them: float32 rows, or Q8_0 blocks for Q8_0 weights
-    // (quantized once here, as decode quantizes once per matrix).
+    // Activations as the kernels take them: float32 rows, or Q8_0 / Q8_K blocks for block-quantized
+    // weights (quantized once here, as decode quantizes once per hand-off).
     let x = Tensor(shape: [maxCols]), ys = (0..<workers).map { _ in Tensor(shape: [head.rows]) }
     for i in 0..<maxCols { x.data[i] = 0.01 }
-    let xq = UnsafeMutableRawPointer.allocate(byteCount: maxCols / 32 * 34 + 34, alignment: 64)
-    defer { xq.deallocate() }
-    if maxCols % 32 == 0 { k.quantizeQ8_0(xq, x.data, count: maxCols) }
-    let xp = SendableRawPointer(UnsafeRawPointer(x.data)), xqp = SendableRawPointer(UnsafeRawPointer(xq))
+    var inputs: [DecodeActivations: SendableRawPointer] = [.float32: SendableRawPointer(UnsafeRawPointer(x.data))]
+    var buffers: [UnsafeMutableRawPointer] = []
+    defer { buffers.forEach { $0.deallocate() } }
+    for m in matrices + [head] {
+        guard let form = m.storage.decodeActivations else {
+            preconditionFailure("the decode floor reads matrices with fused kernels only; \(m.storage) has none")
+        }
+        guard inputs[form] == nil else { continue }
+        let q = UnsafeMutableRawPointer.allocate(byteCount: form.rowBytes(columns: maxCols) + 64, alignment: 64)
+        buffers.append(q)
+        if form == .q8_0 { k.quantizeQ8_0(q, x.data, count: maxCols / 32 * 32) }
+        if form == .q8_K { k.quantizeQ8_K(q, x.data, count: maxCols / 256 * 256) }
+        inputs[form] = SendableRawPointer(UnsafeRawPointer(q))
+    }
+    let formInputs = inputs
     @Sendable func run(_ m: WeightMatrix, _ y: UnsafeMutablePointer<Float>, rows: Range<Int>) {
         guard !rows.isEmpty else { return }
-        let input = m.storage == .q8_0 ? xqp.pointer : xp.pointer
-        k.matmul(y, ldy: m.rows, m.row(rows.lowerBound), wStride: m.rowBytes, storage: m.storage, input,
-                 xStride: m.rowBytes, T: 1, rows: rows.count, cols: m.columns)
+        k.matmul(y, ldy: m.rows, m.row(rows.lowerBound), wStride: m.rowBytes, storage: m.storage,
+                 formInputs[m.storage.decodeActivations!]!.pointer, xStride: m.rowBytes, T: 1, rows: rows.count, cols: m.columns)
     }
     // Worker w's block of a matrix's rows, as decode cuts them.
     @Sendable func block(_ rows: Int, _ w: Int) -> Range<Int> { BLASThreads.block(of: rows, worker: w, of: workers) }

@@ -16,13 +16,6 @@
 #define AVX2 BAM_TARGET("avx2,fma,f16c")
 #define AVX2_INLINE static inline __attribute__((always_inline)) AVX2
 
-AVX2_INLINE int hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
 AVX2_INLINE float hsum_f32(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -71,10 +64,30 @@ AVX2_INLINE void legacy_row(float *y, size_t ldy, const uint8_t *w, const uint8_
     for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum_f32(acc[t]);
 }
 
-// One Q4_K block against one Q8_K block: d * dx * sum_sub sc * (q . x) - dmin * dx * sum_sub m * sum(x).
-AVX2_INLINE float q4_K_block(const uint8_t *w, const uint8_t *x) {
-    uint8_t sc[8], mn[8];
-    bam_q4_K_scales(w + 4, sc, mn);
+// The eight 6-bit scales and eight minimums of a Q4_K block (12 bytes at s, bam_q4_K_scales'
+// layout) as 16 bytes: scales in bytes 0-7, minimums in 8-15. Whole 32-bit words at a time: the
+// low 6 bits of bytes 0-3 and 4-7 are scales and minimums 0-3; scales 4-7 are the low nibbles of
+// bytes 8-11 with the top two bits of bytes 0-3 above them, minimums 4-7 the high nibbles of bytes
+// 8-11 with the top two bits of bytes 4-7.
+AVX2_INLINE __m128i q4_K_scales_mins(const uint8_t *s) {
+    uint32_t u[3], o[4];
+    memcpy(u, s, 12);
+    o[0] = u[0] & 0x3f3f3f3fu;
+    o[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+    o[2] = u[1] & 0x3f3f3f3fu;
+    o[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+    return _mm_loadu_si128((const __m128i *)o);
+}
+
+// Byte-shuffle patterns that spread 16-bit lane i of each 128-bit half over the whole half.
+AVX2_INLINE __m256i lane16(const int i) { return _mm256_set1_epi16((short)(0x0100 * (2 * i + 1) + 2 * i)); }
+
+// One Q4_K block against one Q8_K block, added to acc:
+// d * dx * sum_sub sc * (q . x) - dmin * dx * sum_sub m * sum(x), lane by lane.
+AVX2_INLINE __m256 q4_K_block(__m256 acc, const uint8_t *w, const uint8_t *x) {
+    const __m128i sm = q4_K_scales_mins(w + 4);
+    // The scales as 16-bit lanes, in both halves (each pattern picks one from its own half).
+    const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256i sumi = _mm256_setzero_si256();
     for (int j = 0; j < 4; j++) {
@@ -83,21 +96,20 @@ AVX2_INLINE float q4_K_block(const uint8_t *w, const uint8_t *x) {
         const __m256i xh = _mm256_loadu_si256((const __m256i *)(x + 4 + 64 * j + 32));
         const __m256i pl = _mm256_maddubs_epi16(_mm256_and_si256(q, m4), xl);
         const __m256i ph = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), xh);
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * j])));
-        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * j + 1])));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_shuffle_epi8(scales, lane16(2 * j))));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_shuffle_epi8(scales, lane16(2 * j + 1))));
     }
     // Sub-block s's minimum against the Q8_K sums of its two groups of 16 (lanes 2s, 2s + 1).
-    const __m128i m8 = _mm_loadl_epi64((const __m128i *)mn);
-    const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
     const __m256i sums = _mm256_loadu_si256((const __m256i *)(x + 4 + BAM_QK_K));
-    const int m = hsum_i32(_mm256_madd_epi16(sums, mins));
     const float dx = bam_load_f32(x);
     const float d = _cvtsh_ss(bam_load_u16(w)) * dx, dmin = _cvtsh_ss(bam_load_u16(w + 2)) * dx;
-    return d * (float)hsum_i32(sumi) - dmin * (float)m;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    return _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, mins)), acc);
 }
 
-// One Q6_K block against one Q8_K block: d * dx * sum_sub sc * (q . x - 32 * sum(x)).
-AVX2_INLINE float q6_K_block(const uint8_t *w, const uint8_t *x) {
+// One Q6_K block against one Q8_K block, added to acc: d * dx * sum_sub sc * (q . x - 32 * sum(x)).
+AVX2_INLINE __m256 q6_K_block(__m256 acc, const uint8_t *w, const uint8_t *x) {
     const int8_t *sc = (const int8_t *)(w + 192);
     const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
     __m256i sumi = _mm256_setzero_si256();
@@ -105,6 +117,8 @@ AVX2_INLINE float q6_K_block(const uint8_t *w, const uint8_t *x) {
         const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(w + 64 * h));
         const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(w + 64 * h + 32));
         const __m256i qh = _mm256_loadu_si256((const __m256i *)(w + 128 + 32 * h));
+        // This half's eight scales as 16-bit lanes, in both 128-bit halves.
+        const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8 * h))));
         // Values 32k..32k+31 of this half: a nibble of ql0 or ql1 and bits 2k, 2k + 1 of qh.
         __m256i q[4];
         q[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4));
@@ -115,22 +129,27 @@ AVX2_INLINE float q6_K_block(const uint8_t *w, const uint8_t *x) {
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
         for (int k = 0; k < 4; k++) {
             const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 4 + 128 * h + 32 * k));
-            // Lanes 0-7 sum values 0-15 of the group (sub-block 2k), lanes 8-15 values 16-31.
-            const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[8 * h + 2 * k + 1]), _mm_set1_epi16(sc[8 * h + 2 * k]));
+            // Lanes 0-7 sum values 0-15 of the group (sub-block 2k: scale 2k), lanes 8-15 values
+            // 16-31 (scale 2k + 1): the low half's pattern picks lane 2k, the high half's 2k + 1.
+            const __m256i s = _mm256_shuffle_epi8(scales, _mm256_set_m128i(_mm256_castsi256_si128(lane16(2 * k + 1)),
+                                                                           _mm256_castsi256_si128(lane16(2 * k))));
             sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s));
         }
     }
+    const float d = _cvtsh_ss(bam_load_u16(w + 208)) * bam_load_f32(x);
     const __m256i scales = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
     const __m256i sums = _mm256_loadu_si256((const __m256i *)(x + 4 + BAM_QK_K));
-    const int offset = 32 * hsum_i32(_mm256_madd_epi16(sums, scales));
-    return (_cvtsh_ss(bam_load_u16(w + 208)) * bam_load_f32(x)) * (float)(hsum_i32(sumi) - offset);
+    // sum_sub sc * (q . x) - 32 * sum_sub sc * sum(x), both exact in int32 lanes.
+    sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(sums, scales), 5));
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
 }
 
 // One weight row of Q4_K / Q6_K blocks against T Q8_K activation rows.
 AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x, size_t x_stride, const int T, const int nb,
                        const int q6) {
     const int w_bytes = q6 ? BAM_Q6_K_BYTES : BAM_Q4_K_BYTES;
-    float acc[BAM_MATMUL_MAX_ROWS] = {0};
+    __m256 acc[BAM_MATMUL_MAX_ROWS];
+    for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *wb = w + (size_t)b * w_bytes;
         _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES, _MM_HINT_T0);
@@ -138,10 +157,10 @@ AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x,
         _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES + 128, _MM_HINT_T0);
         for (int t = 0; t < T; t++) {
             const uint8_t *xb = x + (size_t)t * x_stride + (size_t)b * BAM_Q8_K_BYTES;
-            acc[t] += q6 ? q6_K_block(wb, xb) : q4_K_block(wb, xb);
+            acc[t] = q6 ? q6_K_block(acc[t], wb, xb) : q4_K_block(acc[t], wb, xb);
         }
     }
-    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = acc[t];
+    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum_f32(acc[t]);
 }
 
 // Each row with T a compile-time constant, so that the loops over T unroll.
