@@ -1,4 +1,4 @@
-// The portable decode kernels of ggml's 4-, 5- and 6-bit weight blocks (Q4_0, Q5_0, Q4_K, Q6_K)
+// The portable decode kernels of ggml's 4-, 5- and 6-bit weight blocks (Q4_0, Q5_0, Q4_K, Q5_K, Q6_K)
 // and the Q8_K quantization of activations they need. A GGUF model quantised by llama-quantize
 // (Q4_K_M, the most downloaded kind) holds these types; reading them through a row dequantizer
 // into float32 made a 58M Llama's Q4_K_M decode ten times slower than llama.cpp's (38.6 against
@@ -9,7 +9,7 @@
 // The integer sums of one block, the same in every family (x86_block_dots_avx2.c computes them
 // with SIMD):
 //   Q4_0 / Q5_0:  s = sum_j (q_j - 8 | 16) x_j,            block value dw * dx * s
-//   Q4_K:         s = sum_sub sc_sub * sum_j q_j x_j,       block value dw * dx * s - dmin * dx * m
+//   Q4_K, Q5_K:   s = sum_sub sc_sub * sum_j q_j x_j,       block value dw * dx * s - dmin * dx * m
 //                 m = sum_sub min_sub * (sum of x over the sub-block, from the Q8_K sums of 16)
 //   Q6_K:         s = sum_sub sc_sub * sum_j q_j x_j - 32 * sum_sub sc_sub * (sum of x over it)
 //                                                           block value d * dx * s
@@ -88,18 +88,22 @@ static float block_q5_0(const uint8_t *w, const uint8_t *x) {
     return (bam_f16_to_f32_1(bam_load_u16(w)) * bam_f16_to_f32_1(bam_load_u16(x))) * (float)s;
 }
 
-static float block_q4_K(const uint8_t *w, const uint8_t *x) {
+// Q4_K, or with `fifth` Q5_K (whose nibbles follow 32 bytes of fifth bits: bit 2j of byte l is
+// value 64j + l's, bit 2j + 1 value 64j + 32 + l's).
+static inline float block_q4_K_q5_K(const uint8_t *w, const uint8_t *x, const int fifth) {
     const float dx = bam_load_f32(x);
     const int8_t *qx = (const int8_t *)(x + 4);
     uint8_t sc[8], mn[8];
     bam_q4_K_scales(w + 4, sc, mn);
+    const uint8_t *qh = w + 16;
     int32_t s = 0, m = 0;
     for (int j = 0; j < 4; j++) {
-        const uint8_t *q = w + 16 + 32 * j;
+        const uint8_t *q = w + 16 + (fifth ? 32 : 0) + 32 * j;
         int32_t lo = 0, hi = 0;
         for (int l = 0; l < 32; l++) {
-            lo += (q[l] & 0x0F) * qx[64 * j + l];
-            hi += (q[l] >> 4) * qx[64 * j + 32 + l];
+            const int h0 = fifth ? ((qh[l] >> (2 * j)) & 1) << 4 : 0, h1 = fifth ? ((qh[l] >> (2 * j + 1)) & 1) << 4 : 0;
+            lo += ((q[l] & 0x0F) | h0) * qx[64 * j + l];
+            hi += ((q[l] >> 4) | h1) * qx[64 * j + 32 + l];
         }
         s += sc[2 * j] * lo + sc[2 * j + 1] * hi;
         m += mn[2 * j] * q8_K_group_sum(x, 4 * j, 2) + mn[2 * j + 1] * q8_K_group_sum(x, 4 * j + 2, 2);
@@ -107,6 +111,9 @@ static float block_q4_K(const uint8_t *w, const uint8_t *x) {
     const float d = bam_f16_to_f32_1(bam_load_u16(w)) * dx, dmin = bam_f16_to_f32_1(bam_load_u16(w + 2)) * dx;
     return d * (float)s - dmin * (float)m;
 }
+
+static float block_q4_K(const uint8_t *w, const uint8_t *x) { return block_q4_K_q5_K(w, x, 0); }
+static float block_q5_K(const uint8_t *w, const uint8_t *x) { return block_q4_K_q5_K(w, x, 1); }
 
 static float block_q6_K(const uint8_t *w, const uint8_t *x) {
     const int8_t *qx = (const int8_t *)(x + 4);
@@ -162,6 +169,11 @@ void bam_generic_matmul_q5_0(float *y, size_t ldy, const void *w, size_t w_strid
 void bam_generic_matmul_q4_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
                              int rows, int cols) {
     matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q4_K, BAM_QK_K, BAM_Q4_K_BYTES, BAM_Q8_K_BYTES);
+}
+
+void bam_generic_matmul_q5_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
+                             int rows, int cols) {
+    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q5_K, BAM_QK_K, BAM_Q5_K_BYTES, BAM_Q8_K_BYTES);
 }
 
 void bam_generic_matmul_q6_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,

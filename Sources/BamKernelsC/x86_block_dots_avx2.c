@@ -1,4 +1,4 @@
-// The AVX2 decode kernels of Q4_0, Q5_0, Q4_K and Q6_K weights (block_dots.c states the integer
+// The AVX2 decode kernels of Q4_0, Q5_0, Q4_K, Q5_K and Q6_K weights (block_dots.c states the integer
 // sums they compute; the tests hold both against the naive twin). Every x86 table uses these:
 // an AVX-512 CPU runs AVX2 too, and no AVX-512 variant has been measured yet (the development
 // machine of these kernels was an EPYC Zen 3, AVX2 only).
@@ -82,20 +82,29 @@ AVX2_INLINE __m128i q4_K_scales_mins(const uint8_t *s) {
 // Byte-shuffle patterns that spread 16-bit lane i of each 128-bit half over the whole half.
 AVX2_INLINE __m256i lane16(const int i) { return _mm256_set1_epi16((short)(0x0100 * (2 * i + 1) + 2 * i)); }
 
-// One Q4_K block against one Q8_K block, added to acc:
-// d * dx * sum_sub sc * (q . x) - dmin * dx * sum_sub m * sum(x), lane by lane.
-AVX2_INLINE __m256 q4_K_block(__m256 acc, const uint8_t *w, const uint8_t *x) {
+// One Q4_K block (or with `fifth` a Q5_K block, whose fifth bits come first: bit 2j of byte l for
+// value 64j + l, bit 2j + 1 for 64j + 32 + l) against one Q8_K block, added to acc:
+// d * dx * sum_sub sc * (q . x) - dmin * dx * sum_sub m * sum(x), lane by lane. Codes of 5 bits
+// keep a pair sum at most 2 * 31 * 127 < 32767.
+AVX2_INLINE __m256 q4_K_block(__m256 acc, const uint8_t *w, const uint8_t *x, const int fifth) {
     const __m128i sm = q4_K_scales_mins(w + 4);
     // The scales as 16-bit lanes, in both halves (each pattern picks one from its own half).
     const __m256i scales = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sm));
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const __m256i qh = fifth ? _mm256_loadu_si256((const __m256i *)(w + 16)) : _mm256_setzero_si256();
+    const uint8_t *qs = w + 16 + (fifth ? 32 : 0);
     __m256i sumi = _mm256_setzero_si256();
     for (int j = 0; j < 4; j++) {
-        const __m256i q = _mm256_loadu_si256((const __m256i *)(w + 16 + 32 * j));
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * j));
         const __m256i xl = _mm256_loadu_si256((const __m256i *)(x + 4 + 64 * j));
         const __m256i xh = _mm256_loadu_si256((const __m256i *)(x + 4 + 64 * j + 32));
-        const __m256i pl = _mm256_maddubs_epi16(_mm256_and_si256(q, m4), xl);
-        const __m256i ph = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), xh);
+        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (fifth) {
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j), one), 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * j + 1), one), 4));
+        }
+        const __m256i pl = _mm256_maddubs_epi16(lo, xl);
+        const __m256i ph = _mm256_maddubs_epi16(hi, xh);
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_shuffle_epi8(scales, lane16(2 * j))));
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_shuffle_epi8(scales, lane16(2 * j + 1))));
     }
@@ -144,10 +153,12 @@ AVX2_INLINE __m256 q6_K_block(__m256 acc, const uint8_t *w, const uint8_t *x) {
     return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
 }
 
-// One weight row of Q4_K / Q6_K blocks against T Q8_K activation rows.
+enum k_type { K_Q4, K_Q5, K_Q6 };
+
+// One weight row of Q4_K / Q5_K / Q6_K blocks against T Q8_K activation rows.
 AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x, size_t x_stride, const int T, const int nb,
-                       const int q6) {
-    const int w_bytes = q6 ? BAM_Q6_K_BYTES : BAM_Q4_K_BYTES;
+                       const enum k_type type) {
+    const int w_bytes = type == K_Q6 ? BAM_Q6_K_BYTES : type == K_Q5 ? BAM_Q5_K_BYTES : BAM_Q4_K_BYTES;
     __m256 acc[BAM_MATMUL_MAX_ROWS];
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
@@ -157,7 +168,7 @@ AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x,
         _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES + 128, _MM_HINT_T0);
         for (int t = 0; t < T; t++) {
             const uint8_t *xb = x + (size_t)t * x_stride + (size_t)b * BAM_Q8_K_BYTES;
-            acc[t] = q6 ? q6_K_block(acc[t], wb, xb) : q4_K_block(acc[t], wb, xb);
+            acc[t] = type == K_Q6 ? q6_K_block(acc[t], wb, xb) : q4_K_block(acc[t], wb, xb, type == K_Q5);
         }
     }
     for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum_f32(acc[t]);
@@ -199,14 +210,21 @@ AVX2 void bam_avx2_matmul_q5_0(float *y, size_t ldy, const void *w, size_t w_str
 
 AVX2 void bam_avx2_matmul_q4_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
                                int T, int rows, int cols) {
-#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, 0)
+#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q4)
+    BLOCK_ROWS(ROW, BAM_QK_K);
+#undef ROW
+}
+
+AVX2 void bam_avx2_matmul_q5_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                               int T, int rows, int cols) {
+#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q5)
     BLOCK_ROWS(ROW, BAM_QK_K);
 #undef ROW
 }
 
 AVX2 void bam_avx2_matmul_q6_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
                                int T, int rows, int cols) {
-#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, 1)
+#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q6)
     BLOCK_ROWS(ROW, BAM_QK_K);
 #undef ROW
 }

@@ -169,10 +169,11 @@ struct InferenceWeightsTests {
     /// The quantised fixtures made by llama-quantize whose blocks decode through fused kernels, and
     /// the storages each holds (Q4_K_M also falls back to other types for some matrices).
     static let fusedFiles: [(String, Set<WeightStorage>)] = [
-        ("legacy/Q4_0", [.q4_0]), ("legacy/Q5_0", [.q5_0]), ("kquant/Q4_K_M", [.q4_K, .q6_K]), ("kquant/Q6_K", [.q6_K]),
+        ("legacy/Q4_0", [.q4_0]), ("legacy/Q5_0", [.q5_0]), ("kquant/Q4_K_M", [.q4_K, .q6_K]),
+        ("kquant/Q5_K_M", [.q5_K, .q6_K]), ("kquant/Q6_K", [.q6_K]),
     ]
 
-    @Test("a Q4_0 / Q5_0 / Q4_K_M / Q6_K GGUF decodes in place through its fused kernels, close to the exact prefill",
+    @Test("a Q4_0 / Q5_0 / Q4_K_M / Q5_K_M / Q6_K GGUF decodes in place through its fused kernels, close to the exact prefill",
           arguments: fusedFiles)
     func fusedBlockDecode(_ file: String, _ kinds: Set<WeightStorage>) throws {
         let ckpt = try Checkpoint.open(QuantFixtures.url("\(file).gguf").path)

@@ -30,16 +30,20 @@ public enum BlockProducts {
                     s.add(dw * Double(legacyCode(wb, storage: storage, j)) * dx * Double(xb.load(fromByteOffset: 2 + j, as: Int8.self)))
                 }
             }
-        case .q4_K:
+        case .q4_K, .q5_K:
+            // Q5_K: Q4_K's 16-byte header, 32 bytes of fifth bits (bit `sub` of byte j % 32 for
+            // value j in sub-block `sub`), then the nibbles.
+            let fifth = storage == .q5_K
             for b in 0..<(cols / 256) {
-                let wb = w + b * 144, xb = x + b * Q8_K.blockBytes
+                let wb = w + b * (fifth ? 176 : 144), xb = x + b * Q8_K.blockBytes
                 let d = Double(Float(wb.loadUnaligned(as: Float16.self)))
                 let dmin = Double(Float(wb.loadUnaligned(fromByteOffset: 2, as: Float16.self)))
                 let dx = Double(xb.loadUnaligned(as: Float.self))
                 for j in 0..<256 {
                     let sub = j / 32, (sc, m) = kScaleMin(sub, wb + 4)
-                    let byte = wb.load(fromByteOffset: 16 + 32 * (sub / 2) + j % 32, as: UInt8.self)
-                    let q = sub % 2 == 0 ? byte & 0x0F : byte >> 4
+                    let byte = wb.load(fromByteOffset: (fifth ? 48 : 16) + 32 * (sub / 2) + j % 32, as: UInt8.self)
+                    let high = fifth ? ((wb.load(fromByteOffset: 16 + j % 32, as: UInt8.self) >> UInt8(sub)) & 1) << 4 : 0
+                    let q = (sub % 2 == 0 ? byte & 0x0F : byte >> 4) | high
                     let xv = dx * Double(xb.load(fromByteOffset: 4 + j, as: Int8.self))
                     let scaled = d * Double(sc) * Double(q) * xv, shifted = dmin * Double(m) * xv
                     s.sum += scaled - shifted

@@ -97,6 +97,7 @@ public struct WeightKernels: @unchecked Sendable {
         case .q4_0: table.pointee.matmul_q4_0
         case .q5_0: table.pointee.matmul_q5_0
         case .q4_K: table.pointee.matmul_q4_K
+        case .q5_K: table.pointee.matmul_q5_K
         case .q6_K: table.pointee.matmul_q6_K
         case .dequantized: nil
         }
