@@ -1,4 +1,5 @@
-// The portable decode kernels of ggml's 4-, 5- and 6-bit weight blocks (Q4_0, Q5_0, Q4_K, Q5_K, Q6_K)
+// The portable decode kernels of ggml's 4-, 5- and 6-bit weight blocks (Q4_0, Q4_1, Q5_0, Q5_1,
+// Q4_K, Q5_K, Q6_K)
 // and the Q8_K quantization of activations they need. A GGUF model quantised by llama-quantize
 // (Q4_K_M, the most downloaded kind) holds these types; reading them through a row dequantizer
 // into float32 made a 58M Llama's Q4_K_M decode ten times slower than llama.cpp's (38.6 against
@@ -9,6 +10,7 @@
 // The integer sums of one block, the same in every family (x86_block_dots_avx2.c computes them
 // with SIMD):
 //   Q4_0 / Q5_0:  s = sum_j (q_j - 8 | 16) x_j,            block value dw * dx * s
+//   Q4_1 / Q5_1:  s = sum_j q_j x_j, u = sum_j x_j,         block value dw * dx * s + m * dx * u
 //   Q4_K, Q5_K:   s = sum_sub sc_sub * sum_j q_j x_j,       block value dw * dx * s - dmin * dx * m
 //                 m = sum_sub min_sub * (sum of x over the sub-block, from the Q8_K sums of 16)
 //   Q6_K:         s = sum_sub sc_sub * sum_j q_j x_j - 32 * sum_sub sc_sub * (sum of x over it)
@@ -90,6 +92,25 @@ static float block_q5_0(const uint8_t *w, const uint8_t *x) {
 
 // Q4_K, or with `fifth` Q5_K (whose nibbles follow 32 bytes of fifth bits: bit 2j of byte l is
 // value 64j + l's, bit 2j + 1 value 64j + 32 + l's).
+// Q4_1, or with `fifth` Q5_1: half d, half m, (32 fifth bits,) 16 bytes of nibbles.
+static inline float block_q4_1_q5_1(const uint8_t *w, const uint8_t *x, const int fifth) {
+    const int8_t *qx = (const int8_t *)(x + 2);
+    uint32_t qh = 0;
+    if (fifth) memcpy(&qh, w + 4, 4);
+    const uint8_t *qs = w + (fifth ? 8 : 4);
+    int32_t s = 0, u = 0;
+    for (int j = 0; j < 16; j++) {
+        s += ((qs[j] & 0x0F) | (((qh >> j) & 1) << 4)) * qx[j];
+        s += ((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) * qx[j + 16];
+        u += qx[j] + qx[j + 16];
+    }
+    const float dx = bam_f16_to_f32_1(bam_load_u16(x));
+    return (bam_f16_to_f32_1(bam_load_u16(w)) * dx) * (float)s + (bam_f16_to_f32_1(bam_load_u16(w + 2)) * dx) * (float)u;
+}
+
+static float block_q4_1(const uint8_t *w, const uint8_t *x) { return block_q4_1_q5_1(w, x, 0); }
+static float block_q5_1(const uint8_t *w, const uint8_t *x) { return block_q4_1_q5_1(w, x, 1); }
+
 static inline float block_q4_K_q5_K(const uint8_t *w, const uint8_t *x, const int fifth) {
     const float dx = bam_load_f32(x);
     const int8_t *qx = (const int8_t *)(x + 4);
@@ -164,6 +185,16 @@ void bam_generic_matmul_q4_0(float *y, size_t ldy, const void *w, size_t w_strid
 void bam_generic_matmul_q5_0(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
                              int rows, int cols) {
     matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q5_0, 32, BAM_Q5_0_BYTES, BAM_Q8_0_BYTES);
+}
+
+void bam_generic_matmul_q4_1(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
+                             int rows, int cols) {
+    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q4_1, 32, BAM_Q4_1_BYTES, BAM_Q8_0_BYTES);
+}
+
+void bam_generic_matmul_q5_1(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
+                             int rows, int cols) {
+    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q5_1, 32, BAM_Q5_1_BYTES, BAM_Q8_0_BYTES);
 }
 
 void bam_generic_matmul_q4_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,

@@ -140,7 +140,7 @@ static void f32_weighted_rows(float *y, const void *w, size_t w_stride, const fl
 const bam_kernels bam_kernels_generic = {
     .name = "generic",
     .matmul_f32 = matmul_f32, .matmul_f16 = matmul_f16, .matmul_bf16 = matmul_bf16, .matmul_q8_0 = matmul_q8_0,
-    .matmul_q4_0 = bam_generic_matmul_q4_0, .matmul_q5_0 = bam_generic_matmul_q5_0, .matmul_q4_K = bam_generic_matmul_q4_K,
+    .matmul_q4_0 = bam_generic_matmul_q4_0, .matmul_q5_0 = bam_generic_matmul_q5_0, .matmul_q4_1 = bam_generic_matmul_q4_1, .matmul_q5_1 = bam_generic_matmul_q5_1, .matmul_q4_K = bam_generic_matmul_q4_K,
     .matmul_q5_K = bam_generic_matmul_q5_K,
     .matmul_q6_K = bam_generic_matmul_q6_K, .quantize_q8_K = bam_quantize_q8_K,
     .quantize_q8_0 = quantize_q8_0, .q8_0_to_f32 = q8_0_to_f32,

@@ -147,6 +147,8 @@ void bam_quantize_q8_K(void *dst, const float *src, size_t n);
 #define BAM_BLOCK_DOT_ENTRIES(prefix) \
     void prefix##_matmul_q4_0(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q5_0(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_q4_1(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_q5_1(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q4_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q5_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q6_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int);

@@ -1,14 +1,15 @@
-// The AVX2 decode kernels of Q4_0, Q5_0, Q4_K, Q5_K and Q6_K weights (block_dots.c states the integer
-// sums they compute; the tests hold both against the naive twin). Every x86 table uses these:
-// an AVX-512 CPU runs AVX2 too, and no AVX-512 variant has been measured yet (the development
-// machine of these kernels was an EPYC Zen 3, AVX2 only).
+// The AVX2 decode kernels of Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K weights (block_dots.c
+// states the integer sums they compute; the tests hold both against the naive twin). Every x86
+// table uses these: an AVX-512 CPU runs AVX2 too, and no AVX-512 variant has been measured yet
+// (the development machine of these kernels was an EPYC Zen 3, AVX2 only).
 //
-// x86 multiplies bytes only unsigned by signed (maddubs). The 4-bit codes of Q4_K and the 6-bit
-// codes of Q6_K are unsigned, so they go in as they are and the offset (Q6_K's 32) is taken off
-// afterwards through the Q8_K block's sums of 16; a pair sum is at most 2 * 63 * 127 < 32767, so
-// maddubs never saturates. Q4_0 / Q5_0 codes minus their offset are signed: |w| against x with
-// w's sign, as the Q8_0 kernel does. Each block's integer sum is exact; one row is a sequential
-// stream through contiguous blocks, each block prefetching BAM_STREAM_PREFETCH_BYTES ahead.
+// x86 multiplies bytes only unsigned by signed (maddubs). The codes of Q4_1, Q5_1 and the
+// k-quants are unsigned (at most 6 bits), so they go in as they are, and the minimum (Q4_1, Q5_1,
+// Q4_K, Q5_K) or offset (Q6_K's 32) is applied through the sum of the activations (Q8_K keeps the
+// sums of each 16); a pair sum is at most 2 * 63 * 127 < 32767, so maddubs never saturates.
+// Q4_0 / Q5_0 codes minus their offset are signed: |w| against x with w's sign, as the Q8_0
+// kernel does. Every integer sum is exact; one row is a sequential stream through contiguous
+// blocks, each block prefetching BAM_STREAM_PREFETCH_BYTES ahead.
 #if defined(__x86_64__)
 #include "kernels_internal.h"
 #include "x86_intrinsics.h"
@@ -29,36 +30,61 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
 }
 
-// Q4_0 codes minus 8, or Q5_0 codes (fifth bit j of the 32-bit qh on value j) minus 16: signed bytes.
-AVX2_INLINE __m256i legacy_codes(const uint8_t *w, const int q5) {
-    if (!q5) return _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8));
+enum legacy_type { L_Q4_0, L_Q5_0, L_Q4_1, L_Q5_1 };
+
+AVX2_INLINE int legacy_bytes(const enum legacy_type type) {
+    switch (type) {
+    case L_Q4_0: return BAM_Q4_0_BYTES;
+    case L_Q5_0: return BAM_Q5_0_BYTES;
+    case L_Q4_1: return BAM_Q4_1_BYTES;
+    default: return BAM_Q5_1_BYTES;
+    }
+}
+
+// A block's 32 codes as bytes: Q4_0 codes minus 8 and Q5_0 codes (fifth bit j of the 32-bit qh
+// on value j) minus 16, signed; Q4_1 and Q5_1 codes as they are (0-15, 0-31).
+AVX2_INLINE __m256i legacy_codes(const uint8_t *w, const enum legacy_type type) {
+    switch (type) {
+    case L_Q4_0: return _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8));
+    case L_Q4_1: return nibbles32(w + 4);
+    default: break;
+    }
+    const int at = type == L_Q5_0 ? 2 : 4;
     uint32_t qh;
-    memcpy(&qh, w + 2, 4);
+    memcpy(&qh, w + at, 4);
     // Byte j takes byte j / 8 of qh, then tests its bit j % 8.
     const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
                                                _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
                                                                  0x0101010101010101, 0x0000000000000000));
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     const __m256i fifth = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
-    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(w + 6), fifth), _mm256_set1_epi8(16));
+    const __m256i codes = _mm256_or_si256(nibbles32(w + at + 4), fifth);
+    return type == L_Q5_0 ? _mm256_sub_epi8(codes, _mm256_set1_epi8(16)) : codes;
 }
 
-// One weight row of Q4_0 / Q5_0 blocks against T Q8_0 activation rows.
+// One weight row of Q4_0 / Q5_0 / Q4_1 / Q5_1 blocks against T Q8_0 activation rows:
+// per block d * dx * (codes . x), plus for Q4_1 / Q5_1 m * dx * sum(x).
 AVX2_INLINE void legacy_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x, size_t x_stride, const int T,
-                            const int nb, const int q5) {
-    const int w_bytes = q5 ? BAM_Q5_0_BYTES : BAM_Q4_0_BYTES;
+                            const int nb, const enum legacy_type type) {
+    const int w_bytes = legacy_bytes(type), with_min = type == L_Q4_1 || type == L_Q5_1;
+    const __m256i ones16 = _mm256_set1_epi16(1), ones8 = _mm256_set1_epi8(1);
     __m256 acc[BAM_MATMUL_MAX_ROWS];
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
         const uint8_t *wb = w + (size_t)b * w_bytes;
         _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES, _MM_HINT_T0);
-        const __m256i q = legacy_codes(wb, q5), aq = _mm256_abs_epi8(q);
-        const float dw = _cvtsh_ss(bam_load_u16(wb));
+        const __m256i q = legacy_codes(wb, type), aq = with_min ? q : _mm256_abs_epi8(q);
+        const float dw = _cvtsh_ss(bam_load_u16(wb)), mw = with_min ? _cvtsh_ss(bam_load_u16(wb + 2)) : 0;
         for (int t = 0; t < T; t++) {
             const uint8_t *xb = x + (size_t)t * x_stride + (size_t)b * BAM_Q8_0_BYTES;
             const __m256i qx = _mm256_loadu_si256((const __m256i *)(xb + 2));
-            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(qx, q)), _mm256_set1_epi16(1));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * _cvtsh_ss(bam_load_u16(xb))), _mm256_cvtepi32_ps(s), acc[t]);
+            const float dx = _cvtsh_ss(bam_load_u16(xb));
+            const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, with_min ? qx : _mm256_sign_epi8(qx, q)), ones16);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx), _mm256_cvtepi32_ps(s), acc[t]);
+            if (with_min) {
+                const __m256i u = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, qx), ones16);
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(mw * dx), _mm256_cvtepi32_ps(u), acc[t]);
+            }
         }
     }
     for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum_f32(acc[t]);
@@ -196,14 +222,28 @@ AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x,
 
 AVX2 void bam_avx2_matmul_q4_0(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
                                int T, int rows, int cols) {
-#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, 0)
+#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q4_0)
     BLOCK_ROWS(ROW, 32);
 #undef ROW
 }
 
 AVX2 void bam_avx2_matmul_q5_0(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
                                int T, int rows, int cols) {
-#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, 1)
+#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q5_0)
+    BLOCK_ROWS(ROW, 32);
+#undef ROW
+}
+
+AVX2 void bam_avx2_matmul_q4_1(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                               int T, int rows, int cols) {
+#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q4_1)
+    BLOCK_ROWS(ROW, 32);
+#undef ROW
+}
+
+AVX2 void bam_avx2_matmul_q5_1(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                               int T, int rows, int cols) {
+#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q5_1)
     BLOCK_ROWS(ROW, 32);
 #undef ROW
 }

@@ -6,11 +6,11 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
     /// ggml's Q8_0 (blocks of 32: a half scale and 32 int8). Decode quantizes the activations to
     /// Q8_0 as well and multiplies in integers, as llama.cpp does.
     case q8_0
-    /// ggml's 4- and 5-bit blocks of 32 (Q4_0, Q5_0) and its k-quant super-blocks of 256 that
-    /// llama-quantize's Q4_K_M, Q5_K_M and Q6_K files are made of: decode multiplies them by
-    /// activations quantized to Q8_0 (Q4_0, Q5_0) or Q8_K (Q4_K, Q5_K, Q6_K) in integers, as
+    /// ggml's 4- and 5-bit blocks of 32 (Q4_0, Q4_1, Q5_0, Q5_1) and its k-quant super-blocks of
+    /// 256 that llama-quantize's Q4_K_M, Q5_K_M and Q6_K files are made of: decode multiplies them
+    /// by activations quantized to Q8_0 (blocks of 32) or Q8_K (Q4_K, Q5_K, Q6_K) in integers, as
     /// llama.cpp does.
-    case q4_0, q5_0, q4_K, q5_K, q6_K
+    case q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K
     /// Any other floating type that `DTypeConversion.toFloat32` decodes (ggml's block types, f64):
     /// rows are dequantized to float32 when used and then take the f32 paths. A type that earns
     /// fused kernels of its own becomes a case above.
@@ -24,6 +24,8 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
         case .bf16: self = .bf16
         case .q8_0: self = .q8_0
         case .q4_0: self = .q4_0
+        case .q4_1: self = .q4_1
+        case .q5_1: self = .q5_1
         case .q5_0: self = .q5_0
         case .q4_K: self = .q4_K
         case .q5_K: self = .q5_K
@@ -43,6 +45,8 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
         case .bf16: .bf16
         case .q8_0: .q8_0
         case .q4_0: .q4_0
+        case .q4_1: .q4_1
+        case .q5_1: .q5_1
         case .q5_0: .q5_0
         case .q4_K: .q4_K
         case .q5_K: .q5_K
@@ -179,7 +183,7 @@ public final class WeightMatrix: @unchecked Sendable {
         case .f16: k.f16ToF32(out, src, count: count)
         case .bf16: k.bf16ToF32(out, src, count: count)
         case .q8_0: k.q8_0ToF32(out, src, count: count)
-        case .q4_0, .q5_0, .q4_K, .q5_K, .q6_K:
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
             // Whole rows are whole blocks (checked at init): exact, cannot throw.
             try! DTypeConversion.toFloat32(src, dtype: storage.dtype, count: count, into: out)
         case let .dequantized(dtype):
@@ -220,7 +224,7 @@ public final class WeightMatrix: @unchecked Sendable {
                 case .f16: k.f32ToF16(o, panel, count: n)
                 case .bf16: k.f32ToBF16(o, panel, count: n)
                 case .q8_0: k.quantizeQ8_0(o, panel, count: n)
-                case .q4_0, .q5_0, .q4_K, .q5_K, .q6_K, .dequantized:
+                case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .dequantized:
                     let d = target.dtype
                     do { try DTypeConversion.fromFloat32(panel, count: n, dtype: d, into: o) } catch { failure.record(error) }
                 }

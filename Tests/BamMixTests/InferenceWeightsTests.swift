@@ -169,11 +169,11 @@ struct InferenceWeightsTests {
     /// The quantised fixtures made by llama-quantize whose blocks decode through fused kernels, and
     /// the storages each holds (Q4_K_M also falls back to other types for some matrices).
     static let fusedFiles: [(String, Set<WeightStorage>)] = [
-        ("legacy/Q4_0", [.q4_0]), ("legacy/Q5_0", [.q5_0]), ("kquant/Q4_K_M", [.q4_K, .q6_K]),
+        ("legacy/Q4_0", [.q4_0]), ("legacy/Q4_1", [.q4_1]), ("legacy/Q5_0", [.q5_0]), ("legacy/Q5_1", [.q5_1]), ("kquant/Q4_K_M", [.q4_K, .q6_K]),
         ("kquant/Q5_K_M", [.q5_K, .q6_K]), ("kquant/Q6_K", [.q6_K]),
     ]
 
-    @Test("a Q4_0 / Q5_0 / Q4_K_M / Q5_K_M / Q6_K GGUF decodes in place through its fused kernels, close to the exact prefill",
+    @Test("a Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q4_K_M / Q5_K_M / Q6_K GGUF decodes in place through its fused kernels, close to the exact prefill",
           arguments: fusedFiles)
     func fusedBlockDecode(_ file: String, _ kinds: Set<WeightStorage>) throws {
         let ckpt = try Checkpoint.open(QuantFixtures.url("\(file).gguf").path)
@@ -192,7 +192,8 @@ struct InferenceWeightsTests {
         for id in tokens { decoded += try model.forward(tokens: [id], cache: cache).array }
         let scale = exact.map(abs).max()!
         let (maxDiff, _) = compare(decoded, exact, tolerance: .infinity)
-        // Measured: 2.3-3.1 % of the largest logit (Q4_0 the most), perplexity within 0.6 %.
+        // Measured: 2.3-3.3 % of the largest logit, perplexity over these 23 positions 0.1-1.1 %
+        // apart (Q6_K, the most precise weights, 0.6 %: the 8-bit activations dominate).
         #expect(maxDiff < 0.05 * scale, "\(file): max |logit diff| \(maxDiff) of logits up to \(scale)")
         #expect(maxDiff > 0, "\(file): decode went through the exact dequantizer, not the fused kernels")
         // Perplexity over the same positions, both ways.
@@ -208,7 +209,7 @@ struct InferenceWeightsTests {
         }
         let (pe, pd) = (ppl(exact), ppl(decoded))
         print("\(file): perplexity prefill \(pe), decode \(pd), max |logit diff| \(maxDiff) of \(scale)")
-        #expect(abs(pd / pe - 1) < 0.01, "\(file): decode perplexity \(pd) against prefill \(pe)")
+        #expect(abs(pd / pe - 1) < 0.02, "\(file): decode perplexity \(pd) against prefill \(pe)")
     }
 
     @Test("--weights parses stored and the kernel types, refuses the rest; compare and perplexity pass it on")
@@ -243,7 +244,7 @@ struct InferenceWeightsTests {
 struct GroupedLinearTests {
     /// Three matrices of one input (Q, K, V-like: 512, 128 and 128 rows of 640 columns: 1.6 MB in
     /// f32, enough to be split across workers), as `storage`, with biases.
-    @Test("one call equals a linearForward per matrix (decode rows, every fused type)", arguments: [DType.f32, .f16, .bf16, .q8_0, .q4_0, .q5_0])
+    @Test("one call equals a linearForward per matrix (decode rows, every fused type)", arguments: [DType.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1])
     func grouped(_ dtype: DType) throws {
         var rng = SplitMix64(seed: 3)
         let C = 640

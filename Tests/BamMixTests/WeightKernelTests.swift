@@ -194,7 +194,7 @@ struct WeightKernelTests {
     enum RowLength: CaseIterable, Sendable { case short, long }
 
     @Test("fused decode kernels, 1 to 8 activation rows, every stored type, short and long rows",
-          arguments: [WeightStorage.f32, .f16, .bf16, .q8_0, .q4_0, .q5_0, .q4_K, .q5_K, .q6_K], RowLength.allCases)
+          arguments: [WeightStorage.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K], RowLength.allCases)
     func matmul(storage: WeightStorage, length: RowLength) throws {
         var r = TestRandom(seed: 9)
         // 13 rows: not a multiple of the 2- or 4-row tiles; 133 columns: a tail after the vectors
@@ -203,10 +203,10 @@ struct WeightKernelTests {
         // The k-quants take whole super-blocks of 256: 3 and 17 of them.
         let rows = 13, ldy = rows + 3
         let cols = switch (length, storage) {
-        case (.short, .q8_0), (.short, .q4_0), (.short, .q5_0): 160
+        case (.short, .q8_0), (.short, .q4_0), (.short, .q4_1), (.short, .q5_0), (.short, .q5_1): 160
         case (.short, .q4_K), (.short, .q5_K), (.short, .q6_K): 768
         case (.short, _): 133
-        case (.long, .q8_0), (.long, .q4_0), (.long, .q5_0): 7712
+        case (.long, .q8_0), (.long, .q4_0), (.long, .q4_1), (.long, .q5_0), (.long, .q5_1): 7712
         case (.long, .q4_K), (.long, .q5_K), (.long, .q6_K): 4352
         case (.long, .f32): 2085
         case (.long, _): 4133

@@ -1,6 +1,6 @@
 // bam-mix low-precision weight kernels, chosen at run time from the CPU's flags.
 //
-// Weights stay in their stored type (f32, f16, bf16, ggml's Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K) and are read by:
+// Weights stay in their stored type (f32, f16, bf16, ggml's Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) and are read by:
 //  - decode kernels (`matmul_*`): one to eight activation rows against a range of weight rows,
 //    each weight row read once for all activation rows, widened or dequantized in registers;
 //  - panel converters (`*_to_f32`): a block of weight rows widened into an f32 buffer that an
@@ -32,10 +32,13 @@ extern "C" {
 #define BAM_Q8_0_BYTES 34
 
 /// ggml's 4- and 5-bit blocks of 32 that decode multiplies by Q8_0 activations, as llama.cpp does:
-/// Q4_0 (half d, 16 bytes of nibbles; x = d * (q - 8)) and Q5_0 (half d, 32 fifth bits, 16 bytes
-/// of nibbles; x = d * (q - 16)). Values 0-15 of a block are the low nibbles, 16-31 the high ones.
+/// Q4_0 (half d, 16 bytes of nibbles; x = d * (q - 8)), Q5_0 (half d, 32 fifth bits, 16 bytes of
+/// nibbles; x = d * (q - 16)), and Q4_1 / Q5_1 (half d and half m before the bits; x = d * q + m).
+/// Values 0-15 of a block are the low nibbles, 16-31 the high ones.
 #define BAM_Q4_0_BYTES 18
 #define BAM_Q5_0_BYTES 22
+#define BAM_Q4_1_BYTES 20
+#define BAM_Q5_1_BYTES 24
 
 /// ggml's k-quant super-blocks of 256 values (ggml-common.h): Q4_K (half d, dmin, 12 bytes of
 /// eight 6-bit scales and mins, 128 bytes of nibbles; x = d * sc * q - dmin * m per sub-block of
@@ -75,12 +78,14 @@ typedef struct bam_kernels {
     bam_matmul_fn matmul_f16;
     bam_matmul_fn matmul_bf16;
     bam_matmul_fn matmul_q8_0;
-    /// Q4_0 and Q5_0 weights against Q8_0 activation rows (cols a multiple of 32), Q4_K, Q5_K and Q6_K
+    /// Q4_0, Q4_1, Q5_0 and Q5_1 weights against Q8_0 activation rows (cols a multiple of 32), Q4_K, Q5_K and Q6_K
     /// weights against Q8_K activation rows (from `quantize_q8_K`, cols a multiple of 256): each
     /// block's products summed exactly in integers, then scaled in float32, as ggml's
     /// vec_dot_*_q8_0 / vec_dot_*_q8_K.
     bam_matmul_fn matmul_q4_0;
     bam_matmul_fn matmul_q5_0;
+    bam_matmul_fn matmul_q4_1;
+    bam_matmul_fn matmul_q5_1;
     bam_matmul_fn matmul_q4_K;
     bam_matmul_fn matmul_q5_K;
     bam_matmul_fn matmul_q6_K;

@@ -21,13 +21,19 @@ public enum BlockProducts {
     public static func row(_ w: UnsafeRawPointer, storage: WeightStorage, _ x: UnsafeRawPointer, cols: Int) -> Sum {
         var s = Sum()
         switch storage {
-        case .q8_0, .q4_0, .q5_0:
+        case .q8_0, .q4_0, .q5_0, .q4_1, .q5_1:
             let blockBytes = storage.dtype.byteCount(elements: 32)!
+            // Q4_1 / Q5_1: x = d * q + m, m the second half; the kernels add d * (q . x) and m * sum(x).
+            let withMinimum = storage == .q4_1 || storage == .q5_1
             for b in 0..<(cols / 32) {
                 let wb = w + b * blockBytes, xb = x + b * Q8_0.blockBytes
                 let dw = Double(Float(wb.loadUnaligned(as: Float16.self))), dx = Double(Float(xb.loadUnaligned(as: Float16.self)))
+                let m = withMinimum ? Double(Float(wb.loadUnaligned(fromByteOffset: 2, as: Float16.self))) : 0
                 for j in 0..<32 {
-                    s.add(dw * Double(legacyCode(wb, storage: storage, j)) * dx * Double(xb.load(fromByteOffset: 2 + j, as: Int8.self)))
+                    let xv = dx * Double(xb.load(fromByteOffset: 2 + j, as: Int8.self))
+                    let scaled = dw * Double(legacyCode(wb, storage: storage, j)) * xv, shifted = m * xv
+                    s.sum += scaled + shifted
+                    s.absoluteSum += abs(scaled) + abs(shifted)
                 }
             }
         case .q4_K, .q5_K:
@@ -76,7 +82,7 @@ public enum BlockProducts {
         return s
     }
 
-    /// Value j (0..<32) of a Q8_0, Q4_0 or Q5_0 block as the integer its scale multiplies.
+    /// Value j (0..<32) of a Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 block as the integer its scale multiplies.
     static func legacyCode(_ block: UnsafeRawPointer, storage: WeightStorage, _ j: Int) -> Int {
         switch storage {
         case .q4_0:
@@ -86,6 +92,13 @@ public enum BlockProducts {
             let qh = block.loadUnaligned(fromByteOffset: 2, as: UInt32.self)
             let byte = block.load(fromByteOffset: 6 + j % 16, as: UInt8.self)
             return Int(j < 16 ? byte & 0x0F : byte >> 4) + Int((qh >> UInt32(j)) & 1) * 16 - 16
+        case .q4_1:
+            let byte = block.load(fromByteOffset: 4 + j % 16, as: UInt8.self)
+            return Int(j < 16 ? byte & 0x0F : byte >> 4)
+        case .q5_1:
+            let qh = block.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+            let byte = block.load(fromByteOffset: 8 + j % 16, as: UInt8.self)
+            return Int(j < 16 ? byte & 0x0F : byte >> 4) + Int((qh >> UInt32(j)) & 1) * 16
         default:
             return Int(block.load(fromByteOffset: 2 + j, as: Int8.self))
         }
