@@ -4,7 +4,7 @@ and the peak memory of `perplexity` against the checkpoint's size (issue 15's ta
 
     tools/setup-peers                                   # once: llama.cpp, and the venv that makes the models
     swift build -c release --product bam-mix && swift build -c release --product BamBench
-    python3 tools/bench_decode.py [--models llama58m,mixtral4x58m,llama1b] [--with-btx-1b] [--types f32,bf16,q8_0]
+    python3 tools/bench_decode.py [--models llama58m,mixtral4x58m,llama1b] [--with-btx-1b] [--types f32,bf16,q8_0,q4_k_m]
                                   [--rounds 3] [--quick] [--threads 2] [--depth D] [--json OUT]
 
 `tools/bench decode` runs it (with BamBench bam). The models are made once by tools/bench_models.py
@@ -31,7 +31,9 @@ position of keys and values from the KV cache):
 
 bam-mix runs the HF checkpoint when it is stored in TYPE; otherwise, with `--weights TYPE` when its
 commands have that option, and without it on the GGUF of TYPE (so it reads that type's file, computing
-however it loads it today; the report says which). Ratios are bam-mix over llama.cpp in tokens/s
+however it loads it today; the report says which). The types only llama-quantize makes (q4_k_m,
+default; q5_k_m, q6_k, q4_0 with --types) are quantized from the GGUF of the stored type by
+llama-quantize, and both sides run that file as it is. Ratios are bam-mix over llama.cpp in tokens/s
 (targets: decode >= 1.0, prefill >= 1.2). Memory: the peak RSS of `bam-mix perplexity --ctx 512` on
 each bfloat16 1.1B-shaped checkpoint over its file size (target <= 1.15), with llama-perplexity's on
 the bf16 GGUF beside it. Standard library only (the models are made with the peers' python).
@@ -56,9 +58,12 @@ LARGE_MODELS = ("llama1b", "btx4x1b")
 # The stored type of each model (bench_models.py), and the types measured by default: all three on
 # the small models (issue 15's decode targets), bf16 on the 1.1B shapes (its prefill and memory targets).
 STORED = {"llama58m": "f32", "mixtral4x58m": "f32", "llama1b": "bf16", "btx4x1b": "bf16"}
-DEFAULT_TYPES = {"llama58m": ("f32", "bf16", "q8_0"), "mixtral4x58m": ("f32", "bf16", "q8_0"),
-                 "llama1b": ("bf16",), "btx4x1b": ("bf16",)}
-TYPES = ("f32", "f16", "bf16", "q8_0")
+DEFAULT_TYPES = {"llama58m": ("f32", "bf16", "q8_0", "q4_k_m"), "mixtral4x58m": ("f32", "bf16", "q8_0", "q4_k_m"),
+                 "llama1b": ("bf16", "q4_k_m"), "btx4x1b": ("bf16",)}
+# Types only llama-quantize makes (from the GGUF of the stored type), the kind users download:
+# both sides run the same file, bam-mix with its blocks in place.
+LLAMA_QUANTIZED = {"q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K", "q4_0": "Q4_0"}
+TYPES = ("f32", "f16", "bf16", "q8_0") + tuple(LLAMA_QUANTIZED)
 TARGET_DECODE, TARGET_PREFILL, TARGET_RSS = 1.0, 1.2, 1.15
 
 
@@ -113,6 +118,11 @@ class Bench:
 
     def gguf(self, model: str, wtype: str) -> Path:
         path = self.dir / f"{model}-{wtype}.gguf"
+        if not path.exists() and wtype in LLAMA_QUANTIZED:
+            source = self.gguf(model, STORED[model])
+            quantize = Path(self.args.llama_bench).with_name("llama-quantize")
+            print(f"  quantizing {source.name} to {path.name} (llama-quantize {LLAMA_QUANTIZED[wtype]})", flush=True)
+            checked([str(quantize), str(source), str(path), LLAMA_QUANTIZED[wtype]])
         if not path.exists():
             print(f"  converting {model} to {path.name} (bam-mix convert --dtype {wtype})", flush=True)
             checked([self.bam, "convert", "--input", str(self.dir / model), "--output", str(path), "--dtype", wtype])
@@ -120,6 +130,8 @@ class Bench:
 
     def bam_input(self, model: str, wtype: str):
         """(model path, extra flags, description) for bam-mix at weight type `wtype`."""
+        if wtype in LLAMA_QUANTIZED:
+            return str(self.gguf(model, wtype)), [], f"GGUF {LLAMA_QUANTIZED[wtype]} in place (llama-quantize's file)"
         flags = ["--weights", wtype] if self.weights_option else []
         if STORED[model] == wtype or self.weights_option:
             what = f"HF {STORED[model]}" + (f" --weights {wtype}" if flags else "")
@@ -145,7 +157,8 @@ class Bench:
         return next(r["avg_ts"] for r in json.loads(out) if r["n_gen"] > 0)
 
     def bam_decode_depth(self, model: str, wtype: str, kv_cache: str) -> float:
-        out, _, _ = checked([self.args.bam_bench, "decode", "--model", str(self.dir / model), "--weights", wtype,
+        path, weights = (self.gguf(model, wtype), "stored") if wtype in LLAMA_QUANTIZED else (self.dir / model, wtype)
+        out, _, _ = checked([self.args.bam_bench, "decode", "--model", str(path), "--weights", weights,
                              "--kv-cache", kv_cache, "--past", str(self.args.depth), "--tokens", str(self.args.tokens),
                              "--rounds", "1", "--json"], env=self.env)
         return json.loads(out)[0]["tokens_per_second"]
@@ -237,10 +250,10 @@ def report(result: dict) -> str:
     lines = [f"decode/prefill side by side: {result['threads']} threads, best of {result['rounds']} interleaved rounds, "
              f"pp{result['prompt']} / tg{result['tokens']} (tokens/s); bam-mix --weights: "
              + ("yes" if result["weights_option"] else "no (each type runs as stored: see 'bam-mix input')"),
-             f"  {'model':13s} {'type':5s} {'llama.cpp pp':>12s} {'bam-mix pp':>10s} {'ratio':>6s} {'first pp':>8s} "
+             f"  {'model':13s} {'type':6s} {'llama.cpp pp':>12s} {'bam-mix pp':>10s} {'ratio':>6s} {'first pp':>8s} "
              f"{'ratio':>6s}   {'llama.cpp tg':>12s} {'bam-mix tg':>10s} {'ratio':>6s}   bam-mix input"]
     for r in result["speed"]:
-        lines.append(f"  {r['model']:13s} {r['type']:5s} {fmt(r['llama_pp']):>12s} {fmt(r['bam_pp']):>10s} "
+        lines.append(f"  {r['model']:13s} {r['type']:6s} {fmt(r['llama_pp']):>12s} {fmt(r['bam_pp']):>10s} "
                      f"{fmt(r['pp_ratio'], '.2f', 'x'):>6s} {fmt(r['bam_pp_first']):>8s} {fmt(r['pp_first_ratio'], '.2f', 'x'):>6s}   "
                      f"{fmt(r['llama_tg']):>12s} {fmt(r['bam_tg']):>10s} "
                      f"{fmt(r['tg_ratio'], '.2f', 'x'):>6s}   {r['bam_input']}")
@@ -251,9 +264,9 @@ def report(result: dict) -> str:
     if result.get("depth"):
         lines.append(f"decode after a {result['depth']}-token prompt, tg{result['tokens']} @ d{result['depth']} (tokens/s); "
                      "llama.cpp with its default f16 KV cache, bam-mix with each --kv-cache")
-        lines.append(f"  {'model':13s} {'type':5s} {'llama.cpp':>10s} {'kv f32':>8s} {'ratio':>6s} {'kv f16':>8s} {'ratio':>6s}")
+        lines.append(f"  {'model':13s} {'type':6s} {'llama.cpp':>10s} {'kv f32':>8s} {'ratio':>6s} {'kv f16':>8s} {'ratio':>6s}")
         for r in result["speed"]:
-            lines.append(f"  {r['model']:13s} {r['type']:5s} {fmt(r.get('llama_tg_depth')):>10s} "
+            lines.append(f"  {r['model']:13s} {r['type']:6s} {fmt(r.get('llama_tg_depth')):>10s} "
                          f"{fmt(r.get('bam_tg_depth_f32')):>8s} {fmt(r.get('tg_depth_f32_ratio'), '.2f', 'x'):>6s} "
                          f"{fmt(r.get('bam_tg_depth_f16')):>8s} {fmt(r.get('tg_depth_f16_ratio'), '.2f', 'x'):>6s}")
     for m in result["memory"]:
