@@ -1,5 +1,5 @@
 // The portable decode kernels of ggml's 4-, 5- and 6-bit weight blocks (Q4_0, Q4_1, Q5_0, Q5_1,
-// Q4_K, Q5_K, Q6_K)
+// Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)
 // and the Q8_K quantization of activations they need. A GGUF model quantised by llama-quantize
 // (Q4_K_M, the most downloaded kind) holds these types; reading them through a row dequantizer
 // into float32 made a 58M Llama's Q4_K_M decode ten times slower than llama.cpp's (38.6 against
@@ -13,6 +13,8 @@
 //   Q4_1 / Q5_1:  s = sum_j q_j x_j, u = sum_j x_j,         block value dw * dx * s + m * dx * u
 //   Q4_K, Q5_K:   s = sum_sub sc_sub * sum_j q_j x_j,       block value dw * dx * s - dmin * dx * m
 //                 m = sum_sub min_sub * (sum of x over the sub-block, from the Q8_K sums of 16)
+//   IQ4_NL:       s = sum_j k[q_j] x_j,                     block value dw * dx * s
+//   IQ4_XS:       s = sum_sub (ls_sub - 32) * sum_j k[q_j] x_j,  block value dw * dx * s
 //   Q6_K:         s = sum_sub sc_sub * sum_j q_j x_j - 32 * sum_sub sc_sub * (sum of x over it)
 //                                                           block value d * dx * s
 // The blocks' values are added in float32 in block order.
@@ -161,6 +163,28 @@ static float block_q6_K(const uint8_t *w, const uint8_t *x) {
     return (bam_f16_to_f32_1(bam_load_u16(w + 208)) * bam_load_f32(x)) * (float)s;
 }
 
+static float block_iq4_nl(const uint8_t *w, const uint8_t *x) {
+    const int8_t *qx = (const int8_t *)(x + 2);
+    int32_t s = 0;
+    for (int j = 0; j < 16; j++) s += bam_iq4_levels[w[2 + j] & 0x0F] * qx[j] + bam_iq4_levels[w[2 + j] >> 4] * qx[j + 16];
+    return (bam_f16_to_f32_1(bam_load_u16(w)) * bam_f16_to_f32_1(bam_load_u16(x))) * (float)s;
+}
+
+static float block_iq4_xs(const uint8_t *w, const uint8_t *x) {
+    const int8_t *qx = (const int8_t *)(x + 4);
+    const uint16_t scales_h = bam_load_u16(w + 2);
+    int32_t s = 0;
+    for (int ib = 0; ib < 8; ib++) {
+        const int ls = ((w[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4);
+        const uint8_t *q = w + 8 + 16 * ib;
+        int32_t sub = 0;
+        for (int j = 0; j < 16; j++)
+            sub += bam_iq4_levels[q[j] & 0x0F] * qx[32 * ib + j] + bam_iq4_levels[q[j] >> 4] * qx[32 * ib + 16 + j];
+        s += (ls - 32) * sub;
+    }
+    return (bam_f16_to_f32_1(bam_load_u16(w)) * bam_load_f32(x)) * (float)s;
+}
+
 typedef float (*block_fn)(const uint8_t *w, const uint8_t *x);
 
 static void matmul_blocks(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
@@ -210,4 +234,14 @@ void bam_generic_matmul_q5_K(float *y, size_t ldy, const void *w, size_t w_strid
 void bam_generic_matmul_q6_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
                              int rows, int cols) {
     matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q6_K, BAM_QK_K, BAM_Q6_K_BYTES, BAM_Q8_K_BYTES);
+}
+
+void bam_generic_matmul_iq4_nl(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
+                               int rows, int cols) {
+    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_iq4_nl, 32, BAM_IQ4_NL_BYTES, BAM_Q8_0_BYTES);
+}
+
+void bam_generic_matmul_iq4_xs(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
+                               int rows, int cols) {
+    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_iq4_xs, BAM_QK_K, BAM_IQ4_XS_BYTES, BAM_Q8_K_BYTES);
 }

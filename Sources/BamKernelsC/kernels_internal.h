@@ -151,7 +151,12 @@ void bam_quantize_q8_K(void *dst, const float *src, size_t n);
     void prefix##_matmul_q5_1(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q4_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q5_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
-    void prefix##_matmul_q6_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int);
+    void prefix##_matmul_q6_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_iq4_nl(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_iq4_xs(float *, size_t, const void *, size_t, const void *, size_t, int, int, int);
+
+// ggml's kvalues_iq4nl: the 16 levels an IQ4_NL / IQ4_XS code indexes.
+static const int8_t bam_iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 BAM_BLOCK_DOT_ENTRIES(bam_generic)
 #if defined(__x86_64__)
 BAM_BLOCK_DOT_ENTRIES(bam_avx2)

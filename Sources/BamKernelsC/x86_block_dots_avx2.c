@@ -1,15 +1,16 @@
-// The AVX2 decode kernels of Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K and Q6_K weights (block_dots.c
-// states the integer sums they compute; the tests hold both against the naive twin). Every x86
-// table uses these: an AVX-512 CPU runs AVX2 too, and no AVX-512 variant has been measured yet
+// The AVX2 decode kernels of Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS weights
+// (block_dots.c states the integer sums they compute; the tests hold both against the naive
+// twin). Every x86 table uses these: an AVX-512 CPU runs AVX2 too, and no AVX-512 variant has been measured yet
 // (the development machine of these kernels was an EPYC Zen 3, AVX2 only).
 //
 // x86 multiplies bytes only unsigned by signed (maddubs). The codes of Q4_1, Q5_1 and the
 // k-quants are unsigned (at most 6 bits), so they go in as they are, and the minimum (Q4_1, Q5_1,
 // Q4_K, Q5_K) or offset (Q6_K's 32) is applied through the sum of the activations (Q8_K keeps the
 // sums of each 16); a pair sum is at most 2 * 63 * 127 < 32767, so maddubs never saturates.
-// Q4_0 / Q5_0 codes minus their offset are signed: |w| against x with w's sign, as the Q8_0
-// kernel does. Every integer sum is exact; one row is a sequential stream through contiguous
-// blocks, each block prefetching BAM_STREAM_PREFETCH_BYTES ahead.
+// Q4_0 / Q5_0 codes minus their offset and the IQ4 levels are signed: |w| against x with w's
+// sign, as the Q8_0 kernel does (IQ4 pairs: at most 2 * 127 * 127 < 32767). Every integer sum is
+// exact; one row is a sequential stream through contiguous blocks, each block prefetching
+// BAM_STREAM_PREFETCH_BYTES ahead.
 #if defined(__x86_64__)
 #include "kernels_internal.h"
 #include "x86_intrinsics.h"
@@ -30,23 +31,31 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
 }
 
-enum legacy_type { L_Q4_0, L_Q5_0, L_Q4_1, L_Q5_1 };
+// The IQ4 levels of 32 codes (16 bytes of nibbles, low first): signed bytes from the codebook.
+AVX2_INLINE __m256i iq4_levels32(const uint8_t *p) {
+    const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bam_iq4_levels));
+    return _mm256_shuffle_epi8(levels, nibbles32(p));
+}
+
+enum legacy_type { L_Q4_0, L_Q5_0, L_Q4_1, L_Q5_1, L_IQ4_NL };
 
 AVX2_INLINE int legacy_bytes(const enum legacy_type type) {
     switch (type) {
     case L_Q4_0: return BAM_Q4_0_BYTES;
     case L_Q5_0: return BAM_Q5_0_BYTES;
     case L_Q4_1: return BAM_Q4_1_BYTES;
+    case L_IQ4_NL: return BAM_IQ4_NL_BYTES;
     default: return BAM_Q5_1_BYTES;
     }
 }
 
 // A block's 32 codes as bytes: Q4_0 codes minus 8 and Q5_0 codes (fifth bit j of the 32-bit qh
-// on value j) minus 16, signed; Q4_1 and Q5_1 codes as they are (0-15, 0-31).
+// on value j) minus 16 and IQ4_NL's levels, signed; Q4_1 and Q5_1 codes as they are (0-15, 0-31).
 AVX2_INLINE __m256i legacy_codes(const uint8_t *w, const enum legacy_type type) {
     switch (type) {
     case L_Q4_0: return _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8));
     case L_Q4_1: return nibbles32(w + 4);
+    case L_IQ4_NL: return iq4_levels32(w + 2);
     default: break;
     }
     const int at = type == L_Q5_0 ? 2 : 4;
@@ -62,7 +71,7 @@ AVX2_INLINE __m256i legacy_codes(const uint8_t *w, const enum legacy_type type) 
     return type == L_Q5_0 ? _mm256_sub_epi8(codes, _mm256_set1_epi8(16)) : codes;
 }
 
-// One weight row of Q4_0 / Q5_0 / Q4_1 / Q5_1 blocks against T Q8_0 activation rows:
+// One weight row of Q4_0 / Q5_0 / Q4_1 / Q5_1 / IQ4_NL blocks against T Q8_0 activation rows:
 // per block d * dx * (codes . x), plus for Q4_1 / Q5_1 m * dx * sum(x).
 AVX2_INLINE void legacy_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x, size_t x_stride, const int T,
                             const int nb, const enum legacy_type type) {
@@ -179,12 +188,28 @@ AVX2_INLINE __m256 q6_K_block(__m256 acc, const uint8_t *w, const uint8_t *x) {
     return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
 }
 
-enum k_type { K_Q4, K_Q5, K_Q6 };
+// One IQ4_XS block against one Q8_K block, added to acc: d * dx * sum_sub (ls - 32) * (k[q] . x).
+// Levels are at most 127 in magnitude, so |w| x pairs stay below 32767.
+AVX2_INLINE __m256 iq4_xs_block(__m256 acc, const uint8_t *w, const uint8_t *x) {
+    const uint16_t scales_h = bam_load_u16(w + 2);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int ib = 0; ib < 8; ib++) {
+        const int ls = ((w[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4);
+        const __m256i q = iq4_levels32(w + 8 + 16 * ib);
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 4 + 32 * ib));
+        const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(xv, q));
+        sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16((short)(ls - 32))));
+    }
+    return _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(bam_load_u16(w)) * bam_load_f32(x)), _mm256_cvtepi32_ps(sumi), acc);
+}
 
-// One weight row of Q4_K / Q5_K / Q6_K blocks against T Q8_K activation rows.
+enum k_type { K_Q4, K_Q5, K_Q6, K_IQ4_XS };
+
+// One weight row of Q4_K / Q5_K / Q6_K / IQ4_XS blocks against T Q8_K activation rows.
 AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x, size_t x_stride, const int T, const int nb,
                        const enum k_type type) {
-    const int w_bytes = type == K_Q6 ? BAM_Q6_K_BYTES : type == K_Q5 ? BAM_Q5_K_BYTES : BAM_Q4_K_BYTES;
+    const int w_bytes = type == K_Q6 ? BAM_Q6_K_BYTES : type == K_Q5 ? BAM_Q5_K_BYTES
+                        : type == K_IQ4_XS ? BAM_IQ4_XS_BYTES : BAM_Q4_K_BYTES;
     __m256 acc[BAM_MATMUL_MAX_ROWS];
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
@@ -194,7 +219,8 @@ AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x,
         _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES + 128, _MM_HINT_T0);
         for (int t = 0; t < T; t++) {
             const uint8_t *xb = x + (size_t)t * x_stride + (size_t)b * BAM_Q8_K_BYTES;
-            acc[t] = type == K_Q6 ? q6_K_block(acc[t], wb, xb) : q4_K_block(acc[t], wb, xb, type == K_Q5);
+            acc[t] = type == K_Q6 ? q6_K_block(acc[t], wb, xb)
+                     : type == K_IQ4_XS ? iq4_xs_block(acc[t], wb, xb) : q4_K_block(acc[t], wb, xb, type == K_Q5);
         }
     }
     for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum_f32(acc[t]);
@@ -265,6 +291,19 @@ AVX2 void bam_avx2_matmul_q5_K(float *y, size_t ldy, const void *w, size_t w_str
 AVX2 void bam_avx2_matmul_q6_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
                                int T, int rows, int cols) {
 #define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q6)
+    BLOCK_ROWS(ROW, BAM_QK_K);
+#undef ROW
+}
+AVX2 void bam_avx2_matmul_iq4_nl(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                                 int T, int rows, int cols) {
+#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_IQ4_NL)
+    BLOCK_ROWS(ROW, 32);
+#undef ROW
+}
+
+AVX2 void bam_avx2_matmul_iq4_xs(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                                 int T, int rows, int cols) {
+#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_IQ4_XS)
     BLOCK_ROWS(ROW, BAM_QK_K);
 #undef ROW
 }

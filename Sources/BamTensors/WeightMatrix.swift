@@ -11,6 +11,10 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
     /// by activations quantized to Q8_0 (blocks of 32) or Q8_K (Q4_K, Q5_K, Q6_K) in integers, as
     /// llama.cpp does.
     case q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K
+    /// ggml's non-linear 4-bit types (codes index a 16-level codebook): IQ4_NL with Q8_0
+    /// activations, IQ4_XS (super-blocks of 256, the imatrix quantizations' common 4-bit type)
+    /// with Q8_K ones.
+    case iq4_nl, iq4_xs
     /// Any other floating type that `DTypeConversion.toFloat32` decodes (ggml's block types, f64):
     /// rows are dequantized to float32 when used and then take the f32 paths. A type that earns
     /// fused kernels of its own becomes a case above.
@@ -29,6 +33,8 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
         case .q5_0: self = .q5_0
         case .q4_K: self = .q4_K
         case .q5_K: self = .q5_K
+        case .iq4_nl: self = .iq4_nl
+        case .iq4_xs: self = .iq4_xs
         case .q6_K: self = .q6_K
         default:
             guard dtype.isFloatingPoint else {
@@ -50,6 +56,8 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
         case .q5_0: .q5_0
         case .q4_K: .q4_K
         case .q5_K: .q5_K
+        case .iq4_nl: .iq4_nl
+        case .iq4_xs: .iq4_xs
         case .q6_K: .q6_K
         case let .dequantized(d): d
         }
@@ -183,7 +191,7 @@ public final class WeightMatrix: @unchecked Sendable {
         case .f16: k.f16ToF32(out, src, count: count)
         case .bf16: k.bf16ToF32(out, src, count: count)
         case .q8_0: k.q8_0ToF32(out, src, count: count)
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K:
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs:
             // Whole rows are whole blocks (checked at init): exact, cannot throw.
             try! DTypeConversion.toFloat32(src, dtype: storage.dtype, count: count, into: out)
         case let .dequantized(dtype):
@@ -224,7 +232,7 @@ public final class WeightMatrix: @unchecked Sendable {
                 case .f16: k.f32ToF16(o, panel, count: n)
                 case .bf16: k.f32ToBF16(o, panel, count: n)
                 case .q8_0: k.quantizeQ8_0(o, panel, count: n)
-                case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .dequantized:
+                case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs, .dequantized:
                     let d = target.dtype
                     do { try DTypeConversion.fromFloat32(panel, count: n, dtype: d, into: o) } catch { failure.record(error) }
                 }

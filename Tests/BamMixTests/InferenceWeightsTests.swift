@@ -170,10 +170,10 @@ struct InferenceWeightsTests {
     /// the storages each holds (Q4_K_M also falls back to other types for some matrices).
     static let fusedFiles: [(String, Set<WeightStorage>)] = [
         ("legacy/Q4_0", [.q4_0]), ("legacy/Q4_1", [.q4_1]), ("legacy/Q5_0", [.q5_0]), ("legacy/Q5_1", [.q5_1]), ("kquant/Q4_K_M", [.q4_K, .q6_K]),
-        ("kquant/Q5_K_M", [.q5_K, .q6_K]), ("kquant/Q6_K", [.q6_K]),
+        ("kquant/Q5_K_M", [.q5_K, .q6_K]), ("kquant/Q6_K", [.q6_K]), ("legacy/IQ4_NL", [.iq4_nl]), ("kquant/IQ4_XS", [.iq4_xs]),
     ]
 
-    @Test("a Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q4_K_M / Q5_K_M / Q6_K GGUF decodes in place through its fused kernels, close to the exact prefill",
+    @Test("a Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q4_K_M / Q5_K_M / Q6_K / IQ4_NL / IQ4_XS GGUF decodes in place through its fused kernels, close to the exact prefill",
           arguments: fusedFiles)
     func fusedBlockDecode(_ file: String, _ kinds: Set<WeightStorage>) throws {
         let ckpt = try Checkpoint.open(QuantFixtures.url("\(file).gguf").path)
@@ -192,9 +192,11 @@ struct InferenceWeightsTests {
         for id in tokens { decoded += try model.forward(tokens: [id], cache: cache).array }
         let scale = exact.map(abs).max()!
         let (maxDiff, _) = compare(decoded, exact, tolerance: .infinity)
-        // Measured: 2.3-3.3 % of the largest logit, perplexity over these 23 positions 0.1-1.1 %
-        // apart (Q6_K, the most precise weights, 0.6 %: the 8-bit activations dominate).
-        #expect(maxDiff < 0.05 * scale, "\(file): max |logit diff| \(maxDiff) of logits up to \(scale)")
+        // Measured: 2.3-5.2 % of the largest logit (IQ4_XS the most), perplexity over these 23
+        // positions 0.1-1.2 % apart (Q6_K, the most precise weights, 0.6 %: the 8-bit activations
+        // dominate). A misread layout or scale is off by far more (the kernel tests bound the
+        // arithmetic itself against the naive twin).
+        #expect(maxDiff < 0.07 * scale, "\(file): max |logit diff| \(maxDiff) of logits up to \(scale)")
         #expect(maxDiff > 0, "\(file): decode went through the exact dequantizer, not the fused kernels")
         // Perplexity over the same positions, both ways.
         let V = ckpt.config.vocabSize

@@ -1,6 +1,6 @@
 // bam-mix low-precision weight kernels, chosen at run time from the CPU's flags.
 //
-// Weights stay in their stored type (f32, f16, bf16, ggml's Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) and are read by:
+// Weights stay in their stored type (f32, f16, bf16, ggml's Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS) and are read by:
 //  - decode kernels (`matmul_*`): one to eight activation rows against a range of weight rows,
 //    each weight row read once for all activation rows, widened or dequantized in registers;
 //  - panel converters (`*_to_f32`): a block of weight rows widened into an f32 buffer that an
@@ -39,6 +39,13 @@ extern "C" {
 #define BAM_Q5_0_BYTES 22
 #define BAM_Q4_1_BYTES 20
 #define BAM_Q5_1_BYTES 24
+
+/// ggml's non-linear 4-bit types, each code an index into a 16-entry codebook of int8 levels
+/// (kvalues_iq4nl): IQ4_NL (half d, 16 bytes of codes; x = d * k[q]), multiplied by Q8_0
+/// activations, and IQ4_XS (256 values: half d, 16 bits of high scale bits, 4 bytes of low scale
+/// nibbles, 128 bytes of codes; x = d * (ls - 32) * k[q] per sub-block of 32), by Q8_K ones.
+#define BAM_IQ4_NL_BYTES 18
+#define BAM_IQ4_XS_BYTES 136
 
 /// ggml's k-quant super-blocks of 256 values (ggml-common.h): Q4_K (half d, dmin, 12 bytes of
 /// eight 6-bit scales and mins, 128 bytes of nibbles; x = d * sc * q - dmin * m per sub-block of
@@ -89,6 +96,8 @@ typedef struct bam_kernels {
     bam_matmul_fn matmul_q4_K;
     bam_matmul_fn matmul_q5_K;
     bam_matmul_fn matmul_q6_K;
+    bam_matmul_fn matmul_iq4_nl;   // Q8_0 activations
+    bam_matmul_fn matmul_iq4_xs;   // Q8_K activations
     /// n values (a multiple of 32) -> n / 32 Q8_0 blocks, exactly as ggml's reference
     /// quantize_row_q8_0_ref and gguf-py: d = max|x| / 127, q = roundf(x / d) (half away from zero).
     void (*quantize_q8_0)(void *dst, const float *src, size_t n);

@@ -21,7 +21,7 @@ public enum BlockProducts {
     public static func row(_ w: UnsafeRawPointer, storage: WeightStorage, _ x: UnsafeRawPointer, cols: Int) -> Sum {
         var s = Sum()
         switch storage {
-        case .q8_0, .q4_0, .q5_0, .q4_1, .q5_1:
+        case .q8_0, .q4_0, .q5_0, .q4_1, .q5_1, .iq4_nl:
             let blockBytes = storage.dtype.byteCount(elements: 32)!
             // Q4_1 / Q5_1: x = d * q + m, m the second half; the kernels add d * (q . x) and m * sum(x).
             let withMinimum = storage == .q4_1 || storage == .q5_1
@@ -56,6 +56,22 @@ public enum BlockProducts {
                     s.absoluteSum += abs(scaled) + abs(shifted)
                 }
             }
+        case .iq4_xs:
+            for b in 0..<(cols / 256) {
+                let wb = w + b * 136, xb = x + b * Q8_K.blockBytes
+                let d = Double(Float(wb.loadUnaligned(as: Float16.self))), dx = Double(xb.loadUnaligned(as: Float.self))
+                let scalesH = Int(wb.loadUnaligned(fromByteOffset: 2, as: UInt16.self))
+                for j in 0..<256 {
+                    // Sub-block ib = j / 32: a 6-bit scale (low nibble from byte ib / 2, high bits
+                    // from scales_h), its codes at 8 + 16 ib, value j % 32 < 16 a low nibble.
+                    let ib = j / 32, l = j % 32
+                    let ls = Int((wb.load(fromByteOffset: 4 + ib / 2, as: UInt8.self) >> UInt8(4 * (ib % 2))) & 0x0F)
+                        | ((scalesH >> (2 * ib)) & 3) << 4
+                    let byte = wb.load(fromByteOffset: 8 + 16 * ib + l % 16, as: UInt8.self)
+                    let level = iq4Codebook[Int(l < 16 ? byte & 0x0F : byte >> 4)]
+                    s.add(d * Double(ls - 32) * Double(level) * dx * Double(xb.load(fromByteOffset: 4 + j, as: Int8.self)))
+                }
+            }
         case .q6_K:
             for b in 0..<(cols / 256) {
                 let wb = w + b * 210, xb = x + b * Q8_K.blockBytes
@@ -82,7 +98,7 @@ public enum BlockProducts {
         return s
     }
 
-    /// Value j (0..<32) of a Q8_0, Q4_0, Q4_1, Q5_0 or Q5_1 block as the integer its scale multiplies.
+    /// Value j (0..<32) of a Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 or IQ4_NL block as the integer its scale multiplies.
     static func legacyCode(_ block: UnsafeRawPointer, storage: WeightStorage, _ j: Int) -> Int {
         switch storage {
         case .q4_0:
@@ -95,6 +111,9 @@ public enum BlockProducts {
         case .q4_1:
             let byte = block.load(fromByteOffset: 4 + j % 16, as: UInt8.self)
             return Int(j < 16 ? byte & 0x0F : byte >> 4)
+        case .iq4_nl:
+            let byte = block.load(fromByteOffset: 2 + j % 16, as: UInt8.self)
+            return Int(iq4Codebook[Int(j < 16 ? byte & 0x0F : byte >> 4)])
         case .q5_1:
             let qh = block.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
             let byte = block.load(fromByteOffset: 8 + j % 16, as: UInt8.self)

@@ -101,6 +101,8 @@ public struct WeightKernels: @unchecked Sendable {
         case .q4_K: table.pointee.matmul_q4_K
         case .q5_K: table.pointee.matmul_q5_K
         case .q6_K: table.pointee.matmul_q6_K
+        case .iq4_nl: table.pointee.matmul_iq4_nl
+        case .iq4_xs: table.pointee.matmul_iq4_xs
         case .dequantized: nil
         }
     }
