@@ -201,47 +201,18 @@ static void matmul_blocks(float *y, size_t ldy, const void *w, size_t w_stride, 
     }
 }
 
-void bam_generic_matmul_q4_0(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
-                             int rows, int cols) {
-    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q4_0, 32, BAM_Q4_0_BYTES, BAM_Q8_0_BYTES);
-}
-
-void bam_generic_matmul_q5_0(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
-                             int rows, int cols) {
-    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q5_0, 32, BAM_Q5_0_BYTES, BAM_Q8_0_BYTES);
-}
-
-void bam_generic_matmul_q4_1(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
-                             int rows, int cols) {
-    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q4_1, 32, BAM_Q4_1_BYTES, BAM_Q8_0_BYTES);
-}
-
-void bam_generic_matmul_q5_1(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
-                             int rows, int cols) {
-    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q5_1, 32, BAM_Q5_1_BYTES, BAM_Q8_0_BYTES);
-}
-
-void bam_generic_matmul_q4_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
-                             int rows, int cols) {
-    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q4_K, BAM_QK_K, BAM_Q4_K_BYTES, BAM_Q8_K_BYTES);
-}
-
-void bam_generic_matmul_q5_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
-                             int rows, int cols) {
-    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q5_K, BAM_QK_K, BAM_Q5_K_BYTES, BAM_Q8_K_BYTES);
-}
-
-void bam_generic_matmul_q6_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
-                             int rows, int cols) {
-    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_q6_K, BAM_QK_K, BAM_Q6_K_BYTES, BAM_Q8_K_BYTES);
-}
-
-void bam_generic_matmul_iq4_nl(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
-                               int rows, int cols) {
-    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_iq4_nl, 32, BAM_IQ4_NL_BYTES, BAM_Q8_0_BYTES);
-}
-
-void bam_generic_matmul_iq4_xs(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride, int T,
-                               int rows, int cols) {
-    matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_iq4_xs, BAM_QK_K, BAM_IQ4_XS_BYTES, BAM_Q8_K_BYTES);
-}
+// The table's entry points: each type's block function over every row, with its block sizes.
+#define BLOCK_MATMUL(name, values, w_bytes, x_bytes)                                                          \
+    void bam_generic_matmul_##name(float *y, size_t ldy, const void *w, size_t w_stride, const void *x,         \
+                                   size_t x_stride, int T, int rows, int cols) {                                \
+        matmul_blocks(y, ldy, w, w_stride, x, x_stride, T, rows, cols, block_##name, values, w_bytes, x_bytes); \
+    }
+BLOCK_MATMUL(q4_0, 32, BAM_Q4_0_BYTES, BAM_Q8_0_BYTES)
+BLOCK_MATMUL(q5_0, 32, BAM_Q5_0_BYTES, BAM_Q8_0_BYTES)
+BLOCK_MATMUL(q4_1, 32, BAM_Q4_1_BYTES, BAM_Q8_0_BYTES)
+BLOCK_MATMUL(q5_1, 32, BAM_Q5_1_BYTES, BAM_Q8_0_BYTES)
+BLOCK_MATMUL(iq4_nl, 32, BAM_IQ4_NL_BYTES, BAM_Q8_0_BYTES)
+BLOCK_MATMUL(q4_K, BAM_QK_K, BAM_Q4_K_BYTES, BAM_Q8_K_BYTES)
+BLOCK_MATMUL(q5_K, BAM_QK_K, BAM_Q5_K_BYTES, BAM_Q8_K_BYTES)
+BLOCK_MATMUL(q6_K, BAM_QK_K, BAM_Q6_K_BYTES, BAM_Q8_K_BYTES)
+BLOCK_MATMUL(iq4_xs, BAM_QK_K, BAM_IQ4_XS_BYTES, BAM_Q8_K_BYTES)

@@ -246,65 +246,28 @@ AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x,
         }                                                                                            \
     } while (0)
 
-AVX2 void bam_avx2_matmul_q4_0(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
-                               int T, int rows, int cols) {
-#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q4_0)
-    BLOCK_ROWS(ROW, 32);
-#undef ROW
-}
-
-AVX2 void bam_avx2_matmul_q5_0(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
-                               int T, int rows, int cols) {
-#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q5_0)
-    BLOCK_ROWS(ROW, 32);
-#undef ROW
-}
-
-AVX2 void bam_avx2_matmul_q4_1(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
-                               int T, int rows, int cols) {
-#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q4_1)
-    BLOCK_ROWS(ROW, 32);
-#undef ROW
-}
-
-AVX2 void bam_avx2_matmul_q5_1(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
-                               int T, int rows, int cols) {
-#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q5_1)
-    BLOCK_ROWS(ROW, 32);
-#undef ROW
-}
-
-AVX2 void bam_avx2_matmul_q4_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
-                               int T, int rows, int cols) {
-#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q4)
-    BLOCK_ROWS(ROW, BAM_QK_K);
-#undef ROW
-}
-
-AVX2 void bam_avx2_matmul_q5_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
-                               int T, int rows, int cols) {
-#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q5)
-    BLOCK_ROWS(ROW, BAM_QK_K);
-#undef ROW
-}
-
-AVX2 void bam_avx2_matmul_q6_K(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
-                               int T, int rows, int cols) {
-#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q6)
-    BLOCK_ROWS(ROW, BAM_QK_K);
-#undef ROW
-}
-AVX2 void bam_avx2_matmul_iq4_nl(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
-                                 int T, int rows, int cols) {
-#define ROW(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_IQ4_NL)
-    BLOCK_ROWS(ROW, 32);
-#undef ROW
-}
-
-AVX2 void bam_avx2_matmul_iq4_xs(float *y, size_t ldy, const void *w, size_t w_stride, const void *x, size_t x_stride,
-                                 int T, int rows, int cols) {
-#define ROW(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_IQ4_XS)
-    BLOCK_ROWS(ROW, BAM_QK_K);
-#undef ROW
-}
+// The table's entry points: each type's row function over every row (block_values per block).
+#define BLOCK_MATMUL(name, ROW_FN, block_values)                                                            \
+    AVX2 void bam_avx2_matmul_##name(float *y, size_t ldy, const void *w, size_t w_stride, const void *x,   \
+                                     size_t x_stride, int T, int rows, int cols) {                          \
+        BLOCK_ROWS(ROW_FN, block_values);                                                                    \
+    }
+#define ROW_Q4_0(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q4_0)
+#define ROW_Q5_0(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q5_0)
+#define ROW_Q4_1(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q4_1)
+#define ROW_Q5_1(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q5_1)
+#define ROW_IQ4_NL(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_IQ4_NL)
+#define ROW_Q4_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q4)
+#define ROW_Q5_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q5)
+#define ROW_Q6_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q6)
+#define ROW_IQ4_XS(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_IQ4_XS)
+BLOCK_MATMUL(q4_0, ROW_Q4_0, 32)
+BLOCK_MATMUL(q5_0, ROW_Q5_0, 32)
+BLOCK_MATMUL(q4_1, ROW_Q4_1, 32)
+BLOCK_MATMUL(q5_1, ROW_Q5_1, 32)
+BLOCK_MATMUL(iq4_nl, ROW_IQ4_NL, 32)
+BLOCK_MATMUL(q4_K, ROW_Q4_K, BAM_QK_K)
+BLOCK_MATMUL(q5_K, ROW_Q5_K, BAM_QK_K)
+BLOCK_MATMUL(q6_K, ROW_Q6_K, BAM_QK_K)
+BLOCK_MATMUL(iq4_xs, ROW_IQ4_XS, BAM_QK_K)
 #endif
