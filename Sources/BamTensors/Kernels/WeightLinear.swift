@@ -25,9 +25,10 @@ extension WeightMatrix {
 }
 
 /// out[T, OC] = inp[T, C] @ W^T (+ bias[OC]) for W stored as `weight.storage` (C = weight.columns,
-/// OC = weight.rows). Block-quantized weights with a fused kernel (Q8_0, Q4_0, Q5_0, Q4_K, Q6_K)
-/// in decode multiply activations quantized to Q8_0 or Q8_K (as llama.cpp); every other case is
-/// float32 arithmetic on exactly widened or dequantized weights.
+/// OC = weight.rows). Block-quantized weights with a fused kernel (Q8_0 and the 4-6-bit types
+/// whose `WeightStorage.decodeActivations` is Q8_0 or Q8_K) in decode multiply activations
+/// quantized to that form (as llama.cpp); every other case is float32 arithmetic on exactly
+/// widened or dequantized weights.
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ weight: WeightMatrix,
                           _ bias: UnsafePointer<Float>?, T: Int) {
     let C = weight.columns, OC = weight.rows
