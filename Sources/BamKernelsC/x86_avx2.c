@@ -27,13 +27,6 @@ AVX2_INLINE float load1(const uint8_t *p, const enum stored kind) {
     }
 }
 
-AVX2_INLINE float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 // Columns c..c+7 of R weight rows against T activation rows, added into acc.
 AVX2_INLINE void columns8(__m256 acc[4][BAM_MATMUL_MAX_ROWS], const uint8_t *w, size_t w_stride, const uint8_t *x,
                           size_t x_stride, const int R, const int T, const int c, const enum stored kind,
@@ -78,7 +71,7 @@ AVX2_INLINE void tile_widened(float *y, size_t ldy, const uint8_t *w, size_t w_s
     for (; c + 8 <= cols; c += 8) columns8(acc, w, w_stride, x, x_stride, R, T, c, kind, element_bytes);
     for (int i = 0; i < R; i++) {
         for (int t = 0; t < T; t++) {
-            float s = hsum8(acc[i][t]);
+            float s = bam_hsum8_ps(acc[i][t]);
             const float *xt = (const float *)(x + (size_t)t * x_stride);
             for (int k = c; k < cols; k++) s += load1(w + (size_t)i * w_stride + (size_t)k * element_bytes, kind) * xt[k];
             y[(size_t)t * ldy + i] = s;
@@ -114,7 +107,7 @@ AVX2_INLINE void rows_widened(float *const y[2], const uint8_t *const row[2], co
         for (int i = 0; i < n; i++) acc[i][0] = _mm256_fmadd_ps(load8(row[i] + (size_t)c * element_bytes, kind), xv, acc[i][0]);
     }
     for (int i = 0; i < n; i++) {
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[i][0], acc[i][1]), _mm256_add_ps(acc[i][2], acc[i][3])));
+        float s = bam_hsum8_ps(_mm256_add_ps(_mm256_add_ps(acc[i][0], acc[i][1]), _mm256_add_ps(acc[i][2], acc[i][3])));
         for (int k = c; k < cols; k++) s += load1(row[i] + (size_t)k * element_bytes, kind) * x[k];
         *y[i] = s;
     }
@@ -188,7 +181,7 @@ AVX2_INLINE void tile_bf16_pairs(float *y, const uint8_t *w, size_t w_stride, co
         }
     }
     for (int i = 0; i < R; i++) {
-        float s = hsum8(_mm256_add_ps(acc_even[i], acc_odd[i]));
+        float s = bam_hsum8_ps(_mm256_add_ps(acc_even[i], acc_odd[i]));
         for (int k = paired; k < cols; k++) s += bam_bf16_to_f32_1(bam_load_u16(w + (size_t)i * w_stride + (size_t)k * 2)) * x[k];
         y[i] = s;
     }
@@ -213,7 +206,7 @@ AVX2_INLINE void rows_bf16_pairs(float *const y[2], const uint8_t *const row[2],
             }
         }
     for (int i = 0; i < n; i++) {
-        float s = hsum8(_mm256_add_ps(_mm256_add_ps(acc[i][0], acc[i][1]), _mm256_add_ps(acc[i][2], acc[i][3])));
+        float s = bam_hsum8_ps(_mm256_add_ps(_mm256_add_ps(acc[i][0], acc[i][1]), _mm256_add_ps(acc[i][2], acc[i][3])));
         for (int k = paired; k < cols; k++) s += bam_bf16_to_f32_1(bam_load_u16(row[i] + (size_t)k * 2)) * x[k];
         *y[i] = s;
     }

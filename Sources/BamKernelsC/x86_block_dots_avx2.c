@@ -18,13 +18,6 @@
 #define AVX2 BAM_TARGET("avx2,fma,f16c")
 #define AVX2_INLINE static inline __attribute__((always_inline)) AVX2
 
-AVX2_INLINE float hsum_f32(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 // The 32 nibbles of 16 bytes as bytes: low nibbles first (values 0-15), then high ones (16-31).
 AVX2_INLINE __m256i nibbles32(const uint8_t *p) {
     const __m128i q = _mm_loadu_si128((const __m128i *)p);
@@ -96,7 +89,7 @@ AVX2_INLINE void legacy_row(float *y, size_t ldy, const uint8_t *w, const uint8_
             }
         }
     }
-    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum_f32(acc[t]);
+    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = bam_hsum8_ps(acc[t]);
 }
 
 // The eight 6-bit scales and eight minimums of a Q4_K block (12 bytes at s, bam_q4_K_scales'
@@ -223,7 +216,7 @@ AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x,
                      : type == K_IQ4_XS ? iq4_xs_block(acc[t], wb, xb) : q4_K_block(acc[t], wb, xb, type == K_Q5);
         }
     }
-    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = hsum_f32(acc[t]);
+    for (int t = 0; t < T; t++) y[(size_t)t * ldy] = bam_hsum8_ps(acc[t]);
 }
 
 // Each row with T a compile-time constant, so that the loops over T unroll.

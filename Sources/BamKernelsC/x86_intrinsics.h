@@ -11,4 +11,13 @@
 #include <immintrin.h>
 #define BAM_TARGET(features) __attribute__((target(features)))
 #endif
+
+// The sum of a vector's eight floats (AVX), for the 256-bit kernels of every family: inlined into
+// callers compiled for AVX2, AVX-VNNI or AVX-512, which all include AVX.
+static inline __attribute__((always_inline)) BAM_TARGET("avx") float bam_hsum8_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
 #endif

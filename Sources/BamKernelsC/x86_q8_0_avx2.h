@@ -16,13 +16,6 @@
 
 #define Q8_INLINE static inline __attribute__((always_inline)) BAM_Q8_TARGET
 
-Q8_INLINE float q8_hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 // R weight rows against T activation rows, blocks of 32 (compile-time R and T, as tile_widened).
 // Each block of each row also prefetches the same block of the next tile's rows (`next`, R rows
 // on; a prefetch never faults), as tile_widened does: BamBench decode at q8_0, builds with and
@@ -55,7 +48,7 @@ Q8_INLINE void q8_tile(float *y, size_t ldy, const uint8_t *w, size_t w_stride, 
         }
     }
     for (int i = 0; i < R; i++)
-        for (int t = 0; t < T; t++) y[(size_t)t * ldy + i] = q8_hsum8(acc[i][t]);
+        for (int t = 0; t < T; t++) y[(size_t)t * ldy + i] = bam_hsum8_ps(acc[i][t]);
 }
 
 #define Q8_RUN_TILES(R, T)                                                                                  \
@@ -87,7 +80,7 @@ Q8_INLINE void q8_rows(float *const y[2], const uint8_t *const row[2], const int
             acc[i][b & 1] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc[i][b & 1]);
         }
     }
-    for (int i = 0; i < n; i++) *y[i] = q8_hsum8(_mm256_add_ps(acc[i][0], acc[i][1]));
+    for (int i = 0; i < n; i++) *y[i] = bam_hsum8_ps(_mm256_add_ps(acc[i][0], acc[i][1]));
 }
 
 Q8_INLINE void q8_stream(float *y, const uint8_t *w, size_t w_stride, const uint8_t *x, const int rows, const int nb) {
