@@ -70,49 +70,44 @@ static inline int q8_K_group_sum(const uint8_t *xb, int g0, int groups) {
     return s;
 }
 
-static float block_q4_0(const uint8_t *w, const uint8_t *x) {
-    const int8_t *qx = (const int8_t *)(x + 2);
-    int32_t s = 0;
-    for (int j = 0; j < 16; j++) {
-        s += ((w[2 + j] & 0x0F) - 8) * qx[j];
-        s += ((w[2 + j] >> 4) - 8) * qx[j + 16];
+// Value j (0..31) of a block of 32 as the integer its scale multiplies: Q4_0 / Q5_0 codes less
+// their offset, Q4_1 / Q5_1 codes as stored (their minimum is added apart), IQ4_NL's level.
+static inline int legacy_code(const uint8_t *w, const enum bam_legacy_type type, const int j) {
+    const uint8_t byte = w[bam_legacy_nibbles_at(type) + j % 16];
+    int code = j < 16 ? byte & 0x0F : byte >> 4;
+    if (bam_legacy_has_fifth(type)) {
+        uint32_t qh;
+        memcpy(&qh, w + bam_legacy_fifth_at(type), 4);
+        code |= (int)((qh >> j) & 1) << 4;
     }
-    return (bam_f16_to_f32_1(bam_load_u16(w)) * bam_f16_to_f32_1(bam_load_u16(x))) * (float)s;
+    switch (type) {
+    case BAM_L_Q4_0: return code - 8;
+    case BAM_L_Q5_0: return code - 16;
+    case BAM_L_IQ4_NL: return bam_iq4_levels[code];
+    default: return code;
+    }
 }
 
-static float block_q5_0(const uint8_t *w, const uint8_t *x) {
+static inline float block_legacy(const uint8_t *w, const uint8_t *x, const enum bam_legacy_type type) {
     const int8_t *qx = (const int8_t *)(x + 2);
-    uint32_t qh;
-    memcpy(&qh, w + 2, 4);
-    int32_t s = 0;
-    for (int j = 0; j < 16; j++) {
-        s += (((w[6 + j] & 0x0F) | (((qh >> j) & 1) << 4)) - 16) * qx[j];
-        s += (((w[6 + j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16) * qx[j + 16];
+    int32_t s = 0, u = 0;
+    for (int j = 0; j < 32; j++) {
+        s += legacy_code(w, type, j) * qx[j];
+        u += qx[j];
     }
-    return (bam_f16_to_f32_1(bam_load_u16(w)) * bam_f16_to_f32_1(bam_load_u16(x))) * (float)s;
+    const float dx = bam_f16_to_f32_1(bam_load_u16(x)), d = bam_f16_to_f32_1(bam_load_u16(w)) * dx;
+    if (!bam_legacy_has_min(type)) return d * (float)s;
+    return d * (float)s + (bam_f16_to_f32_1(bam_load_u16(w + 2)) * dx) * (float)u;
 }
+
+static float block_q4_0(const uint8_t *w, const uint8_t *x) { return block_legacy(w, x, BAM_L_Q4_0); }
+static float block_q5_0(const uint8_t *w, const uint8_t *x) { return block_legacy(w, x, BAM_L_Q5_0); }
+static float block_q4_1(const uint8_t *w, const uint8_t *x) { return block_legacy(w, x, BAM_L_Q4_1); }
+static float block_q5_1(const uint8_t *w, const uint8_t *x) { return block_legacy(w, x, BAM_L_Q5_1); }
+static float block_iq4_nl(const uint8_t *w, const uint8_t *x) { return block_legacy(w, x, BAM_L_IQ4_NL); }
 
 // Q4_K, or with `fifth` Q5_K (whose nibbles follow 32 bytes of fifth bits: bit 2j of byte l is
 // value 64j + l's, bit 2j + 1 value 64j + 32 + l's).
-// Q4_1, or with `fifth` Q5_1: half d, half m, (32 fifth bits,) 16 bytes of nibbles.
-static inline float block_q4_1_q5_1(const uint8_t *w, const uint8_t *x, const int fifth) {
-    const int8_t *qx = (const int8_t *)(x + 2);
-    uint32_t qh = 0;
-    if (fifth) memcpy(&qh, w + 4, 4);
-    const uint8_t *qs = w + (fifth ? 8 : 4);
-    int32_t s = 0, u = 0;
-    for (int j = 0; j < 16; j++) {
-        s += ((qs[j] & 0x0F) | (((qh >> j) & 1) << 4)) * qx[j];
-        s += ((qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) * qx[j + 16];
-        u += qx[j] + qx[j + 16];
-    }
-    const float dx = bam_f16_to_f32_1(bam_load_u16(x));
-    return (bam_f16_to_f32_1(bam_load_u16(w)) * dx) * (float)s + (bam_f16_to_f32_1(bam_load_u16(w + 2)) * dx) * (float)u;
-}
-
-static float block_q4_1(const uint8_t *w, const uint8_t *x) { return block_q4_1_q5_1(w, x, 0); }
-static float block_q5_1(const uint8_t *w, const uint8_t *x) { return block_q4_1_q5_1(w, x, 1); }
-
 static inline float block_q4_K_q5_K(const uint8_t *w, const uint8_t *x, const int fifth) {
     const float dx = bam_load_f32(x);
     const int8_t *qx = (const int8_t *)(x + 4);
@@ -161,13 +156,6 @@ static float block_q6_K(const uint8_t *w, const uint8_t *x) {
         for (int i = 0; i < 8; i++) s += sc[8 * h + i] * (sub[i] - 32 * q8_K_group_sum(x, 8 * h + i, 1));
     }
     return (bam_f16_to_f32_1(bam_load_u16(w + 208)) * bam_load_f32(x)) * (float)s;
-}
-
-static float block_iq4_nl(const uint8_t *w, const uint8_t *x) {
-    const int8_t *qx = (const int8_t *)(x + 2);
-    int32_t s = 0;
-    for (int j = 0; j < 16; j++) s += bam_iq4_levels[w[2 + j] & 0x0F] * qx[j] + bam_iq4_levels[w[2 + j] >> 4] * qx[j + 16];
-    return (bam_f16_to_f32_1(bam_load_u16(w)) * bam_f16_to_f32_1(bam_load_u16(x))) * (float)s;
 }
 
 static float block_iq4_xs(const uint8_t *w, const uint8_t *x) {

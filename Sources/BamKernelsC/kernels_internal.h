@@ -140,6 +140,18 @@ static inline void bam_q4_K_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8
     }
 }
 
+// ggml's blocks of 32 whose decode kernels multiply Q8_0 activations, and where a block keeps its
+// parts: a half scale d, for the _1 types a half minimum m, for the 5-bit types 32 fifth bits
+// (`bam_legacy_fifth_at`), then 16 bytes of nibbles (`bam_legacy_nibbles_at`).
+enum bam_legacy_type { BAM_L_Q4_0, BAM_L_Q5_0, BAM_L_Q4_1, BAM_L_Q5_1, BAM_L_IQ4_NL };
+static inline int bam_legacy_has_min(const enum bam_legacy_type t) { return t == BAM_L_Q4_1 || t == BAM_L_Q5_1; }
+static inline int bam_legacy_has_fifth(const enum bam_legacy_type t) { return t == BAM_L_Q5_0 || t == BAM_L_Q5_1; }
+static inline int bam_legacy_fifth_at(const enum bam_legacy_type t) { return bam_legacy_has_min(t) ? 4 : 2; }
+static inline int bam_legacy_nibbles_at(const enum bam_legacy_type t) {
+    return bam_legacy_fifth_at(t) + (bam_legacy_has_fifth(t) ? 4 : 0);
+}
+static inline int bam_legacy_bytes(const enum bam_legacy_type t) { return bam_legacy_nibbles_at(t) + 16; }
+
 // The block-quantized decode kernels (block_dots.c: portable; x86_block_dots_avx2.c: AVX2, which
 // every x86 family's table uses) and the one Q8_K quantizer all families share (a decode step
 // quantizes a few thousand activations; the weights' bytes bound it).

@@ -24,51 +24,38 @@ AVX2_INLINE __m256i nibbles32(const uint8_t *p) {
     return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
 }
 
-// The IQ4 levels of 32 codes (16 bytes of nibbles, low first): signed bytes from the codebook.
-AVX2_INLINE __m256i iq4_levels32(const uint8_t *p) {
-    const __m256i levels = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bam_iq4_levels));
-    return _mm256_shuffle_epi8(levels, nibbles32(p));
-}
-
-enum legacy_type { L_Q4_0, L_Q5_0, L_Q4_1, L_Q5_1, L_IQ4_NL };
-
-AVX2_INLINE int legacy_bytes(const enum legacy_type type) {
-    switch (type) {
-    case L_Q4_0: return BAM_Q4_0_BYTES;
-    case L_Q5_0: return BAM_Q5_0_BYTES;
-    case L_Q4_1: return BAM_Q4_1_BYTES;
-    case L_IQ4_NL: return BAM_IQ4_NL_BYTES;
-    default: return BAM_Q5_1_BYTES;
-    }
+// The IQ4 levels of 32 codes (as bytes 0-15): signed bytes from the codebook.
+AVX2_INLINE __m256i iq4_levels(const __m256i codes) {
+    return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)bam_iq4_levels)), codes);
 }
 
 // A block's 32 codes as bytes: Q4_0 codes minus 8 and Q5_0 codes (fifth bit j of the 32-bit qh
 // on value j) minus 16 and IQ4_NL's levels, signed; Q4_1 and Q5_1 codes as they are (0-15, 0-31).
-AVX2_INLINE __m256i legacy_codes(const uint8_t *w, const enum legacy_type type) {
+AVX2_INLINE __m256i legacy_codes(const uint8_t *w, const enum bam_legacy_type type) {
+    const __m256i nibbles = nibbles32(w + bam_legacy_nibbles_at(type));
     switch (type) {
-    case L_Q4_0: return _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8));
-    case L_Q4_1: return nibbles32(w + 4);
-    case L_IQ4_NL: return iq4_levels32(w + 2);
+    case BAM_L_Q4_0: return _mm256_sub_epi8(nibbles, _mm256_set1_epi8(8));
+    case BAM_L_Q4_1: return nibbles;
+    case BAM_L_IQ4_NL: return iq4_levels(nibbles);
     default: break;
     }
-    const int at = type == L_Q5_0 ? 2 : 4;
     uint32_t qh;
-    memcpy(&qh, w + at, 4);
+    memcpy(&qh, w + bam_legacy_fifth_at(type), 4);
     // Byte j takes byte j / 8 of qh, then tests its bit j % 8.
     const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
                                                _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
                                                                  0x0101010101010101, 0x0000000000000000));
     const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
     const __m256i fifth = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
-    const __m256i codes = _mm256_or_si256(nibbles32(w + at + 4), fifth);
-    return type == L_Q5_0 ? _mm256_sub_epi8(codes, _mm256_set1_epi8(16)) : codes;
+    const __m256i codes = _mm256_or_si256(nibbles, fifth);
+    return type == BAM_L_Q5_0 ? _mm256_sub_epi8(codes, _mm256_set1_epi8(16)) : codes;
 }
 
 // One weight row of Q4_0 / Q5_0 / Q4_1 / Q5_1 / IQ4_NL blocks against T Q8_0 activation rows:
 // per block d * dx * (codes . x), plus for Q4_1 / Q5_1 m * dx * sum(x).
 AVX2_INLINE void legacy_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x, size_t x_stride, const int T,
-                            const int nb, const enum legacy_type type) {
-    const int w_bytes = legacy_bytes(type), with_min = type == L_Q4_1 || type == L_Q5_1;
+                            const int nb, const enum bam_legacy_type type) {
+    const int w_bytes = bam_legacy_bytes(type), with_min = bam_legacy_has_min(type);
     const __m256i ones16 = _mm256_set1_epi16(1), ones8 = _mm256_set1_epi8(1);
     __m256 acc[BAM_MATMUL_MAX_ROWS];
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
@@ -188,7 +175,7 @@ AVX2_INLINE __m256 iq4_xs_block(__m256 acc, const uint8_t *w, const uint8_t *x) 
     __m256i sumi = _mm256_setzero_si256();
     for (int ib = 0; ib < 8; ib++) {
         const int ls = ((w[4 + ib / 2] >> (4 * (ib % 2))) & 0x0F) | (((scales_h >> (2 * ib)) & 3) << 4);
-        const __m256i q = iq4_levels32(w + 8 + 16 * ib);
+        const __m256i q = iq4_levels(nibbles32(w + 8 + 16 * ib));
         const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 4 + 32 * ib));
         const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(xv, q));
         sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16((short)(ls - 32))));
@@ -245,11 +232,11 @@ AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x,
                                      size_t x_stride, int T, int rows, int cols) {                          \
         BLOCK_ROWS(ROW_FN, block_values);                                                                    \
     }
-#define ROW_Q4_0(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q4_0)
-#define ROW_Q5_0(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q5_0)
-#define ROW_Q4_1(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q4_1)
-#define ROW_Q5_1(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_Q5_1)
-#define ROW_IQ4_NL(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, L_IQ4_NL)
+#define ROW_Q4_0(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, BAM_L_Q4_0)
+#define ROW_Q5_0(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, BAM_L_Q5_0)
+#define ROW_Q4_1(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, BAM_L_Q4_1)
+#define ROW_Q5_1(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, BAM_L_Q5_1)
+#define ROW_IQ4_NL(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, BAM_L_IQ4_NL)
 #define ROW_Q4_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q4)
 #define ROW_Q5_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q5)
 #define ROW_Q6_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q6)
