@@ -190,10 +190,11 @@ func decodeFloor(_ matrices: [WeightMatrix], head: WeightMatrix, passes: Int = 1
             preconditionFailure("the decode floor reads matrices with fused kernels only; \(m.storage) has none")
         }
         guard inputs[form] == nil else { continue }
-        let q = UnsafeMutableRawPointer.allocate(byteCount: form.rowBytes(columns: maxCols) + 64, alignment: 64)
+        // Whole blocks of the widest row (every matrix's columns are whole blocks of its form).
+        let columns = maxCols / form.blockValues * form.blockValues
+        let q = UnsafeMutableRawPointer.allocate(byteCount: form.rowBytes(columns: columns) + 64, alignment: 64)
         buffers.append(q)
-        if form == .q8_0 { k.quantizeQ8_0(q, x.data, count: maxCols / 32 * 32) }
-        if form == .q8_K { k.quantizeQ8_K(q, x.data, count: maxCols / 256 * 256) }
+        form.quantize(q, x.data, T: 1, columns: columns, kernels: k)
         inputs[form] = SendableRawPointer(UnsafeRawPointer(q))
     }
     let formInputs = inputs

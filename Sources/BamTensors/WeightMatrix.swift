@@ -191,14 +191,10 @@ public final class WeightMatrix: @unchecked Sendable {
         case .f16: k.f16ToF32(out, src, count: count)
         case .bf16: k.bf16ToF32(out, src, count: count)
         case .q8_0: k.q8_0ToF32(out, src, count: count)
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs:
-            // Whole rows are whole blocks (checked at init): exact, cannot throw.
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs, .dequantized:
+            // Rows are contiguous whole blocks, and a type without a kernel was tried at init:
+            // the decoder cannot throw here.
             try! DTypeConversion.toFloat32(src, dtype: storage.dtype, count: count, into: out)
-        case let .dequantized(dtype):
-            // Validated at init: this type decodes, so the call cannot throw here.
-            for (i, r) in range.enumerated() {
-                try! DTypeConversion.toFloat32(row(r), dtype: dtype, count: columns, into: out + i * columns)
-            }
         }
     }
 

@@ -7,6 +7,15 @@ import BamKernelsC
 public enum DecodeActivations: Sendable, Hashable {
     case float32, q8_0, q8_K
 
+    /// Values per block of this form (a row's columns are a multiple of it).
+    public var blockValues: Int {
+        switch self {
+        case .float32: 1
+        case .q8_0: Q8_0.blockSize
+        case .q8_K: Int(BAM_QK_K)
+        }
+    }
+
     /// Bytes of one activation row of `columns` values in this form.
     public func rowBytes(columns: Int) -> Int {
         switch self {
@@ -17,8 +26,8 @@ public enum DecodeActivations: Sendable, Hashable {
     }
 
     /// Rows `inp` (T rows of `columns` floats) in this form, one row every `rowBytes(columns:)`
-    /// bytes of `out` (nothing to do for float32, which the kernels read in place).
-    func quantize(_ out: UnsafeMutableRawPointer, _ inp: UnsafePointer<Float>, T: Int, columns: Int, kernels k: WeightKernels) {
+    /// bytes of `out` (decode reads float32 rows in place and calls this for the quantized forms only).
+    public func quantize(_ out: UnsafeMutableRawPointer, _ inp: UnsafePointer<Float>, T: Int, columns: Int, kernels k: WeightKernels) {
         let stride = rowBytes(columns: columns)
         for t in 0..<T {
             switch self {
