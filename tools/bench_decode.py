@@ -32,7 +32,7 @@ position of keys and values from the KV cache):
 bam-mix runs the HF checkpoint when it is stored in TYPE; otherwise, with `--weights TYPE` when its
 commands have that option, and without it on the GGUF of TYPE (so it reads that type's file, computing
 however it loads it today; the report says which). The types only llama-quantize makes (q4_k_m,
-default; q5_k_m, q6_k, q4_0, iq4_xs with --types) are quantized from the GGUF of the stored type by
+default; q5_k_m, q6_k, q4_0, iq4_xs, q3_k_m, q2_k with --types) are quantized from the GGUF of the stored type by
 llama-quantize, and both sides run that file as it is. Ratios are bam-mix over llama.cpp in tokens/s
 (targets: decode >= 1.0, prefill >= 1.2). Memory: the peak RSS of `bam-mix perplexity --ctx 512` on
 each bfloat16 1.1B-shaped checkpoint over its file size (target <= 1.15), with llama-perplexity's on
@@ -62,7 +62,8 @@ DEFAULT_TYPES = {"llama58m": ("f32", "bf16", "q8_0", "q4_k_m"), "mixtral4x58m": 
                  "llama1b": ("bf16", "q4_k_m"), "btx4x1b": ("bf16",)}
 # Types only llama-quantize makes (from the GGUF of the stored type), the kind users download:
 # both sides run the same file, bam-mix with its blocks in place.
-LLAMA_QUANTIZED = {"q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K", "q4_0": "Q4_0", "iq4_xs": "IQ4_XS"}
+LLAMA_QUANTIZED = {"q4_k_m": "Q4_K_M", "q5_k_m": "Q5_K_M", "q6_k": "Q6_K", "q4_0": "Q4_0", "iq4_xs": "IQ4_XS", "q3_k_m": "Q3_K_M",
+                   "q2_k": "Q2_K"}
 TYPES = ("f32", "f16", "bf16", "q8_0") + tuple(LLAMA_QUANTIZED)
 TARGET_DECODE, TARGET_PREFILL, TARGET_RSS = 1.0, 1.2, 1.15
 

@@ -1,5 +1,5 @@
-// The portable decode kernels of ggml's 4-, 5- and 6-bit weight blocks (Q4_0, Q4_1, Q5_0, Q5_1,
-// Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)
+// The portable decode kernels of ggml's 2- to 6-bit weight blocks (Q4_0, Q4_1, Q5_0, Q5_1,
+// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS)
 // and the Q8_K quantization of activations they need. A GGUF model quantised by llama-quantize
 // (Q4_K_M, the most downloaded kind) holds these types; reading them through a row dequantizer
 // into float32 made a 58M Llama's Q4_K_M decode ten times slower than llama.cpp's (38.6 against
@@ -11,10 +11,13 @@
 // with SIMD):
 //   Q4_0 / Q5_0:  s = sum_j (q_j - 8 | 16) x_j,            block value dw * dx * s
 //   Q4_1 / Q5_1:  s = sum_j q_j x_j, u = sum_j x_j,         block value dw * dx * s + m * dx * u
-//   Q4_K, Q5_K:   s = sum_sub sc_sub * sum_j q_j x_j,       block value dw * dx * s - dmin * dx * m
+//   Q2_K, Q4_K, Q5_K:
+//                 s = sum_sub sc_sub * sum_j q_j x_j,       block value dw * dx * s - dmin * dx * m
 //                 m = sum_sub min_sub * (sum of x over the sub-block, from the Q8_K sums of 16)
 //   IQ4_NL:       s = sum_j k[q_j] x_j,                     block value dw * dx * s
 //   IQ4_XS:       s = sum_sub (ls_sub - 32) * sum_j k[q_j] x_j,  block value dw * dx * s
+//   Q3_K:         s = sum_sub (sc_sub - 32) * sum_j q_j x_j - 4 * sum_sub (sc_sub - 32) * (sum of x over it)
+//                                                           block value d * dx * s (q of 3 bits, 0-7)
 //   Q6_K:         s = sum_sub sc_sub * sum_j q_j x_j - 32 * sum_sub sc_sub * (sum of x over it)
 //                                                           block value d * dx * s
 // The blocks' values are added in float32 in block order.
@@ -105,6 +108,41 @@ static float block_q5_0(const uint8_t *w, const uint8_t *x) { return block_legac
 static float block_q4_1(const uint8_t *w, const uint8_t *x) { return block_legacy(w, x, BAM_L_Q4_1); }
 static float block_q5_1(const uint8_t *w, const uint8_t *x) { return block_legacy(w, x, BAM_L_Q5_1); }
 static float block_iq4_nl(const uint8_t *w, const uint8_t *x) { return block_legacy(w, x, BAM_L_IQ4_NL); }
+
+// Q2_K and Q3_K hold 256 values as 16 sub-blocks of 16. Sub-block `sub` (values 16 sub ..
+// 16 sub + 15) lies in half h = sub / 8 of the 2-bit codes (32 bytes each), in the bytes 16 p ..
+// 16 p + 15 of that half (p = sub % 2), at bits 2j, 2j + 1 (j = (sub % 8) / 2). Q3_K's third bit
+// of the same value is bit 4h + j of the same byte index of its 32 bytes of hmask.
+static float block_q2_K(const uint8_t *w, const uint8_t *x) {
+    const int8_t *qx = (const int8_t *)(x + 4);
+    int32_t s = 0, m = 0;
+    for (int sub = 0; sub < 16; sub++) {
+        const uint8_t *q = w + 16 + 32 * (sub / 8) + 16 * (sub % 2);
+        const int shift = 2 * ((sub % 8) / 2);
+        int32_t dot = 0;
+        for (int l = 0; l < 16; l++) dot += ((q[l] >> shift) & 3) * qx[16 * sub + l];
+        s += (w[sub] & 0x0F) * dot;
+        m += (w[sub] >> 4) * q8_K_group_sum(x, sub, 1);
+    }
+    const float dx = bam_load_f32(x);
+    const float d = bam_f16_to_f32_1(bam_load_u16(w + 80)) * dx, dmin = bam_f16_to_f32_1(bam_load_u16(w + 82)) * dx;
+    return d * (float)s - dmin * (float)m;
+}
+
+static float block_q3_K(const uint8_t *w, const uint8_t *x) {
+    const int8_t *qx = (const int8_t *)(x + 4);
+    int8_t sc[16];
+    bam_q3_K_scales(w + 96, sc);
+    int32_t s = 0;
+    for (int sub = 0; sub < 16; sub++) {
+        const int h = sub / 8, j = (sub % 8) / 2;
+        const uint8_t *q = w + 32 + 32 * h + 16 * (sub % 2), *hm = w + 16 * (sub % 2);
+        int32_t dot = 0;
+        for (int l = 0; l < 16; l++) dot += (((q[l] >> (2 * j)) & 3) | (((hm[l] >> (4 * h + j)) & 1) << 2)) * qx[16 * sub + l];
+        s += sc[sub] * (dot - 4 * q8_K_group_sum(x, sub, 1));
+    }
+    return (bam_f16_to_f32_1(bam_load_u16(w + 108)) * bam_load_f32(x)) * (float)s;
+}
 
 // Q4_K, or with `fifth` Q5_K (whose nibbles follow 32 bytes of fifth bits: bit 2j of byte l is
 // value 64j + l's, bit 2j + 1 value 64j + 32 + l's).
@@ -200,6 +238,8 @@ BLOCK_MATMUL(q5_0, 32, BAM_Q5_0_BYTES, BAM_Q8_0_BYTES)
 BLOCK_MATMUL(q4_1, 32, BAM_Q4_1_BYTES, BAM_Q8_0_BYTES)
 BLOCK_MATMUL(q5_1, 32, BAM_Q5_1_BYTES, BAM_Q8_0_BYTES)
 BLOCK_MATMUL(iq4_nl, 32, BAM_IQ4_NL_BYTES, BAM_Q8_0_BYTES)
+BLOCK_MATMUL(q2_K, BAM_QK_K, BAM_Q2_K_BYTES, BAM_Q8_K_BYTES)
+BLOCK_MATMUL(q3_K, BAM_QK_K, BAM_Q3_K_BYTES, BAM_Q8_K_BYTES)
 BLOCK_MATMUL(q4_K, BAM_QK_K, BAM_Q4_K_BYTES, BAM_Q8_K_BYTES)
 BLOCK_MATMUL(q5_K, BAM_QK_K, BAM_Q5_K_BYTES, BAM_Q8_K_BYTES)
 BLOCK_MATMUL(q6_K, BAM_QK_K, BAM_Q6_K_BYTES, BAM_Q8_K_BYTES)

@@ -140,6 +140,16 @@ static inline void bam_q4_K_scales(const uint8_t *s, uint8_t sc[8], uint8_t mn[8
     }
 }
 
+// The sixteen 6-bit scales of a Q3_K block from its 12 scale bytes, less their offset of 32: the
+// low 4 bits of scale i are nibble i / 8 of byte i % 8, its top 2 bits are bits 2 (i / 4) of byte
+// 8 + i % 4 (the layout ggml's dequantize_row_q3_K unpacks with kmask1 / kmask2).
+static inline void bam_q3_K_scales(const uint8_t *s, int8_t sc[16]) {
+    for (int i = 0; i < 16; i++) {
+        const int low = (s[i % 8] >> (4 * (i / 8))) & 0x0F, high = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+        sc[i] = (int8_t)((low | (high << 4)) - 32);
+    }
+}
+
 // ggml's blocks of 32 whose decode kernels multiply Q8_0 activations, and where a block keeps its
 // parts: a half scale d, for the _1 types a half minimum m, for the 5-bit types 32 fifth bits
 // (`bam_legacy_fifth_at`), then 16 bytes of nibbles (`bam_legacy_nibbles_at`).
@@ -161,6 +171,8 @@ void bam_quantize_q8_K(void *dst, const float *src, size_t n);
     void prefix##_matmul_q5_0(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q4_1(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q5_1(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_q2_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
+    void prefix##_matmul_q3_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q4_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q5_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \
     void prefix##_matmul_q6_K(float *, size_t, const void *, size_t, const void *, size_t, int, int, int); \

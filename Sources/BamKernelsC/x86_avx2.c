@@ -416,6 +416,7 @@ const bam_kernels bam_kernels_avx2 = {
     .matmul_q8_0 = bam_avx2_matmul_q8_0,
     .matmul_q4_0 = bam_avx2_matmul_q4_0, .matmul_q5_0 = bam_avx2_matmul_q5_0, .matmul_q4_1 = bam_avx2_matmul_q4_1, .matmul_q5_1 = bam_avx2_matmul_q5_1, .matmul_q4_K = bam_avx2_matmul_q4_K,
     .matmul_q5_K = bam_avx2_matmul_q5_K,
+    .matmul_q2_K = bam_avx2_matmul_q2_K, .matmul_q3_K = bam_avx2_matmul_q3_K,
     .matmul_q6_K = bam_avx2_matmul_q6_K, .matmul_iq4_nl = bam_avx2_matmul_iq4_nl,
     .matmul_iq4_xs = bam_avx2_matmul_iq4_xs, .quantize_q8_K = bam_quantize_q8_K,
     .quantize_q8_0 = bam_avx2_quantize_q8_0, .q8_0_to_f32 = bam_avx2_q8_0_to_f32,

@@ -1,11 +1,11 @@
-// The AVX2 decode kernels of Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS weights
+// The AVX2 decode kernels of Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL and IQ4_XS weights
 // (block_dots.c states the integer sums they compute; the tests hold both against the naive
 // twin). Every x86 table uses these: an AVX-512 CPU runs AVX2 too, and no AVX-512 variant has been measured yet
 // (the development machine of these kernels was an EPYC Zen 3, AVX2 only).
 //
 // x86 multiplies bytes only unsigned by signed (maddubs). The codes of Q4_1, Q5_1 and the
 // k-quants are unsigned (at most 6 bits), so they go in as they are, and the minimum (Q4_1, Q5_1,
-// Q4_K, Q5_K) or offset (Q6_K's 32) is applied through the sum of the activations (Q8_K keeps the
+// Q2_K, Q4_K, Q5_K) or offset (Q3_K's 4, Q6_K's 32) is applied through the sum of the activations (Q8_K keeps the
 // sums of each 16); a pair sum is at most 2 * 63 * 127 < 32767, so maddubs never saturates.
 // Q4_0 / Q5_0 codes minus their offset and the IQ4 levels are signed: |w| against x with w's
 // sign, as the Q8_0 kernel does (IQ4 pairs: at most 2 * 127 * 127 < 32767). Every integer sum is
@@ -79,6 +79,68 @@ AVX2_INLINE void legacy_row(float *y, size_t ldy, const uint8_t *w, const uint8_
     for (int t = 0; t < T; t++) y[(size_t)t * ldy] = bam_hsum8_ps(acc[t]);
 }
 
+// Byte-shuffle patterns that spread 16-bit lane i of each 128-bit half over the whole half.
+AVX2_INLINE __m256i lane16(const int i) { return _mm256_set1_epi16((short)(0x0100 * (2 * i + 1) + 2 * i)); }
+
+// The pattern that spreads lane 2k over the low 128-bit half and lane 2k + 1 over the high one:
+// for 32 consecutive values of sub-blocks of 16 (2k and 2k + 1), whose maddubs pair sums fill
+// lanes 0-7 (the first 16 values) and 8-15 (the next 16).
+AVX2_INLINE __m256i lane16_pair(const int k) {
+    return _mm256_set_m128i(_mm256_castsi256_si128(lane16(2 * k + 1)), _mm256_castsi256_si128(lane16(2 * k)));
+}
+
+// One Q2_K or Q3_K block against one Q8_K block, added to acc. Both keep 2-bit codes of values
+// 128h + 32j .. 128h + 32j + 31 in bits 2j, 2j + 1 of the 32 code bytes of half h, and (Q3_K) the
+// third bit in bit 4h + j of the 32 hmask bytes; sub-block sc (16 values) has a 4-bit scale and a
+// 4-bit minimum (Q2_K: d * dx * sum_sub sc * (q . x) - dmin * dx * sum_sub m * sum(x)) or a 6-bit
+// scale with an offset of 32 (Q3_K: d * dx * sum_sub (sc - 32) * (q . x - 4 * sum(x)), q of
+// 3 bits). Codes of at most 3 bits keep maddubs' pair sums far below 32767.
+AVX2_INLINE __m256 q2_K_q3_K_block(__m256 acc, const uint8_t *w, const uint8_t *x, const int third) {
+    __m128i sc8, mn8 = _mm_setzero_si128();
+    if (third) {
+        // Q3_K's sixteen 6-bit scales (bam_q3_K_scales' layout) a 32-bit word at a time: scales
+        // 0-3 and 4-7 are the low nibbles of bytes 0-3 and 4-7, scales 8-11 and 12-15 their high
+        // nibbles, each with two bits of bytes 8-11 above (bits 0-1, 2-3, 4-5, 6-7).
+        uint32_t u[3], o[4];
+        memcpy(u, w + 96, 12);
+        o[0] = (u[0] & 0x0f0f0f0fu) | ((u[2] & 0x03030303u) << 4);
+        o[1] = (u[1] & 0x0f0f0f0fu) | (((u[2] >> 2) & 0x03030303u) << 4);
+        o[2] = ((u[0] >> 4) & 0x0f0f0f0fu) | (((u[2] >> 4) & 0x03030303u) << 4);
+        o[3] = ((u[1] >> 4) & 0x0f0f0f0fu) | (((u[2] >> 6) & 0x03030303u) << 4);
+        sc8 = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)o), _mm_set1_epi8(32));
+    } else {
+        const __m128i packed = _mm_loadu_si128((const __m128i *)w);
+        sc8 = _mm_and_si128(packed, _mm_set1_epi8(0x0F));
+        mn8 = _mm_and_si128(_mm_srli_epi16(packed, 4), _mm_set1_epi8(0x0F));
+    }
+    const uint8_t *qs = w + (third ? 32 : 16);
+    const __m256i hm = third ? _mm256_loadu_si256((const __m256i *)w) : _mm256_setzero_si256();
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256i sumi = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+        // This half's eight scales (signed for Q3_K) as 16-bit lanes, in both 128-bit halves.
+        const __m128i half = h ? _mm_srli_si128(sc8, 8) : sc8;
+        const __m256i scales = _mm256_broadcastsi128_si256(third ? _mm_cvtepi8_epi16(half) : _mm_cvtepu8_epi16(half));
+        for (int j = 0; j < 4; j++) {
+            __m256i codes = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+            if (third) codes = _mm256_or_si256(codes, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), one), 2));
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 4 + 128 * h + 32 * j));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(codes, xv), _mm256_shuffle_epi8(scales, lane16_pair(j))));
+        }
+    }
+    // The Q8_K sums of each 16 against the minimums (Q2_K) or scales (Q3_K), lane by lane.
+    const __m256i sums = _mm256_loadu_si256((const __m256i *)(x + 4 + BAM_QK_K));
+    const float dx = bam_load_f32(x);
+    if (third) {
+        sumi = _mm256_sub_epi32(sumi, _mm256_slli_epi32(_mm256_madd_epi16(sums, _mm256_cvtepi8_epi16(sc8)), 2));
+        return _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(bam_load_u16(w + 108)) * dx), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    const float d = _cvtsh_ss(bam_load_u16(w + 80)) * dx, dmin = _cvtsh_ss(bam_load_u16(w + 82)) * dx;
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    return _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(_mm256_madd_epi16(sums, _mm256_cvtepu8_epi16(mn8))), acc);
+}
+
 // The eight 6-bit scales and eight minimums of a Q4_K block (12 bytes at s, bam_q4_K_scales'
 // layout) as 16 bytes: scales in bytes 0-7, minimums in 8-15. Whole 32-bit words at a time: the
 // low 6 bits of bytes 0-3 and 4-7 are scales and minimums 0-3; scales 4-7 are the low nibbles of
@@ -93,9 +155,6 @@ AVX2_INLINE __m128i q4_K_scales_mins(const uint8_t *s) {
     o[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
     return _mm_loadu_si128((const __m128i *)o);
 }
-
-// Byte-shuffle patterns that spread 16-bit lane i of each 128-bit half over the whole half.
-AVX2_INLINE __m256i lane16(const int i) { return _mm256_set1_epi16((short)(0x0100 * (2 * i + 1) + 2 * i)); }
 
 // One Q4_K block (or with `fifth` a Q5_K block, whose fifth bits come first: bit 2j of byte l for
 // value 64j + l, bit 2j + 1 for 64j + 32 + l) against one Q8_K block, added to acc:
@@ -153,11 +212,8 @@ AVX2_INLINE __m256 q6_K_block(__m256 acc, const uint8_t *w, const uint8_t *x) {
                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4));
         for (int k = 0; k < 4; k++) {
             const __m256i xv = _mm256_loadu_si256((const __m256i *)(x + 4 + 128 * h + 32 * k));
-            // Lanes 0-7 sum values 0-15 of the group (sub-block 2k: scale 2k), lanes 8-15 values
-            // 16-31 (scale 2k + 1): the low half's pattern picks lane 2k, the high half's 2k + 1.
-            const __m256i s = _mm256_shuffle_epi8(scales, _mm256_set_m128i(_mm256_castsi256_si128(lane16(2 * k + 1)),
-                                                                           _mm256_castsi256_si128(lane16(2 * k))));
-            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), s));
+            // Values 0-15 of the group are sub-block 2k, values 16-31 sub-block 2k + 1.
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], xv), _mm256_shuffle_epi8(scales, lane16_pair(k))));
         }
     }
     const float d = _cvtsh_ss(bam_load_u16(w + 208)) * bam_load_f32(x);
@@ -183,13 +239,13 @@ AVX2_INLINE __m256 iq4_xs_block(__m256 acc, const uint8_t *w, const uint8_t *x) 
     return _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(bam_load_u16(w)) * bam_load_f32(x)), _mm256_cvtepi32_ps(sumi), acc);
 }
 
-enum k_type { K_Q4, K_Q5, K_Q6, K_IQ4_XS };
+enum k_type { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6, K_IQ4_XS };
 
-// One weight row of Q4_K / Q5_K / Q6_K / IQ4_XS blocks against T Q8_K activation rows.
+// One weight row of Q2_K / Q3_K / Q4_K / Q5_K / Q6_K / IQ4_XS blocks against T Q8_K activation rows.
 AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x, size_t x_stride, const int T, const int nb,
                        const enum k_type type) {
-    const int w_bytes = type == K_Q6 ? BAM_Q6_K_BYTES : type == K_Q5 ? BAM_Q5_K_BYTES
-                        : type == K_IQ4_XS ? BAM_IQ4_XS_BYTES : BAM_Q4_K_BYTES;
+    const int w_bytes = type == K_Q2 ? BAM_Q2_K_BYTES : type == K_Q3 ? BAM_Q3_K_BYTES : type == K_Q6 ? BAM_Q6_K_BYTES
+                        : type == K_Q5 ? BAM_Q5_K_BYTES : type == K_IQ4_XS ? BAM_IQ4_XS_BYTES : BAM_Q4_K_BYTES;
     __m256 acc[BAM_MATMUL_MAX_ROWS];
     for (int t = 0; t < T; t++) acc[t] = _mm256_setzero_ps();
     for (int b = 0; b < nb; b++) {
@@ -199,7 +255,8 @@ AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x,
         _mm_prefetch((const char *)wb + BAM_STREAM_PREFETCH_BYTES + 128, _MM_HINT_T0);
         for (int t = 0; t < T; t++) {
             const uint8_t *xb = x + (size_t)t * x_stride + (size_t)b * BAM_Q8_K_BYTES;
-            acc[t] = type == K_Q6 ? q6_K_block(acc[t], wb, xb)
+            acc[t] = type == K_Q2 || type == K_Q3 ? q2_K_q3_K_block(acc[t], wb, xb, type == K_Q3)
+                     : type == K_Q6 ? q6_K_block(acc[t], wb, xb)
                      : type == K_IQ4_XS ? iq4_xs_block(acc[t], wb, xb) : q4_K_block(acc[t], wb, xb, type == K_Q5);
         }
     }
@@ -237,6 +294,8 @@ AVX2_INLINE void k_row(float *y, size_t ldy, const uint8_t *w, const uint8_t *x,
 #define ROW_Q4_1(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, BAM_L_Q4_1)
 #define ROW_Q5_1(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, BAM_L_Q5_1)
 #define ROW_IQ4_NL(n) legacy_row(y + r, ldy, wr, xb, x_stride, n, nb, BAM_L_IQ4_NL)
+#define ROW_Q2_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q2)
+#define ROW_Q3_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q3)
 #define ROW_Q4_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q4)
 #define ROW_Q5_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q5)
 #define ROW_Q6_K(n) k_row(y + r, ldy, wr, xb, x_stride, n, nb, K_Q6)
@@ -246,6 +305,8 @@ BLOCK_MATMUL(q5_0, ROW_Q5_0, 32)
 BLOCK_MATMUL(q4_1, ROW_Q4_1, 32)
 BLOCK_MATMUL(q5_1, ROW_Q5_1, 32)
 BLOCK_MATMUL(iq4_nl, ROW_IQ4_NL, 32)
+BLOCK_MATMUL(q2_K, ROW_Q2_K, BAM_QK_K)
+BLOCK_MATMUL(q3_K, ROW_Q3_K, BAM_QK_K)
 BLOCK_MATMUL(q4_K, ROW_Q4_K, BAM_QK_K)
 BLOCK_MATMUL(q5_K, ROW_Q5_K, BAM_QK_K)
 BLOCK_MATMUL(q6_K, ROW_Q6_K, BAM_QK_K)

@@ -12,12 +12,10 @@ public typealias InferenceWeights = ModelWeights<WeightMatrix>
 /// Which type an inference model keeps its matrices in (`--weights`).
 public enum WeightLoading: Sendable, Equatable, CustomStringConvertible {
     /// Each matrix as the file stores it, used in place from the mapping (zero copy): F32, F16,
-    /// BF16, Q8_0 and the 4-6-bit block types of llama-quantize's common files (Q4_0, Q4_1, Q5_0,
-    /// Q5_1, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS) through their fused kernels (decode quantizes the
-    /// activations per block, as llama.cpp does; prefill multiplies exactly dequantized float32
-    /// panels); Q2_K and Q3_K through a row dequantizer (decode: 16 rows at a time into an
-    /// L1-sized buffer), exact but about ten times slower to decode (docs/performance.md,
-    /// "Block-quantized weights").
+    /// BF16, Q8_0 and the 2-6-bit block types of llama-quantize's files (Q4_0, Q4_1, Q5_0, Q5_1,
+    /// Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS) through their fused kernels (decode quantizes
+    /// the activations per block, as llama.cpp does; prefill multiplies exactly dequantized float32
+    /// panels; docs/performance.md, "Block-quantized weights").
     case stored
     /// Every matrix converted at load to this type (F32, F16, BF16 or Q8_0), e.g. an f32
     /// checkpoint run as Q8_0.

@@ -7,10 +7,10 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
     /// Q8_0 as well and multiplies in integers, as llama.cpp does.
     case q8_0
     /// ggml's 4- and 5-bit blocks of 32 (Q4_0, Q4_1, Q5_0, Q5_1) and its k-quant super-blocks of
-    /// 256 that llama-quantize's Q4_K_M, Q5_K_M and Q6_K files are made of: decode multiplies them
-    /// by activations quantized to Q8_0 (blocks of 32) or Q8_K (Q4_K, Q5_K, Q6_K) in integers, as
-    /// llama.cpp does.
-    case q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K
+    /// 256 that llama-quantize's Q2_K, Q3_K_*, Q4_K_M, Q5_K_M and Q6_K files are made of: decode
+    /// multiplies them by activations quantized to Q8_0 (blocks of 32) or Q8_K (Q2_K..Q6_K) in
+    /// integers, as llama.cpp does.
+    case q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K
     /// ggml's non-linear 4-bit types (codes index a 16-level codebook): IQ4_NL with Q8_0
     /// activations, IQ4_XS (super-blocks of 256, the imatrix quantizations' common 4-bit type)
     /// with Q8_K ones.
@@ -31,6 +31,8 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
         case .q4_1: self = .q4_1
         case .q5_1: self = .q5_1
         case .q5_0: self = .q5_0
+        case .q2_K: self = .q2_K
+        case .q3_K: self = .q3_K
         case .q4_K: self = .q4_K
         case .q5_K: self = .q5_K
         case .iq4_nl: self = .iq4_nl
@@ -54,6 +56,8 @@ public enum WeightStorage: Sendable, Hashable, CustomStringConvertible {
         case .q4_1: .q4_1
         case .q5_1: .q5_1
         case .q5_0: .q5_0
+        case .q2_K: .q2_K
+        case .q3_K: .q3_K
         case .q4_K: .q4_K
         case .q5_K: .q5_K
         case .iq4_nl: .iq4_nl
@@ -191,7 +195,7 @@ public final class WeightMatrix: @unchecked Sendable {
         case .f16: k.f16ToF32(out, src, count: count)
         case .bf16: k.bf16ToF32(out, src, count: count)
         case .q8_0: k.q8_0ToF32(out, src, count: count)
-        case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs, .dequantized:
+        case .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs, .dequantized:
             // Rows are contiguous whole blocks, and a type without a kernel was tried at init:
             // the decoder cannot throw here.
             try! DTypeConversion.toFloat32(src, dtype: storage.dtype, count: count, into: out)
@@ -228,7 +232,7 @@ public final class WeightMatrix: @unchecked Sendable {
                 case .f16: k.f32ToF16(o, panel, count: n)
                 case .bf16: k.f32ToBF16(o, panel, count: n)
                 case .q8_0: k.quantizeQ8_0(o, panel, count: n)
-                case .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs, .dequantized:
+                case .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs, .dequantized:
                     let d = target.dtype
                     do { try DTypeConversion.fromFloat32(panel, count: n, dtype: d, into: o) } catch { failure.record(error) }
                 }

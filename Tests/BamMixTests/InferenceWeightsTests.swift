@@ -171,9 +171,10 @@ struct InferenceWeightsTests {
     static let fusedFiles: [(String, Set<WeightStorage>)] = [
         ("legacy/Q4_0", [.q4_0]), ("legacy/Q4_1", [.q4_1]), ("legacy/Q5_0", [.q5_0]), ("legacy/Q5_1", [.q5_1]), ("kquant/Q4_K_M", [.q4_K, .q6_K]),
         ("kquant/Q5_K_M", [.q5_K, .q6_K]), ("kquant/Q6_K", [.q6_K]), ("legacy/IQ4_NL", [.iq4_nl]), ("kquant/IQ4_XS", [.iq4_xs]),
+        ("kquant/Q2_K", [.q2_K]), ("kquant/Q3_K_M", [.q3_K]),
     ]
 
-    @Test("a Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q4_K_M / Q5_K_M / Q6_K / IQ4_NL / IQ4_XS GGUF decodes in place through its fused kernels, close to the exact prefill",
+    @Test("a Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q2_K / Q3_K_M / Q4_K_M / Q5_K_M / Q6_K / IQ4_NL / IQ4_XS GGUF decodes in place through its fused kernels, close to the exact prefill",
           arguments: fusedFiles)
     func fusedBlockDecode(_ file: String, _ kinds: Set<WeightStorage>) throws {
         let ckpt = try Checkpoint.open(QuantFixtures.url("\(file).gguf").path)

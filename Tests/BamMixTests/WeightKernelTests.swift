@@ -168,14 +168,16 @@ struct WeightKernelTests {
         for i in 0..<rows {
             let base = bytes.pointer + i * stride
             switch storage {
-            case .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs:
+            case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs:
                 for b in 0..<(stride - 6) { base.storeBytes(of: UInt8(truncatingIfNeeded: r.next()), toByteOffset: b, as: UInt8.self) }
                 let blockBytes = storage.dtype.byteCount(elements: storage.dtype.blockSize)!
                 for blk in 0..<(cols / storage.dtype.blockSize) {
                     let d = Float16(r.uniform() * 0.01 * Float(i % 5 + 1)), dmin = Float16(r.uniform() * 0.02)
-                    let at = blk * blockBytes + (storage == .q6_K ? 208 : 0)
+                    // The f16 d (and dmin after it) sit at the block's end in Q2_K, Q3_K and Q6_K.
+                    let dAt: Int = switch storage { case .q2_K: 80; case .q3_K: 108; case .q6_K: 208; default: 0 }
+                    let at = blk * blockBytes + dAt
                     base.storeBytes(of: d.bitPattern, toByteOffset: at, as: UInt16.self)
-                    if storage == .q4_K || storage == .q5_K { base.storeBytes(of: dmin.bitPattern, toByteOffset: at + 2, as: UInt16.self) }
+                    if [.q2_K, .q4_K, .q5_K].contains(storage) { base.storeBytes(of: dmin.bitPattern, toByteOffset: at + 2, as: UInt16.self) }
                 }
             default:
                 let values = row.map { $0 * Float(i % 5 + 1) * (r.uniform() < 0.1 ? -3 : 1) + r.normal() * 0.1 }
@@ -195,7 +197,7 @@ struct WeightKernelTests {
     enum RowLength: CaseIterable, Sendable { case short, long }
 
     @Test("fused decode kernels, 1 to 8 activation rows, every stored type, short and long rows",
-          arguments: [WeightStorage.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs],
+          arguments: [WeightStorage.f32, .f16, .bf16, .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_nl, .iq4_xs],
           RowLength.allCases)
     func matmul(storage: WeightStorage, length: RowLength) throws {
         var r = TestRandom(seed: 9)
@@ -206,10 +208,10 @@ struct WeightKernelTests {
         let rows = 13, ldy = rows + 3
         let cols = switch (length, storage) {
         case (.short, .q8_0), (.short, .q4_0), (.short, .q4_1), (.short, .q5_0), (.short, .q5_1), (.short, .iq4_nl): 160
-        case (.short, .q4_K), (.short, .q5_K), (.short, .q6_K), (.short, .iq4_xs): 768
+        case (.short, .q2_K), (.short, .q3_K), (.short, .q4_K), (.short, .q5_K), (.short, .q6_K), (.short, .iq4_xs): 768
         case (.short, _): 133
         case (.long, .q8_0), (.long, .q4_0), (.long, .q4_1), (.long, .q5_0), (.long, .q5_1), (.long, .iq4_nl): 7712
-        case (.long, .q4_K), (.long, .q5_K), (.long, .q6_K), (.long, .iq4_xs): 4352
+        case (.long, .q2_K), (.long, .q3_K), (.long, .q4_K), (.long, .q5_K), (.long, .q6_K), (.long, .iq4_xs): 4352
         case (.long, .f32): 2085
         case (.long, _): 4133
         }

@@ -1,6 +1,6 @@
 // bam-mix low-precision weight kernels, chosen at run time from the CPU's flags.
 //
-// Weights stay in their stored type (f32, f16, bf16, ggml's Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS) and are read by:
+// Weights stay in their stored type (f32, f16, bf16, ggml's Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K..Q6_K, IQ4_NL, IQ4_XS) and are read by:
 //  - decode kernels (`matmul_*`): one to eight activation rows against a range of weight rows,
 //    each weight row read once for all activation rows, widened or dequantized in registers;
 //  - panel converters (`*_to_f32`): a block of weight rows widened into an f32 buffer that an
@@ -47,12 +47,17 @@ extern "C" {
 #define BAM_IQ4_NL_BYTES 18
 #define BAM_IQ4_XS_BYTES 136
 
-/// ggml's k-quant super-blocks of 256 values (ggml-common.h): Q4_K (half d, dmin, 12 bytes of
+/// ggml's k-quant super-blocks of 256 values (ggml-common.h): Q2_K (16 bytes of 4-bit scale and
+/// min pairs, 64 bytes of 2-bit codes, half d, dmin; x = d * sc * q - dmin * m per sub-block of
+/// 16), Q3_K (32 bytes of third bits, 64 bytes of low 2-bit pairs, 12 bytes of sixteen 6-bit
+/// scales, half d; x = d * (sc - 32) * (q - 4) per sub-block of 16, q of 3 bits), Q4_K (half d, dmin, 12 bytes of
 /// eight 6-bit scales and mins, 128 bytes of nibbles; x = d * sc * q - dmin * m per sub-block of
 /// 32), Q5_K (Q4_K's header, then 32 bytes of fifth bits before the nibbles) and Q6_K (128 bytes of low nibbles, 64 of high 2-bit pairs, 16 int8 scales, half d;
 /// x = d * sc * (q - 32) per sub-block of 16). Decode multiplies them by Q8_K activations:
 /// float d, 256 int8 q, and the int16 sums of each 16 q (what ggml's quantize_row_q8_K_ref writes).
 #define BAM_QK_K 256
+#define BAM_Q2_K_BYTES 84
+#define BAM_Q3_K_BYTES 110
 #define BAM_Q4_K_BYTES 144
 #define BAM_Q5_K_BYTES 176
 #define BAM_Q6_K_BYTES 210
@@ -85,7 +90,7 @@ typedef struct bam_kernels {
     bam_matmul_fn matmul_f16;
     bam_matmul_fn matmul_bf16;
     bam_matmul_fn matmul_q8_0;
-    /// Q4_0, Q4_1, Q5_0 and Q5_1 weights against Q8_0 activation rows (cols a multiple of 32), Q4_K, Q5_K and Q6_K
+    /// Q4_0, Q4_1, Q5_0 and Q5_1 weights against Q8_0 activation rows (cols a multiple of 32), Q2_K..Q6_K
     /// weights against Q8_K activation rows (from `quantize_q8_K`, cols a multiple of 256): each
     /// block's products summed exactly in integers, then scaled in float32, as ggml's
     /// vec_dot_*_q8_0 / vec_dot_*_q8_K.
@@ -93,6 +98,8 @@ typedef struct bam_kernels {
     bam_matmul_fn matmul_q5_0;
     bam_matmul_fn matmul_q4_1;
     bam_matmul_fn matmul_q5_1;
+    bam_matmul_fn matmul_q2_K;
+    bam_matmul_fn matmul_q3_K;
     bam_matmul_fn matmul_q4_K;
     bam_matmul_fn matmul_q5_K;
     bam_matmul_fn matmul_q6_K;

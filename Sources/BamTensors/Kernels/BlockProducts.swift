@@ -5,7 +5,7 @@ import Foundation
 /// small integers and one or two float scales, exact in double) and their products summed in
 /// double. The kernels compute the same sum with each block's integer part exact and a few float32
 /// roundings per block; `absoluteSum` is the sum of the magnitudes of the pieces they round (for
-/// Q4_K the scale and minimum parts separately, which may cancel), which bounds their error.
+/// Q2_K, Q4_K and Q5_K the scale and minimum parts separately, which may cancel), which bounds their error.
 public enum BlockProducts {
     public struct Sum {
         public var sum: Double = 0
@@ -54,6 +54,37 @@ public enum BlockProducts {
                     let scaled = d * Double(sc) * Double(q) * xv, shifted = dmin * Double(m) * xv
                     s.sum += scaled - shifted
                     s.absoluteSum += abs(scaled) + abs(shifted)
+                }
+            }
+        case .q2_K, .q3_K:
+            // 16 sub-blocks of 16: value j's 2-bit code in bits 2 jj, 2 jj + 1 (jj = (j % 128) / 32)
+            // of code byte 32 (j / 128) + j % 32; Q3_K's third bit is bit 4 (j / 128) + jj of hmask
+            // byte j % 32 (set: code as it is, clear: code - 4). Q2_K: scale and minimum are the
+            // nibbles of byte j / 16; Q3_K: the 6-bit scale j / 16 less 32.
+            let third = storage == .q3_K
+            for b in 0..<(cols / 256) {
+                let wb = w + b * (third ? 110 : 84), xb = x + b * Q8_K.blockBytes
+                let dx = Double(xb.loadUnaligned(as: Float.self))
+                for j in 0..<256 {
+                    let sub = j / 16, jj = (j % 128) / 32
+                    let byte = wb.load(fromByteOffset: (third ? 32 : 16) + 32 * (j / 128) + j % 32, as: UInt8.self)
+                    var q = Int((byte >> UInt8(2 * jj)) & 3)
+                    let xv = dx * Double(xb.load(fromByteOffset: 4 + j, as: Int8.self))
+                    if third {
+                        let d = Double(Float(wb.loadUnaligned(fromByteOffset: 108, as: Float16.self)))
+                        let hm = wb.load(fromByteOffset: j % 32, as: UInt8.self)
+                        q -= (hm >> UInt8(4 * (j / 128) + jj)) & 1 == 1 ? 0 : 4
+                        let low = Int((wb.load(fromByteOffset: 96 + sub % 8, as: UInt8.self) >> UInt8(4 * (sub / 8))) & 0x0F)
+                        let high = Int((wb.load(fromByteOffset: 104 + sub % 4, as: UInt8.self) >> UInt8(2 * (sub / 4))) & 3)
+                        s.add(d * Double((low | high << 4) - 32) * Double(q) * xv)
+                    } else {
+                        let d = Double(Float(wb.loadUnaligned(fromByteOffset: 80, as: Float16.self)))
+                        let dmin = Double(Float(wb.loadUnaligned(fromByteOffset: 82, as: Float16.self)))
+                        let packed = wb.load(fromByteOffset: sub, as: UInt8.self)
+                        let scaled = d * Double(packed & 0x0F) * Double(q) * xv, shifted = dmin * Double(packed >> 4) * xv
+                        s.sum += scaled - shifted
+                        s.absoluteSum += abs(scaled) + abs(shifted)
+                    }
                 }
             }
         case .iq4_xs:

@@ -3,7 +3,7 @@ import BamKernelsC
 /// The form in which a fused decode kernel takes the activation rows: float32 as they are (f32,
 /// f16 and bf16 weights, widened in registers), or quantized per block to 8 bits so that block-
 /// quantized weights multiply them in integers, as llama.cpp does: Q8_0 (blocks of 32, for Q8_0,
-/// Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL weights) or Q8_K (blocks of 256 with the sums of each 16, for Q4_K, Q5_K, Q6_K and IQ4_XS).
+/// Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL weights) or Q8_K (blocks of 256 with the sums of each 16, for Q2_K..Q6_K and IQ4_XS).
 public enum DecodeActivations: Sendable, Hashable {
     case float32, q8_0, q8_K
 
@@ -46,7 +46,7 @@ extension WeightStorage {
         switch self {
         case .f32, .f16, .bf16: .float32
         case .q8_0, .q4_0, .q4_1, .q5_0, .q5_1, .iq4_nl: .q8_0
-        case .q4_K, .q5_K, .q6_K, .iq4_xs: .q8_K
+        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_xs: .q8_K
         case .dequantized: nil
         }
     }

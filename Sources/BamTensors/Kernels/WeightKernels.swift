@@ -98,6 +98,8 @@ public struct WeightKernels: @unchecked Sendable {
         case .q5_0: table.pointee.matmul_q5_0
         case .q4_1: table.pointee.matmul_q4_1
         case .q5_1: table.pointee.matmul_q5_1
+        case .q2_K: table.pointee.matmul_q2_K
+        case .q3_K: table.pointee.matmul_q3_K
         case .q4_K: table.pointee.matmul_q4_K
         case .q5_K: table.pointee.matmul_q5_K
         case .q6_K: table.pointee.matmul_q6_K
