@@ -34,10 +34,16 @@ script also checks gguf-py's dequantisation of T.gguf equals Y bit for bit), and
 computed by transformers for a fixed token sequence, with their perplexity. The F32 files are not
 kept (2 MB each); the checksum is sum_i bits(y_i) * splitmix64(i) mod 2^64 over each tensor's
 float32 values in file order, which any changed value alters.
+
+llama_perplexity.json: llama.cpp's own perplexity of each of those files (`llama-perplexity -c 32`,
+f32 KV cache, TEXT three times, with the token ids llama-tokenize gives): llama.cpp quantises the
+activations to 8 bits per block in its quantised products, as bam-mix's decode kernels do, so the
+Swift tests hold bam-mix's decode, one token at a time over the same chunks, to it.
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -348,19 +354,59 @@ def write_models(llama_cpp):
     (ROOT / "models.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
+def write_llama_perplexity(llama_cpp):
+    """llama.cpp's own perplexity of every committed model fixture (llama_perplexity.json).
+
+    llama-perplexity multiplies quantised weights by activations quantised to 8 bits per block (Q8_0
+    or Q8_K), as bam-mix's decode kernels do, so bam-mix's decode (one token at a time) over the same
+    chunks should give nearly its number; bam-mix's prefill computes in float32 and differs by what
+    the 8-bit activations cost. The text is TEXT three times, tokenised by llama-tokenize (BOS
+    first); chunks of CTX = 32 tokens, f32 KV cache, flash attention off, so that the attention
+    is float32 on both sides.
+    """
+    bin_dir = Path(llama_cpp) / "build" / "bin"
+    env = dict(os.environ, LD_LIBRARY_PATH=str(bin_dir))
+    ctx = 32
+    models = json.loads((ROOT / "models.json").read_text())
+    out = {"ctx": ctx, "models": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        text = Path(tmp) / "text.txt"
+        text.write_text(TEXT * 3)
+        for key, entry in models.items():
+            path = ROOT / entry["file"]
+            tok = subprocess.run([bin_dir / "llama-tokenize", "-m", path, "-f", text, "--ids", "--log-disable"], env=env,
+                                 check=True, capture_output=True, text=True).stdout
+            ids = json.loads(tok.strip().splitlines()[-1])
+            # One run in a dozen has printed nothing after its first pass here (exit status 0); run again then.
+            for _ in range(3):
+                res = subprocess.run([bin_dir / "llama-perplexity", "-m", path, "-f", text, "-c", str(ctx), "-b", str(ctx),
+                                      "-t", "2", "-ctk", "f32", "-ctv", "f32", "-fa", "off"], env=env, check=True,
+                                     capture_output=True, text=True)
+                m = re.search(r"Final estimate: PPL = ([0-9.]+)", res.stdout + res.stderr)
+                if m:
+                    break
+            assert m, (key, res.returncode, res.stdout[-3000:], res.stderr[-1000:])
+            chunks = len(ids) // ctx
+            out["models"][key] = {"tokens": ids, "chunks": chunks, "perplexity": float(m.group(1))}
+            print(f"{key}: llama-perplexity {m.group(1)} over {chunks} chunks of {ctx}")
+    (ROOT / "llama_perplexity.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--llama-cpp", default=str(Path.home() / ".cache" / "bam-mix-peers" / "llama.cpp"),
                     help="llama.cpp source tree with build/bin/llama-quantize")
-    ap.add_argument("--only", choices=["blocks", "models"], help="write only one part")
+    ap.add_argument("--only", choices=["blocks", "models", "llama-perplexity"], help="write only one part")
     args = ap.parse_args()
     ROOT.mkdir(parents=True, exist_ok=True)
-    if args.only != "models":
+    if args.only in (None, "blocks"):
         listing = write_blocks()
         print("blocks.gguf:", ", ".join(f"{k} {v}" for k, v in listing.items()))
         write_convert_expected()
-    if args.only != "blocks":
+    if args.only in (None, "models"):
         write_models(args.llama_cpp)
+    if args.only in (None, "llama-perplexity"):
+        write_llama_perplexity(args.llama_cpp)
     total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
     print(f"{ROOT}: {total / 1e6:.2f} MB")
 
