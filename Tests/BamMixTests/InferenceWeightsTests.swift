@@ -224,7 +224,7 @@ struct InferenceWeightsTests {
     func decodeMatchesLlamaCpp(_ file: String) throws {
         let e = try #require(Self.llamaPerplexity["models"]?.objectValue?[file]?.objectValue, "llama_perplexity.json has no \(file)")
         let ctx = try #require(Self.llamaPerplexity["ctx"]?.intValue)
-        let tokens = try #require(e["tokens"]?.arrayValue).compactMap(\.intValue)
+        let tokens = try #require(Self.llamaPerplexity["tokens"]?.arrayValue).compactMap(\.intValue)
         let llama = try #require(e["perplexity"]?.doubleValue)
         let model = try Transformer.load(try Checkpoint.open(QuantFixtures.url("\(file).gguf").path))
         // llama-perplexity's chunks: each chunk's first token replaced by BOS (1 in these vocabularies).
