@@ -91,7 +91,7 @@ AVX2_INLINE __m256i lane16_pair(const int k) {
 
 // One Q2_K or Q3_K block against one Q8_K block, added to acc. Both keep 2-bit codes of values
 // 128h + 32j .. 128h + 32j + 31 in bits 2j, 2j + 1 of the 32 code bytes of half h, and (Q3_K) the
-// third bit in bit 4h + j of the 32 hmask bytes; sub-block sc (16 values) has a 4-bit scale and a
+// third bit in bit 4h + j of the 32 hmask bytes; each sub-block of 16 values has a 4-bit scale and a
 // 4-bit minimum (Q2_K: d * dx * sum_sub sc * (q . x) - dmin * dx * sum_sub m * sum(x)) or a 6-bit
 // scale with an offset of 32 (Q3_K: d * dx * sum_sub (sc - 32) * (q . x - 4 * sum(x)), q of
 // 3 bits). Codes of at most 3 bits keep maddubs' pair sums far below 32767.
