@@ -202,13 +202,14 @@ struct InferenceWeightsTests {
         // Perplexity over the same positions, both ways.
         let V = ckpt.config.vocabSize
         func ppl(_ logits: [Float]) -> Double {
-            var nll = 0.0
-            for t in 0..<(tokens.count - 1) {
-                let row = logits[(t * V)..<((t + 1) * V)]
-                let m = row.max()!
-                nll += Double(m) + log(row.reduce(0.0) { $0 + exp(Double($1 - m)) }) - Double(row[row.startIndex + tokens[t + 1]])
+            logits.withUnsafeBufferPointer { l in
+                var nll = 0.0
+                for t in 0..<(tokens.count - 1) {
+                    let row = l.baseAddress! + t * V
+                    nll += logSumExp(row, n: V) - Double(row[tokens[t + 1]])
+                }
+                return exp(nll / Double(tokens.count - 1))
             }
-            return exp(nll / Double(tokens.count - 1))
         }
         let (pe, pd) = (ppl(exact), ppl(decoded))
         print("\(file): perplexity prefill \(pe), decode \(pd), max |logit diff| \(maxDiff) of \(scale)")
@@ -352,11 +353,10 @@ final class OneTokenAtATime: ScoringModel {
         let cache = model.makeCache(capacity: tokens.count)
         var nll: [Double] = []
         for p in 0..<positions.upperBound {
-            let logits = try model.forward(tokens: [tokens[p]], cache: cache).array
+            let logits = try model.forward(tokens: [tokens[p]], cache: cache)
             guard positions.contains(p) else { continue }
-            let m = Double(logits.max()!)
-            let logSum = m + log(logits.reduce(0.0) { $0 + exp(Double($1) - m) })
-            nll.append(logSum - Double(logits[tokens[p + 1]]))
+            // As Transformer's own scoring reduces each row.
+            nll.append(logSumExp(logits.data, n: vocabularySize) - Double(logits.data[tokens[p + 1]]))
         }
         return nll
     }

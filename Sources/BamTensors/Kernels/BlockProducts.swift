@@ -65,21 +65,18 @@ public enum BlockProducts {
             for b in 0..<(cols / 256) {
                 let wb = w + b * (third ? 110 : 84), xb = x + b * Q8_K.blockBytes
                 let dx = Double(xb.loadUnaligned(as: Float.self))
+                let d = Double(Float(wb.loadUnaligned(fromByteOffset: third ? 108 : 80, as: Float16.self)))
+                let dmin = third ? 0 : Double(Float(wb.loadUnaligned(fromByteOffset: 82, as: Float16.self)))
                 for j in 0..<256 {
                     let sub = j / 16, jj = (j % 128) / 32
                     let byte = wb.load(fromByteOffset: (third ? 32 : 16) + 32 * (j / 128) + j % 32, as: UInt8.self)
                     var q = Int((byte >> UInt8(2 * jj)) & 3)
                     let xv = dx * Double(xb.load(fromByteOffset: 4 + j, as: Int8.self))
                     if third {
-                        let d = Double(Float(wb.loadUnaligned(fromByteOffset: 108, as: Float16.self)))
                         let hm = wb.load(fromByteOffset: j % 32, as: UInt8.self)
                         q -= (hm >> UInt8(4 * (j / 128) + jj)) & 1 == 1 ? 0 : 4
-                        let low = Int((wb.load(fromByteOffset: 96 + sub % 8, as: UInt8.self) >> UInt8(4 * (sub / 8))) & 0x0F)
-                        let high = Int((wb.load(fromByteOffset: 104 + sub % 4, as: UInt8.self) >> UInt8(2 * (sub / 4))) & 3)
-                        s.add(d * Double((low | high << 4) - 32) * Double(q) * xv)
+                        s.add(d * Double(q3KScale(sub, wb + 96)) * Double(q) * xv)
                     } else {
-                        let d = Double(Float(wb.loadUnaligned(fromByteOffset: 80, as: Float16.self)))
-                        let dmin = Double(Float(wb.loadUnaligned(fromByteOffset: 82, as: Float16.self)))
                         let packed = wb.load(fromByteOffset: sub, as: UInt8.self)
                         let scaled = d * Double(packed & 0x0F) * Double(q) * xv, shifted = dmin * Double(packed >> 4) * xv
                         s.sum += scaled - shifted

@@ -24,6 +24,15 @@
     return (Float(sc), Float(m))
 }
 
+/// The 6-bit scale of sub-block i (0..<16) of a Q3_K block, less its offset of 32, from the 12
+/// scale bytes at `s`: the low 4 bits are nibble i / 8 of byte i % 8, the top 2 bits are bits
+/// 2 (i / 4) of byte 8 + i % 4.
+@inline(__always) func q3KScale(_ i: Int, _ s: UnsafeRawPointer) -> Int {
+    let low = (byte(s, i % 8) >> UInt8(4 * (i / 8))) & 0x0F
+    let high = (byte(s, 8 + i % 4) >> UInt8(2 * (i / 4))) & 3
+    return Int(low | (high << 4)) - 32
+}
+
 public enum Q2_K: BlockFormat {
     public static let dtype = DType.q2_K
 
@@ -61,12 +70,7 @@ public enum Q3_K: BlockFormat {
                 let blk = source + b * 110
                 let hm = blk, qs = blk + 32, packed = blk + 96
                 let d = loadHalf(blk, 108)
-                // 16 six-bit scales: low 4 bits from a nibble of bytes 0..<8, high 2 from bytes 8..<12; offset 32.
-                for i in 0..<16 {
-                    let low = (byte(packed, i % 8) >> UInt8(4 * (i / 8))) & 0x0F
-                    let high = (byte(packed, 8 + i % 4) >> UInt8(2 * (i / 4))) & 3
-                    sc[i] = Float(Int32(low | (high << 4)) - 32)
-                }
+                for i in 0..<16 { sc[i] = Float(q3KScale(i, packed)) }
                 var y = out + b * 256
                 var isc = 0
                 var mask: UInt8 = 1
