@@ -15,11 +15,17 @@ extension WeightMatrix {
     /// take the panel path.
     public static let fusedRowLimit = Int(BAM_MATMUL_MAX_ROWS)
 
-    /// Rows per float32 panel in prefill for `columns` inputs: about 2 MiB of floats, so that each
-    /// sgemm call is large enough to amortise packing the activations (which OpenBLAS does once
-    /// per call), at least 64 rows and at most 512, a multiple of 16.
+    /// Rows per float32 panel in prefill for `columns` inputs: up to 16 MiB of floats, at least 64
+    /// rows and at most 512, a multiple of 16. sgemm packs the whole (T, columns) activation
+    /// matrix once per call, i.e. once per panel, so a panel of n rows adds about 1/n to the work:
+    /// wide inputs need the bytes. The limit was 2 MiB, which gave a 7B-class down projection
+    /// (18944 inputs) 64-row panels, repacking 38 MB of activations per 64 rows: a 2-layer Qwen2-7B
+    /// shape in Q8_0 prefilled 512 tokens in 3.00-3.11 s, with 16 MiB in 2.82 (8 MiB 2.86-2.95,
+    /// 32 MiB or no 512-row cap 2.86-2.92; `BamBench prefill`, two alternations, EPYC Zen 3).
+    /// On the 58M and 1.1B Llama shapes (down projections of 1408 and 5632 inputs: 368 and 80 rows
+    /// per panel before, 512 now) nothing changed beyond the noise (bf16 and q8_0).
     static func panelRows(columns: Int) -> Int {
-        let rows = (2 << 20) / (4 * max(columns, 1))
+        let rows = (16 << 20) / (4 * max(columns, 1))
         return min(512, max(64, rows / 16 * 16))
     }
 }
