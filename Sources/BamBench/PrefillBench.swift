@@ -14,7 +14,8 @@ import Foundation
 /// llama.cpp allocates its KV cache and compute buffers when it creates the context.
 /// tools/bench_decode.py compares the warm figure with llama-bench's pp512. Also the model's
 /// multiply-adds against the sgemm ceiling measured in the same run (a dense model's
-/// projections, the block-causal attention products, one row of the output head).
+/// projections, the block-causal attention products, one row of the output head; the last
+/// layer at its one output row but for its keys and values).
 func runPrefillBench(arguments: [String]) throws {
     let dir = try option(arguments, "--model").map { URL(fileURLWithPath: $0) } ?? ensureModel(.llama58m)
     let T = option(arguments, "--tokens").flatMap(Int.init) ?? 512
@@ -38,11 +39,15 @@ func runPrefillBench(arguments: [String]) throws {
     let first = try pass()
     var warm = Double.infinity
     for _ in 0..<rounds { warm = min(warm, try pass()) }
-    // Multiply-adds per token of the dense blocks (a mixture's routed experts are not counted):
-    // q, k, v, o, the SwiGLU FFN, and attention over the visible keys (about T/2 on average).
-    let C = Double(c.hidden), Q = Double(c.qDim), KV = Double(c.kvDim), F = Double(c.intermediate)
-    let perToken = Double(c.layers) * (C * (2 * Q + 2 * KV) + 3 * C * F + 2 * Q * Double(T) / 2)
-    let flops = 2 * (perToken * Double(T) + C * Double(c.vocabSize))
+    // Multiply-adds of the work done (a mixture's routed experts are not counted): per token of
+    // each layer but the last, q, k, v, o, the SwiGLU FFN, and attention over the visible keys
+    // (about T/2 on average); the last layer's k and v for every token and the rest for the one
+    // output row only (the forward pass prunes it so); one row of the output head.
+    let C = Double(c.hidden), Q = Double(c.qDim), KV = Double(c.kvDim), F = Double(c.intermediate), t = Double(T)
+    let keysValues = C * 2 * KV, rest = C * 2 * Q + 3 * C * F
+    let perLayer = t * (keysValues + rest + 2 * Q * t / 2)
+    let lastLayer = t * keysValues + rest + 2 * Q * t
+    let flops = 2 * (Double(c.layers - 1) * perLayer + lastLayer + C * Double(c.vocabSize))
     let ceiling = gemmCeiling()
     if json {
         let out: [String: Any] = ["model": dir.lastPathComponent, "tokens": T, "weights": loading.description,
@@ -56,7 +61,7 @@ func runPrefillBench(arguments: [String]) throws {
           + "OpenBLAS \(BLASThreads.kernels); load \(String(format: "%.3f", loadSeconds)) s")
     for (name, s) in [("first pass", first), ("warm, best of \(rounds)", warm)] {
         print("  " + name.padding(toLength: 18, withPad: " ", startingAt: 0)
-              + String(format: " %.4f s  %.0f tok/s  %.1f GFLOP/s (dense count) = %.2f of the sgemm ceiling, %.1f GFLOP/s",
+              + String(format: " %.4f s  %.0f tok/s  %.1f GFLOP/s (dense work done) = %.2f of the sgemm ceiling, %.1f GFLOP/s",
                        s, Double(T) / s, flops / s / 1e9, flops / s / 1e9 / ceiling, ceiling))
     }
 }

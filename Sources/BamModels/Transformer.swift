@@ -110,29 +110,39 @@ public final class Transformer: @unchecked Sendable {
         for (t, id) in tokens.enumerated() { weights.embed.rowsToFloat32(id..<(id + 1), into: x + t * C) }
 
         let xn = arena.take(T * C)                  // (T, C) normalised input of a branch
-        let attnOut = arena.take(T * C)             // (T, C)
-        let ffnOut = arena.take(T * C)              // (T, C)
+        let attnOut = arena.take(T * C)             // (n, C), n = the layer's query rows
+        let ffnOut = arena.take(T * C)              // (n, C)
+        let last = weights.blocks.count - 1
         for (l, block) in weights.blocks.enumerated() {
             observer?(.hidden(layer: l, x: x, T: T, C: C))
+            // The last layer's output is only read at `rows`, so only those rows go through its
+            // queries, attention, output projection and FFN; its keys and values are still projected
+            // for every token, because the cache keeps them for the tokens that follow (llama.cpp
+            // prunes its last layer the same way). Generation's prefill needs one row, perplexity
+            // half a chunk: an 8-layer model skips most of an eighth of the work. Not with an
+            // observer, which wants every token's routing and hidden states.
+            let queryRows = l == last && observer == nil && !rows.isEmpty ? rows : 0..<T
+            let n = queryRows.count, xq = x + queryRows.lowerBound * C   // the query rows of the residual stream
             norm(xn, x, block.inputNorm, T: T)
             let layerArena = Arena(pool: pool)   // freed (back to the pool) at the end of each layer
             switch block.layout {
             case .parallel:
                 // Both branches read the same normalised input and write their own buffers.
-                let attention = attentionPlan(attnOut, xn, block.attention, layer: l, T: T, cache: cache, arena: layerArena,
-                                              observer: observer)
-                let feedForward = feedForwardPlan(ffnOut, xn, block.feedForward, layer: l, T: T, arena: layerArena,
-                                                  observer: observer)
-                run([attention, feedForward], T: T, concurrent: options.concurrentBranches)
-                addResidual(x, attnOut, ffnOut, count: T * C)
+                let attention = attentionPlan(attnOut, xn, block.attention, layer: l, T: T, queryRows: queryRows, cache: cache,
+                                              arena: layerArena, observer: observer)
+                let feedForward = feedForwardPlan(ffnOut, xn + queryRows.lowerBound * C, block.feedForward, layer: l, T: n,
+                                                  arena: layerArena, observer: observer)
+                run([attention, feedForward], T: n, concurrent: options.concurrentBranches)
+                addResidual(xq, attnOut, ffnOut, count: n * C)
             case let .sequential(postAttentionNorm):
-                run([attentionPlan(attnOut, xn, block.attention, layer: l, T: T, cache: cache, arena: layerArena, observer: observer)],
-                    T: T, concurrent: false)
-                addResidual(x, attnOut, nil, count: T * C)
-                norm(xn, x, postAttentionNorm, T: T)
-                run([feedForwardPlan(ffnOut, xn, block.feedForward, layer: l, T: T, arena: layerArena, observer: observer)],
-                    T: T, concurrent: false)
-                addResidual(x, ffnOut, nil, count: T * C)
+                run([attentionPlan(attnOut, xn, block.attention, layer: l, T: T, queryRows: queryRows, cache: cache, arena: layerArena,
+                                   observer: observer)],
+                    T: n, concurrent: false)
+                addResidual(xq, attnOut, nil, count: n * C)
+                norm(xn, xq, postAttentionNorm, T: n)
+                run([feedForwardPlan(ffnOut, xn, block.feedForward, layer: l, T: n, arena: layerArena, observer: observer)],
+                    T: n, concurrent: false)
+                addResidual(xq, ffnOut, nil, count: n * C)
             }
         }
         cache.advance(T)
@@ -242,27 +252,30 @@ public final class Transformer: @unchecked Sendable {
 
     // MARK: attention side
 
-    /// out (T, C) = Attn(xn): one attention, or BAM's mixture of attention
-    /// MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x) (soft) or over the top-k (docs/methods.md).
+    /// out (n, C) = Attn(xn) at the n query rows `rows` of the T tokens in xn (T, C): one
+    /// attention, or BAM's mixture of attention MoA(x) = sum_j g_j(x) MHA_j(x), g = softmax(W_attn x)
+    /// (soft) or over the top-k (docs/methods.md). Keys and values are projected for all T tokens.
     func attentionPlan(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ side: AttentionSide<WeightMatrix>,
-                       layer l: Int, T: Int, cache: KVCache, arena: Arena, observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
-        let C = config.hidden, KV = config.kvDim
+                       layer l: Int, T: Int, queryRows rows: Range<Int>, cache: KVCache, arena: Arena,
+                       observer: ((ForwardEvent) -> Void)?) -> BranchPlan {
+        let C = config.hidden, KV = config.kvDim, n = rows.count
         let router: Tensor, experts: [QueryOutputWeights<WeightMatrix>], kv: AttentionKeyValues<WeightMatrix>, topK: Int
         switch side {
         case let .single(qo, ownKV):
             let expertArena = arena.child()
             return BranchPlan(tasks: [(attentionCost(T: T, past: cache.length), {
-                self.attentionExpert(out, xn, qo, keys: .project(ownKV, set: 0), layer: l, gate: nil, T: T, cache: cache,
-                                     arena: expertArena)
+                self.attentionExpert(out, xn, qo, keys: .project(ownKV, set: 0), layer: l, gate: nil, T: T, queryRows: rows,
+                                     cache: cache, arena: expertArena)
             })], finish: {})
-        case let .mixture(r, e, k, n):
-            (router, experts, kv, topK) = (r, e, k, n)
+        case let .mixture(r, e, k, top):
+            (router, experts, kv, topK) = (r, e, k, top)
         }
         let E = experts.count
-        let logits = arena.take(T * E)
-        linearForward(logits, xn, router.data, nil, T: T, C: C, OC: E)
+        // The gates weight each query row's attention output: routed at the query rows only.
+        let logits = arena.take(n * E)
+        linearForward(logits, xn + rows.lowerBound * C, router.data, nil, T: n, C: C, OC: E)
         // Soft routing is top-E with the softmax renormalised over all experts, i.e. g = p.
-        let decision = route(logits: logits, T: T, E: E, topK: topK, renormalize: true)
+        let decision = route(logits: logits, T: n, E: E, topK: topK, renormalize: true)
         observer?(.attentionRouting(layer: l, decision))
         let keys: (Int) -> ExpertKeys, projectsKV: Bool
         switch kv {
@@ -278,23 +291,23 @@ public final class Transformer: @unchecked Sendable {
             keys = { e in .project(ws[e], set: e) }
             projectsKV = true
         }
-        // Expert e's gate per token; a top-k expert no token chose still writes its keys and values
-        // (later tokens may choose it and attend over the whole prefix). Each expert writes its own
-        // output buffer; `finish` sums them.
-        let outs = (0..<E).map { _ in arena.take(T * C) }
+        // Expert e's gate per query row; a top-k expert no token chose still writes its keys and
+        // values (later tokens may choose it and attend over the whole prefix). Each expert writes
+        // its own output buffer; `finish` sums them.
+        let outs = (0..<E).map { _ in arena.take(n * C) }
         let cost = attentionCost(T: T, past: cache.length, projectsKV: projectsKV)
         let tasks: [(cost: Double, run: () -> Void)] = (0..<E).map { e in
-            let gate = (0..<T).map { t in decision.weights[t * E + e] }
+            let gate = (0..<n).map { t in decision.weights[t * E + e] }
             let expertArena = arena.child()
             let expertKeys = keys(e)
             return (cost, {
-                self.attentionExpert(outs[e], xn, experts[e], keys: expertKeys, layer: l, gate: gate, T: T, cache: cache,
-                                     arena: expertArena)
+                self.attentionExpert(outs[e], xn, experts[e], keys: expertKeys, layer: l, gate: gate, T: T, queryRows: rows,
+                                     cache: cache, arena: expertArena)
             })
         }
         return BranchPlan(tasks: tasks, finish: {
             let o = SendablePointer(out), parts = UnsafeSendableBox(outs)
-            BLASThreads.parallelRanges(T * C, minimumPerChunk: 1 << 15) { r in
+            BLASThreads.parallelRanges(n * C, minimumPerChunk: 1 << 15) { r in
                 for i in r {
                     var acc: Float = 0
                     for e in 0..<E { acc += parts.value[e][i] }
@@ -312,43 +325,53 @@ public final class Transformer: @unchecked Sendable {
         case cached(set: Int)
     }
 
-    /// One attention expert: q (and, unless cached, k, v) projections (+ biases), RoPE, the new
-    /// keys/values into the cache set, causal GQA attention, and the output projection into `out`.
-    /// With `gate` the attention output rows are scaled by the gate before the output projection
+    /// One attention expert: k, v projections (+ biases) of all T tokens unless cached, RoPE, the
+    /// new keys/values into the cache set; q projections of the query rows `rows`, causal GQA
+    /// attention for them, and the output projection into `out` (rows.count, C). With `gate` (one
+    /// per query row) the attention output rows are scaled by the gate before the output projection
     /// (linear, so this equals scaling the expert's output; the output bias is scaled too).
     func attentionExpert(_ out: UnsafeMutablePointer<Float>, _ xn: UnsafePointer<Float>, _ w: QueryOutputWeights<WeightMatrix>,
-                         keys: ExpertKeys, layer l: Int, gate: [Float]?, T: Int, cache: KVCache, arena: Arena) {
+                         keys: ExpertKeys, layer l: Int, gate: [Float]?, T: Int, queryRows rows: Range<Int>, cache: KVCache,
+                         arena: Arena) {
         let C = config.hidden, Q = config.qDim, KV = config.kvDim
-        let past = cache.length
-        let q = arena.take(T * Q)
+        let past = cache.length, n = rows.count
+        let q = arena.take(n * Q)
         let set: Int
-        // Q, K and V read the same input: one call, so decode splits all three with one hand-off.
         switch keys {
         case let .project(kv, s):
             set = s
             let k = arena.take(T * KV), v = arena.take(T * KV)
-            linearForward([q, k, v], xn, [w.q, kv.k, kv.v], [w.qBias?.data, kv.kBias?.data, kv.vBias?.data], T: T)
+            if n == T {
+                // Q, K and V read the same input: one call, so decode splits all three with one hand-off.
+                linearForward([q, k, v], xn, [w.q, kv.k, kv.v], [w.qBias?.data, kv.kBias?.data, kv.vBias?.data], T: T)
+            } else {
+                linearForward([k, v], xn, [kv.k, kv.v], [kv.kBias?.data, kv.vBias?.data], T: T)
+                linearForward(q, xn + rows.lowerBound * C, w.q, w.qBias?.data, T: n)
+            }
             rope.apply(k, T: T, heads: config.kvHeads, start: past)
             cache.store(layer: l, set: set, k: k, v: v, T: T)
         case let .cached(s):
             set = s
-            linearForward(q, xn, w.q, w.qBias?.data, T: T)
+            linearForward(q, xn + rows.lowerBound * C, w.q, w.qBias?.data, T: n)
         }
-        rope.apply(q, T: T, heads: config.heads, start: past)
-        let att = arena.take(T * Q)
-        let shape = AttentionShape(T: T, past: past, NH: config.heads, NKV: config.kvHeads, HS: config.headDim, S: cache.capacity)
+        // The query rows sit at positions past + rows; each sees the keys up to its own position,
+        // all of which are in the cache now.
+        rope.apply(q, T: n, heads: config.heads, start: past + rows.lowerBound)
+        let att = arena.take(n * Q)
+        let shape = AttentionShape(T: n, past: past + rows.lowerBound, NH: config.heads, NKV: config.kvHeads, HS: config.headDim,
+                                   S: cache.capacity)
         attentionForward(att, q, cache: cache.view(layer: l, set: set, scratch: arena.take, shape: shape),
                          scores: arena.take(shape.scoresCount), shape: shape)
         if let gate {
-            for t in 0..<T {
+            for t in 0..<n {
                 let g = gate[t]
                 let row = att + t * Q
                 for i in 0..<Q { row[i] *= g }
             }
         }
-        linearForward(out, att, w.o, nil, T: T)
+        linearForward(out, att, w.o, nil, T: n)
         if let b = w.oBias {
-            for t in 0..<T {
+            for t in 0..<n {
                 let g = gate?[t] ?? 1
                 let row = out + t * C
                 for i in 0..<C { row[i] += g * b.data[i] }

@@ -56,15 +56,29 @@ struct ForwardTests {
         #expect(firstBad == nil, "\(name): max |diff| \(maxDiff) at row \((firstBad ?? 0) / V)")
     }
 
-    @Test("only the requested output rows are computed, and they equal the full ones")
-    func outputRows() throws {
-        let ref = try ReferenceModel("llama_gqa_classic_rope")
+    /// The last layer runs its queries, attention and FFN at the output rows only (its keys and
+    /// values for every token): those rows must still equal transformers', and the cache must hold
+    /// every token's keys and values, which the next token's logits show.
+    @Test("only the requested output rows are computed, they equal transformers', and the cache is whole",
+          arguments: referenceModels + bamReferenceModels)
+    func outputRows(name: String) throws {
+        let ref = try ReferenceModel(name)
         let model = try Transformer.load(ref.checkpoint)
-        let V = ref.checkpoint.config.vocabSize
-        let part = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: 20), outputRows: 10..<19)
-        #expect(part.shape == [9, V])
-        let expected = Array(ref.logits[(10 * V)..<(19 * V)])
-        #expect(compare(part.array, expected, tolerance: 1e-4).firstBad == nil)
+        let V = ref.checkpoint.config.vocabSize, T = ref.ids.count
+        for rows in [0..<1, 3..<(T - 2), (T - 1)..<T] {
+            let part = try model.forward(tokens: ref.ids, cache: model.makeCache(capacity: T), outputRows: rows)
+            #expect(part.shape == [rows.count, V])
+            let (maxDiff, firstBad) = compare(part.array, Array(ref.logits[(rows.lowerBound * V)..<(rows.upperBound * V)]),
+                                              tolerance: 1e-4)
+            #expect(firstBad == nil, "\(name) rows \(rows): max |diff| \(maxDiff)")
+        }
+        // Prefill all but the last token keeping only its last row (as generation does), then the
+        // last token: its logits read the pruned layer's keys and values of every earlier token.
+        let cache = model.makeCache(capacity: T)
+        _ = try model.forward(tokens: Array(ref.ids.prefix(T - 1)), cache: cache, outputRows: (T - 2)..<(T - 1))
+        let next = try model.forward(tokens: [ref.ids[T - 1]], cache: cache)
+        let (maxDiff, firstBad) = compare(next.array, Array(ref.logits[((T - 1) * V)...]), tolerance: 1e-4)
+        #expect(firstBad == nil, "\(name) next token after a pruned prefill: max |diff| \(maxDiff)")
     }
 
     @Test("parallel-block branches give the same logits run concurrently or one after the other")
