@@ -54,7 +54,7 @@ def run(cmd, **kw):
 
 
 def main():
-    peers.require("torch", "transformers", "numpy")
+    peers.require("torch", "transformers", "numpy", "gguf")   # gguf: the Q8_0 reference quantiser
     import numpy as np
     import torch
     import transformers
